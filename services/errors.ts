@@ -1,0 +1,31 @@
+/**
+ * The one place the services layer declares its error base. Every domain error carries a stable
+ * `CARGO_ERR_*` code (clients and tests match on it, never on the message) and, where the gateway
+ * should map it to HTTP, a status. Each service module declares its own subclasses next to the
+ * behaviour, but always through this base, so the gateway's problem+json mapper needs no table.
+ */
+export class CargoError extends Error {
+  readonly code: string;
+  readonly httpStatus: number;
+  /** Name of the offending field or header, when there is one (goes into the problem body). */
+  readonly field?: string;
+  /** Whether retrying the same operation may succeed (network, 5xx) or not (4xx, auth, bad input). */
+  readonly retryable: boolean;
+
+  constructor(
+    code: string,
+    message: string,
+    opts: { httpStatus?: number; field?: string; retryable?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'CargoError';
+    this.code = code;
+    this.httpStatus = opts.httpStatus ?? 500;
+    this.field = opts.field;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+export function isCargoError(e: unknown): e is CargoError {
+  return e instanceof CargoError;
+}
