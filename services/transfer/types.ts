@@ -1,0 +1,84 @@
+/**
+ * The contract between the worker (services/jobs + workers/) and the transfer engine. The engine owns
+ * everything below this interface: protocol choice, connections × streams, ranges, resume, checksums while
+ * streaming, atomic publish, stall watchdog. The worker owns job state, retries across attempts and admin
+ * control, which reach the engine only through `TransferControl`.
+ */
+import type { Gate } from '../throttle/pause-gate.js';
+
+export type ChecksumAlg = 'adler32' | 'crc32c' | 'md5' | 'sha256';
+export type VerifyMode = 'none' | 'source' | 'destination' | 'both';
+
+export interface ExpectedChecksum {
+  alg: ChecksumAlg;
+  /** Canonical value (lowercase hex; adler32/crc32c padded to 8 digits) when the user supplied one. */
+  value?: string;
+}
+
+/** What survives an aborted attempt, so the next attempt continues instead of restarting. */
+export interface ResumeState {
+  /** Temp file the previous attempt wrote into (file:// destinations / pulls to local storage). */
+  tempPath?: string;
+  /** Validator of the source the bytes came from; a changed ETag invalidates the partial data. */
+  etag?: string;
+  lastModified?: string;
+  /** Total size of the source when the partial data was written. */
+  size?: number;
+  /** Byte ranges [start, end) already written and durable in tempPath, sorted, non-overlapping. */
+  done: Array<[number, number]>;
+}
+
+export interface TransferRequest {
+  /** file:///abs/path, https://host[:port]/path or http://… */
+  source: string;
+  destination: string;
+  /** Expected size in bytes, when known (from the submission). */
+  size?: number;
+  checksum?: ExpectedChecksum;
+  verify: VerifyMode;
+  overwrite: boolean;
+  /** Parallel TCP connections and HTTP/2 streams per connection for one file (engine defaults when absent). */
+  connections?: number;
+  streams?: number;
+  /** Extra headers for requests to the source / destination (token injection, SciTag, TransferHeader*). */
+  sourceHeaders?: Record<string, string>;
+  destinationHeaders?: Record<string, string>;
+  resume?: ResumeState;
+}
+
+export interface TransferProgress {
+  /** Bytes durably moved in this file so far (including resumed bytes). */
+  bytes: number;
+  total?: number;
+}
+
+/** Byte-rate limiter consulted on the hot path (token buckets: global, link, job, owner). */
+export interface RateLimiter {
+  /** Take `n` bytes; returns null when they are available now, else a promise that settles when they are. */
+  take(n: number): Promise<void> | null;
+}
+
+export interface TransferControl {
+  /** Abort = stop this attempt now; partial data is kept and reported through onCheckpoint for resume. */
+  signal: AbortSignal;
+  /** Closed gate = paused: hold bytes in flight, start nothing, suspend stall watchdogs. */
+  gate: Gate;
+  limiters?: RateLimiter[];
+  onProgress?(p: TransferProgress): void;
+  onCheckpoint?(state: ResumeState): void;
+}
+
+export interface TransferResult {
+  bytes: number;
+  /** Bytes that did not need to move because a previous attempt had them. */
+  resumedBytes: number;
+  checksum?: { alg: ChecksumAlg; value: string };
+  remoteIp?: string;
+  protocol: 'h2' | 'http/1.1' | 'file';
+  connections: number;
+  streams: number;
+  durationMs: number;
+}
+
+/** The engine's entry point; implemented in services/transfer/engine.ts. */
+export type TransferFn = (req: TransferRequest, ctl: TransferControl) => Promise<TransferResult>;
