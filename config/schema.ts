@@ -1,0 +1,142 @@
+/**
+ * The one schema for every cargoport setting. Defaults live in config/default.yaml (which must set every key
+ * declared here — a unit test checks it); a `--config FILE` overrides them, and `CARGOPORT_*` environment
+ * variables override both. The type of the loaded configuration is derived from this schema, so a setting
+ * cannot exist in code without being declared, described and validated here.
+ */
+
+interface LeafBase<T> {
+  readonly kind: 'leaf';
+  readonly doc: string;
+  /** Parses and checks a raw value (from YAML or from an environment string); throws a message on error. */
+  readonly parse: (raw: unknown, fromEnv: boolean) => T;
+  /** Human description of the expected form, for error messages and the README reference. */
+  readonly form: string;
+}
+export type Leaf<T> = LeafBase<T>;
+export interface Group {
+  readonly [key: string]: Leaf<unknown> | Group;
+}
+
+export type ConfigOf<G> = {
+  readonly [K in keyof G]: G[K] extends Leaf<infer T> ? T : ConfigOf<G[K]>;
+};
+
+function int(doc: string, min: number, max: number): Leaf<number> {
+  return {
+    kind: 'leaf', doc, form: `an integer from ${min} to ${max}`,
+    parse(raw, fromEnv) {
+      const v = fromEnv && typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new Error(this.form);
+      return v;
+    },
+  };
+}
+function num(doc: string, min: number, max: number): Leaf<number> {
+  return {
+    kind: 'leaf', doc, form: `a number from ${min} to ${max}`,
+    parse(raw, fromEnv) {
+      const v = fromEnv && typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new Error(this.form);
+      return v;
+    },
+  };
+}
+function str(doc: string, pattern?: RegExp, form = 'a string'): Leaf<string> {
+  return {
+    kind: 'leaf', doc, form,
+    parse(raw) {
+      if (typeof raw !== 'string' || (pattern && !pattern.test(raw))) throw new Error(this.form);
+      return raw;
+    },
+  };
+}
+function bool(doc: string): Leaf<boolean> {
+  return {
+    kind: 'leaf', doc, form: 'true or false',
+    parse(raw, fromEnv) {
+      if (typeof raw === 'boolean') return raw;
+      if (fromEnv && typeof raw === 'string') {
+        const s = raw.trim().toLowerCase();
+        if (s === 'true' || s === '1' || s === 'yes') return true;
+        if (s === 'false' || s === '0' || s === 'no') return false;
+      }
+      throw new Error(this.form);
+    },
+  };
+}
+function oneOf<T extends string>(doc: string, values: readonly T[]): Leaf<T> {
+  return {
+    kind: 'leaf', doc, form: `one of ${values.join(', ')}`,
+    parse(raw) {
+      if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw)) throw new Error(this.form);
+      return raw as T;
+    },
+  };
+}
+function strList(doc: string): Leaf<string[]> {
+  return {
+    kind: 'leaf', doc, form: 'a list of strings (comma-separated in an environment variable)',
+    parse(raw, fromEnv) {
+      if (fromEnv && typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+      if (!Array.isArray(raw) || raw.some((x) => typeof x !== 'string')) throw new Error(this.form);
+      return raw as string[];
+    },
+  };
+}
+
+const redisUrl = /^$|^(redis|rediss|unix):\/\/.+/;
+
+export const schema = {
+  dataDir: str('Data directory: embedded Redis (socket, AOF), generated TLS certificate, default storage roots. Relative paths are resolved against the working directory.', /.+/, 'a non-empty path'),
+  logLevel: oneOf('Log level of every role.', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  gateway: {
+    host: str('Address the HTTPS gateway listens on (`localhost` = 127.0.0.1 and ::1; `::` = every interface).', /.+/, 'a host name or address'),
+    port: int('TCP port of the HTTPS gateway (HTTP/2 and HTTP/1.1 over TLS, chosen by ALPN). 0 picks a free port.', 0, 65535),
+    tlsCert: str('PEM certificate file. Empty: a self-signed certificate for localhost is generated in dataDir on first start.'),
+    tlsKey: str('PEM private key file matching tlsCert. Empty: generated with the certificate.'),
+    bodyLimitBytes: int('Largest JSON request body accepted (a 100,000-file submission is about 25 MB).', 1024, 1024 ** 3),
+    publicUrl: str('Base URL clients use to reach the gateway (for links in responses). Empty: derived from the request.'),
+  },
+  redis: {
+    url: str('Redis URL (redis://, rediss:// or unix:///path). Empty: `cargoport serve` launches a private redis-server (unix socket in dataDir, AOF on).', redisUrl, 'empty, or a redis://, rediss:// or unix:// URL'),
+    prefix: str('Key prefix of every cargoport key and BullMQ queue. Keep the {hash tag} so Redis Cluster keeps them in one slot.', /^\{[A-Za-z0-9_-]+\}$/, 'a {hash tag} of letters, digits, _ or -'),
+    serverBinary: str('redis-server executable used for the embedded Redis.', /.+/, 'a command name or path'),
+  },
+  workers: {
+    pool: str('Name of the worker pool this process serves (admin scope `pool`).', /^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, _ . -'),
+    concurrency: int('Transfers one worker process runs at once.', 1, 4096),
+    heartbeatMs: int('How often a worker process reports itself alive in Redis.', 100, 60000),
+    lockDurationMs: int('BullMQ lock of a running transfer: a killed worker\'s transfers are requeued after about this long.', 1000, 600000),
+  },
+  scheduler: {
+    linkMaxActive: int('Most transfers active at once on one link (source host → destination host).', 1, 100000),
+    endpointMaxActive: int('Most transfers active at once touching one endpoint (host), as source or destination.', 1, 100000),
+    feedBatch: int('Files the scheduler moves from the fair queues into the run queue per round.', 1, 10000),
+    feedAheadFactor: num('Run-queue depth kept ahead of the workers, as a multiple of the total worker concurrency.', 1, 100),
+  },
+  jobs: {
+    maxFilesPerJob: int('Largest number of files in one submission.', 1, 10000000),
+    defaultRetries: int('Retries per file when a submission gives none.', 0, 100),
+    defaultRetryDelaySec: int('Base delay before a retry when a submission gives none (exponential backoff with jitter).', 0, 86400),
+    defaultPriority: int('Priority of a job when the submission gives none (1 lowest … 5 highest).', 1, 5),
+    retentionSec: int('How long finished jobs are kept in Redis.', 60, 365 * 86400),
+  },
+  transfer: {
+    connections: int('Default TCP connections per file for large files.', 1, 64),
+    streams: int('Default HTTP/2 streams per connection.', 1, 256),
+    stallTimeoutSec: int('An attempt with no progress for this long is aborted and retried.', 1, 86400),
+    insecureTls: bool('Skip TLS certificate verification of remote endpoints (tests and labs only).'),
+    caFile: str('Extra CA bundle (PEM) trusted for remote endpoints. Empty: the system store only.'),
+  },
+  storage: {
+    root: str('Root of the storage namespace served under /data (permanent storage, POSIX backend). Empty: <dataDir>/storage.'),
+    bufferRoot: str('Root of the buffer (the port\'s own fast area). Empty: <dataDir>/buffer.'),
+    publicPrefixes: strList('Namespace prefixes readable anonymously (read-only public export areas).'),
+  },
+  shutdown: {
+    drainTimeoutSec: int('On SIGTERM: let in-flight transfers finish for at most this long, then abort and requeue them.', 0, 86400),
+  },
+} as const satisfies Group;
+
+export type Config = ConfigOf<typeof schema>;

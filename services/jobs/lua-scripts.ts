@@ -1,0 +1,385 @@
+/**
+ * Every multi-key state change of jobs and files is one of these Lua scripts, so it applies whole or not at
+ * all (the BullMQ rule: cf. moveToFinished). All keys share the prefix's {hash tag}, so they live in one
+ * Redis Cluster slot. ARGV[1] is always the prefix.
+ *
+ * Per-file mutable state is a small JSON object in `job:<id>:fs` (absent = SUBMITTED, never tried):
+ *   s  state        q  queue generation (a BullMQ job is valid only for its q)
+ *   r  run number   t  failed tries (admin requeues do not count)
+ *   a  attempts     e  final error {code,message}   cv checksum value   rs resume state   cx cancel requested
+ *   bf bytes moved when finished
+ */
+
+/** Shared Lua helpers, prepended to every script. */
+const COMMON = `
+local P = ARGV[1]
+local function jkey(jobId) return P..':job:'..jobId end
+local function loadFs(jobId, idx)
+  local raw = redis.call('HGET', jkey(jobId)..':fs', idx)
+  if raw then
+    local o = cjson.decode(raw)
+    if type(o.a) ~= 'table' or o.a[1] == nil then o.a = {} end
+    return o
+  end
+  return { s = 'SUBMITTED', q = 0, r = 0, t = 0, a = {} }
+end
+local function saveFs(jobId, idx, o)
+  local enc = cjson.encode(o)
+  -- cjson encodes an empty array as {}; keep the shape stable for readers
+  redis.call('HSET', jkey(jobId)..':fs', idx, enc)
+end
+local function moveState(jobId, idx, from, to)
+  local jk = jkey(jobId)
+  redis.call('ZREM', jk..':st:'..from, idx)
+  redis.call('ZADD', jk..':st:'..to, tonumber(idx), idx)
+  redis.call('HINCRBY', jk, 'c:'..from, -1)
+  redis.call('HINCRBY', jk, 'c:'..to, 1)
+end
+local function linkEnds(link)
+  local src, dst = string.match(link, '^(.*)>(.*)$')
+  return src, dst
+end
+local function takeSlots(link)
+  local src, dst = linkEnds(link)
+  redis.call('HINCRBY', P..':act:link', link, 1)
+  redis.call('HINCRBY', P..':act:ep', src, 1)
+  if dst ~= src then redis.call('HINCRBY', P..':act:ep', dst, 1) end
+end
+local function releaseSlots(link)
+  local src, dst = linkEnds(link)
+  if tonumber(redis.call('HINCRBY', P..':act:link', link, -1)) <= 0 then redis.call('HDEL', P..':act:link', link) end
+  if tonumber(redis.call('HINCRBY', P..':act:ep', src, -1)) <= 0 then redis.call('HDEL', P..':act:ep', src) end
+  if dst ~= src then
+    if tonumber(redis.call('HINCRBY', P..':act:ep', dst, -1)) <= 0 then redis.call('HDEL', P..':act:ep', dst) end
+  end
+end
+local function adminState(scopeKey)
+  return redis.call('HGET', P..':admin', scopeKey) or 'running'
+end
+local function linkRunnable(link)
+  if adminState('link:'..link) ~= 'running' then return false end
+  local src, dst = linkEnds(link)
+  if adminState('endpoint:'..src) ~= 'running' then return false end
+  if adminState('endpoint:'..dst) ~= 'running' then return false end
+  return true
+end
+local function fileLink(jobId, idx)
+  local spec = cjson.decode(redis.call('HGET', jkey(jobId)..':spec', idx))
+  return spec[8]
+end
+local function publish(msg)
+  redis.call('PUBLISH', P..':events', cjson.encode(msg))
+end
+-- Puts a file back at the head of its lane (it was QUEUED and must wait for its link again).
+local function relane(jobId, idx, link, owner, prioScore)
+  local jk = jkey(jobId)
+  redis.call('LPUSH', P..':lane:'..jobId..':'..link, idx)
+  if not redis.call('LPOS', jk..':links', link) then redis.call('RPUSH', jk..':links', link) end
+  redis.call('ZADD', P..':own:'..owner, 'NX', prioScore, jobId)
+  if not redis.call('LPOS', P..':owners', owner) then redis.call('RPUSH', P..':owners', owner) end
+end
+local function finishJobIfDone(jobId, now)
+  local jk = jkey(jobId)
+  local h = redis.call('HMGET', jk, 'n', 'c:FINISHED', 'c:FAILED', 'c:CANCELED', 'canceled', 'state')
+  local n, fin, fail, canc = tonumber(h[1]), tonumber(h[2] or '0'), tonumber(h[3] or '0'), tonumber(h[4] or '0')
+  if h[6] ~= 'ACTIVE' or fin + fail + canc < n then return end
+  local st
+  if h[5] == '1' then st = 'CANCELED'
+  elseif fin == n then st = 'FINISHED'
+  elseif fin == 0 then st = 'FAILED'
+  else st = 'FINISHED_DIRTY' end
+  redis.call('HSET', jk, 'state', st, 'finished', now)
+  redis.call('SREM', P..':jobs:active', jobId)
+  local owner = redis.call('HGET', jk, 'owner')
+  redis.call('ZREM', P..':own:'..owner, jobId)
+  publish({ t = 'job', job = jobId, state = st })
+end
+`;
+
+/**
+ * feed: moves up to ARGV[2] files from the fair lanes into QUEUED, respecting the queued-ahead budget
+ * (ARGV[3]), link / endpoint slot limits (ARGV[4], ARGV[5] defaults; overrides in lim:link / lim:ep) and
+ * admin state. Fairness: owners in round-robin; inside an owner, strict priority, round-robin among equal
+ * priorities; inside a job, round-robin over its links. Returns {jobId, idx, q, ...} triples and records each
+ * in the outbox so a crash before the BullMQ add cannot lose it.
+ */
+export const FEED = COMMON + `
+local K = tonumber(ARGV[2])
+local ahead = tonumber(ARGV[3])
+local defLink = tonumber(ARGV[4])
+local defEp = tonumber(ARGV[5])
+local now = tonumber(ARGV[6])
+if adminState('port:') ~= 'running' then return {} end
+local queued = tonumber(redis.call('GET', P..':queued') or '0')
+local budget = math.min(K, ahead - queued)
+if budget <= 0 then return {} end
+local out = {}
+local actLink, actEp = P..':act:link', P..':act:ep'
+local linkOk = {}
+local function slotFree(link)
+  local cached = linkOk[link]
+  if cached == false then return false end
+  if not linkRunnable(link) then linkOk[link] = false; return false end
+  local src, dst = linkEnds(link)
+  local la = tonumber(redis.call('HGET', actLink, link) or '0')
+  local ll = tonumber(redis.call('HGET', P..':lim:link', link) or defLink)
+  if la >= ll then linkOk[link] = false; return false end
+  for _, ep in ipairs({src, dst}) do
+    local ea = tonumber(redis.call('HGET', actEp, ep) or '0')
+    local el = tonumber(redis.call('HGET', P..':lim:ep', ep) or defEp)
+    if ea >= el then linkOk[link] = false; return false end
+  end
+  return true
+end
+local ownersKey = P..':owners'
+local idle = 0
+while budget > 0 do
+  local nOwners = redis.call('LLEN', ownersKey)
+  if nOwners == 0 or idle >= nOwners then break end
+  local owner = redis.call('LMOVE', ownersKey, ownersKey, 'LEFT', 'RIGHT')
+  local ownKey = P..':own:'..owner
+  local jobs = redis.call('ZRANGE', ownKey, 0, -1, 'WITHSCORES')
+  local got = false
+  if #jobs == 0 then
+    redis.call('LREM', ownersKey, 0, owner)
+  else
+    for j = 1, #jobs, 2 do
+      local jobId = jobs[j]
+      local jk = jkey(jobId)
+      local linksKey = jk..':links'
+      local nl = redis.call('LLEN', linksKey)
+      if nl == 0 then
+        redis.call('ZREM', ownKey, jobId)
+      else
+        for _ = 1, nl do
+          local link = redis.call('LMOVE', linksKey, linksKey, 'LEFT', 'RIGHT')
+          if slotFree(link) then
+            local lane = P..':lane:'..jobId..':'..link
+            local idx = redis.call('LPOP', lane)
+            if idx then
+              local o = loadFs(jobId, idx)
+              o.s = 'QUEUED'; o.q = (o.q or 0) + 1
+              saveFs(jobId, idx, o)
+              moveState(jobId, idx, 'SUBMITTED', 'QUEUED')
+              takeSlots(link)
+              linkOk[link] = nil
+              redis.call('INCR', P..':queued')
+              local member = jobId..'_'..idx..'_'..o.q
+              redis.call('ZADD', P..':outbox', now, member)
+              out[#out + 1] = member
+              got = true
+            end
+            if redis.call('LLEN', lane) == 0 then redis.call('LREM', linksKey, 0, link) end
+            if got then break end
+          end
+        end
+        if redis.call('LLEN', linksKey) == 0 then redis.call('ZREM', ownKey, jobId) end
+      end
+      if got then
+        -- round-robin among jobs of equal priority: move this one behind its peers
+        if redis.call('ZSCORE', ownKey, jobId) then
+          local prio = tonumber(redis.call('HGET', jk, 'prio'))
+          local seq = redis.call('INCR', P..':rr')
+          redis.call('ZADD', ownKey, (5 - prio) * 1e12 + seq, jobId)
+        end
+        break
+      end
+    end
+    if redis.call('ZCARD', ownKey) == 0 then redis.call('LREM', ownersKey, 0, owner) end
+  end
+  if got then idle = 0; budget = budget - 1 else idle = idle + 1 end
+end
+return out
+`;
+
+/**
+ * start: a worker took BullMQ job <jobId>_<idx>_<q>. Returns
+ *   {'run', spec, fs, params, run}  → go
+ *   {'skip', reason}                 → stale or canceled delivery, nothing to do
+ *   {'deferred'}                     → its link/endpoint is not running; it went back to its lane
+ * A redelivery of the same q while ACTIVE means the previous holder lost its lock (killed worker):
+ * that attempt is closed as requeued and a new run starts.
+ */
+export const START = COMMON + `
+local jobId, idx, q, worker, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local jk = jkey(jobId)
+local jh = redis.call('HMGET', jk, 'state', 'canceled', 'params', 'owner', 'prio')
+if not jh[1] then return {'skip', 'job gone'} end
+local o = loadFs(jobId, idx)
+if o.q ~= q then return {'skip', 'stale generation'} end
+local link = fileLink(jobId, idx)
+if o.s == 'ACTIVE' then
+  local last = o.a[#o.a]
+  if last and not last['end'] then
+    last['end'] = now; last.outcome = 'requeued'; last.errorCode = 'CARGO_ERR_WORKER_LOST'
+    last.errorMessage = 'the worker running this attempt stopped renewing its lock (killed or starved)'
+  end
+  redis.call('HDEL', jk..':prog', idx)
+elseif o.s == 'QUEUED' then
+  if jh[2] == '1' or o.cx == 1 then
+    o.s = 'CANCELED'; saveFs(jobId, idx, o); moveState(jobId, idx, 'QUEUED', 'CANCELED')
+    releaseSlots(link); redis.call('DECR', P..':queued'); redis.call('ZREM', P..':outbox', jobId..'_'..idx..'_'..q)
+    finishJobIfDone(jobId, now)
+    return {'skip', 'canceled'}
+  end
+  redis.call('DECR', P..':queued')
+  if not linkRunnable(link) then
+    o.s = 'SUBMITTED'; saveFs(jobId, idx, o); moveState(jobId, idx, 'QUEUED', 'SUBMITTED')
+    releaseSlots(link)
+    relane(jobId, idx, link, jh[4], (5 - tonumber(jh[5])) * 1e12)
+    return {'deferred'}
+  end
+  moveState(jobId, idx, 'QUEUED', 'ACTIVE')
+else
+  return {'skip', 'state '..o.s}
+end
+o.s = 'ACTIVE'; o.r = (o.r or 0) + 1
+o.a[#o.a + 1] = { start = now, worker = worker }
+saveFs(jobId, idx, o)
+redis.call('ZREM', P..':outbox', jobId..'_'..idx..'_'..q)
+return {'run', redis.call('HGET', jk..':spec', idx), cjson.encode(o), jh[3], o.r}
+`;
+
+/**
+ * end: closes run ARGV[4] of a file. ARGV[5] outcome: ok | error | requeue | cancel. A retryable error
+ * with tries left, or a requeue, puts the file back to QUEUED with a new generation, keeping its link slot,
+ * and records it in the outbox with its due time. Returns {'stale'} if the run is no longer current.
+ */
+export const END = COMMON + `
+local jobId, idx, run, outcome, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local att = cjson.decode(ARGV[7])
+local retryable, retryDelayMs = ARGV[8] == '1', tonumber(ARGV[9])
+local jk = jkey(jobId)
+local o = loadFs(jobId, idx)
+if o.s ~= 'ACTIVE' or o.r ~= run then return {'stale'} end
+local last = o.a[#o.a]
+for k, v in pairs(att) do if k ~= 'resume' and k ~= 'checksumValue' then last[k] = v end end
+last['end'] = now
+local link = fileLink(jobId, idx)
+redis.call('HDEL', jk..':prog', idx)
+local params = cjson.decode(redis.call('HGET', jk, 'params'))
+local canceled = redis.call('HGET', jk, 'canceled') == '1' or o.cx == 1
+if att.resume then o.rs = att.resume end
+local result
+if outcome == 'ok' then
+  o.s = 'FINISHED'; o.cv = att.checksumValue; o.bf = att.bytes; o.rs = nil; last.outcome = 'ok'
+  moveState(jobId, idx, 'ACTIVE', 'FINISHED')
+  redis.call('HINCRBY', jk, 'bytesFin', att.bytes or 0)
+  releaseSlots(link)
+  result = {'finished'}
+elseif outcome == 'cancel' or (canceled and outcome ~= 'ok') then
+  o.s = 'CANCELED'; last.outcome = 'canceled'
+  moveState(jobId, idx, 'ACTIVE', 'CANCELED')
+  releaseSlots(link)
+  result = {'canceled'}
+else
+  local again = false
+  if outcome == 'requeue' then
+    last.outcome = 'requeued'; again = true; retryDelayMs = 0
+  else
+    last.outcome = 'error'
+    o.t = (o.t or 0) + 1
+    again = retryable and o.t <= params.retries
+  end
+  if again then
+    o.s = 'QUEUED'; o.q = o.q + 1
+    moveState(jobId, idx, 'ACTIVE', 'QUEUED')
+    redis.call('INCR', P..':queued')
+    local member = jobId..'_'..idx..'_'..o.q
+    redis.call('ZADD', P..':outbox', now + retryDelayMs, member)
+    result = {'queued', member, retryDelayMs}
+  else
+    o.s = 'FAILED'; o.e = { code = att.errorCode or 'CARGO_ERR_UNKNOWN', message = att.errorMessage or 'failed' }
+    moveState(jobId, idx, 'ACTIVE', 'FAILED')
+    releaseSlots(link)
+    result = {'failed'}
+  end
+end
+saveFs(jobId, idx, o)
+publish({ t = 'file', job = jobId, file = tonumber(idx), state = o.s })
+finishJobIfDone(jobId, now)
+return result
+`;
+
+/**
+ * cancelBatch: cancels up to ARGV[3] not-yet-active files of a canceled job (SUBMITTED, then QUEUED).
+ * Returns the number still left to cancel in those states; the caller loops until 0. ACTIVE files are
+ * aborted by their workers (pub/sub) and closed by END as CANCELED.
+ */
+export const CANCEL_BATCH = COMMON + `
+local jobId, limit, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local jk = jkey(jobId)
+if not redis.call('HGET', jk, 'state') then return -1 end
+redis.call('HSET', jk, 'canceled', '1')
+local done = 0
+for _, st in ipairs({'SUBMITTED', 'QUEUED'}) do
+  local ids = redis.call('ZRANGE', jk..':st:'..st, 0, limit - done - 1)
+  for _, idx in ipairs(ids) do
+    local o = loadFs(jobId, idx)
+    if st == 'QUEUED' then
+      releaseSlots(fileLink(jobId, idx)); redis.call('DECR', P..':queued')
+      redis.call('ZREM', P..':outbox', jobId..'_'..idx..'_'..o.q)
+    end
+    o.s = 'CANCELED'; saveFs(jobId, idx, o); moveState(jobId, idx, st, 'CANCELED')
+    done = done + 1
+  end
+  if done >= limit then break end
+end
+local left = redis.call('ZCARD', jk..':st:SUBMITTED') + redis.call('ZCARD', jk..':st:QUEUED')
+if left == 0 then
+  -- the lanes only hold canceled files now
+  for _, link in ipairs(redis.call('LRANGE', jk..':links', 0, -1)) do redis.call('DEL', P..':lane:'..jobId..':'..link) end
+  redis.call('DEL', jk..':links')
+  redis.call('ZREM', P..':own:'..redis.call('HGET', jk, 'owner'), jobId)
+  finishJobIfDone(jobId, now)
+end
+return left
+`;
+
+/** cancelFile: cancels one file. Returns its state afterwards ('ACTIVE' means its worker was asked to abort). */
+export const CANCEL_FILE = COMMON + `
+local jobId, idx, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local jk = jkey(jobId)
+if not redis.call('HGET', jk, 'state') then return 'NOJOB' end
+if not redis.call('HEXISTS', jk..':spec', idx) then return 'NOFILE' end
+local o = loadFs(jobId, idx)
+local link = fileLink(jobId, idx)
+if o.s == 'SUBMITTED' then
+  redis.call('LREM', P..':lane:'..jobId..':'..link, 1, idx)
+elseif o.s == 'QUEUED' then
+  releaseSlots(link); redis.call('DECR', P..':queued'); redis.call('ZREM', P..':outbox', jobId..'_'..idx..'_'..o.q)
+elseif o.s == 'ACTIVE' then
+  o.cx = 1; saveFs(jobId, idx, o)
+  redis.call('PUBLISH', P..':ctl', cjson.encode({ op = 'cancel', job = jobId, file = tonumber(idx) }))
+  return 'ACTIVE'
+else
+  return o.s
+end
+local from = o.s
+o.s = 'CANCELED'; saveFs(jobId, idx, o); moveState(jobId, idx, from, 'CANCELED')
+publish({ t = 'file', job = jobId, file = tonumber(idx), state = 'CANCELED' })
+finishJobIfDone(jobId, now)
+return 'CANCELED'
+`;
+
+/**
+ * register: makes a fully written job visible in one step: job hash, listing, owner ring, and PERSIST of
+ * the keys written beforehand with a safety TTL (so a gateway crash mid-submission leaves nothing behind).
+ * ARGV: prefix, jobId, owner, prio, created, then field/value pairs count N, pairs…, then keys to persist.
+ */
+export const REGISTER = COMMON + `
+local jobId, owner, prio, created = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local nf = tonumber(ARGV[6])
+local jk = jkey(jobId)
+local fields = {}
+for i = 7, 6 + nf * 2 do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', jk, unpack(fields))
+for i = 7 + nf * 2, #ARGV do redis.call('PERSIST', ARGV[i]) end
+redis.call('ZADD', P..':jobs', created, jobId)
+redis.call('SADD', P..':jobs:active', jobId)
+local seq = redis.call('INCR', P..':rr')
+redis.call('ZADD', P..':own:'..owner, (5 - prio) * 1e12 + seq, jobId)
+if not redis.call('LPOS', P..':owners', owner) then redis.call('RPUSH', P..':owners', owner) end
+publish({ t = 'job', job = jobId, state = 'ACTIVE' })
+return 1
+`;

@@ -1,0 +1,101 @@
+/**
+ * The job/file model. A job is a list of files plus parameters; each file moves through
+ * SUBMITTED → QUEUED → (STAGING) → ACTIVE → VERIFYING → FINISHED | FAILED | CANCELED.
+ * Every transition is one Lua script in Redis (lua-scripts.ts), so no state is ever half-applied.
+ */
+import type { ChecksumAlg, ExpectedChecksum, VerifyMode } from '../transfer/types.js';
+
+export const FILE_STATES = ['SUBMITTED', 'QUEUED', 'STAGING', 'ACTIVE', 'VERIFYING', 'FINISHED', 'FAILED', 'CANCELED'] as const;
+export type FileState = (typeof FILE_STATES)[number];
+export const TERMINAL_FILE_STATES: readonly FileState[] = ['FINISHED', 'FAILED', 'CANCELED'];
+
+export const JOB_STATES = ['ACTIVE', 'FINISHED', 'FINISHED_DIRTY', 'FAILED', 'CANCELED'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export interface JobParams {
+  priority: number; // 1 (lowest) … 5 (highest)
+  retries: number;
+  retryDelaySec: number;
+  verifyChecksum: VerifyMode;
+  overwrite: boolean;
+  streams?: number;
+  connections?: number;
+  bandwidthBytesPerSec?: number;
+  processing: string[];
+  maxTimeInQueueSec?: number;
+}
+
+/** One file as submitted, after validation and normalisation. */
+export interface FileSpec {
+  source: string;
+  destination: string;
+  size?: number;
+  checksum?: ExpectedChecksum;
+  scitag?: number;
+  activity?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface NewJob {
+  owner: string;
+  params: JobParams;
+  files: FileSpec[];
+}
+
+export interface AttemptRecord {
+  start: number; // ms since epoch
+  end?: number;
+  bytes?: number;
+  rateBytesPerSec?: number;
+  remoteIp?: string;
+  protocol?: string;
+  streams?: number;
+  worker?: string;
+  resumedBytes?: number;
+  errorCode?: string;
+  errorMessage?: string;
+  /** How the attempt ended: ok, error, requeued (admin stop / shutdown / worker lost), canceled. */
+  outcome?: 'ok' | 'error' | 'requeued' | 'canceled';
+}
+
+export interface FileView extends FileSpec {
+  fileId: number;
+  jobId: string;
+  state: FileState;
+  bytes: number;
+  attempts: AttemptRecord[];
+  checksumValue?: string;
+  error?: { code: string; message: string };
+}
+
+export type StateCounts = Record<FileState, number>;
+
+export interface JobSummary {
+  jobId: string;
+  owner: string;
+  state: JobState;
+  priority: number;
+  createdAt: string;
+  finishedAt?: string;
+  files: number;
+  counts: StateCounts;
+  bytesTotal?: number;
+  bytesDone: number;
+  rateBytesPerSec: number;
+  etaSec?: number;
+  params: JobParams;
+}
+
+export function linkOf(source: string, destination: string): string {
+  return `${hostKey(source)}>${hostKey(destination)}`;
+}
+
+/** The endpoint a URL belongs to, as used for per-endpoint limits and admin scopes: `host:port` or `local`. */
+export function hostKey(url: string): string {
+  if (url.startsWith('file:')) return 'local';
+  const u = new URL(url);
+  const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+  return `${u.hostname}:${port}`;
+}
+
+export type { ChecksumAlg };

@@ -1,0 +1,72 @@
+/**
+ * JSON schema of a job submission (POST /api/v1/jobs). The gateway validates the body with it before
+ * anything else; `normaliseSubmission` then does the checks a schema cannot express (URL syntax, supported
+ * schemes, checksum syntax) and fills defaults. Unknown fields are rejected, never silently dropped.
+ */
+export const SUPPORTED_SCHEMES = ['https:', 'http:', 'file:'] as const;
+
+const fileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['source', 'destination'],
+  properties: {
+    source: { type: 'string', minLength: 1, maxLength: 8192 },
+    destination: { type: 'string', minLength: 1, maxLength: 8192 },
+    checksum: { type: 'string', minLength: 1, maxLength: 200, description: 'ALG[:VALUE], e.g. adler32:03da0195' },
+    size: { type: 'integer', minimum: 0 },
+    scitag: { type: 'integer', minimum: 65, maximum: 65535 },
+    activity: { type: 'string', maxLength: 128 },
+    metadata: { type: 'object', maxProperties: 64 },
+  },
+} as const;
+
+export const paramsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    priority: { type: 'integer', minimum: 1, maximum: 5 },
+    retries: { type: 'integer', minimum: 0, maximum: 100 },
+    retryDelaySec: { type: 'integer', minimum: 0, maximum: 86400 },
+    verifyChecksum: { type: 'string', enum: ['none', 'source', 'destination', 'both'] },
+    overwrite: { type: 'boolean' },
+    streams: { type: 'integer', minimum: 1, maximum: 256 },
+    connections: { type: 'integer', minimum: 1, maximum: 64 },
+    bandwidthBytesPerSec: { type: 'integer', minimum: 1 },
+    processing: { type: 'array', maxItems: 16, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.:-]{0,63}$' } },
+    maxTimeInQueueSec: { type: 'integer', minimum: 1 },
+  },
+} as const;
+
+export const submissionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['files'],
+  properties: {
+    files: { type: 'array', minItems: 1, items: fileSchema },
+    params: paramsSchema,
+  },
+} as const;
+
+export interface RawSubmission {
+  files: Array<{
+    source: string;
+    destination: string;
+    checksum?: string;
+    size?: number;
+    scitag?: number;
+    activity?: string;
+    metadata?: Record<string, unknown>;
+  }>;
+  params?: {
+    priority?: number;
+    retries?: number;
+    retryDelaySec?: number;
+    verifyChecksum?: 'none' | 'source' | 'destination' | 'both';
+    overwrite?: boolean;
+    streams?: number;
+    connections?: number;
+    bandwidthBytesPerSec?: number;
+    processing?: string[];
+    maxTimeInQueueSec?: number;
+  };
+}

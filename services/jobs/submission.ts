@@ -1,0 +1,107 @@
+/**
+ * Turns a schema-valid submission into a NewJob: URL and scheme checks, checksum syntax, defaults, and
+ * per-job sanity (no two files writing the same destination). Throws InvalidSubmissionError naming the
+ * field (`files[12].destination`) so clients can fix exactly what is wrong.
+ */
+import { parseChecksumSpec } from '../checksum/checksum-spec.js';
+import { CargoError } from '../errors.js';
+import { InvalidSubmissionError } from './job-errors.js';
+import type { FileSpec, JobParams, NewJob } from './model.js';
+import { SUPPORTED_SCHEMES, type RawSubmission } from './submission-schema.js';
+
+export interface SubmissionDefaults {
+  priority: number;
+  retries: number;
+  retryDelaySec: number;
+  maxFilesPerJob: number;
+}
+
+const DOT_SEGMENT = /(^|\/)(\.|%2e){2}(\/|$)/i;
+
+/** Checks one endpoint URL; returns its normalised href. */
+export function checkEndpointUrl(raw: string, field: string): string {
+  if (raw.includes('\0')) throw new InvalidSubmissionError('CARGO_ERR_BAD_URL', `${field} contains a NUL byte`, field);
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new InvalidSubmissionError('CARGO_ERR_BAD_URL', `${field} is not a valid absolute URL: ${JSON.stringify(raw.slice(0, 200))}`, field);
+  }
+  if (!(SUPPORTED_SCHEMES as readonly string[]).includes(u.protocol)) {
+    throw new InvalidSubmissionError(
+      'CARGO_ERR_UNSUPPORTED_SCHEME',
+      `${field} uses the unsupported scheme "${u.protocol.replace(/:$/, '')}" (supported: https, http, file)`,
+      field,
+    );
+  }
+  // Dot segments would be resolved away by URL parsing; refusing them keeps what runs equal to what was asked.
+  const rawPath = raw.replace(/^[a-z]+:\/\/[^/]*/i, '');
+  if (DOT_SEGMENT.test(rawPath)) throw new InvalidSubmissionError('CARGO_ERR_BAD_URL', `${field} contains a ".." path segment`, field);
+  if (u.protocol === 'file:') {
+    if (u.hostname !== '' && u.hostname !== 'localhost') {
+      throw new InvalidSubmissionError('CARGO_ERR_BAD_URL', `${field}: file:// URLs must be local (file:///path)`, field);
+    }
+    if (u.pathname === '/' || u.pathname.endsWith('/')) {
+      throw new InvalidSubmissionError('CARGO_ERR_BAD_URL', `${field}: a file:// URL must name a file, not a directory`, field);
+    }
+    if (u.search || u.hash) throw new InvalidSubmissionError('CARGO_ERR_BAD_URL', `${field}: file:// URLs take no query or fragment`, field);
+  } else {
+    if (!u.hostname) throw new InvalidSubmissionError('CARGO_ERR_BAD_URL', `${field} has no host`, field);
+    if (u.username || u.password) {
+      throw new InvalidSubmissionError('CARGO_ERR_BAD_URL', `${field} carries credentials in the URL; use tokens instead`, field);
+    }
+  }
+  return u.href;
+}
+
+export function normaliseSubmission(raw: RawSubmission, owner: string, defaults: SubmissionDefaults): NewJob {
+  if (raw.files.length > defaults.maxFilesPerJob) {
+    throw new InvalidSubmissionError(
+      'CARGO_ERR_TOO_MANY_FILES',
+      `a job may hold at most ${defaults.maxFilesPerJob} files (got ${raw.files.length}); split the submission`,
+      'files',
+    );
+  }
+  const p = raw.params ?? {};
+  const params: JobParams = {
+    priority: p.priority ?? defaults.priority,
+    retries: p.retries ?? defaults.retries,
+    retryDelaySec: p.retryDelaySec ?? defaults.retryDelaySec,
+    verifyChecksum: p.verifyChecksum ?? 'both',
+    overwrite: p.overwrite ?? false,
+    streams: p.streams,
+    connections: p.connections,
+    bandwidthBytesPerSec: p.bandwidthBytesPerSec,
+    processing: p.processing ?? [],
+    maxTimeInQueueSec: p.maxTimeInQueueSec,
+  };
+  const seenDestinations = new Set<string>();
+  const files: FileSpec[] = new Array(raw.files.length);
+  for (let i = 0; i < raw.files.length; i++) {
+    const f = raw.files[i]!;
+    const source = checkEndpointUrl(f.source, `files[${i}].source`);
+    const destination = checkEndpointUrl(f.destination, `files[${i}].destination`);
+    if (source === destination) {
+      throw new InvalidSubmissionError('CARGO_ERR_SAME_ENDPOINTS', `files[${i}]: source and destination are the same URL`, `files[${i}].destination`);
+    }
+    if (seenDestinations.has(destination)) {
+      throw new InvalidSubmissionError('CARGO_ERR_DUPLICATE_DESTINATION', `files[${i}].destination is also the destination of an earlier file in this job`, `files[${i}].destination`);
+    }
+    seenDestinations.add(destination);
+    const spec: FileSpec = { source, destination };
+    if (f.size !== undefined) spec.size = f.size;
+    if (f.checksum !== undefined) {
+      try {
+        spec.checksum = parseChecksumSpec(f.checksum, `files[${i}].checksum`);
+      } catch (e) {
+        if (e instanceof CargoError) throw new InvalidSubmissionError(e.code, e.message, `files[${i}].checksum`);
+        throw e;
+      }
+    }
+    if (f.scitag !== undefined) spec.scitag = f.scitag;
+    if (f.activity !== undefined) spec.activity = f.activity;
+    if (f.metadata !== undefined) spec.metadata = f.metadata;
+    files[i] = spec;
+  }
+  return { owner, params, files };
+}

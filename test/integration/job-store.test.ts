@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { JobStore } from '../../services/jobs/job-store.js';
+import type { NewJob } from '../../services/jobs/model.js';
+import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
+
+const params = { priority: 3, retries: 1, retryDelaySec: 0, verifyChecksum: 'none' as const, overwrite: false, processing: [] };
+
+function job(owner: string, n: number, host = 'a.example', prio = 3): NewJob {
+  return {
+    owner,
+    params: { ...params, priority: prio },
+    files: Array.from({ length: n }, (_, i) => ({ source: `https://${host}/f${i}`, destination: `file:///tmp/x/${owner}/${host}/${i}`, size: 10 })),
+  };
+}
+
+describe('job store (real Redis)', () => {
+  let redis: Redis;
+  let store: JobStore;
+  let prefix: string;
+  before(() => {
+    redis = new Redis(TEST_REDIS_URL);
+  });
+  after(async () => {
+    redis.disconnect();
+  });
+
+  test('a job goes SUBMITTED → QUEUED → ACTIVE → FINISHED with counts, attempts and job completion', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('alice', 3));
+    let s = await store.getJob(jobId);
+    assert.equal(s.counts.SUBMITTED, 3);
+    assert.equal(s.bytesTotal, 30);
+    const members = await store.feed(10, 100, 10, 10);
+    assert.equal(members.length, 3);
+    s = await store.getJob(jobId);
+    assert.equal(s.counts.QUEUED, 3);
+    for (const m of members) {
+      const r = await store.start(m, 'w1');
+      assert.equal(r.kind, 'run');
+      if (r.kind !== 'run') continue;
+      assert.equal(r.spec.size, 10);
+      const e = await store.end(jobId, Number(m.split('_')[1]), r.run, 'ok', { bytes: 10, checksumValue: '00000001' });
+      assert.equal(e.kind, 'finished');
+    }
+    s = await store.getJob(jobId);
+    assert.equal(s.state, 'FINISHED');
+    assert.equal(s.counts.FINISHED, 3);
+    assert.equal(s.bytesDone, 30);
+    const f = await store.getFile(jobId, 1);
+    assert.equal(f.attempts.length, 1);
+    assert.equal(f.attempts[0]!.outcome, 'ok');
+    assert.equal(f.checksumValue, '00000001');
+    // a second delivery of the same queue member is a no-op
+    assert.equal((await store.start(members[0]!, 'w2')).kind, 'skip');
+    assert.deepEqual((await store.activeSlots()).links, {});
+    await dropPrefix(redis, prefix);
+  });
+
+  test('link limit holds files back; retryable errors requeue, fatal ones fail; job ends FINISHED_DIRTY', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('bob', 5));
+    const m = await store.feed(10, 100, 2, 10);
+    assert.equal(m.length, 2, 'only linkMax files may be queued on one link');
+    const r0 = await store.start(m[0]!, 'w');
+    assert.ok(r0.kind === 'run');
+    const e0 = await store.end(jobId, 0, r0.run, 'error', { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset' }, true, 0);
+    assert.equal(e0.kind, 'queued');
+    const again = e0.kind === 'queued' ? e0.member : '';
+    const r0b = await store.start(again, 'w');
+    assert.ok(r0b.kind === 'run');
+    const e0b = await store.end(jobId, 0, r0b.run, 'error', { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset again' }, true, 0);
+    assert.equal(e0b.kind, 'failed', 'retries=1 allows one retry only');
+    const f0 = await store.getFile(jobId, 0);
+    assert.equal(f0.state, 'FAILED');
+    assert.equal(f0.attempts.length, 2);
+    assert.equal(f0.error?.code, 'CARGO_ERR_NETWORK');
+    // the slot of file 0 is free again: one more can be fed
+    const r1 = await store.start(m[1]!, 'w');
+    assert.ok(r1.kind === 'run');
+    const m2 = await store.feed(10, 100, 2, 10);
+    assert.equal(m2.length, 1);
+    await store.end(jobId, 1, r1.run, 'ok', { bytes: 10 });
+    const r2 = await store.start(m2[0]!, 'w');
+    assert.ok(r2.kind === 'run');
+    await store.end(jobId, 2, r2.run, 'ok', { bytes: 10 });
+    for (let round = 0; round < 5; round++) {
+      for (const mm of await store.feed(10, 100, 2, 10)) {
+        const r = await store.start(mm, 'w');
+        if (r.kind === 'run') await store.end(jobId, Number(mm.split('_')[1]), r.run, 'ok', { bytes: 10 });
+      }
+    }
+    const s = await store.getJob(jobId);
+    assert.equal(s.counts.FINISHED, 4);
+    assert.equal(s.state, 'FINISHED_DIRTY');
+    await dropPrefix(redis, prefix);
+  });
+
+  test('fairness: a 10-file job of another owner is not starved by a 1000-file job', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const big = await store.createJob(job('big', 1000));
+    const small = await store.createJob(job('small', 10, 'b.example'));
+    const fed = await store.feed(20, 100, 1000, 1000);
+    const smallCount = fed.filter((x) => x.startsWith(small.jobId)).length;
+    const bigCount = fed.filter((x) => x.startsWith(big.jobId)).length;
+    assert.equal(smallCount, 10);
+    assert.equal(bigCount, 10);
+    await dropPrefix(redis, prefix);
+  });
+
+  test('priority: within an owner the higher-priority job goes first', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const low = await store.createJob(job('carol', 5, 'a.example', 1));
+    const high = await store.createJob(job('carol', 5, 'b.example', 5));
+    const fed = await store.feed(5, 100, 100, 100);
+    assert.ok(fed.every((x) => x.startsWith(high.jobId)), 'all five from the high-priority job');
+    assert.equal((await store.feed(5, 100, 100, 100)).filter((x) => x.startsWith(low.jobId)).length, 5);
+    await dropPrefix(redis, prefix);
+  });
+
+  test('cancel: waiting files become CANCELED at once, slots are released, job is CANCELED', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('dave', 50));
+    await store.feed(10, 100, 100, 100);
+    const s = await store.cancelJob(jobId);
+    assert.equal(s.state, 'CANCELED');
+    assert.equal(s.counts.CANCELED, 50);
+    assert.deepEqual((await store.activeSlots()).links, {});
+    assert.equal((await store.activeSlots()).queued, 0);
+    await dropPrefix(redis, prefix);
+  });
+
+  test('admin pause of a link: queued files go back to their lane, nothing new is fed for it', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('erin', 3));
+    const fed = await store.feed(10, 100, 100, 100);
+    await redis.hset(`${prefix}:admin`, 'link:a.example:443>local', 'paused');
+    assert.equal((await store.start(fed[0]!, 'w')).kind, 'deferred');
+    assert.equal((await store.feed(10, 100, 100, 100)).length, 0);
+    const s = await store.getJob(jobId);
+    assert.equal(s.counts.SUBMITTED, 1);
+    await redis.hdel(`${prefix}:admin`, 'link:a.example:443>local');
+    assert.equal((await store.feed(10, 100, 100, 100)).length, 1);
+    await dropPrefix(redis, prefix);
+  });
+});
