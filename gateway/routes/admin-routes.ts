@@ -1,0 +1,25 @@
+/** REST: admin operations and port status (`/api/v1/admin/:op`, `/api/v1/status`). */
+import type { FastifyInstance } from 'fastify';
+import { ADMIN_OPS, ADMIN_SCOPES, type AdminOp, type AdminScope } from '../../services/jobs/admin-state.js';
+import { portStatus } from '../../services/jobs/port-status.js';
+import type { GatewayContext } from '../context.js';
+
+export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
+  const status = () => portStatus(ctx.redis, ctx.cfg.redis.prefix, ctx.store, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
+
+  app.post<{ Params: { op: AdminOp | 'status' }; Body: { scope?: AdminScope; target?: string } | undefined }>('/admin/:op', {
+    schema: {
+      summary: 'Admin operation on a scope (port, pool, link, endpoint)',
+      params: { type: 'object', required: ['op'], properties: { op: { type: 'string', enum: [...ADMIN_OPS, 'status'] } } },
+      body: {
+        type: ['object', 'null'], additionalProperties: false,
+        properties: { scope: { type: 'string', enum: [...ADMIN_SCOPES] }, target: { type: 'string', minLength: 1, maxLength: 300 } },
+      },
+    },
+  }, async (req) => {
+    if (req.params.op === 'status') return status();
+    return ctx.admin.apply(req.params.op, req.body?.scope ?? 'port', req.body?.target);
+  });
+
+  app.get('/status', { schema: { summary: 'Port status: scopes, workers, queues, transfers, throughput' } }, status);
+}

@@ -1,0 +1,51 @@
+/**
+ * Server-sent events of job and file state changes (`GET /api/v1/events[?job=ID]`). One Redis subscriber
+ * per gateway fans out to every client; a client that cannot keep up loses events rather than growing
+ * memory (clients re-read state with GET after a gap, as with any SSE stream).
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { GatewayContext } from '../context.js';
+
+export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { ctx: GatewayContext; subscriber: Redis }): Promise<void> {
+  const clients = new Set<{ reply: FastifyReply; job?: string }>();
+  let id = 0;
+  await subscriber.subscribe(`${ctx.cfg.redis.prefix}:events`);
+  subscriber.on('message', (_ch, msg) => {
+    if (clients.size === 0) return;
+    let job: string | undefined;
+    try {
+      job = (JSON.parse(msg) as { job?: string }).job;
+    } catch {
+      return;
+    }
+    const frame = `id: ${++id}\nevent: state\ndata: ${msg}\n\n`;
+    for (const c of clients) {
+      if (c.job && c.job !== job) continue;
+      // Drop for slow clients instead of buffering without bound.
+      if (c.reply.raw.writableLength > 1024 * 1024) continue;
+      c.reply.raw.write(frame);
+    }
+  });
+  const keepAlive = setInterval(() => {
+    for (const c of clients) c.reply.raw.write(': keep-alive\n\n');
+  }, 15_000);
+  app.addHook('onClose', async () => {
+    clearInterval(keepAlive);
+    for (const c of clients) c.reply.raw.end();
+  });
+
+  app.get<{ Querystring: { job?: string } }>('/events', {
+    schema: {
+      summary: 'Server-sent events of job and file state changes',
+      querystring: { type: 'object', additionalProperties: false, properties: { job: { type: 'string', pattern: '^[0-9a-f-]{36}$' } } },
+    },
+  }, (req, reply) => {
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    reply.raw.write(': cargoport events\n\n');
+    const c = { reply, job: req.query.job };
+    clients.add(c);
+    req.raw.on('close', () => clients.delete(c));
+  });
+}

@@ -1,0 +1,58 @@
+/** REST: submit, list, inspect and cancel jobs and files (`/api/v1/jobs…`). */
+import type { FastifyInstance } from 'fastify';
+import { FILE_STATES, JOB_STATES, type FileState, type JobState } from '../../services/jobs/model.js';
+import { normaliseSubmission } from '../../services/jobs/submission.js';
+import { submissionSchema, type RawSubmission } from '../../services/jobs/submission-schema.js';
+import type { GatewayContext } from '../context.js';
+
+const idParam = { type: 'object', additionalProperties: false, required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f-]{36}$' } } } as const;
+const fileParams = {
+  type: 'object', additionalProperties: false, required: ['id', 'fileId'],
+  properties: { id: idParam.properties.id, fileId: { type: 'string', pattern: '^[0-9]{1,9}$' } },
+} as const;
+const limitQ = { type: 'string', pattern: '^[0-9]{1,5}$' } as const;
+
+export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
+  const { store, cfg } = ctx;
+
+  app.post<{ Body: RawSubmission }>('/jobs', {
+    schema: {
+      summary: 'Submit a job (a list of files and parameters)',
+      body: submissionSchema,
+      response: { 201: { type: 'object', properties: { jobId: { type: 'string' }, files: { type: 'integer' }, state: { type: 'string' } } } },
+    },
+  }, async (req, reply) => {
+    const job = normaliseSubmission(req.body, ctx.ownerOf(req.headers), {
+      priority: cfg.jobs.defaultPriority, retries: cfg.jobs.defaultRetries, retryDelaySec: cfg.jobs.defaultRetryDelaySec, maxFilesPerJob: cfg.jobs.maxFilesPerJob,
+    });
+    const { jobId } = await store.createJob(job);
+    return reply.code(201).header('location', `/api/v1/jobs/${jobId}`).send({ jobId, files: job.files.length, state: 'ACTIVE' });
+  });
+
+  app.get<{ Querystring: { limit?: string; cursor?: string; state?: JobState } }>('/jobs', {
+    schema: {
+      summary: 'List jobs, newest first',
+      querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQ, cursor: { type: 'string', pattern: '^[0-9]{1,16}$' }, state: { type: 'string', enum: [...JOB_STATES] } } },
+    },
+  }, async (req) => store.listJobs(Math.min(1000, Number(req.query.limit ?? 100)) || 100, req.query.cursor, req.query.state));
+
+  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam } }, async (req) => store.getJob(req.params.id));
+
+  app.get<{ Params: { id: string }; Querystring: { state?: FileState; cursor?: string; limit?: string } }>('/jobs/:id/files', {
+    schema: {
+      summary: 'Files of a job, paged (cursor = last fileId seen)',
+      params: idParam,
+      querystring: { type: 'object', additionalProperties: false, properties: { state: { type: 'string', enum: [...FILE_STATES] }, cursor: { type: 'string', pattern: '^[0-9]{1,9}$' }, limit: limitQ } },
+    },
+  }, async (req) => store.listFiles(req.params.id, {
+    state: req.query.state,
+    cursor: req.query.cursor === undefined ? undefined : Number(req.query.cursor),
+    limit: Math.min(10000, Number(req.query.limit ?? 1000)) || 1000,
+  }));
+
+  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'One file with its attempts', params: fileParams } }, async (req) => store.getFile(req.params.id, Number(req.params.fileId)));
+
+  app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'Cancel a job (active transfers stop within 2 s)', params: idParam } }, async (req) => store.cancelJob(req.params.id));
+
+  app.delete<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'Cancel one file', params: fileParams } }, async (req) => store.cancelFile(req.params.id, Number(req.params.fileId)));
+}

@@ -1,0 +1,38 @@
+/** Prometheus metrics (`/metrics`): port-wide gauges read from Redis at scrape time, plus process metrics. */
+import type { FastifyInstance } from 'fastify';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { portStatus } from '../../services/jobs/port-status.js';
+import type { GatewayContext } from '../context.js';
+
+export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'cargoport_gateway_' });
+  const g = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [registry] });
+  const activeTransfers = g('cargoport_transfers_active', 'Transfers moving bytes now, all workers');
+  const rate = g('cargoport_throughput_bytes_per_second', 'Bytes per second over the last 5 s window, all workers');
+  const jobsActive = g('cargoport_jobs_active', 'Jobs not yet finished');
+  const filesWaiting = g('cargoport_files_waiting', 'Files waiting for a link slot (SUBMITTED) in active jobs');
+  const runQueue = g('cargoport_run_queue', 'Run queue depth by kind', ['kind']);
+  const workers = g('cargoport_workers', 'Worker processes by pool and state', ['pool', 'state']);
+  const linkSlots = g('cargoport_link_slots_used', 'Transfer slots held per link', ['link']);
+  const scopeState = g('cargoport_admin_scope_state', '1 for the current state of each admin scope', ['scope', 'target', 'state']);
+
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (_req, reply) => {
+    const s = await portStatus(ctx.redis, ctx.cfg.redis.prefix, ctx.store, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
+    activeTransfers.set(s.transfers.active);
+    rate.set(s.transfers.rateBytesPerSec);
+    jobsActive.set(s.jobs.active);
+    filesWaiting.set(s.queues.waitingFiles);
+    runQueue.reset();
+    runQueue.set({ kind: 'waiting' }, s.queues.runQueueWaiting);
+    runQueue.set({ kind: 'delayed' }, s.queues.runQueueDelayed);
+    runQueue.set({ kind: 'active' }, s.queues.runQueueActive);
+    workers.reset();
+    for (const w of s.workers) workers.inc({ pool: w.pool, state: w.alive ? w.state : 'silent' });
+    linkSlots.reset();
+    for (const [link, n] of Object.entries(s.slots.links)) linkSlots.set({ link }, n);
+    scopeState.reset();
+    for (const sc of s.scopes) scopeState.set({ scope: sc.scope, target: sc.target, state: sc.effectiveState }, 1);
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+}

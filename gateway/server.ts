@@ -1,0 +1,85 @@
+/**
+ * Builds the gateway: one Fastify server speaking HTTP/2 and HTTP/1.1 over TLS (ALPN), with the REST API
+ * under /api/v1, admin operations, status, SSE events, Prometheus metrics, OpenAPI docs and health checks.
+ * Thin by design: routes validate with JSON schemas and call services.
+ */
+import { Queue, type ConnectionOptions } from 'bullmq';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/schema.js';
+import { AdminStateStore } from '../services/jobs/admin-state.js';
+import { JobStore } from '../services/jobs/job-store.js';
+import { TRANSFER_QUEUE } from '../services/jobs/queues.js';
+import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
+import type { GatewayContext } from './context.js';
+import { sendProblem } from './problem.js';
+import { adminRoutes } from './routes/admin-routes.js';
+import { collectOpenApi, docsRoute } from './routes/docs-route.js';
+import { eventsRoute } from './routes/events-route.js';
+import { healthRoutes } from './routes/health-routes.js';
+import { jobsRoutes } from './routes/jobs-routes.js';
+import { metricsRoute } from './routes/metrics-route.js';
+
+export interface GatewayDeps {
+  redisUrl: string;
+  tls: { key: Buffer; cert: Buffer };
+  /** Extra plugins mounted on the same server (the storage endpoint, Tape REST). */
+  extensions?: Array<(app: FastifyInstance, ctx: GatewayContext) => Promise<void>>;
+}
+
+const OWNER_HEADER = 'x-cargoport-owner';
+const OWNER_FORM = /^[A-Za-z0-9_.@-]{1,128}$/;
+
+export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ app: FastifyInstance; ctx: GatewayContext; closeConnections(): Promise<void> }> {
+  const app = Fastify({
+    http2: true,
+    https: { allowHTTP1: true, key: deps.tls.key, cert: deps.tls.cert },
+    bodyLimit: cfg.gateway.bodyLimitBytes,
+    logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
+    return503OnClosing: true,
+    // Unknown fields are errors, types are never coerced: a client learns exactly what is wrong.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  }) as unknown as FastifyInstance;
+
+  const redis: Redis = connectRedis(deps.redisUrl, 'client');
+  const subscriber: Redis = connectRedis(deps.redisUrl, 'worker');
+  const runQueue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(deps.redisUrl, 'client') as ConnectionOptions, prefix: cfg.redis.prefix });
+  const ctx: GatewayContext = {
+    cfg,
+    redis,
+    store: new JobStore(redis, cfg.redis.prefix),
+    admin: new AdminStateStore(redis, cfg.redis.prefix),
+    runQueue,
+    ownerOf(headers) {
+      const h = headers[OWNER_HEADER];
+      const v = Array.isArray(h) ? h[0] : h;
+      return v && OWNER_FORM.test(v) ? v : 'anonymous';
+    },
+  };
+
+  app.setErrorHandler((err, req, reply) => sendProblem(reply, req, err));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).type('application/problem+json').send({
+      type: 'urn:cargoport:error:CARGO_ERR_NO_ROUTE', title: 'Not Found', status: 404, code: 'CARGO_ERR_NO_ROUTE',
+      detail: `no route for ${req.method} ${req.url.slice(0, 200)}`,
+    }),
+  );
+  const doc = collectOpenApi(app);
+  await app.register(healthRoutes, { ctx });
+  await app.register(metricsRoute, { ctx });
+  await app.register(jobsRoutes, { ctx, prefix: '/api/v1' });
+  await app.register(adminRoutes, { ctx, prefix: '/api/v1' });
+  await app.register(eventsRoute, { ctx, subscriber, prefix: '/api/v1' });
+  for (const ext of deps.extensions ?? []) await ext(app, ctx);
+  await app.register(docsRoute, { doc });
+
+  return {
+    app,
+    ctx,
+    async closeConnections() {
+      await runQueue.close();
+      subscriber.disconnect();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * What the lead passes when registering the storage endpoint (`app.register(storagePlugin, {prefix, ...})`)
+ * and the Tape REST API (`registerTapeRest(app, opts)`).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { PortStorage } from '../../services/storage/port-storage.js';
+import type { TransferFn } from '../../services/transfer/types.js';
+
+/**
+ * What a request wants to do to a path. `stat` covers HEAD/PROPFIND Depth 0/checksums, `list` PROPFIND Depth 1
+ * and directory listings; `create` is a new file or collection, `modify` an overwrite or rename, `delete`;
+ * `stage`/`poll` are Tape REST; TPC COPY asks `read` on its local source (push) or `create`/`modify` on its
+ * local destination (pull).
+ */
+export type StorageAction = 'read' | 'stat' | 'list' | 'create' | 'modify' | 'delete' | 'stage' | 'poll';
+
+/**
+ * The single authorisation decision point of the storage endpoint. Return true to allow, false to deny (403);
+ * throw a CargoError with httpStatus 401 for a missing/invalid credential. Called after the path has been
+ * validated and before anything about the path's existence is revealed, so a denied GET of a missing file is
+ * 403, never 404 (the WLCG compliance suite checks this).
+ */
+export type AuthorizeFn = (request: FastifyRequest, action: StorageAction, path: string) => boolean | Promise<boolean>;
+
+export interface TpcOptions {
+  /** Executes the copy (services/transfer/engine.ts `transferFile`); without it COPY answers 501. */
+  transfer?: TransferFn;
+  /** Seconds between performance markers (default 5; WLCG clients expect ≤ 5). */
+  markerIntervalMs?: number;
+  /** RequireChecksumVerification default when the header is absent (dCache/StoRM default: true). */
+  requireChecksumByDefault?: boolean;
+  /** Refuse remote URLs that resolve to loopback (XRootD default); tests between two local instances set true. */
+  allowLocal?: boolean;
+}
+
+export interface StorageEndpointOptions {
+  storage: PortStorage;
+  /** Logical path prefixes served to anonymous clients, read-only (GET/HEAD/PROPFIND/listing). */
+  publicPrefixes?: string[];
+  /** Default: allow everything (the authorisation issue replaces it). */
+  authorize?: AuthorizeFn;
+  tpc?: TpcOptions;
+  /** Idle time after which an incomplete multi-stream (ranged PUT) upload is dropped. Default 15 min. */
+  rangedUploadIdleMs?: number;
+  /** Largest body a single PUT may carry when no Content-Length is given (default: unlimited, quota applies). */
+  maxPutBytes?: number;
+}
+
+export interface TapeRestOptions {
+  storage: PortStorage;
+  /** `sitename` in the discovery document (key of targetedMetadata). */
+  sitename: string;
+  /** Absolute base URL clients should use for the API, e.g. https://host:port/tape/v1; default from Host. */
+  publicBaseUrl?: string;
+  /** Namespace prefix the storage endpoint is mounted under (e.g. '/data'): Tape paths are echoed in it. */
+  storagePrefix?: string;
+  authorize?: AuthorizeFn;
+  /** Requests older than this are forgotten (default 24 h). */
+  requestTtlMs?: number;
+}
+
+/** Any Fastify instance (HTTP/2 secure server included): the lead's gateway is not the default http.Server. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyFastifyInstance = FastifyInstance<any, any, any, any, any>;

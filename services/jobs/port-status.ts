@@ -1,0 +1,83 @@
+/**
+ * The port's status as operators see it: every admin scope with its effective state (a draining scope with
+ * nothing left in flight is reported `drained`), live workers and heartbeats, queue depths, active
+ * transfers, throughput and slot usage. Read-only; computed from Redis on demand.
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { AdminStateStore, ScopeRecord } from './admin-state.js';
+import type { JobStore } from './job-store.js';
+
+export interface WorkerView {
+  id: string;
+  pool: string;
+  host: string;
+  pid: number;
+  state: string;
+  active: number;
+  concurrency: number;
+  bytesPerSec: number;
+  lastHeartbeatMsAgo: number;
+  alive: boolean;
+}
+
+export interface PortStatus {
+  scopes: Array<ScopeRecord & { effectiveState: string }>;
+  workers: WorkerView[];
+  queues: { waitingFiles: number; queued: number; runQueueWaiting: number; runQueueDelayed: number; runQueueActive: number };
+  transfers: { active: number; rateBytesPerSec: number };
+  jobs: { active: number };
+  slots: { links: Record<string, number>; endpoints: Record<string, number> };
+}
+
+export async function portStatus(redis: Redis, prefix: string, store: JobStore, admin: AdminStateStore, queue: Queue, heartbeatMs: number): Promise<PortStatus> {
+  const now = Date.now();
+  const [scopes, rawWorkers, counts, rate, slots, activeJobs] = await Promise.all([
+    admin.all(),
+    redis.hgetall(`${prefix}:workers`),
+    queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized'),
+    store.rate('_all'),
+    store.activeSlots(),
+    redis.smembers(`${prefix}:jobs:active`),
+  ]);
+  const workers: WorkerView[] = [];
+  const stale: string[] = [];
+  for (const [id, raw] of Object.entries(rawWorkers)) {
+    const w = JSON.parse(raw) as Omit<WorkerView, 'lastHeartbeatMsAgo' | 'alive'> & { hb: number };
+    const ago = now - w.hb;
+    // Forget workers silent for a long time; show recently silent ones as not alive.
+    if (ago > Math.max(60_000, heartbeatMs * 60)) stale.push(id);
+    else workers.push({ id, pool: w.pool, host: w.host, pid: w.pid, state: w.state, active: w.active, concurrency: w.concurrency, bytesPerSec: w.bytesPerSec, lastHeartbeatMsAgo: ago, alive: ago < heartbeatMs * 5 });
+  }
+  if (stale.length) await redis.hdel(`${prefix}:workers`, ...stale);
+  let waitingFiles = 0;
+  if (activeJobs.length) {
+    const p = redis.pipeline();
+    for (const id of activeJobs) p.hget(`${prefix}:job:${id}`, 'c:SUBMITTED');
+    for (const [, v] of (await p.exec()) ?? []) waitingFiles += Number(v ?? 0);
+  }
+  const alive = workers.filter((w) => w.alive);
+  const effective = (s: ScopeRecord): string => {
+    if (s.state !== 'draining') return s.state;
+    let inFlight: number;
+    if (s.scope === 'port') inFlight = alive.reduce((a, w) => a + w.active, 0);
+    else if (s.scope === 'pool') inFlight = alive.filter((w) => w.pool === s.target).reduce((a, w) => a + w.active, 0);
+    else if (s.scope === 'link') inFlight = slots.links[s.target] ?? 0;
+    else inFlight = slots.endpoints[s.target] ?? 0;
+    return inFlight === 0 ? 'drained' : 'draining';
+  };
+  return {
+    scopes: scopes.map((s) => ({ ...s, effectiveState: effective(s) })),
+    workers,
+    queues: {
+      waitingFiles,
+      queued: slots.queued,
+      runQueueWaiting: (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0),
+      runQueueDelayed: counts['delayed'] ?? 0,
+      runQueueActive: counts['active'] ?? 0,
+    },
+    transfers: { active: alive.reduce((a, w) => a + w.active, 0), rateBytesPerSec: Math.round(rate) },
+    jobs: { active: activeJobs.length },
+    slots: { links: slots.links, endpoints: slots.endpoints },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * Runs one queued file: claims it (START), moves its bytes through the transfer engine under this process's
+ * gates and abort controller, and closes the attempt (END) as finished, failed, retried, requeued or
+ * canceled. Retries and requeues come back as new queue members for the worker shell to enqueue.
+ */
+import { isCargoError } from '../errors.js';
+import type { ResumeState, TransferFn, TransferRequest, RateLimiter } from '../transfer/types.js';
+import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
+import type { EndReport, JobStore } from './job-store.js';
+import type { ScopeGates } from './scope-gates.js';
+
+export interface RunnerDeps {
+  store: JobStore;
+  transfer: TransferFn;
+  workerId: string;
+  gates: ScopeGates;
+  active: ActiveTransfers;
+  /** Puts queue members into the run queue (with a delay for retries). */
+  enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void>;
+  /** Extra limiters for a transfer (global/link/owner buckets); job caps are added by the runner. */
+  limitersFor?(link: string): RateLimiter[];
+  defaults: { connections: number; streams: number };
+}
+
+const MAX_RETRY_DELAY_MS = 3600_000;
+
+/** Exponential backoff with jitter: base · 2^(tries-1) · [0.5, 1.5), capped at an hour. */
+export function retryDelayMs(baseSec: number, tries: number): number {
+  if (baseSec <= 0) return 0;
+  const exp = baseSec * 1000 * 2 ** Math.max(0, tries - 1);
+  return Math.min(MAX_RETRY_DELAY_MS, Math.round(exp * (0.5 + Math.random())));
+}
+
+export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
+  const { store } = deps;
+  const claim = await store.start(member, deps.workerId);
+  if (claim.kind !== 'run') return;
+  const { spec, params, run, state } = claim;
+  const jobId = member.slice(0, member.indexOf('_'));
+  const idx = Number(member.split('_')[1]);
+
+  const controller = new AbortController();
+  const t: ActiveTransfer = { jobId, idx, link: spec.link, controller, bytes: 0, reportedBytes: 0, startedAt: Date.now() };
+  deps.active.add(t);
+  let lastResume: ResumeState | undefined = state.rs;
+  const req: TransferRequest = {
+    source: spec.source,
+    destination: spec.destination,
+    size: spec.size,
+    checksum: spec.checksum ?? (params.verifyChecksum === 'none' ? undefined : { alg: 'adler32' }),
+    verify: params.verifyChecksum,
+    overwrite: params.overwrite,
+    connections: params.connections ?? deps.defaults.connections,
+    streams: params.streams ?? deps.defaults.streams,
+    resume: state.rs,
+  };
+  if (spec.scitag !== undefined) {
+    req.sourceHeaders = { SciTag: String(spec.scitag) };
+    req.destinationHeaders = { SciTag: String(spec.scitag) };
+  }
+  const limiters = deps.limitersFor?.(spec.link) ?? [];
+  let report: EndReport;
+  let outcome: 'ok' | 'error' | 'requeue' | 'cancel';
+  let retryable = false;
+  try {
+    const res = await deps.transfer(req, {
+      signal: controller.signal,
+      gate: deps.gates.forTransfer(spec.link),
+      limiters,
+      onProgress: (p) => {
+        t.bytes = p.bytes;
+      },
+      onCheckpoint: (rs) => {
+        lastResume = rs;
+      },
+    });
+    const secs = Math.max(0.001, res.durationMs / 1000);
+    report = {
+      bytes: res.bytes, rateBytesPerSec: Math.round((res.bytes - res.resumedBytes) / secs), remoteIp: res.remoteIp,
+      protocol: res.protocol, streams: res.streams * res.connections, resumedBytes: res.resumedBytes,
+      checksumValue: res.checksum?.value,
+    };
+    outcome = 'ok';
+  } catch (err) {
+    const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
+    report = {
+      bytes: t.bytes,
+      errorCode: isCargoError(err) ? err.code : 'CARGO_ERR_INTERNAL',
+      errorMessage: err instanceof Error ? err.message : String(err),
+      resume: lastResume,
+    };
+    if (reason === 'cancel') {
+      outcome = 'cancel';
+    } else if (reason === 'stop' || reason === 'shutdown') {
+      outcome = 'requeue';
+      report.errorCode = 'CARGO_ERR_ABORTED';
+      report.errorMessage = reason === 'stop' ? 'stopped by an admin operation; requeued with its resume offsets' : 'worker shutting down; requeued';
+    } else {
+      outcome = 'error';
+      retryable = isCargoError(err) ? err.retryable : true;
+    }
+  } finally {
+    deps.active.remove(t);
+  }
+  const end = await store.end(jobId, idx, run, outcome, report, retryable, retryDelayMs(params.retryDelaySec, state.t + 1));
+  if (end.kind === 'queued') await deps.enqueue([{ member: end.member, delayMs: end.delayMs }]);
+}

@@ -1,0 +1,33 @@
+/** Entry used by `cargoport serve` and `cargoport worker`: one transfer pool in this process. */
+import type { Config } from '../config/schema.js';
+import { closeTransferClients, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { readFileSync } from 'node:fs';
+import { TransferPool } from './transfer-pool.js';
+
+export interface RunningWorkers {
+  pool: TransferPool;
+  drain(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?: (m: string) => void; stalledIntervalMs?: number }): Promise<RunningWorkers> {
+  await configureTransferEngine({
+    rejectUnauthorized: !cfg.transfer.insecureTls,
+    ca: cfg.transfer.caFile ? readFileSync(cfg.transfer.caFile) : undefined,
+    connections: cfg.transfer.connections,
+    streams: cfg.transfer.streams,
+  });
+  const pool = new TransferPool(cfg, { redisUrl: ctx.redisUrl, transfer: transferFile, log: ctx.log, stalledIntervalMs: ctx.stalledIntervalMs });
+  await pool.start();
+  return {
+    pool,
+    async drain(timeoutMs) {
+      await pool.drain(timeoutMs);
+      await closeTransferClients();
+    },
+    async close() {
+      await pool.close();
+      await closeTransferClients();
+    },
+  };
+}

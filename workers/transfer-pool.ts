@@ -1,0 +1,314 @@
+/**
+ * The transfer worker process shell: a BullMQ Worker over the run queue, the feeder that moves files
+ * fairly from the job lanes into that queue, the outbox reconciler, the control channel (cancel + admin
+ * operations) and heartbeats. All decisions live in services/jobs; this file only wires them to BullMQ
+ * and timers.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/schema.js';
+import { ActiveTransfers } from '../services/jobs/active-transfers.js';
+import { AdminStateStore, type AdminEvent, type AdminState, scopeKey } from '../services/jobs/admin-state.js';
+import { JobStore } from '../services/jobs/job-store.js';
+import { TRANSFER_QUEUE, transferJobOptions } from '../services/jobs/queues.js';
+import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
+import { ScopeGates } from '../services/jobs/scope-gates.js';
+import { runFile } from '../services/jobs/transfer-runner.js';
+import type { TransferFn } from '../services/transfer/types.js';
+
+export interface WorkerPoolOptions {
+  redisUrl: string;
+  transfer: TransferFn;
+  /** BullMQ stalled-job check period; tests shorten it to see killed-worker recovery quickly. */
+  stalledIntervalMs?: number;
+  log?: (msg: string) => void;
+}
+
+export interface WorkerHeartbeat {
+  id: string;
+  pool: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  hb: number;
+  active: number;
+  concurrency: number;
+  state: AdminState | 'drained';
+  bytesPerSec: number;
+}
+
+const FEED_IDLE_MS = 50;
+const PROGRESS_FLUSH_MS = 1000;
+const OUTBOX_CHECK_MS = 5000;
+const OUTBOX_GRACE_MS = 15_000;
+
+export class TransferPool {
+  readonly id: string;
+  private readonly redis: Redis;
+  private readonly sub: Redis;
+  private readonly store: JobStore;
+  private readonly admin: AdminStateStore;
+  private readonly queue: Queue;
+  private worker!: Worker;
+  readonly gates = new ScopeGates();
+  readonly active = new ActiveTransfers();
+  private timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  private feeding = false;
+  private feedAgain = false;
+  private aliveConcurrency: number;
+  /** Effective state of this process: port and pool states combined. */
+  private portState: AdminState = 'running';
+  private poolState: AdminState = 'running';
+  private bytesLastBeat = 0;
+  private bytesTotal = 0;
+  private lastBeatAt = Date.now();
+
+  constructor(private readonly cfg: Config, private readonly opts: WorkerPoolOptions) {
+    this.id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.redis = connectRedis(opts.redisUrl, 'worker');
+    this.sub = connectRedis(opts.redisUrl, 'worker');
+    this.store = new JobStore(this.redis, cfg.redis.prefix);
+    this.admin = new AdminStateStore(this.redis, cfg.redis.prefix);
+    this.queue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(opts.redisUrl, 'worker') as ConnectionOptions, prefix: cfg.redis.prefix });
+    this.aliveConcurrency = cfg.workers.concurrency;
+  }
+
+  private log(msg: string): void {
+    this.opts.log?.(`[worker ${this.id}] ${msg}`);
+  }
+
+  async start(): Promise<void> {
+    const prefix = this.cfg.redis.prefix;
+    await this.sub.subscribe(`${prefix}:ctl`);
+    this.sub.on('message', (_ch, msg) => this.onControl(msg));
+    // Re-read every admin state after a reconnection: pub/sub messages sent meanwhile are lost.
+    this.sub.on('ready', () => void this.syncAdminState());
+    this.worker = new Worker(TRANSFER_QUEUE, (job: Job) => this.process(job), {
+      connection: redisOptionsFromUrl(this.opts.redisUrl, 'worker') as ConnectionOptions,
+      prefix,
+      concurrency: this.cfg.workers.concurrency,
+      lockDuration: this.cfg.workers.lockDurationMs,
+      stalledInterval: this.opts.stalledIntervalMs ?? Math.min(30_000, this.cfg.workers.lockDurationMs),
+      // A killed worker's files must be requeued however often it happens, never failed by BullMQ.
+      maxStalledCount: 1_000_000,
+      autorun: false,
+    });
+    this.worker.on('error', (e) => this.log(`queue error: ${e.message}`));
+    await this.syncAdminState();
+    void this.worker.run();
+    await this.worker.waitUntilReady();
+    await this.heartbeat();
+    this.timers.push(setInterval(() => void this.heartbeat(), this.cfg.workers.heartbeatMs));
+    this.timers.push(setInterval(() => void this.flushProgress(), PROGRESS_FLUSH_MS));
+    this.timers.push(setInterval(() => void this.reconcileOutbox(), OUTBOX_CHECK_MS));
+    this.timers.push(setInterval(() => this.kickFeeder(), FEED_IDLE_MS));
+    this.kickFeeder();
+  }
+
+  private async process(job: Job): Promise<void> {
+    // A job fetched just as its pool was paused waits here before it starts moving bytes.
+    const wait = this.gates.port.whenOpen() ?? this.gates.pool.whenOpen();
+    if (wait) await wait;
+    await runFile(job.id!, {
+      store: this.store,
+      transfer: this.opts.transfer,
+      workerId: this.id,
+      gates: this.gates,
+      active: this.active,
+      enqueue: (items) => this.enqueue(items),
+      defaults: { connections: this.cfg.transfer.connections, streams: this.cfg.transfer.streams },
+    });
+    this.kickFeeder();
+  }
+
+  private async enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void> {
+    if (items.length === 0) return;
+    await this.queue.addBulk(items.map(({ member, delayMs }) => ({ name: 'file', data: {}, opts: transferJobOptions(member, delayMs) })));
+    await this.store.ackOutbox(items.map((i) => i.member));
+  }
+
+  /** Runs the feeder until it has nothing more to move; coalesces concurrent kicks. */
+  private kickFeeder(): void {
+    if (this.closed) return;
+    if (this.feeding) {
+      this.feedAgain = true;
+      return;
+    }
+    this.feeding = true;
+    void (async () => {
+      try {
+        do {
+          this.feedAgain = false;
+          if (!this.takingWork()) break;
+          const { scheduler } = this.cfg;
+          const ahead = Math.ceil(scheduler.feedAheadFactor * this.aliveConcurrency);
+          const members = await this.store.feed(scheduler.feedBatch, ahead, scheduler.linkMaxActive, scheduler.endpointMaxActive);
+          if (members.length) await this.enqueue(members.map((member) => ({ member, delayMs: 0 })));
+          if (members.length === scheduler.feedBatch) this.feedAgain = true;
+        } while (this.feedAgain && !this.closed);
+      } catch (e) {
+        if (!this.closed) this.log(`feeder: ${(e as Error).message}`);
+      } finally {
+        this.feeding = false;
+      }
+    })();
+  }
+
+  private takingWork(): boolean {
+    return this.portState === 'running' && this.poolState === 'running';
+  }
+
+  private async reconcileOutbox(): Promise<void> {
+    try {
+      const stale = await this.store.staleOutbox(OUTBOX_GRACE_MS);
+      if (stale.length === 0) return;
+      const now = Date.now();
+      this.log(`re-adding ${stale.length} queue entries whose enqueue was never confirmed`);
+      await this.enqueue(stale.map(({ member, due }) => ({ member, delayMs: Math.max(0, due - now) })));
+    } catch (e) {
+      if (!this.closed) this.log(`outbox: ${(e as Error).message}`);
+    }
+  }
+
+  private async flushProgress(): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (const t of this.active.values()) {
+      if (t.bytes === t.reportedBytes) continue;
+      const delta = t.bytes - t.reportedBytes;
+      t.reportedBytes = t.bytes;
+      this.bytesTotal += Math.max(0, delta);
+      writes.push(this.store.progress(t.jobId, t.idx, t.bytes, delta));
+    }
+    await Promise.allSettled(writes);
+  }
+
+  private effectiveState(): WorkerHeartbeat['state'] {
+    const s = this.portState !== 'running' ? this.portState : this.poolState;
+    if (s === 'draining' && this.active.size === 0) return 'drained';
+    return s;
+  }
+
+  private async heartbeat(): Promise<void> {
+    const now = Date.now();
+    const rate = ((this.bytesTotal - this.bytesLastBeat) * 1000) / Math.max(1, now - this.lastBeatAt);
+    this.bytesLastBeat = this.bytesTotal;
+    this.lastBeatAt = now;
+    const hb: WorkerHeartbeat = {
+      id: this.id, pool: this.cfg.workers.pool, host: hostname(), pid: process.pid, startedAt: this.startedAt, hb: now,
+      active: this.active.size, concurrency: this.cfg.workers.concurrency, state: this.effectiveState(), bytesPerSec: Math.round(rate),
+    };
+    try {
+      const key = `${this.cfg.redis.prefix}:workers`;
+      await this.redis.hset(key, this.id, JSON.stringify(hb));
+      // Size the feed-ahead budget on every live worker's concurrency, not just ours.
+      const all = await this.redis.hvals(key);
+      let sum = 0;
+      for (const raw of all) {
+        const w = JSON.parse(raw) as WorkerHeartbeat;
+        if (now - w.hb < this.cfg.workers.heartbeatMs * 5 && w.state === 'running') sum += w.concurrency;
+      }
+      this.aliveConcurrency = Math.max(sum, this.takingWork() ? this.cfg.workers.concurrency : 0);
+    } catch (e) {
+      if (!this.closed) this.log(`heartbeat: ${(e as Error).message}`);
+    }
+  }
+  private readonly startedAt = Date.now();
+
+  private onControl(raw: string): void {
+    let msg: { op: string; job?: string; file?: number } | AdminEvent;
+    try {
+      msg = JSON.parse(raw) as typeof msg;
+    } catch {
+      return;
+    }
+    if (msg.op === 'cancel') {
+      const m = msg as { job?: string; file?: number };
+      this.active.abortWhere((t) => t.jobId === m.job && (m.file === undefined || t.idx === m.file), 'cancel');
+    } else if (msg.op === 'admin') {
+      void this.applyAdmin(msg as AdminEvent);
+    }
+  }
+
+  private async syncAdminState(): Promise<void> {
+    try {
+      for (const rec of await this.admin.all()) {
+        await this.applyAdmin({ op: 'admin', action: 'start', scope: rec.scope, target: rec.target, state: rec.state, at: rec.since ?? 0 }, true);
+      }
+    } catch (e) {
+      if (!this.closed) this.log(`admin sync: ${(e as Error).message}`);
+    }
+  }
+
+  /** Applies one admin state to this process: gates, BullMQ intake and in-flight transfers. */
+  private async applyAdmin(ev: AdminEvent, fromSync = false): Promise<void> {
+    const { scope, target, state, action } = ev;
+    if (scope === 'pool' && target !== this.cfg.workers.pool) return;
+    if (scope === 'port' || scope === 'pool') {
+      const gate = scope === 'port' ? this.gates.port : this.gates.pool;
+      if (scope === 'port') this.portState = state;
+      else this.poolState = state;
+      if (state === 'paused') gate.close();
+      else gate.openGate();
+      if (state === 'stopped' || (action === 'restart' && !fromSync)) this.active.abortWhere(() => true, 'stop');
+      if (this.takingWork()) {
+        if (this.worker.isPaused()) this.worker.resume();
+        this.kickFeeder();
+      } else if (!this.worker.isPaused()) {
+        // Stop fetching; jobs already running continue (held by the gate when paused).
+        await this.worker.pause(true);
+      }
+    } else {
+      const gate = scope === 'link' ? this.gates.link(target) : this.gates.endpoint(target);
+      if (state === 'paused') gate.close();
+      else gate.openGate();
+      if (state === 'stopped' || (action === 'restart' && !fromSync)) {
+        this.active.abortWhere((t) => {
+          if (scope === 'link') return t.link === target;
+          const i = t.link.indexOf('>');
+          return t.link.slice(0, i) === target || t.link.slice(i + 1) === target;
+        }, 'stop');
+      }
+      if (state === 'running') this.kickFeeder();
+    }
+    this.log(`admin ${scopeKey(scope, target)} → ${state}${fromSync ? ' (sync)' : ''}`);
+  }
+
+  /** Number of transfers running in this process. */
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /**
+   * Graceful stop: take nothing new, let in-flight transfers finish for up to `timeoutMs`, then abort and
+   * requeue the rest (with their resume offsets), and close.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    await this.worker.pause(true);
+    this.portState = this.portState === 'running' ? 'draining' : this.portState;
+    const deadline = Date.now() + timeoutMs;
+    while (this.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (this.active.size > 0) {
+      this.log(`drain timeout: requeueing ${this.active.size} in-flight transfers`);
+      this.active.abortWhere(() => true, 'shutdown');
+    }
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.active.abortWhere(() => true, 'shutdown');
+    // worker.close() waits for the processors, which end promptly once aborted and record the requeue.
+    await this.worker.close();
+    await this.flushProgress();
+    await this.redis.hdel(`${this.cfg.redis.prefix}:workers`, this.id).catch(() => undefined);
+    await this.queue.close();
+    this.sub.disconnect();
+    this.redis.disconnect();
+  }
+}
