@@ -4,6 +4,7 @@
  * Thin by design: routes validate with JSON schemas and call services.
  */
 import { Queue, type ConnectionOptions } from 'bullmq';
+import type { Http2Session } from 'node:http2';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
@@ -27,6 +28,7 @@ export interface GatewayDeps {
   extensions?: Array<(app: FastifyInstance, ctx: GatewayContext) => Promise<void>>;
 }
 
+const SESSION_CLOSE_GRACE_MS = 2000;
 const OWNER_HEADER = 'x-cargoport-owner';
 const OWNER_FORM = /^[A-Za-z0-9_.@-]{1,128}$/;
 
@@ -56,6 +58,21 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
       return v && OWNER_FORM.test(v) ? v : 'anonymous';
     },
   };
+
+  // HTTP/2 clients keep sessions open; server.close() alone would wait for them (Fastify's
+  // http2SessionTimeout, 72 s). On close, send GOAWAY to every session and destroy stragglers after a grace.
+  const sessions = new Set<Http2Session>();
+  app.server.on('session', (s: Http2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  app.addHook('preClose', async () => {
+    for (const s of sessions) s.close();
+    const grace = setTimeout(() => {
+      for (const s of sessions) s.destroy();
+    }, SESSION_CLOSE_GRACE_MS);
+    grace.unref();
+  });
 
   app.setErrorHandler((err, req, reply) => sendProblem(reply, req, err));
   app.setNotFoundHandler((req, reply) =>

@@ -30,7 +30,8 @@ export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { c
   const keepAlive = setInterval(() => {
     for (const c of clients) c.reply.raw.write(': keep-alive\n\n');
   }, 15_000);
-  app.addHook('onClose', async () => {
+  // preClose: open event streams would otherwise keep the server from closing.
+  app.addHook('preClose', async () => {
     clearInterval(keepAlive);
     for (const c of clients) c.reply.raw.end();
   });

@@ -14,6 +14,8 @@ const limitQ = { type: 'string', pattern: '^[0-9]{1,5}$' } as const;
 
 export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
   const { store, cfg } = ctx;
+  // The API speaks JSON only: any other body type is 415, not a string that fails validation later.
+  app.removeContentTypeParser(['text/plain']);
 
   app.post<{ Body: RawSubmission }>('/jobs', {
     schema: {

@@ -36,7 +36,7 @@ export async function handleMkcol(ctx: StorageContext, request: FastifyRequest, 
     return void reply
       .code(405)
       .header('allow', DAV_METHODS.filter((m) => m !== 'MKCOL').join(', '))
-      .type('application/problem+json')
+      .header('content-type', 'application/problem+json')
       .send(JSON.stringify({ type: 'about:blank', title: 'resource already exists', status: 405, code: 'CARGO_ERR_EXISTS' }));
   }
   await ctx.storage.mkdir(lp.path, { parents: false });

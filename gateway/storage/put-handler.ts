@@ -12,6 +12,7 @@ import type { DigestValues } from '../../services/checksum/digest-header.js';
 import { writeStreamAt } from '../../services/storage/write-stream-at.js';
 import { StorageError, badPath } from '../../services/storage/storage-errors.js';
 import { READ_CHUNK } from '../../services/storage/posix-backend.js';
+import { FileRangeStream } from '../../services/storage/file-range-stream.js';
 import { algsToCompute, suppliedDigests } from './digest-negotiation.js';
 import { parseContentRange } from './range-header.js';
 import { hrefOf, requestPath, type StorageContext } from './storage-context.js';
@@ -50,8 +51,11 @@ async function fileDigests(path: string, algs: ChecksumAlg[]): Promise<Map<Check
   const sums = algs.map((a) => createChecksummer(a));
   const fh = await open(path, 'r');
   try {
-    for await (const chunk of fh.createReadStream({ highWaterMark: READ_CHUNK, autoClose: false }) as AsyncIterable<Buffer>) {
-      for (const s of sums) s.update(chunk);
+    const { size } = await fh.stat();
+    if (size > 0) {
+      for await (const chunk of new FileRangeStream(fh, 0, size - 1, READ_CHUNK) as AsyncIterable<Buffer>) {
+        for (const s of sums) s.update(chunk);
+      }
     }
   } finally {
     await fh.close();

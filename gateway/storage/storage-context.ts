@@ -41,7 +41,7 @@ export function sendProblem(reply: FastifyReply, status: number, title: string, 
   if (reply.sent || reply.raw.headersSent) return reply;
   return reply
     .code(status)
-    .type('application/problem+json')
+    .header('content-type', 'application/problem+json')
     .send(JSON.stringify({ type: 'about:blank', title, status, ...extra }));
 }
 

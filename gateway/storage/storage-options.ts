@@ -31,6 +31,10 @@ export interface TpcOptions {
   requireChecksumByDefault?: boolean;
   /** Refuse remote URLs that resolve to loopback (XRootD default); tests between two local instances set true. */
   allowLocal?: boolean;
+  /** What `Credential: gridsite` means (no delegation is implemented): treat as `none` (default) or 400. */
+  gridsite?: 'as-none' | 'reject';
+  /** Told about every accepted copy (for logs / packet marking: `scitag` is the effective flow tag). */
+  onTransfer?(info: { mode: 'pull' | 'push'; path: string; remote: string; scitag?: number }): void;
 }
 
 export interface StorageEndpointOptions {

@@ -1,5 +1,199 @@
+/**
+ * HTTP third-party copy, server side (wlcg.md §3): `COPY` with `Source` (pull: we GET the remote and store it
+ * here) or `Destination` (push: we PUT our file to the remote). The copy itself is `transferFile` from the
+ * transfer engine; this module validates headers, authorises the local side, answers 202 and streams
+ * performance markers every `markerIntervalMs` (≤ 5 s) until `success: Created` / `failure: <reason>`.
+ *
+ * Decisions (documented in gateway/storage/README.md):
+ * - `Credential: none` is the normal case. `Credential: gridsite` (gfal2 sends it when it has no token for the
+ *   passive side) asks for GridSite proxy delegation, which cargoport does not implement: by default it is
+ *   treated like `none` (the copy runs with the TransferHeader* credentials given, if any; a passive side that
+ *   refuses shows up as `failure: … 401/403`); `tpc.gridsite: 'reject'` answers 400 instead, letting gfal2
+ *   fall back to another copy mode. Any other value → 400.
+ * - `SciTag` wins over `TransferHeaderSciTag` (the latter is then not forwarded); either is reported.
+ * - Loopback remotes are refused unless `tpc.allowLocal` (the XRootD default; SSRF towards the port's host).
+ * - A client that closes the connection aborts the copy; nothing is published.
+ */
+import { lookup } from 'node:dns/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { sendProblem, type StorageContext } from './storage-context.js';
-export async function handleCopy(_ctx: StorageContext, _request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  return void sendProblem(reply, 501, 'COPY not implemented yet');
+import { PauseGate } from '../../services/throttle/pause-gate.js';
+import { StorageError, badPath } from '../../services/storage/storage-errors.js';
+import type { TransferRequest, VerifyMode, ChecksumAlg } from '../../services/transfer/types.js';
+import { isCargoError } from '../../services/errors.js';
+import { suppliedDigests } from './digest-negotiation.js';
+import { overwriteHeader } from './put-handler.js';
+import { failureLine, perfMarker, SUCCESS_LINE } from './perf-marker.js';
+import { requestPath, sendProblem, type StorageContext } from './storage-context.js';
+
+const badHeader = (field: string, msg: string) => new StorageError('CARGO_ERR_BAD_HEADER', msg, 400, { field });
+
+function single(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/** Remote URL of a TPC request: http(s) only; dav/davs are rewritten as davix does. */
+export function remoteUrl(value: string, field: string): URL {
+  let u: URL;
+  try {
+    u = new URL(value.trim());
+  } catch {
+    throw badHeader(field, `${field} is not an absolute URL`);
+  }
+  if (u.protocol === 'davs:') u = new URL('https:' + u.href.slice('davs:'.length));
+  else if (u.protocol === 'dav:') u = new URL('http:' + u.href.slice('dav:'.length));
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw badHeader(field, `${field} must be an http(s) URL`);
+  if (!u.hostname) throw badHeader(field, `${field} has no host`);
+  return u;
+}
+
+/** `Credential` may be repeated or comma-joined (gfal2 can send `none` twice). */
+export function credentialMode(request: FastifyRequest, gridsite: 'as-none' | 'reject'): void {
+  const raw = single(request, 'credential');
+  if (raw === undefined) return;
+  for (const v of raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)) {
+    if (v === 'none') continue;
+    if (v === 'gridsite' && gridsite === 'as-none') continue;
+    throw badHeader('Credential', `Credential: ${v} is not supported (cargoport does no proxy delegation; use none with TransferHeaderAuthorization)`);
+  }
+}
+
+function booleanHeader(request: FastifyRequest, name: string, field: string, dflt: boolean): boolean {
+  const v = single(request, name);
+  if (v === undefined) return dflt;
+  const t = v.trim().toLowerCase();
+  if (t === 'true') return true;
+  if (t === 'false') return false;
+  throw badHeader(field, `${field} must be true or false`);
+}
+
+export function streamsHeader(request: FastifyRequest): number | undefined {
+  const v = single(request, 'x-number-of-streams');
+  if (v === undefined) return undefined;
+  const n = Number(v.trim());
+  if (!Number.isInteger(n) || n < 0 || n > 100) throw badHeader('X-Number-Of-Streams', 'X-Number-Of-Streams must be 0–100');
+  return Math.max(1, n);
+}
+
+/** SciTag precedence: `SciTag` first, then `TransferHeaderSciTag`; values outside 65–65535 mean 0 (unmarked). */
+export function effectiveSciTag(request: FastifyRequest): number | undefined {
+  const v = single(request, 'scitag') ?? single(request, 'transferheaderscitag');
+  if (v === undefined) return undefined;
+  const n = Number(v.trim());
+  return Number.isInteger(n) && n >= 65 && n <= 65535 ? n : 0;
+}
+
+/** `TransferHeader<Name>: v` → `<Name>: v` for our requests to the passive party. */
+export function forwardedHeaders(request: FastifyRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  const hasSciTag = request.headers['scitag'] !== undefined;
+  for (const [k, v] of Object.entries(request.headers)) {
+    if (!k.startsWith('transferheader') || v === undefined) continue;
+    const name = k.slice('transferheader'.length);
+    if (!name || (name === 'scitag' && hasSciTag)) continue;
+    if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(name) || name === 'host' || name.startsWith(':')) continue;
+    out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+async function refuseLoopback(u: URL, field: string): Promise<void> {
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const addrs = await lookup(host, { all: true }).catch(() => []);
+  const loop = (a: string) => a === '::1' || a.startsWith('127.') || a === '0.0.0.0' || a === '::' || a.startsWith('::ffff:127.');
+  if (addrs.some((a) => loop(a.address)) || loop(host) || host === 'localhost') {
+    throw new StorageError('CARGO_ERR_FORBIDDEN', `${field} points at this host (loopback), refused`, 403, { field });
+  }
+}
+
+export async function handleCopy(ctx: StorageContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const lp = requestPath(ctx, request);
+  const tpc = ctx.opts.tpc ?? {};
+  const sourceH = single(request, 'source');
+  const destH = single(request, 'destination');
+  if ((sourceH === undefined) === (destH === undefined)) {
+    throw badHeader(sourceH ? 'Destination' : 'Source', 'COPY needs exactly one of Source (pull) or Destination (push)');
+  }
+  const pull = sourceH !== undefined;
+  const remote = remoteUrl((pull ? sourceH : destH)!, pull ? 'Source' : 'Destination');
+  credentialMode(request, tpc.gridsite ?? 'as-none');
+  const overwrite = overwriteHeader(request);
+  const requireChecksum = booleanHeader(request, 'requirechecksumverification', 'RequireChecksumVerification', tpc.requireChecksumByDefault ?? true);
+  const streams = streamsHeader(request);
+  const scitag = effectiveSciTag(request);
+  const passiveHeaders = forwardedHeaders(request);
+  const supplied = suppliedDigests(request);
+  if (lp.path === '/' || lp.trailingSlash) throw badPath('COPY needs a file path');
+  if (!tpc.transfer) {
+    return void sendProblem(reply, 501, 'third-party copy is not enabled on this endpoint', { code: 'CARGO_ERR_TPC_DISABLED' });
+  }
+  if (!tpc.allowLocal) await refuseLoopback(remote, pull ? 'Source' : 'Destination');
+
+  // Local side: authorise and check before answering 202, so early errors are plain HTTP errors.
+  let localUrl: string;
+  let external: Awaited<ReturnType<typeof ctx.storage.beginExternalUpload>> | undefined;
+  if (pull) {
+    await ctx.access.check(request, 'create', lp.path);
+    const existing = await ctx.storage.stat(lp.path).catch(() => null);
+    if (existing) await ctx.access.check(request, 'modify', lp.path);
+    external = await ctx.storage.beginExternalUpload(lp.path, { overwrite });
+    localUrl = 'file://' + external.file;
+  } else {
+    await ctx.access.check(request, 'read', lp.path);
+    localUrl = 'file://' + (await ctx.storage.resolveForRead(lp.path));
+  }
+  const alg: ChecksumAlg | undefined = (Object.keys(supplied) as ChecksumAlg[])[0];
+  const verify: VerifyMode = requireChecksum ? (pull ? 'source' : 'destination') : 'none';
+  const req: TransferRequest = {
+    source: pull ? remote.href : localUrl,
+    destination: pull ? localUrl : remote.href,
+    verify,
+    overwrite: pull ? true : overwrite, // pull: the overwrite decision is applied when adopting the file
+    ...(alg ? { checksum: { alg, value: supplied[alg] } } : requireChecksum ? { checksum: { alg: 'adler32' as const } } : {}),
+    ...(streams ? { streams } : {}),
+    ...(pull ? { sourceHeaders: passiveHeaders } : { destinationHeaders: passiveHeaders }),
+  };
+  tpc.onTransfer?.({ mode: pull ? 'pull' : 'push', path: lp.path, remote: remote.href, scitag });
+
+  // 202 and the marker stream; from here on errors are reported in the body.
+  const abort = new AbortController();
+  const res = reply.raw;
+  reply.hijack();
+  res.writeHead(202, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+  let bytes = 0;
+  let finished = false;
+  const write = (s: string) => {
+    if (!res.destroyed && !res.writableEnded) res.write(s);
+  };
+  res.on('close', () => {
+    if (!finished) abort.abort(new Error('client closed the COPY request'));
+  });
+  write(perfMarker(0));
+  const timer = setInterval(() => write(perfMarker(bytes)), tpc.markerIntervalMs ?? 5000);
+  try {
+    const result = await tpc.transfer(req, {
+      signal: abort.signal,
+      gate: new PauseGate(),
+      onProgress: (p) => {
+        bytes = p.bytes;
+      },
+    });
+    bytes = result.bytes;
+    if (external) {
+      const entry = await external.commit();
+      if (result.checksum) ctx.checksums.remember(lp.path, entry.etag, result.checksum.alg, result.checksum.value);
+    }
+    finished = true;
+    clearInterval(timer);
+    write(perfMarker(bytes));
+    res.end(SUCCESS_LINE);
+  } catch (e) {
+    finished = true;
+    clearInterval(timer);
+    await external?.abort();
+    const msg = isCargoError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
+    request.log.warn({ err: e, path: lp.path, remote: remote.href }, 'TPC failed');
+    if (!res.destroyed) res.end(failureLine(msg));
+  }
 }
