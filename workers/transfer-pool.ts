@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import { ActiveTransfers } from '../services/jobs/active-transfers.js';
@@ -43,6 +43,7 @@ const FEED_IDLE_MS = 50;
 const PROGRESS_FLUSH_MS = 1000;
 const OUTBOX_CHECK_MS = 5000;
 const OUTBOX_GRACE_MS = 15_000;
+const REQUEUE_DELAY_MS = 500;
 
 export class TransferPool {
   readonly id: string;
@@ -86,7 +87,7 @@ export class TransferPool {
     this.sub.on('message', (_ch, msg) => this.onControl(msg));
     // Re-read every admin state after a reconnection: pub/sub messages sent meanwhile are lost.
     this.sub.on('ready', () => void this.syncAdminState());
-    this.worker = new Worker(TRANSFER_QUEUE, (job: Job) => this.process(job), {
+    this.worker = new Worker(TRANSFER_QUEUE, (job: Job, token?: string) => this.process(job, token), {
       connection: redisOptionsFromUrl(this.opts.redisUrl, 'worker') as ConnectionOptions,
       prefix,
       concurrency: this.cfg.workers.concurrency,
@@ -108,10 +109,13 @@ export class TransferPool {
     this.kickFeeder();
   }
 
-  private async process(job: Job): Promise<void> {
-    // A job fetched just as its pool was paused waits here before it starts moving bytes.
-    const wait = this.gates.port.whenOpen() ?? this.gates.pool.whenOpen();
-    if (wait) await wait;
+  private async process(job: Job, token?: string): Promise<void> {
+    // Fetched in the instant its port/pool was paused, drained or stopped: start nothing; hand the job back
+    // to the queue (delayed) so it neither starts nor holds up a shutdown.
+    if (!this.takingWork() || this.closed) {
+      await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
+      throw new DelayedError();
+    }
     await runFile(job.id!, {
       store: this.store,
       transfer: this.opts.transfer,

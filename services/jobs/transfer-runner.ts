@@ -3,6 +3,7 @@
  * gates and abort controller, and closes the attempt (END) as finished, failed, retried, requeued or
  * canceled. Retries and requeues come back as new queue members for the worker shell to enqueue.
  */
+import { rm } from 'node:fs/promises';
 import { isCargoError } from '../errors.js';
 import type { ResumeState, TransferFn, TransferRequest, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
@@ -103,5 +104,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     deps.active.remove(t);
   }
   const end = await store.end(jobId, idx, run, outcome, report, retryable, retryDelayMs(params.retryDelaySec, state.t + 1));
+  // A canceled file keeps nothing: its partial data (kept by the engine for resume) is removed.
+  if ((end.kind === 'canceled' || end.kind === 'failed') && lastResume?.tempPath) await rm(lastResume.tempPath, { force: true }).catch(() => undefined);
   if (end.kind === 'queued') await deps.enqueue([{ member: end.member, delayMs: end.delayMs }]);
 }
