@@ -79,13 +79,19 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
       });
       api.setNotFoundHandler((_req, reply) => sendProblem(reply, 404, 'not found'));
 
+      // gfal2 calls `{uri}/stage/` and friends with a trailing slash: serve both spellings.
+      const both = (method: 'GET' | 'POST' | 'DELETE', url: string, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => {
+        api.route({ method, url, handler });
+        api.route({ method, url: url + '/', handler });
+      };
+
       const found = (id: string, reply: FastifyReply): StageRequest | undefined => {
         const r = requests.get(id);
         if (!r) sendProblem(reply, 404, 'stage request not found', { detail: `no stage request with id ${id}` });
         return r;
       };
 
-      api.post('/stage', async (req, reply) => {
+      both('POST', '/stage', async (req, reply) => {
         const body = req.body as { files?: unknown } | undefined;
         if (!body || !Array.isArray(body.files) || body.files.length === 0) validation('"files" must be a non-empty array');
         if (body.files.length > MAX_FILES) return sendProblem(reply, 413, 'too many files', { detail: `at most ${MAX_FILES}` });
@@ -115,7 +121,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
           .send(JSON.stringify({ requestId: created.id }));
       });
 
-      api.get('/stage/:id', async (req, reply) => {
+      both('GET', '/stage/:id', async (req, reply) => {
         const r = found((req.params as { id: string }).id, reply);
         if (!r) return reply;
         await checkAll(req, 'poll', r.files.filter((f) => f.logical !== '/').map((f) => f.path));
@@ -136,7 +142,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         );
       });
 
-      api.post('/stage/:id/cancel', async (req, reply) => {
+      both('POST', '/stage/:id/cancel', async (req, reply) => {
         const r = found((req.params as { id: string }).id, reply);
         if (!r) return reply;
         const paths = pathList(req.body, 'paths');
@@ -148,7 +154,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         return reply.code(200).send();
       });
 
-      api.delete('/stage/:id', async (req, reply) => {
+      both('DELETE', '/stage/:id', async (req, reply) => {
         const r = found((req.params as { id: string }).id, reply);
         if (!r) return reply;
         await checkAll(req, 'stage', r.files.filter((f) => f.logical !== '/').map((f) => f.path));
@@ -157,7 +163,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
       });
 
       // gfal2 releases with the id "gfal2-placeholder-id" when it has none: release by path regardless of id.
-      api.post('/release/:id', async (req, reply) => {
+      both('POST', '/release/:id', async (req, reply) => {
         const paths = pathList(req.body, 'paths');
         const logical = paths.map(toLogical);
         for (const p of logical) await access.check(req, 'stage', p);
@@ -165,7 +171,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         return reply.code(200).send();
       });
 
-      api.post('/archiveinfo', async (req, reply) => {
+      both('POST', '/archiveinfo', async (req, reply) => {
         const paths = pathList(req.body, 'paths').slice(0, MAX_FILES);
         const out: Array<{ path: string; locality?: string; error?: string }> = [];
         for (const p of paths) {

@@ -1,0 +1,123 @@
+/**
+ * The CLI's HTTPS client for the REST API (/api/v1). It trusts the port's generated certificate
+ * (`<dataDir>/tls/cert.pem`) when that file exists — on top of the system store — or nothing at all with
+ * `--insecure`. API errors arrive as RFC 7807 problem+json and become ApiError, printed as `title: detail`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Agent, request } from 'undici';
+import { CargoError } from '../services/errors.js';
+
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  field?: string;
+  code?: string;
+}
+
+export class ApiError extends CargoError {
+  readonly problem: Problem;
+  constructor(status: number, problem: Problem) {
+    const title = problem.title ?? `HTTP ${status}`;
+    const text = problem.detail ? `${title}: ${problem.detail}` : title;
+    super(problem.code ?? 'CARGO_ERR_API', problem.field && !text.includes(problem.field) ? `${text} (field ${problem.field})` : text, {
+      httpStatus: status, field: problem.field, retryable: status >= 500,
+    });
+    this.name = 'ApiError';
+    this.problem = problem;
+  }
+}
+
+export class ConnectError extends CargoError {
+  constructor(message: string, cause: unknown) {
+    super('CARGO_ERR_CONNECT', message, { httpStatus: 502, retryable: true, cause });
+    this.name = 'ConnectError';
+  }
+}
+
+export interface ApiClientOptions {
+  /** Base URL of the gateway, e.g. https://localhost:8443 */
+  url: string;
+  /** Extra CA certificate (PEM file) to trust, normally <dataDir>/tls/cert.pem. */
+  caFile?: string;
+  insecure?: boolean;
+  token?: string;
+}
+
+export interface ApiClient {
+  readonly baseUrl: string;
+  get<T>(path: string, query?: Record<string, string | number | undefined>): Promise<T>;
+  post<T>(path: string, body: unknown): Promise<T>;
+  delete<T>(path: string): Promise<T>;
+  close(): Promise<void>;
+}
+
+const TLS_HINT = 'trust the port\'s certificate (it is read from <dataDir>/tls/cert.pem; pass --config for another dataDir) or use --insecure';
+
+function explainConnectError(base: string, e: unknown): ConnectError {
+  const err = e as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = err.code ?? err.cause?.code ?? '';
+  if (code === 'ECONNREFUSED') return new ConnectError(`cannot reach ${base}: connection refused (is \`cargoport serve\` running? pass --url)`, e);
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new ConnectError(`cannot resolve the host of ${base}`, e);
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code) || /certificate/i.test(err.message)) {
+    return new ConnectError(`TLS verification of ${base} failed (${code || err.message}): ${TLS_HINT}`, e);
+  }
+  return new ConnectError(`request to ${base} failed: ${code ? code + ' ' : ''}${err.message}`, e);
+}
+
+export function createApiClient(opts: ApiClientOptions): ApiClient {
+  const base = opts.url.replace(/\/+$/, '');
+  let baseUrl: URL;
+  try {
+    baseUrl = new URL(base);
+  } catch {
+    throw new CargoError('CARGO_ERR_USAGE', `--url ${JSON.stringify(opts.url)} is not a URL`, { httpStatus: 400, field: 'url' });
+  }
+  if (baseUrl.protocol !== 'https:') {
+    throw new CargoError('CARGO_ERR_USAGE', `--url must be https:// (got ${baseUrl.protocol})`, { httpStatus: 400, field: 'url' });
+  }
+  const ca = !opts.insecure && opts.caFile && existsSync(opts.caFile) ? [...rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined;
+  const agent = new Agent({
+    allowH2: true,
+    connect: opts.insecure ? { rejectUnauthorized: false } : ca ? { ca } : {},
+  });
+
+  async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
+    const url = new URL(base + '/api/v1' + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    let res;
+    try {
+      res = await request(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), dispatcher: agent });
+    } catch (e) {
+      throw explainConnectError(base, e);
+    }
+    const text = await res.body.text();
+    const type = String(res.headers['content-type'] ?? '');
+    let parsed: unknown;
+    if (text && /json/.test(type)) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    if (res.statusCode >= 400) {
+      const problem = parsed && typeof parsed === 'object' ? (parsed as Problem) : { title: `HTTP ${res.statusCode}`, detail: text.slice(0, 200) || undefined };
+      throw new ApiError(res.statusCode, problem);
+    }
+    return (parsed ?? (text ? text : undefined)) as T;
+  }
+
+  return {
+    baseUrl: base,
+    get: (path, query) => call('GET', path, undefined, query),
+    post: (path, body) => call('POST', path, body),
+    delete: (path) => call('DELETE', path),
+    close: () => agent.close(),
+  };
+}

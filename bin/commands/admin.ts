@@ -1,0 +1,64 @@
+/** `cargoport admin OP [--scope S] [--target NAME]`: the port's admin operations (ARCHITECTURE.md). */
+import { clientOptionHelp, clientOptions, expectPositionals, printJson, withApi, type Command } from '../command.js';
+import { UsageError } from '../usage-error.js';
+
+export const ADMIN_OPS = ['start', 'stop', 'drain', 'pause', 'resume', 'restart', 'status'] as const;
+export const ADMIN_SCOPES = ['port', 'pool', 'link', 'endpoint'] as const;
+
+export interface ScopeState {
+  scope: string;
+  target: string;
+  state: string;
+}
+export interface PortStatus {
+  scopes: ScopeState[];
+  workers: unknown[];
+  queues: Record<string, unknown>;
+  transfers: { active: number; rateBytesPerSec: number };
+}
+
+export function scopeLine(s: ScopeState): string {
+  return `${s.scope.padEnd(9)} ${(s.target || '-').padEnd(32)} ${s.state}`;
+}
+
+export const adminCommand: Command = {
+  name: 'admin',
+  args: `OP  (${ADMIN_OPS.join(' | ')})`,
+  summary: 'run an admin operation on a scope of the port',
+  options: { ...clientOptions, scope: { type: 'string' }, target: { type: 'string' } },
+  optionHelp: [
+    `--scope SCOPE    ${ADMIN_SCOPES.join(' | ')} (default port)`,
+    '--target NAME    pool name, link "src-host:port>dst-host:port" or endpoint "host:port"',
+    ...clientOptionHelp,
+  ],
+  async run(ctx) {
+    expectPositionals(ctx, 1, 1, `OP (${ADMIN_OPS.join(', ')})`);
+    const op = ctx.positionals[0]!;
+    if (!(ADMIN_OPS as readonly string[]).includes(op)) throw new UsageError(`unknown operation "${op}" (expected ${ADMIN_OPS.join(', ')})`, 'op');
+    const scope = ctx.values.scope as string | undefined;
+    if (scope !== undefined && !(ADMIN_SCOPES as readonly string[]).includes(scope)) {
+      throw new UsageError(`--scope must be one of ${ADMIN_SCOPES.join(', ')} (got ${scope})`, 'scope');
+    }
+    const target = ctx.values.target as string | undefined;
+    if ((scope === 'link' || scope === 'endpoint') && !target) throw new UsageError(`--scope ${scope} needs --target`, 'target');
+    return withApi(ctx, async (api) => {
+      if (op === 'status') {
+        const status = await api.get<PortStatus>('/status');
+        if (ctx.values.json) printJson(ctx, status);
+        else {
+          const shown = status.scopes.filter((s) => !scope || (s.scope === scope && (!target || s.target === target)));
+          for (const s of shown) ctx.out.write(scopeLine(s) + '\n');
+          ctx.out.write(`transfers active ${status.transfers.active}, workers ${status.workers.length}\n`);
+        }
+        return 0;
+      }
+      const body: Record<string, string> = {};
+      if (scope) body.scope = scope;
+      if (target) body.target = target;
+      const result = await api.post<ScopeState>(`/admin/${op}`, body);
+      if (ctx.values.json) printJson(ctx, result);
+      else ctx.out.write(scopeLine(result) + '\n');
+      return 0;
+    });
+  },
+};

@@ -1,0 +1,68 @@
+/** `cargoport submit SRC DST [SRC DST …] | --manifest FILE`: POST /api/v1/jobs, prints the job id. */
+import { readFileSync } from 'node:fs';
+import { applyOptions, filesFromPairs, intOption, parseManifest, parseVerify } from '../manifest.js';
+import { clientOptionHelp, clientOptions, printJson, withApi, type Command } from '../command.js';
+import { UsageError } from '../usage-error.js';
+
+interface Created {
+  jobId: string;
+  files: number;
+  state: string;
+}
+
+function readManifest(file: string): string {
+  try {
+    // `-` reads the manifest from standard input, for pipelines.
+    return readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read manifest ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'manifest');
+  }
+}
+
+export const submitCommand: Command = {
+  name: 'submit',
+  args: 'SRC DST [SRC DST …] | --manifest FILE',
+  summary: 'submit a transfer job; prints its id',
+  options: {
+    ...clientOptions,
+    manifest: { type: 'string', short: 'm' },
+    priority: { type: 'string' },
+    retries: { type: 'string' },
+    verify: { type: 'string' },
+    overwrite: { type: 'boolean' },
+    streams: { type: 'string' },
+    checksum: { type: 'string' },
+  },
+  optionHelp: [
+    '--manifest FILE  JSON {files:[…], params:{…}} or text lines "SRC DST [ALG:VALUE]" (- = stdin)',
+    '--priority N     1 (lowest) … 5 (highest)',
+    '--retries N      retries per file',
+    '--verify MODE    none | source | destination | both',
+    '--overwrite      replace existing destinations',
+    '--streams N      HTTP/2 streams per connection',
+    '--checksum A:V   expected checksum of a single-file job, e.g. adler32:0a1b2c3d',
+    ...clientOptionHelp,
+  ],
+  async run(ctx) {
+    const v = ctx.values;
+    let sub;
+    if (typeof v.manifest === 'string') {
+      if (ctx.positionals.length) throw new UsageError('give either SRC DST pairs or --manifest, not both');
+      sub = parseManifest(readManifest(v.manifest), v.manifest === '-' ? 'stdin' : v.manifest);
+    } else {
+      sub = { files: filesFromPairs(ctx.positionals) };
+    }
+    const body = applyOptions(sub, {
+      priority: intOption(v.priority as string | undefined, '--priority', 1, 5),
+      retries: intOption(v.retries as string | undefined, '--retries', 0, 100),
+      verify: parseVerify(v.verify as string | undefined),
+      overwrite: v.overwrite === true,
+      streams: intOption(v.streams as string | undefined, '--streams', 1, 256),
+      checksum: v.checksum as string | undefined,
+    });
+    const created = await withApi(ctx, (api) => api.post<Created>('/jobs', body));
+    if (v.json) printJson(ctx, created);
+    else ctx.out.write(`${created.jobId}\n`);
+    return 0;
+  },
+};

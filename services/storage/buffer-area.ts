@@ -1,0 +1,196 @@
+/**
+ * The buffer: the port's own fast area, separate from permanent storage. Two uses:
+ * - incoming/: uploads are written here under server-generated names, then adopted into permanent storage
+ *   (a rename when both are on one file system);
+ * - staged/: export copies staged from permanent storage (Tape REST "stage"), pinned for a lifetime and
+ *   evicted, least recently used first, once released or expired, whenever room is needed under the quota.
+ * The buffer is a cache: it is wiped at start-up, because staged copies without their pin records are
+ * worth nothing and half-written uploads must never be published.
+ */
+import { constants as fsc } from 'node:fs';
+import { mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { writeStreamAt } from './write-stream-at.js';
+import type { ReadHandle, StorageBackend } from './storage-backend.js';
+import { PosixBackend } from './posix-backend.js';
+import { NearlineBackend } from './nearline-backend.js';
+import { insufficientStorage, StorageError } from './storage-errors.js';
+
+export interface StagedCopy {
+  path: string;
+  size: number;
+  /** ETag of the permanent file the copy was made from; a changed source invalidates the copy. */
+  sourceEtag: string;
+  pinnedUntil: number;
+  released: boolean;
+  lastAccess: number;
+}
+
+export interface BufferOptions {
+  dir: string;
+  quotaBytes: number;
+}
+
+export class BufferArea {
+  private readonly staged = new Map<string, StagedCopy>();
+  private readonly staging = new Map<string, Promise<StagedCopy>>();
+  private reservedBytes = 0;
+
+  private constructor(
+    readonly incomingDir: string,
+    private readonly stagedStore: PosixBackend,
+    readonly quotaBytes: number,
+  ) {}
+
+  static async create(opts: BufferOptions): Promise<BufferArea> {
+    const incoming = opts.dir + '/incoming';
+    const staged = opts.dir + '/staged';
+    await rm(incoming, { recursive: true, force: true });
+    await rm(staged, { recursive: true, force: true });
+    await mkdir(incoming, { recursive: true });
+    return new BufferArea(incoming, await PosixBackend.create(staged), opts.quotaBytes);
+  }
+
+  get usedBytes(): number {
+    let n = this.reservedBytes;
+    for (const c of this.staged.values()) n += c.size;
+    return n;
+  }
+
+  /** Evict released or expired staged copies (LRU) until `bytes` more fit under the quota. */
+  async makeRoom(bytes: number): Promise<void> {
+    if (bytes > this.quotaBytes) throw insufficientStorage(`${bytes} bytes exceed the buffer quota`);
+    const now = Date.now();
+    const candidates = [...this.staged.values()]
+      .filter((c) => c.released || c.pinnedUntil <= now)
+      .sort((a, b) => a.lastAccess - b.lastAccess);
+    for (const c of candidates) {
+      if (this.usedBytes + bytes <= this.quotaBytes) return;
+      await this.drop(c.path);
+    }
+    if (this.usedBytes + bytes > this.quotaBytes) {
+      throw insufficientStorage('buffer full: every staged copy is still pinned');
+    }
+  }
+
+  /** Hold `bytes` of quota for an upload in progress; call the returned function when it ends. */
+  async reserve(bytes: number): Promise<() => void> {
+    await this.makeRoom(bytes);
+    this.reservedBytes += bytes;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.reservedBytes -= bytes;
+    };
+  }
+
+  /** A fresh temp file in incoming/ (server-generated name, O_EXCL). */
+  async incomingTemp(): Promise<{ path: string; handle: FileHandle }> {
+    const path = `${this.incomingDir}/${randomBytes(12).toString('hex')}.part`;
+    const handle = await open(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+    return { path, handle };
+  }
+
+  /** A fresh private directory in incoming/ (for writers that create their own temp files). */
+  async makeIncomingDir(): Promise<string> {
+    const dir = `${this.incomingDir}/${randomBytes(12).toString('hex')}.d`;
+    await mkdir(dir, { recursive: false });
+    return dir;
+  }
+
+  async removeIncoming(path: string): Promise<void> {
+    await unlink(path).catch(() => undefined);
+  }
+
+  get(path: string): StagedCopy | undefined {
+    return this.staged.get(path);
+  }
+
+  /** Copy `path` from permanent storage into the buffer (recalling it from tape first), pinned for `pinMs`. */
+  stage(permanent: StorageBackend, path: string, pinMs: number): Promise<StagedCopy> {
+    const now = Date.now();
+    const existing = this.staged.get(path);
+    if (existing) {
+      existing.pinnedUntil = Math.max(existing.pinnedUntil, now + pinMs);
+      existing.released = false;
+      existing.lastAccess = now;
+      return Promise.resolve(existing);
+    }
+    let p = this.staging.get(path);
+    if (p) return p;
+    p = (async () => {
+      const st = await permanent.stat(path);
+      if (st.type !== 'file') throw new StorageError('CARGO_ERR_NOT_A_FILE', `not a file: ${path}`, 400);
+      if (permanent instanceof NearlineBackend) await permanent.recall(path);
+      const release = await this.reserve(st.size);
+      try {
+        const src = await permanent.openRead(path);
+        try {
+          const tmp = await this.stagedStore.createTemp(path, { overwrite: true, createParents: true });
+          try {
+            if (st.size > 0) await writeStreamAt(tmp.handle, src.stream(0, st.size - 1), 0);
+            await tmp.commit();
+          } catch (e) {
+            await tmp.abort();
+            throw e;
+          }
+        } finally {
+          await src.close();
+        }
+      } finally {
+        release();
+      }
+      // The buffer now holds the disk copy; the tape system's own cache can let go of it.
+      if (permanent instanceof NearlineBackend) permanent.evict(path);
+      const copy: StagedCopy = {
+        path,
+        size: st.size,
+        sourceEtag: st.etag,
+        pinnedUntil: Date.now() + pinMs,
+        released: false,
+        lastAccess: Date.now(),
+      };
+      this.staged.set(path, copy);
+      return copy;
+    })().finally(() => this.staging.delete(path));
+    this.staging.set(path, p);
+    return p;
+  }
+
+  isStaging(path: string): boolean {
+    return this.staging.has(path);
+  }
+
+  /** Client no longer needs the copy: it becomes evictable (not deleted at once: it may still be read). */
+  release(path: string): void {
+    const c = this.staged.get(path);
+    if (c) c.released = true;
+  }
+
+  async openStaged(path: string): Promise<ReadHandle | null> {
+    const c = this.staged.get(path);
+    if (!c) return null;
+    c.lastAccess = Date.now();
+    try {
+      return await this.stagedStore.openRead(path);
+    } catch {
+      this.staged.delete(path);
+      return null;
+    }
+  }
+
+  async stagedAbsPath(path: string): Promise<string | null> {
+    return this.staged.has(path) ? this.stagedStore.resolve(path) : null;
+  }
+
+  /** Remove staged copies at or under `path` (after delete/move/overwrite in permanent storage). */
+  async drop(path: string): Promise<void> {
+    for (const p of [...this.staged.keys()]) {
+      if (p === path || p.startsWith(path + '/')) {
+        this.staged.delete(p);
+        await this.stagedStore.delete(p).catch(() => undefined);
+      }
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * A Readable over bytes [start, end] of an open FileHandle that it does NOT own: several streams (multipart
+ * ranges, checksum passes) can read one handle, and the owner closes it when they are done. Node's own
+ * FileHandle streams close the handle on destroy, and raw-fd streams close the descriptor, so neither fits.
+ * One read in flight at a time; each read fills a fresh 1 MiB buffer that is handed downstream as is
+ * (no copy), and destroy waits for the read in flight so close() never races a read.
+ */
+import { Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
+
+export class FileRangeStream extends Readable {
+  private pos: number;
+  private readonly endExclusive: number;
+  private inflight: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly fh: FileHandle,
+    start: number,
+    endInclusive: number,
+    private readonly chunkBytes: number,
+  ) {
+    super({ highWaterMark: chunkBytes });
+    this.pos = start;
+    this.endExclusive = endInclusive + 1;
+  }
+
+  override _read(): void {
+    const remaining = this.endExclusive - this.pos;
+    if (remaining <= 0) {
+      this.push(null);
+      return;
+    }
+    const len = Math.min(this.chunkBytes, remaining);
+    const buf = Buffer.allocUnsafe(len);
+    const p = this.fh.read(buf, 0, len, this.pos);
+    this.inflight = p;
+    p.then(
+      ({ bytesRead }) => {
+        this.inflight = null;
+        if (this.destroyed) return;
+        if (bytesRead === 0) {
+          this.destroy(new Error('file shorter than expected (truncated while being read)'));
+          return;
+        }
+        this.pos += bytesRead;
+        this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead));
+      },
+      (err: Error) => {
+        this.inflight = null;
+        this.destroy(err);
+      },
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.inflight) return cb(err);
+    this.inflight.then(
+      () => cb(err),
+      () => cb(err),
+    );
+  }
+}

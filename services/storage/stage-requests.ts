@@ -1,0 +1,122 @@
+/**
+ * Tape REST "stage" requests: bulk requests to bring files from permanent storage (nearline) into the
+ * buffer, tracked per file through SUBMITTED → STARTED → COMPLETED | FAILED | CANCELLED.
+ * State is kept in memory (lost on restart: clients then get 404 on poll and resubmit, as after a request
+ * expiry); requests are forgotten `ttlMs` after creation.
+ */
+import { randomUUID } from 'node:crypto';
+import type { PortStorage } from './port-storage.js';
+import { isCargoError } from '../errors.js';
+
+export type StageFileState = 'SUBMITTED' | 'STARTED' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+export interface StageFile {
+  /** Path as the client wrote it (echoed back), and the logical path it maps to. */
+  path: string;
+  logical: string;
+  state: StageFileState;
+  error?: string;
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+export interface StageRequest {
+  id: string;
+  createdAt: number;
+  startedAt: number;
+  completedAt?: number;
+  pinMs: number;
+  files: StageFile[];
+}
+
+const nowSec = () => Math.floor(Date.now() / 1000);
+const TERMINAL: ReadonlySet<StageFileState> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+
+export class StageRequests {
+  private readonly requests = new Map<string, StageRequest>();
+
+  constructor(
+    private readonly storage: PortStorage,
+    private readonly ttlMs = 24 * 3600_000,
+  ) {}
+
+  get(id: string): StageRequest | undefined {
+    this.expire();
+    return this.requests.get(id);
+  }
+
+  /** Create a request for already-validated paths and start staging every file in the background. */
+  create(files: Array<{ path: string; logical: string; error?: string }>, pinMs: number): StageRequest {
+    this.expire();
+    const t = nowSec();
+    const seen = new Set<string>();
+    const req: StageRequest = { id: randomUUID(), createdAt: t, startedAt: t, pinMs, files: [] };
+    for (const f of files) {
+      if (seen.has(f.path)) continue; // each path appears once in the poll answer
+      seen.add(f.path);
+      req.files.push(
+        f.error
+          ? { path: f.path, logical: f.logical, state: 'FAILED', error: f.error, startedAt: t, finishedAt: t }
+          : { path: f.path, logical: f.logical, state: 'SUBMITTED' },
+      );
+    }
+    this.requests.set(req.id, req);
+    for (const f of req.files) if (f.state === 'SUBMITTED') void this.run(req, f);
+    this.settle(req);
+    return req;
+  }
+
+  private async run(req: StageRequest, f: StageFile): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    if (f.state !== 'SUBMITTED') return;
+    f.state = 'STARTED';
+    f.startedAt = nowSec();
+    try {
+      const st = await this.storage.stat(f.logical);
+      if (st.type !== 'file') throw new Error('not a file');
+      if (st.size === 0) throw new Error('empty file: nothing on tape to stage');
+      // A file already online (posix permanent storage, or staged) needs no copy: it is on disk.
+      if (!st.online || this.storage.isNearline) await this.storage.stage(f.logical, req.pinMs);
+      if (f.state !== 'STARTED') return; // cancelled meanwhile
+      f.state = 'COMPLETED';
+    } catch (e) {
+      if (f.state !== 'STARTED') return;
+      f.state = 'FAILED';
+      f.error = isCargoError(e) ? e.message : e instanceof Error ? e.message : String(e);
+    } finally {
+      f.finishedAt ??= nowSec();
+      this.settle(req);
+    }
+  }
+
+  private settle(req: StageRequest): void {
+    if (req.completedAt === undefined && req.files.every((f) => TERMINAL.has(f.state))) req.completedAt = nowSec();
+  }
+
+  /** Cancel `paths` of request `id`; returns the paths that are not part of the request (then nothing changes). */
+  cancel(req: StageRequest, paths: string[]): string[] {
+    const byPath = new Map(req.files.map((f) => [f.path, f]));
+    const missing = paths.filter((p) => !byPath.has(p));
+    if (missing.length > 0) return missing;
+    for (const p of paths) {
+      const f = byPath.get(p)!;
+      if (TERMINAL.has(f.state)) continue;
+      f.state = 'CANCELLED';
+      f.finishedAt = nowSec();
+      this.storage.release(f.logical);
+    }
+    this.settle(req);
+    return [];
+  }
+
+  /** DELETE /stage/{id}: best-effort cancel of everything, then forget the request. */
+  delete(req: StageRequest): void {
+    this.cancel(req, req.files.map((f) => f.path));
+    this.requests.delete(req.id);
+  }
+
+  private expire(): void {
+    const limit = nowSec() - Math.floor(this.ttlMs / 1000);
+    for (const [id, r] of this.requests) if (r.createdAt < limit) this.requests.delete(id);
+  }
+}

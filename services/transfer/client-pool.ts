@@ -1,0 +1,205 @@
+/**
+ * Pooled undici Clients, N per origin: one Client is one TCP connection (undici 7 pitfalls, peers.md §3.3),
+ * so N Clients with `pipelining = M` give N connections × M HTTP/2 streams. Windows are set explicitly to the
+ * bandwidth-delay product because undici's defaults (256 KiB / 512 KiB) cap a 100 ms path at a few MB/s.
+ *
+ * Every socket passes through our connector, which records the remote IP and the negotiated protocol (the
+ * transfer result reports them) and offers a hook for per-connection socket work (packet marking).
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { Client, buildConnector } from 'undici';
+import { ConnectionPacer, defaultConnectionPacing, type ConnectionPacerOptions } from '../throttle/connection-pacer.js';
+
+export interface TransferClientOptions {
+  /** Extra trust anchors (PEM) for TLS; tests pass the self-signed test CA. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  rejectUnauthorized?: boolean;
+  /** Default TCP connections per origin and streams per connection when a request names none. */
+  connections: number;
+  streams: number;
+  /** HTTP/2 per-stream and per-connection receive windows in bytes (size to the bandwidth-delay product). */
+  initialWindowSize: number;
+  connectionWindowSize: number;
+  connectTimeoutMs: number;
+  /** Time to the response headers (first byte) and max gap between body chunks. */
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  /** Disable HTTP/2 (HTTP/1.1 over several connections), e.g. for endpoints with small h2 receive windows. */
+  http1Only: boolean;
+  /** Per-host pacing of new connections (handshakes in flight, connections started per second). */
+  connectionPacing: ConnectionPacerOptions;
+  /** Called for each new connection (marking backends set flow labels / read TCP_INFO here). */
+  onSocket?: (socket: Socket, origin: string) => void;
+}
+
+export const defaultClientOptions: TransferClientOptions = {
+  connections: 1,
+  streams: 4,
+  // 32 MiB per stream / 128 MiB per connection ≈ 10 Gbit/s at 100 ms RTT (peers.md §3.1).
+  initialWindowSize: 32 * 1024 * 1024,
+  connectionWindowSize: 128 * 1024 * 1024,
+  connectTimeoutMs: 15_000,
+  headersTimeoutMs: 60_000,
+  bodyTimeoutMs: 120_000,
+  http1Only: false,
+  connectionPacing: defaultConnectionPacing,
+};
+
+/** Connect failures worth a paced retry: an overflowing accept backlog answers with RST / refusal. */
+const CONNECT_RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
+const CONNECT_RETRIES = 3;
+
+export interface ConnectionInfo {
+  remoteIp?: string;
+  protocol?: 'h2' | 'http/1.1';
+}
+
+/** One pooled connection: the Client plus what its current socket told us. */
+export interface PooledClient {
+  client: Client;
+  info: ConnectionInfo;
+}
+
+/** An upload connection lent to one PUT at a time; give it back with `release()`. */
+export interface LentClient {
+  pooled: PooledClient;
+  release(): void;
+}
+
+interface OriginClients {
+  clients: PooledClient[];
+  next: number;
+  streams: number;
+}
+
+export class ClientPool {
+  private readonly origins = new Map<string, OriginClients>();
+  /**
+   * Upload connections, separate from the download ones: undici 7 dispatches a non-idempotent or stream-bodied
+   * request only on an otherwise idle connection (client-h2.js `busy`), so a PUT sharing a Client with a GET
+   * would wait for it — and deadlock a stream-through whose PUT body is that very GET.
+   */
+  private readonly uploads = new Map<string, Array<PooledClient & { lent: boolean }>>();
+  private opts: TransferClientOptions;
+  private pacer: ConnectionPacer;
+
+  constructor(opts: Partial<TransferClientOptions> = {}) {
+    this.opts = { ...defaultClientOptions, ...opts };
+    this.pacer = new ConnectionPacer(this.opts.connectionPacing);
+  }
+
+  get options(): Readonly<TransferClientOptions> {
+    return this.opts;
+  }
+
+  /** Changes options for connections opened from now on; existing Clients are closed so they pick them up. */
+  async reconfigure(opts: Partial<TransferClientOptions>): Promise<void> {
+    this.opts = { ...this.opts, ...opts };
+    this.pacer = new ConnectionPacer(this.opts.connectionPacing);
+    await this.close();
+  }
+
+  /**
+   * The Clients of `origin`, growing the pool to `connections` if needed. Each Client multiplexes up to
+   * `streams` requests (the pipelining gate of undici 7 applies even on h2).
+   */
+  clientsFor(origin: string, connections?: number, streams?: number): PooledClient[] {
+    const n = Math.max(1, connections ?? this.opts.connections);
+    const m = Math.max(1, streams ?? this.opts.streams);
+    let entry = this.origins.get(origin);
+    if (!entry) {
+      entry = { clients: [], next: 0, streams: m };
+      this.origins.set(origin, entry);
+    }
+    if (m > entry.streams) {
+      // More streams than the existing Clients allow: raise their pipelining in place (undici reads it per dispatch).
+      for (const c of entry.clients) c.client.pipelining = m;
+      entry.streams = m;
+    }
+    while (entry.clients.length < n) entry.clients.push(this.newClient(origin, entry.streams));
+    return entry.clients.slice(0, n);
+  }
+
+  /** Round-robin pick among the origin's Clients (single-stream transfers spread over the pool). */
+  pick(origin: string, connections?: number, streams?: number): PooledClient {
+    const list = this.clientsFor(origin, connections, streams);
+    const entry = this.origins.get(origin)!;
+    const c = list[entry.next % list.length]!;
+    entry.next++;
+    return c;
+  }
+
+  /** A connection to `origin` that carries nothing else until released (one PUT at a time). */
+  lendUploadClient(origin: string): LentClient {
+    let list = this.uploads.get(origin);
+    if (!list) {
+      list = [];
+      this.uploads.set(origin, list);
+    }
+    let c = list.find((x) => !x.lent);
+    if (!c) {
+      c = { ...this.newClient(origin, 1), lent: false };
+      list.push(c);
+    }
+    const lent = c;
+    lent.lent = true;
+    return { pooled: lent, release: () => { lent.lent = false; } };
+  }
+
+  async close(): Promise<void> {
+    const all: PooledClient[] = [...this.origins.values()].flatMap((e) => e.clients);
+    for (const list of this.uploads.values()) all.push(...list);
+    this.uploads.clear();
+    this.origins.clear();
+    await Promise.allSettled(all.map((c) => c.client.close()));
+  }
+
+  private newClient(origin: string, streams: number): PooledClient {
+    const o = this.opts;
+    const allowH2 = !o.http1Only;
+    const info: ConnectionInfo = {};
+    const baseConnect = buildConnector({
+      allowH2,
+      timeout: o.connectTimeoutMs,
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
+    } as buildConnector.BuildOptions);
+    const onSocket = o.onSocket;
+    const pacer = this.pacer;
+    const connect: buildConnector.connector = (connectOpts, callback) => {
+      let tries = 0;
+      const attemptConnect = (release: () => void): void => baseConnect(connectOpts, (err, socket) => {
+        release();
+        const code = (err as NodeJS.ErrnoException | null)?.code;
+        if (err && code && CONNECT_RETRY_CODES.has(code) && tries++ < CONNECT_RETRIES) {
+          // Jittered backoff, then queue for another paced turn.
+          setTimeout(() => void pacer.turn(connectOpts.hostname).then(attemptConnect), 50 * 2 ** tries * (0.5 + Math.random()));
+          return;
+        }
+        if (socket) {
+          info.remoteIp = socket.remoteAddress;
+          const alpn = (socket as TLSSocket).alpnProtocol;
+          info.protocol = alpn === 'h2' ? 'h2' : 'http/1.1';
+          // Bulk data: disable Nagle, the h2 framing already coalesces.
+          socket.setNoDelay(true);
+          onSocket?.(socket as Socket, origin);
+        }
+        // undici's callback type is a union of (err, null) | (null, socket).
+        (callback as (e: Error | null, s: unknown) => void)(err, socket);
+      });
+      void pacer.turn(connectOpts.hostname).then(attemptConnect);
+    };
+    const client = new Client(origin, {
+      allowH2,
+      connect,
+      pipelining: streams,
+      initialWindowSize: o.initialWindowSize,
+      connectionWindowSize: o.connectionWindowSize,
+      headersTimeout: o.headersTimeoutMs,
+      bodyTimeout: o.bodyTimeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+    return { client, info };
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * The transfer engine: moves one file from `source` to `destination` (file://, https://, http://), streamed
+ * and back-pressured, checksummed on the fly, published atomically, resumable, pausable and throttled
+ * through `TransferControl`. Modes: pull (http → file), push (file → http PUT), copy (file → file) and
+ * stream-through (http → http, no disk).
+ *
+ * Every attempt runs under its own AbortController, fed by the caller's signal and the stall watchdog, so
+ * one `signal` reaches undici, the pause gate, the rate limiters and file I/O.
+ */
+import { setMaxListeners } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { ClientPool, type PooledClient, type TransferClientOptions } from './client-pool.js';
+import { ProgressMeter, pumpBytes } from './byte-pump.js';
+import { FilePump } from './file-pump.js';
+import { parseEndpoint, type Endpoint } from './endpoint.js';
+import { header, headRequest, putRequest, rangedGet, type HttpEndpoint } from './http-requests.js';
+import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
+import { pullRanges, shouldSplit, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
+import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
+import {
+  checksumMismatch, digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue, type RunningChecksum,
+} from './transfer-checksum.js';
+import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
+import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
+import type { ResumeState, TransferFn, TransferResult } from './types.js';
+
+export interface TransferEngineOptions extends TransferClientOptions {
+  stall: StallPolicy;
+  multiStream: MultiStreamPolicy;
+  /** Read size for local files. */
+  fileChunkBytes: number;
+}
+
+let engineOptions: Omit<TransferEngineOptions, keyof TransferClientOptions> = {
+  stall: defaultStallPolicy,
+  multiStream: defaultMultiStreamPolicy,
+  fileChunkBytes: 1024 * 1024,
+};
+let pool = new ClientPool();
+
+/**
+ * Sets engine-wide options (TLS trust, default connections × streams, windows, timeouts, stall policy).
+ * Connection options apply to connections opened afterwards (pooled Clients are closed).
+ */
+export async function configureTransferEngine(opts: Partial<TransferEngineOptions>): Promise<void> {
+  const { stall, multiStream, fileChunkBytes, ...clientOpts } = opts;
+  engineOptions = {
+    stall: stall ? { ...engineOptions.stall, ...stall } : engineOptions.stall,
+    multiStream: multiStream ? { ...engineOptions.multiStream, ...multiStream } : engineOptions.multiStream,
+    fileChunkBytes: fileChunkBytes ?? engineOptions.fileChunkBytes,
+  };
+  if (Object.keys(clientOpts).length > 0) await pool.reconfigure(clientOpts);
+}
+
+/** Closes every pooled undici Client (graceful: in-flight requests finish first). */
+export async function closeTransferClients(): Promise<void> {
+  await pool.close();
+}
+
+export const transferFile: TransferFn = async (req, ctl) => {
+  const source = parseEndpoint(req.source, 'source');
+  const destination = parseEndpoint(req.destination, 'destination');
+  if (ctl.signal.aborted) throw abortedError(ctl.signal.reason);
+
+  const attemptAbort = new AbortController();
+  setMaxListeners(0, attemptAbort.signal);
+  const forwardAbort = (): void => attemptAbort.abort(ctl.signal.reason);
+  ctl.signal.addEventListener('abort', forwardAbort, { once: true });
+  const watchdog = new StallWatchdog(engineOptions.stall, ctl.gate, (err) => attemptAbort.abort(err));
+  const attempt: Attempt = {
+    req, ctl, signal: attemptAbort.signal, watchdog,
+    alg: req.checksum?.alg ?? 'adler32',
+    computeChecksum: req.verify !== 'none' || req.checksum?.value !== undefined,
+    startedAt: Date.now(),
+  };
+  watchdog.start();
+  try {
+    if (destination.kind === 'file') return await toLocalFile(attempt, source, destination.path);
+    return await toRemote(attempt, source, destination);
+  } catch (e) {
+    throw asAttemptError(e, attempt, source);
+  } finally {
+    watchdog.stop();
+    ctl.signal.removeEventListener('abort', forwardAbort);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Sources
+
+interface OpenedSource {
+  body: Readable;
+  /** Offset the body starts at (may be 0 although a resume was asked: the source changed). */
+  start: number;
+  size?: number;
+  etag?: string;
+  lastModified?: string;
+  /** Checksum the source announced (canonical hex), for verify = source | both. */
+  sourceDigest?: string;
+  via?: PooledClient;
+}
+
+async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: ResumeState): Promise<OpenedSource> {
+  if (src.kind === 'file') {
+    let st;
+    try {
+      st = await stat(src.path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new TransferError(TransferErrorCode.sourceNotFound, `source not found: ${src.url}`, {
+          httpStatus: 404, field: 'source', retryable: false,
+        });
+      }
+      throw classifyError(e, 'local', src.path);
+    }
+    const lastModified = st.mtime.toISOString();
+    // A local source can be resumed only if it is unchanged since the partial copy was made.
+    const start = offset > 0 && resume?.size === st.size && resume.lastModified === lastModified ? offset : 0;
+    const body = createReadStream(src.path, {
+      start, highWaterMark: engineOptions.fileChunkBytes, signal: a.signal,
+    });
+    return { body, start, size: st.size, lastModified };
+  }
+  const validator = resume?.etag ?? resume?.lastModified;
+  const headers: Record<string, string> = { ...a.req.sourceHeaders };
+  if (a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both')) {
+    headers['want-digest'] = wantDigestValue(a.alg);
+  }
+  const res = await rangedGet(pool, src, {
+    offset: validator ? offset : 0, validator, headers, signal: a.signal,
+  });
+  return {
+    body: res.body,
+    start: res.start,
+    size: res.size,
+    etag: header(res.headers, 'etag'),
+    lastModified: header(res.headers, 'last-modified'),
+    sourceDigest: digestFromHeaders(res.headers, a.alg),
+    via: res.via,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// file:// destination (pull and copy)
+
+async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promise<TransferResult> {
+  const { req, ctl } = a;
+  await assertDestinationFree(finalPath, req.overwrite);
+
+  if (src.kind === 'http' && engineOptions.multiStream.enabled) {
+    const split = await shouldSplit(pool, src, a, engineOptions.multiStream);
+    if (split) return pullRanges(pool, src, finalPath, a, split, engineOptions.multiStream);
+  }
+
+  const part = await LocalPartFile.open(finalPath, req.resume);
+  // Valid bytes in the part file; until the source answers, the previous attempt's prefix and validators stand.
+  let position = part.resumedSize;
+  let validators: Pick<ResumeState, 'etag' | 'lastModified' | 'size'> = {
+    etag: req.resume?.etag, lastModified: req.resume?.lastModified, size: req.resume?.size,
+  };
+  let opened: OpenedSource | undefined;
+  let checksum: RunningChecksum | null = null;
+  try {
+    opened = await openSource(a, src, part.resumedSize, req.resume);
+    validators = { etag: opened.etag, lastModified: opened.lastModified, size: opened.size };
+    if (opened.start !== part.resumedSize) {
+      // The source could not continue where the part file ends: start over.
+      await part.truncate(opened.start);
+    }
+    position = opened.start;
+    checksum = a.computeChecksum ? newChecksum(a.alg) : null;
+    if (checksum && position > 0) await rehashPrefix(checksum, part.handle, position);
+
+    const progress = new ProgressMeter(position, opened.size ?? req.size, ctl.onProgress);
+    const pump = new FilePump({
+      source: opened.body, writev: (bufs, pos) => part.writevAt(bufs, pos), position,
+      signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum, progress,
+      onChunk: (n) => a.watchdog.bytesMoved(n),
+    });
+    try {
+      await pump.run();
+    } finally {
+      position = pump.position;
+    }
+    progress.flush();
+
+    const size = opened.size ?? req.size;
+    if (size !== undefined && position !== size) {
+      throw new TransferError(TransferErrorCode.sizeMismatch, `received ${position} bytes, expected ${size}`, {
+        httpStatus: 502, field: 'source', retryable: true,
+      });
+    }
+    const value = checksum?.digestHex();
+    verifyChecksum(a, value, opened.sourceDigest);
+    await part.publish(req.overwrite);
+    return {
+      bytes: position,
+      resumedBytes: opened.start,
+      ...(value !== undefined ? { checksum: { alg: a.alg, value } } : {}),
+      ...(opened.via?.info.remoteIp ? { remoteIp: opened.via.info.remoteIp } : {}),
+      protocol: src.kind === 'file' ? 'file' : opened.via?.info.protocol ?? 'h2',
+      connections: 1,
+      streams: 1,
+      durationMs: Date.now() - a.startedAt,
+    };
+  } catch (e) {
+    opened?.body.destroy();
+    const err = asAttemptError(e, a, src);
+    const resumable = err.retryable || err.code === TransferErrorCode.aborted;
+    if (!resumable || err.code === TransferErrorCode.checksumMismatch || position === 0) {
+      // Bad bytes, a fatal error, or nothing written: no part file worth keeping.
+      await part.discard();
+      if (resumable) ctl.onCheckpoint?.({ done: [] });
+    } else {
+      await part.syncAndClose().catch(() => undefined);
+      ctl.onCheckpoint?.({ tempPath: part.tempPath, ...validators, done: [[0, position]] });
+    }
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// http(s) destination (push and stream-through)
+
+async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<TransferResult> {
+  const { req, ctl } = a;
+  const dstHeaders: Record<string, string> = { ...req.destinationHeaders };
+  if (!req.overwrite) {
+    const head = await headRequest(pool, dst, 'destination', dstHeaders, a.signal);
+    if (head.status >= 200 && head.status < 300) {
+      throw new TransferError(TransferErrorCode.destExists, `destination exists and overwrite is false: ${dst.url}`, {
+        httpStatus: 409, field: 'destination', retryable: false,
+      });
+    }
+    dstHeaders['if-none-match'] = '*';
+  }
+  let opened: OpenedSource | undefined;
+  try {
+    opened = await openSource(a, src, 0);
+    const checksum = a.computeChecksum ? newChecksum(a.alg) : null;
+    const progress = new ProgressMeter(0, opened.size ?? req.size, ctl.onProgress);
+    const chunks = pumpBytes(opened.body, {
+      signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum, progress,
+      onChunk: (n) => a.watchdog.bytesMoved(n),
+    });
+    const size = opened.size ?? req.size;
+    if (req.checksum?.value) {
+      // Lets checksum-aware destinations (cargoport, XRootD, dCache) verify on their side too.
+      dstHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
+    }
+    const put = await putRequest(pool, dst, { body: chunks, size, headers: dstHeaders, signal: a.signal });
+    progress.flush();
+    if (size !== undefined && progress.value !== size) {
+      throw new TransferError(TransferErrorCode.sizeMismatch, `sent ${progress.value} bytes, expected ${size}`, {
+        httpStatus: 502, field: 'source', retryable: true,
+      });
+    }
+    const value = checksum?.digestHex();
+    verifyChecksum(a, value, opened.sourceDigest);
+    if (value !== undefined && (req.verify === 'destination' || req.verify === 'both')) {
+      let remote = digestFromHeaders(put.headers, a.alg);
+      if (remote === undefined) {
+        const head = await headRequest(pool, dst, 'destination',
+          { ...req.destinationHeaders, 'want-digest': wantDigestValue(a.alg) }, a.signal);
+        if (head.status >= 200 && head.status < 300) remote = digestFromHeaders(head.headers, a.alg);
+      }
+      if (remote === undefined) {
+        throw new TransferError(TransferErrorCode.checksumUnavailable,
+          `destination did not report a ${a.alg} checksum (Want-Digest)`, { httpStatus: 502, field: 'destination', retryable: false });
+      }
+      if (remote !== value) throw checksumMismatch(a.alg, value, remote, 'destination');
+    }
+    return {
+      bytes: progress.value,
+      resumedBytes: 0,
+      ...(value !== undefined ? { checksum: { alg: a.alg, value } } : {}),
+      ...(put.via.info.remoteIp ? { remoteIp: put.via.info.remoteIp } : {}),
+      protocol: put.via.info.protocol ?? 'h2',
+      connections: 1,
+      streams: 1,
+      durationMs: Date.now() - a.startedAt,
+    };
+  } catch (e) {
+    opened?.body.destroy();
+    const err = asAttemptError(e, a, src);
+    // A remote destination keeps no partial data we could resume into (single-stream PUT).
+    if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
+    throw err;
+  }
+}
+
+
+/** The pool the engine uses (tests inspect connection info; the TPC client shares it). */
+export function engineClientPool(): ClientPool {
+  return pool;
+}

@@ -1,0 +1,130 @@
+/**
+ * The few HTTP exchanges the engine needs (HEAD, ranged GET, PUT), on pooled undici Clients, with status
+ * classification. Response bodies are returned as streams and never buffered.
+ */
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { ClientPool, PooledClient } from './client-pool.js';
+import type { Endpoint } from './endpoint.js';
+import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, type TransferSide } from './transfer-errors.js';
+
+export type HttpEndpoint = Extract<Endpoint, { kind: 'http' }>;
+type Headers = Record<string, string>;
+
+export interface HttpResponseMeta {
+  status: number;
+  headers: Dispatcher.ResponseData['headers'];
+  /** The pooled connection that carried the exchange (remote IP and protocol for the result). */
+  via: PooledClient;
+}
+
+export interface RangedGetResponse extends HttpResponseMeta {
+  body: Readable;
+  /** First byte of the representation this body starts at (0 for a full 200). */
+  start: number;
+  /** Total representation size when the server said (Content-Range total or Content-Length of a 200). */
+  size?: number;
+}
+
+export function header(h: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+  const v = h[name];
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** Parses `bytes a-b/total` (total may be `*`). */
+export function parseContentRange(v: string | undefined): { start: number; end: number; total?: number } | undefined {
+  if (!v) return undefined;
+  const m = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(v);
+  if (!m) return undefined;
+  return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? undefined : Number(m[3]) };
+}
+
+// undici accepts any async iterable as a request body (and writes it with drain back-pressure); its
+// typings list only Readable, hence the cast at the call site.
+async function send(
+  via: PooledClient, ep: HttpEndpoint, side: TransferSide, opts: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>,
+): Promise<Dispatcher.ResponseData> {
+  try {
+    return await via.client.request({ ...opts, path: ep.path });
+  } catch (e) {
+    if (opts.signal && (opts.signal as AbortSignal).aborted) throw (opts.signal as AbortSignal).reason ?? e;
+    throw classifyError(e, side, ep.url);
+  }
+}
+
+export async function headRequest(
+  pool: ClientPool, ep: HttpEndpoint, side: TransferSide, headers: Headers, signal: AbortSignal,
+): Promise<HttpResponseMeta> {
+  const via = pool.pick(ep.origin);
+  const res = await send(via, ep, side, { method: 'HEAD', headers, signal });
+  res.body.resume();
+  return { status: res.statusCode, headers: res.headers, via };
+}
+
+/**
+ * GET from `offset` to the end (or [offset, end) when `end` is given). When resuming, `validator` (ETag or
+ * Last-Modified) goes into If-Range so a changed source answers 200 with the full body instead of mixing
+ * old and new bytes; the caller sees that as `start === 0`.
+ */
+export async function rangedGet(
+  pool: ClientPool, ep: HttpEndpoint, opts: {
+    offset: number; end?: number; validator?: string; headers: Headers; signal: AbortSignal; via?: PooledClient;
+  },
+): Promise<RangedGetResponse> {
+  const via = opts.via ?? pool.pick(ep.origin);
+  const headers: Headers = { ...opts.headers };
+  const ranged = opts.offset > 0 || opts.end !== undefined;
+  if (ranged) {
+    headers['range'] = `bytes=${opts.offset}-${opts.end !== undefined ? opts.end - 1 : ''}`;
+    if (opts.validator) headers['if-range'] = opts.validator;
+  }
+  const res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal });
+  const status = res.statusCode;
+  if (status === 200) {
+    const len = header(res.headers, 'content-length');
+    return { status, headers: res.headers, via, body: res.body, start: 0, size: len !== undefined ? Number(len) : undefined };
+  }
+  if (status === 206) {
+    const cr = parseContentRange(header(res.headers, 'content-range'));
+    if (!cr || cr.start !== opts.offset) {
+      res.body.destroy();
+      throw new TransferError(TransferErrorCode.network, `source answered a range we did not ask for (${header(res.headers, 'content-range')})`, {
+        httpStatus: 502, field: 'source', retryable: true,
+      });
+    }
+    return { status, headers: res.headers, via, body: res.body, start: cr.start, size: cr.total };
+  }
+  res.body.resume();
+  if (status === 416) {
+    throw new TransferError(TransferErrorCode.sourceChanged, 'source is shorter than the resume offset (HTTP 416)', {
+      httpStatus: 502, field: 'source', retryable: true,
+    });
+  }
+  throw errorForHttpStatus(status, 'source', ep.url);
+}
+
+export async function putRequest(
+  pool: ClientPool, ep: HttpEndpoint, opts: {
+    body: AsyncIterable<Uint8Array>; size?: number; headers: Headers; signal: AbortSignal; via?: PooledClient;
+  },
+): Promise<HttpResponseMeta> {
+  const lent = opts.via ? undefined : pool.lendUploadClient(ep.origin);
+  const via = opts.via ?? lent!.pooled;
+  const headers: Headers = { ...opts.headers };
+  if (opts.size !== undefined) headers['content-length'] = String(opts.size);
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await send(via, ep, 'destination', { method: 'PUT', headers, body: opts.body as unknown as Readable, signal: opts.signal });
+    res.body.resume();
+  } finally {
+    lent?.release();
+  }
+  if (res.statusCode === 412 && headers['if-none-match'] === '*') {
+    throw new TransferError(TransferErrorCode.destExists, `destination exists and overwrite is false: ${ep.url}`, {
+      httpStatus: 409, field: 'destination', retryable: false,
+    });
+  }
+  if (res.statusCode < 200 || res.statusCode >= 300) throw errorForHttpStatus(res.statusCode, 'destination', ep.url);
+  return { status: res.statusCode, headers: res.headers, via };
+}

@@ -1,0 +1,287 @@
+/**
+ * Multi-stream pulls: a large file is split into byte ranges carried over N TCP connections × M HTTP/2
+ * streams (or N×M HTTP/1.1 connections when the origin does not speak h2) and written with positional writes
+ * into one part file. Each range is checksummed on its own and the range sums are combined (adler32 and
+ * crc32c combine exactly); md5/sha256, which cannot be combined, are computed over the assembled part file
+ * — a local read, never the remote source again.
+ *
+ * Resume works per range: the checkpoint lists every byte range that is durable in the part file, and the
+ * next attempt fetches only the gaps (If-Range on the source's ETag, so a changed source restarts cleanly).
+ */
+import { adler32Combine } from '../checksum/adler32.js';
+import { Sum32Checksummer, isSum32Alg } from '../checksum/checksummer.js';
+import { crc32cCombine } from '../checksum/crc32c.js';
+import type { ClientPool, PooledClient } from './client-pool.js';
+import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
+import { ProgressMeter } from './byte-pump.js';
+import { FilePump } from './file-pump.js';
+import { header, headRequest, rangedGet, type HttpEndpoint } from './http-requests.js';
+import { LocalPartFile } from './local-part-file.js';
+import { digestFromHeaders, newChecksum, rehashPrefix, wantDigestValue } from './transfer-checksum.js';
+import { TransferError, TransferErrorCode, errorForHttpStatus } from './transfer-errors.js';
+import type { ResumeState, TransferResult } from './types.js';
+import { setMaxListeners } from 'node:events';
+import type { FileHandle } from 'node:fs/promises';
+
+export interface MultiStreamPolicy {
+  enabled: boolean;
+  /** Files smaller than this move over one stream (the HEAD round trip would cost more than it saves). */
+  minFileBytes: number;
+  /** Size of one range request. */
+  rangeBytes: number;
+}
+
+export const defaultMultiStreamPolicy: MultiStreamPolicy = {
+  enabled: true,
+  minFileBytes: 32 * 1024 * 1024,
+  rangeBytes: 16 * 1024 * 1024,
+};
+
+export interface SplitPlan {
+  size: number;
+  /** Validator for If-Range: a strong ETag, else Last-Modified. */
+  validator?: string;
+  etag?: string;
+  lastModified?: string;
+  sourceDigest?: string;
+  /** Connections and parallel requests per connection actually used. */
+  connections: number;
+  streams: number;
+  protocol: 'h2' | 'http/1.1';
+}
+
+type Range = [number, number];
+
+/**
+ * Decides whether to split: needs N×M > 1, a size ≥ minFileBytes and a source that serves byte ranges.
+ * Asks the source with HEAD (plus Want-Digest when verifying against it) unless the request's size already
+ * says the file is small.
+ */
+export async function shouldSplit(
+  pool: ClientPool, src: HttpEndpoint, a: Attempt, policy: MultiStreamPolicy,
+): Promise<SplitPlan | null> {
+  const n = Math.max(1, a.req.connections ?? pool.options.connections);
+  const m = Math.max(1, a.req.streams ?? pool.options.streams);
+  if (n * m <= 1) return null;
+  if (a.req.size !== undefined && a.req.size < policy.minFileBytes) return null;
+  const headers: Record<string, string> = { ...a.req.sourceHeaders };
+  if (a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both')) {
+    headers['want-digest'] = wantDigestValue(a.alg);
+  }
+  const head = await headRequest(pool, src, 'source', headers, a.signal);
+  // A server without HEAD gets the single-stream GET; any other refusal is the source's final word.
+  if (head.status === 405 || head.status === 501) return null;
+  if (head.status < 200 || head.status >= 300) throw errorForHttpStatus(head.status, 'source', src.url);
+  const len = header(head.headers, 'content-length');
+  const size = len !== undefined ? Number(len) : NaN;
+  if (!Number.isSafeInteger(size) || size < policy.minFileBytes) return null;
+  if (!/\bbytes\b/i.test(header(head.headers, 'accept-ranges') ?? '')) return null;
+  const etag = header(head.headers, 'etag');
+  const lastModified = header(head.headers, 'last-modified');
+  const protocol = head.via.info.protocol ?? 'h2';
+  return {
+    size, etag, lastModified,
+    validator: etag && !etag.startsWith('W/') ? etag : lastModified,
+    sourceDigest: digestFromHeaders(head.headers, a.alg),
+    // Over HTTP/1.1 a connection carries one request at a time: N×M connections instead.
+    connections: protocol === 'h2' ? n : n * m,
+    streams: protocol === 'h2' ? m : 1,
+    protocol,
+  };
+}
+
+/** Sorted, merged copy of `ranges`, clipped to [0, size). */
+export function normaliseRanges(ranges: ReadonlyArray<readonly [number, number]>, size: number): Range[] {
+  const sorted = ranges
+    .map(([s, e]) => [Math.max(0, s), Math.min(size, e)] as Range)
+    .filter(([s, e]) => e > s)
+    .sort((x, y) => x[0] - y[0]);
+  const out: Range[] = [];
+  for (const r of sorted) {
+    const last = out.at(-1);
+    if (last && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
+    else out.push([r[0], r[1]]);
+  }
+  return out;
+}
+
+/** The gaps of `done` within [0, size), cut into pieces of at most `pieceBytes`. */
+export function missingRanges(done: readonly Range[], size: number, pieceBytes: number): Range[] {
+  const out: Range[] = [];
+  let pos = 0;
+  const cut = (s: number, e: number): void => {
+    for (let p = s; p < e; p += pieceBytes) out.push([p, Math.min(e, p + pieceBytes)]);
+  };
+  for (const [s, e] of done) {
+    if (s > pos) cut(pos, s);
+    pos = Math.max(pos, e);
+  }
+  if (pos < size) cut(pos, size);
+  return out;
+}
+
+/** A checksummed piece of the file: the sum of bytes [start, end) on its own. */
+interface RangeSum {
+  start: number;
+  end: number;
+  state: number;
+}
+
+export function combineRangeSums(alg: 'adler32' | 'crc32c', sums: readonly RangeSum[], size: number): number {
+  const sorted = [...sums].sort((x, y) => x.start - y.start);
+  let pos = 0;
+  let state = alg === 'adler32' ? 1 : 0;
+  const combine = alg === 'adler32' ? adler32Combine : crc32cCombine;
+  for (const r of sorted) {
+    if (r.start !== pos) throw new Error(`range checksums do not tile the file: gap at ${pos}`);
+    state = combine(state, r.state, r.end - r.start);
+    pos = r.end;
+  }
+  if (pos !== size) throw new Error(`range checksums cover ${pos} of ${size} bytes`);
+  return state;
+}
+
+async function sumLocalRange(alg: 'adler32' | 'crc32c', handle: FileHandle, start: number, end: number): Promise<RangeSum> {
+  const sum = new Sum32Checksummer(alg);
+  const buf = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, Math.max(1, end - start)));
+  let pos = start;
+  while (pos < end) {
+    const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, end - pos), pos);
+    if (bytesRead === 0) throw new Error(`part file shorter than resumed range end ${end}`);
+    sum.update(buf, 0, bytesRead);
+    pos += bytesRead;
+  }
+  return { start, end, state: sum.state };
+}
+
+export async function pullRanges(
+  pool: ClientPool, src: HttpEndpoint, finalPath: string, a: Attempt, plan: SplitPlan, policy: MultiStreamPolicy,
+): Promise<TransferResult> {
+  const { req, ctl } = a;
+  const size = plan.size;
+  const part = await LocalPartFile.open(finalPath, req.resume);
+  const reused = req.resume?.tempPath === part.tempPath;
+  const resumeValid = reused && req.resume!.size === size &&
+    ((plan.etag !== undefined && req.resume!.etag === plan.etag) ||
+     (plan.etag === undefined && plan.lastModified !== undefined && req.resume!.lastModified === plan.lastModified));
+  const resumed: Range[] = resumeValid ? normaliseRanges(req.resume!.done, size) : [];
+  const resumedBytes = resumed.reduce((t, [s, e]) => t + e - s, 0);
+  // Sparse pre-size: positional writes land anywhere; a reader of the part file sees the final length.
+  if (!resumeValid) await part.truncate(0); // bytes of another version of the source, or none
+  await part.truncate(size);
+
+  const todo = missingRanges(resumed, size, policy.rangeBytes);
+  const sum32 = a.computeChecksum && isSum32Alg(a.alg) ? a.alg : undefined;
+  const rangeSums: RangeSum[] = [];
+  /** Bytes durable per range in flight or done this attempt, for the checkpoint. */
+  const moved: Range[] = [];
+  const progress = new ProgressMeter(resumedBytes, size, ctl.onProgress);
+
+  // Stop every range at the first failure; the attempt's own signal still reaches all of them.
+  const rangesAbort = new AbortController();
+  // Every range in flight listens (undici + pump): more than Node's default warning threshold of 10.
+  setMaxListeners(0, rangesAbort.signal);
+  const onAttemptAbort = (): void => rangesAbort.abort(a.signal.reason);
+  a.signal.addEventListener('abort', onAttemptAbort, { once: true });
+  let firstError: unknown;
+
+  const clients = pool.clientsFor(src.origin, plan.connections, plan.streams);
+  const headers: Record<string, string> = { ...req.sourceHeaders };
+  let next = 0;
+
+  const fetchRange = async (via: PooledClient, range: Range): Promise<void> => {
+    const [start, end] = range;
+    const slot: Range = [start, start];
+    moved.push(slot);
+    const res = await rangedGet(pool, src, {
+      offset: start, end, validator: plan.validator, headers, signal: rangesAbort.signal, via,
+    });
+    if (res.status !== 206) {
+      res.body.destroy();
+      throw new TransferError(TransferErrorCode.sourceChanged,
+        'source changed during the transfer (If-Range answered with the full body)',
+        { httpStatus: 502, field: 'source', retryable: true });
+    }
+    const sum = sum32 ? new Sum32Checksummer(sum32) : null;
+    const pump = new FilePump({
+      source: res.body, writev: async (bufs, at) => { await part.writevAt(bufs, at); }, position: start,
+      signal: rangesAbort.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: sum, progress,
+      onChunk: (n) => a.watchdog.bytesMoved(n),
+    });
+    let pos: number;
+    try {
+      pos = await pump.run();
+    } finally {
+      slot[1] = pump.position;
+    }
+    if (pos !== end) {
+      throw new TransferError(TransferErrorCode.sizeMismatch, `range ${start}-${end} ended at ${pos}`, {
+        httpStatus: 502, field: 'source', retryable: true,
+      });
+    }
+    if (sum) rangeSums.push({ start, end, state: sum.state });
+  };
+
+  const worker = async (via: PooledClient): Promise<void> => {
+    while (firstError === undefined && next < todo.length) {
+      const range = todo[next++]!;
+      try {
+        await fetchRange(via, range);
+      } catch (e) {
+        if (firstError === undefined) {
+          firstError = e;
+          rangesAbort.abort(e);
+        }
+      }
+    }
+  };
+
+  const workers: Promise<void>[] = [];
+  const lanes = Math.min(plan.connections * plan.streams, Math.max(1, todo.length));
+  for (let i = 0; i < lanes; i++) workers.push(worker(clients[i % clients.length]!));
+  await Promise.all(workers);
+  a.signal.removeEventListener('abort', onAttemptAbort);
+  progress.flush();
+
+  try {
+    if (firstError !== undefined) throw firstError;
+    let value: string | undefined;
+    if (sum32) {
+      for (const [s, e] of resumed) rangeSums.push(await sumLocalRange(sum32, part.handle, s, e));
+      value = new Sum32Checksummer(sum32, combineRangeSums(sum32, rangeSums, size)).digestHex();
+    } else if (a.computeChecksum) {
+      const whole = newChecksum(a.alg);
+      await rehashPrefix(whole, part.handle, size);
+      value = whole.digestHex();
+    }
+    verifyChecksum(a, value, plan.sourceDigest);
+    await part.publish(req.overwrite);
+    const via = clients[0]!;
+    return {
+      bytes: size,
+      resumedBytes,
+      ...(value !== undefined ? { checksum: { alg: a.alg, value } } : {}),
+      ...(via.info.remoteIp ? { remoteIp: via.info.remoteIp } : {}),
+      protocol: plan.protocol,
+      connections: Math.min(plan.connections, lanes),
+      streams: plan.streams,
+      durationMs: Date.now() - a.startedAt,
+    };
+  } catch (e) {
+    const err = asAttemptError(e, a, src);
+    const resumable = err.retryable || err.code === TransferErrorCode.aborted;
+    const durable = normaliseRanges([...resumed, ...moved], size);
+    if (!resumable || err.code === TransferErrorCode.checksumMismatch ||
+        err.code === TransferErrorCode.sourceChanged || durable.length === 0) {
+      await part.discard();
+      if (resumable) ctl.onCheckpoint?.({ done: [] });
+    } else {
+      await part.syncAndClose().catch(() => undefined);
+      const state: ResumeState = {
+        tempPath: part.tempPath, etag: plan.etag, lastModified: plan.lastModified, size, done: durable,
+      };
+      ctl.onCheckpoint?.(state);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Transfer failures as CargoErrors with stable codes. The worker decides retry vs FAILED from `retryable`
+ * alone, so the classification here is the single place that says "a 404 will not get better by trying
+ * again, a reset connection might".
+ */
+import { CargoError } from '../errors.js';
+
+export const TransferErrorCode = {
+  auth: 'CARGO_ERR_AUTH',
+  sourceNotFound: 'CARGO_ERR_SOURCE_NOT_FOUND',
+  http4xx: 'CARGO_ERR_HTTP_4XX',
+  http5xx: 'CARGO_ERR_HTTP_5XX',
+  network: 'CARGO_ERR_NETWORK',
+  tls: 'CARGO_ERR_TLS',
+  timeout: 'CARGO_ERR_TIMEOUT',
+  stalled: 'CARGO_ERR_STALLED',
+  aborted: 'CARGO_ERR_ABORTED',
+  unsupportedScheme: 'CARGO_ERR_UNSUPPORTED_SCHEME',
+  destExists: 'CARGO_ERR_DEST_EXISTS',
+  checksumMismatch: 'CARGO_ERR_CHECKSUM_MISMATCH',
+  checksumUnavailable: 'CARGO_ERR_CHECKSUM_UNAVAILABLE',
+  sizeMismatch: 'CARGO_ERR_SIZE_MISMATCH',
+  sourceChanged: 'CARGO_ERR_SOURCE_CHANGED',
+  localIo: 'CARGO_ERR_LOCAL_IO',
+} as const;
+
+export class TransferError extends CargoError {
+  constructor(
+    code: string,
+    message: string,
+    opts: { httpStatus?: number; field?: string; retryable?: boolean; cause?: unknown } = {},
+  ) {
+    super(code, message, opts);
+    this.name = 'TransferError';
+  }
+}
+
+/** Which side of the transfer an HTTP status came from; names the offending request field. */
+export type TransferSide = 'source' | 'destination';
+
+/** Maps a non-success HTTP status from a remote endpoint to a transfer error. */
+export function errorForHttpStatus(status: number, side: TransferSide, url: string): TransferError {
+  const where = `${side} ${redactUrl(url)}`;
+  if (status === 401 || status === 403) {
+    return new TransferError(TransferErrorCode.auth, `${where} refused access (HTTP ${status})`, {
+      httpStatus: 502, field: side, retryable: false,
+    });
+  }
+  if (status === 404 && side === 'source') {
+    return new TransferError(TransferErrorCode.sourceNotFound, `${where} not found (HTTP 404)`, {
+      httpStatus: 404, field: side, retryable: false,
+    });
+  }
+  // 408 Request Timeout and 429 Too Many Requests are the server asking us to come back later.
+  if (status === 408 || status === 429) {
+    return new TransferError(TransferErrorCode.http4xx, `${where} answered HTTP ${status}`, {
+      httpStatus: 502, field: side, retryable: true,
+    });
+  }
+  if (status >= 400 && status < 500) {
+    return new TransferError(TransferErrorCode.http4xx, `${where} answered HTTP ${status}`, {
+      httpStatus: 502, field: side, retryable: false,
+    });
+  }
+  if (status >= 500) {
+    return new TransferError(TransferErrorCode.http5xx, `${where} answered HTTP ${status}`, {
+      httpStatus: 502, field: side, retryable: true,
+    });
+  }
+  return new TransferError(TransferErrorCode.http4xx, `${where} answered unexpected HTTP ${status}`, {
+    httpStatus: 502, field: side, retryable: false,
+  });
+}
+
+const TLS_FATAL_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED',
+]);
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT',
+]);
+
+/**
+ * Wraps whatever a socket, undici or the file system threw into a TransferError. CargoErrors pass
+ * through unchanged so a classification made deeper down is never overwritten.
+ */
+export function classifyError(err: unknown, side: TransferSide | 'local', url: string): CargoError {
+  if (err instanceof CargoError) return err;
+  const e = err as { code?: string; name?: string; message?: string };
+  const code = e?.code ?? '';
+  const where = side === 'local' ? `local file ${url}` : `${side} ${redactUrl(url)}`;
+  if (TLS_FATAL_CODES.has(code)) {
+    return new TransferError(TransferErrorCode.tls, `${where}: TLS verification failed (${code})`, {
+      httpStatus: 502, field: side === 'local' ? undefined : side, retryable: false, cause: err,
+    });
+  }
+  if (TIMEOUT_CODES.has(code)) {
+    return new TransferError(TransferErrorCode.timeout, `${where}: ${code}`, {
+      httpStatus: 504, field: side === 'local' ? undefined : side, retryable: true, cause: err,
+    });
+  }
+  if (side === 'local') {
+    // ENOSPC / EIO may clear up (space freed, disk remounted); ENOENT/EACCES on our own area will not.
+    const retryable = code === 'ENOSPC' || code === 'EIO' || code === 'EMFILE' || code === 'ENFILE';
+    return new TransferError(TransferErrorCode.localIo, `${where}: ${e?.message ?? String(err)}`, {
+      httpStatus: 500, retryable, cause: err,
+    });
+  }
+  return new TransferError(TransferErrorCode.network, `${where}: ${code || e?.name || 'error'}: ${e?.message ?? ''}`, {
+    httpStatus: 502, field: side, retryable: true, cause: err,
+  });
+}
+
+export function abortedError(reason?: unknown): TransferError {
+  if (reason instanceof CargoError) return reason as TransferError;
+  return new TransferError(TransferErrorCode.aborted, 'transfer aborted', {
+    httpStatus: 499, retryable: false, cause: reason,
+  });
+}
+
+/** Never leak credentials embedded in URLs (user:pass@, or query-string tokens) into messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) { u.username = '***'; u.password = ''; }
+    if (u.search) u.search = '?…';
+    return u.toString();
+  } catch {
+    return url.slice(0, 200);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * HTTP-TPC between two real cargoport storage endpoints (HTTP/2 + TLS on loopback), executed by the transfer
+ * engine: pull and push, performance markers and terminal lines, TransferHeader* forwarding, header validation.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import type { ClientHttp2Session } from 'node:http2';
+import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
+import { h2Connect, h2Request } from '../support/h2-request.js';
+import { testTls } from '../support/tls.js';
+import { transferFile, configureTransferEngine, closeTransferClients } from '../../services/transfer/engine.js';
+import { perfMarker } from '../../gateway/storage/perf-marker.js';
+
+let a: TestStorageServer;
+let b: TestStorageServer;
+let sa: ClientHttp2Session;
+let sb: ClientHttp2Session;
+const scitags: number[] = [];
+
+before(async () => {
+  await configureTransferEngine({ ca: testTls().cert });
+  const tpc = { transfer: transferFile, allowLocal: true, markerIntervalMs: 50, onTransfer: (i: { scitag?: number }) => { if (i.scitag !== undefined) scitags.push(i.scitag); } };
+  // A requires a bearer token for anything under /private.
+  a = await startStorageServer({
+    tpc,
+    authorize: (req, _action, path) => !path.startsWith('/private') || req.headers['authorization'] === 'Bearer passive',
+  });
+  b = await startStorageServer({ tpc });
+  sa = h2Connect(a.origin);
+  sb = h2Connect(b.origin);
+});
+after(async () => {
+  sa.close();
+  sb.close();
+  await closeTransferClients();
+  await a.close();
+  await b.close();
+});
+
+function payload(n: number): Buffer {
+  const buf = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) buf[i] = (i * 7 + 3) & 0xff;
+  return buf;
+}
+
+/** Markers must be complete blocks in the exact layout; the last line is the terminal status. */
+function checkMarkerStream(text: string): string {
+  const lines = text.split('\n').filter((l) => l !== '');
+  const last = lines[lines.length - 1];
+  const blocks = text.split('Perf Marker\n').slice(1);
+  assert.ok(blocks.length >= 1, 'at least one performance marker');
+  for (const b of blocks) {
+    assert.match(b, /^Timestamp: \d+\nStripe Index: 0\nStripe Bytes Transferred: \d+\nTotal Stripe Count: 1\n(RemoteConnections: [^\n]+\n)?End\n/);
+  }
+  return last;
+}
+
+test('pull: COPY with Source → 202, markers, success: Created; file identical at the destination', async () => {
+  const body = payload(5 * 1024 * 1024 + 3);
+  assert.equal((await h2Request(sa, 'PUT', '/data/src/pull.bin', {}, body)).status, 201);
+  const r = await h2Request(sb, 'COPY', '/data/dst/pull.bin', {
+    source: `${a.base}/src/pull.bin`,
+    credential: 'none',
+    'x-number-of-streams': '2',
+    scitag: '1234',
+    transferheaderscitag: '999',
+  });
+  assert.equal(r.status, 202);
+  assert.equal(checkMarkerStream(r.body.toString()), 'success: Created');
+  const got = await h2Request(sb, 'GET', '/data/dst/pull.bin');
+  assert.ok(got.body.equals(body));
+  assert.ok(scitags.includes(1234), 'SciTag wins over TransferHeaderSciTag');
+  assert.deepEqual(readdirSync(b.storage.buffer.incomingDir), [], 'pull staging area cleaned');
+});
+
+test('push: COPY with Destination → success: Created; gridsite credential treated as none', async () => {
+  const body = payload(300_000);
+  await h2Request(sa, 'PUT', '/data/src/push.bin', {}, body);
+  const r = await h2Request(sa, 'COPY', '/data/src/push.bin', { destination: `${b.base}/pushed/push.bin`, credential: 'gridsite' });
+  assert.equal(r.status, 202);
+  assert.equal(checkMarkerStream(r.body.toString()), 'success: Created');
+  assert.ok((await h2Request(sb, 'GET', '/data/pushed/push.bin')).body.equals(body));
+});
+
+test('TransferHeaderAuthorization reaches the passive side as Authorization', async () => {
+  await h2Request(sa, 'PUT', '/data/private/x.bin', { authorization: 'Bearer passive' }, 'secret bytes');
+  const denied = await h2Request(sb, 'COPY', '/data/dst/x.bin', { source: `${a.base}/private/x.bin` });
+  assert.equal(denied.status, 202);
+  assert.match(checkMarkerStream(denied.body.toString()), /^failure: /);
+  assert.equal((await h2Request(sb, 'HEAD', '/data/dst/x.bin')).status, 404, 'nothing published on failure');
+  const ok = await h2Request(sb, 'COPY', '/data/dst/x.bin', {
+    source: `${a.base}/private/x.bin`,
+    transferheaderauthorization: 'Bearer passive',
+    credential: 'none',
+  });
+  assert.equal(checkMarkerStream(ok.body.toString()), 'success: Created');
+  assert.equal((await h2Request(sb, 'GET', '/data/dst/x.bin')).body.toString(), 'secret bytes');
+});
+
+test('failures: missing source → failure line and nothing published; wrong supplied checksum → failure', async () => {
+  const r = await h2Request(sb, 'COPY', '/data/dst/none.bin', { source: `${a.base}/src/does-not-exist` });
+  assert.equal(r.status, 202);
+  assert.match(checkMarkerStream(r.body.toString()), /^failure: .*404|^failure: .*not found/i);
+  assert.equal((await h2Request(sb, 'HEAD', '/data/dst/none.bin')).status, 404);
+  await h2Request(sa, 'PUT', '/data/src/sum.bin', {}, 'sum me');
+  const bad = await h2Request(sb, 'COPY', '/data/dst/sum.bin', { source: `${a.base}/src/sum.bin`, digest: 'adler32=00000001' });
+  assert.match(checkMarkerStream(bad.body.toString()), /^failure: .*CHECKSUM/);
+  assert.equal((await h2Request(sb, 'HEAD', '/data/dst/sum.bin')).status, 404);
+  assert.deepEqual(readdirSync(b.storage.buffer.incomingDir), []);
+});
+
+test('push of a missing local file → 404 before any 202', async () => {
+  const r = await h2Request(sa, 'COPY', '/data/src/absent', { destination: `${b.base}/x` });
+  assert.equal(r.status, 404);
+});
+
+test('header validation → 400; Overwrite: F onto an existing file → 412', async () => {
+  const src = `${a.base}/src/pull.bin`;
+  const cases: Array<Record<string, string>> = [
+    {},
+    { source: src, destination: `${b.base}/y` },
+    { source: 'ftp://example.org/x' },
+    { source: 'not a url' },
+    { source: src, credential: 'oidc' },
+    { source: src, 'x-number-of-streams': '101' },
+    { source: src, 'x-number-of-streams': 'two' },
+    { source: src, overwrite: 'maybe' },
+    { source: src, requirechecksumverification: 'yes' },
+  ];
+  for (const h of cases) {
+    const r = await h2Request(sb, 'COPY', '/data/dst/v.bin', h);
+    assert.equal(r.status, 400, JSON.stringify(h));
+  }
+  const r = await h2Request(sb, 'COPY', '/data/dst/pull.bin', { source: src, overwrite: 'F' });
+  assert.equal(r.status, 412);
+});
+
+test('perf marker layout is exactly what davix parses', () => {
+  assert.equal(
+    perfMarker(1234, 1_700_000_000_999),
+    'Perf Marker\nTimestamp: 1700000000\nStripe Index: 0\nStripe Bytes Transferred: 1234\nTotal Stripe Count: 1\nEnd\n',
+  );
+});

@@ -1,0 +1,358 @@
+/**
+ * The transfer engine against a real HTTPS server (node:http2, TLS, h2 with HTTP/1.1 fallback) on loopback:
+ * pull, push, copy, stream-through; atomic publish; checksum verification; error classification; abort with
+ * resume; pause gate; rate limiters; stall watchdog.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { createChecksummer } from '../../services/checksum/checksummer.js';
+import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import type { RateLimiter, ResumeState, TransferControl, TransferProgress, TransferRequest } from '../../services/transfer/types.js';
+import { PauseGate } from '../../services/throttle/pause-gate.js';
+import { isCargoError } from '../../services/errors.js';
+import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
+import { testTls } from '../support/tls.js';
+
+let srv: H2FileServer;
+let srvRoot: string;
+let work: string;
+
+function adler(buf: Buffer): string {
+  const s = createChecksummer('adler32');
+  s.update(buf);
+  return s.digestHex();
+}
+
+function ctl(extra: Partial<TransferControl> = {}): TransferControl {
+  return { signal: new AbortController().signal, gate: new PauseGate(), ...extra };
+}
+
+function req(source: string, destination: string, extra: Partial<TransferRequest> = {}): TransferRequest {
+  return { source, destination, verify: 'none', overwrite: false, ...extra };
+}
+
+async function makeFile(name: string, size: number): Promise<Buffer> {
+  const data = randomBytes(size);
+  await writeFile(join(srvRoot, name), data);
+  return data;
+}
+
+async function partFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.includes('.cargoport-part-'));
+}
+
+async function rejectsWithCode(p: Promise<unknown>, code: string, retryable?: boolean): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(isCargoError(e), `expected CargoError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    if (retryable !== undefined) assert.equal(e.retryable, retryable, `retryable for ${e.code}`);
+    return true;
+  });
+}
+
+before(async () => {
+  srvRoot = await mkdtemp(join(tmpdir(), 'cargoport-srv-'));
+  work = await mkdtemp(join(tmpdir(), 'cargoport-dst-'));
+  srv = await startH2FileServer({ root: srvRoot });
+  await configureTransferEngine({ ca: testTls().cert, connections: 1, streams: 4 });
+});
+
+after(async () => {
+  await closeTransferClients();
+  await srv.close();
+  await rm(srvRoot, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('transfer engine: modes', () => {
+  it('pulls https → file over h2, verified against the source Digest, published atomically', async () => {
+    const data = await makeFile('pull.bin', 3 * 1024 * 1024 + 17);
+    const dst = join(work, 'pull.bin');
+    const progress: TransferProgress[] = [];
+    const res = await transferFile(req(srv.url('/pull.bin'), pathToFileURL(dst).href, { verify: 'source' }),
+      ctl({ onProgress: (p) => progress.push(p) }));
+    assert.deepEqual(await readFile(dst), data);
+    assert.equal(res.bytes, data.length);
+    assert.equal(res.resumedBytes, 0);
+    assert.equal(res.protocol, 'h2');
+    assert.equal(res.remoteIp, '127.0.0.1');
+    assert.deepEqual(res.checksum, { alg: 'adler32', value: adler(data) });
+    assert.equal(progress.at(-1)?.bytes, data.length);
+    assert.deepEqual(await partFiles(work), []);
+    const get = srv.requests.findLast((r) => r.path === '/pull.bin');
+    assert.equal(get?.headers['want-digest'], 'adler32');
+  });
+
+  it('pushes file → https PUT and verifies the destination digest', async () => {
+    const src = join(work, 'push-src.bin');
+    const data = randomBytes(2 * 1024 * 1024 + 5);
+    await writeFile(src, data);
+    const res = await transferFile(req(pathToFileURL(src).href, srv.url('/up/push.bin'), { verify: 'destination' }), ctl());
+    assert.deepEqual(await readFile(join(srvRoot, 'up/push.bin')), data);
+    assert.equal(res.bytes, data.length);
+    assert.equal(res.checksum?.value, adler(data));
+    const put = srv.requests.findLast((r) => r.method === 'PUT');
+    assert.equal(put?.headers['content-length'], String(data.length));
+    assert.equal(put?.headers['if-none-match'], '*');
+  });
+
+  it('copies file → file with a user-supplied checksum', async () => {
+    const src = join(work, 'copy-src.bin');
+    const data = randomBytes(1024 * 1024 + 3);
+    await writeFile(src, data);
+    const dst = join(work, 'sub', 'copy.bin');
+    const res = await transferFile(req(pathToFileURL(src).href, pathToFileURL(dst).href, {
+      verify: 'both', checksum: { alg: 'adler32', value: adler(data) },
+    }), ctl());
+    assert.equal(res.protocol, 'file');
+    assert.deepEqual(await readFile(dst), data);
+  });
+
+  it('streams https → https without touching local disk', async () => {
+    const data = await makeFile('through.bin', 1024 * 1024 + 11);
+    const res = await transferFile(req(srv.url('/through.bin'), srv.url('/copies/through.bin'), { verify: 'both' }), ctl());
+    assert.deepEqual(await readFile(join(srvRoot, 'copies/through.bin')), data);
+    assert.equal(res.checksum?.value, adler(data));
+  });
+
+  it('transfers an empty file', async () => {
+    await makeFile('empty.bin', 0);
+    const dst = join(work, 'empty.bin');
+    const res = await transferFile(req(srv.url('/empty.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl());
+    assert.equal(res.bytes, 0);
+    assert.equal((await stat(dst)).size, 0);
+  });
+});
+
+describe('transfer engine: refusals and error classification', () => {
+  it('refuses to overwrite an existing destination (CARGO_ERR_DEST_EXISTS) and leaves it intact', async () => {
+    await makeFile('exists.bin', 1000);
+    const dst = join(work, 'exists.bin');
+    await writeFile(dst, 'keep me');
+    await rejectsWithCode(transferFile(req(srv.url('/exists.bin'), pathToFileURL(dst).href), ctl()), 'CARGO_ERR_DEST_EXISTS', false);
+    assert.equal(await readFile(dst, 'utf8'), 'keep me');
+    // …and replaces it when overwrite is true.
+    await transferFile(req(srv.url('/exists.bin'), pathToFileURL(dst).href, { overwrite: true }), ctl());
+    assert.equal((await stat(dst)).size, 1000);
+  });
+
+  it('refuses a remote destination that exists when overwrite is false', async () => {
+    await makeFile('remote-exists.bin', 10);
+    const src = join(work, 'small.bin');
+    await writeFile(src, 'x');
+    await rejectsWithCode(transferFile(req(pathToFileURL(src).href, srv.url('/remote-exists.bin')), ctl()), 'CARGO_ERR_DEST_EXISTS', false);
+  });
+
+  it('classifies 404, 401, 403, 400 as fatal and 500/503 as retryable', async () => {
+    const dst = (n: string) => pathToFileURL(join(work, n)).href;
+    await rejectsWithCode(transferFile(req(srv.url('/missing.bin'), dst('m1')), ctl()), 'CARGO_ERR_SOURCE_NOT_FOUND', false);
+    await makeFile('guarded.bin', 100);
+    for (const [status, code, retryable] of [
+      [401, 'CARGO_ERR_AUTH', false], [403, 'CARGO_ERR_AUTH', false], [400, 'CARGO_ERR_HTTP_4XX', false],
+      [500, 'CARGO_ERR_HTTP_5XX', true], [503, 'CARGO_ERR_HTTP_5XX', true],
+    ] as const) {
+      srv.faults.failNext = { count: 1, status };
+      await rejectsWithCode(transferFile(req(srv.url('/guarded.bin'), dst(`g${status}`)), ctl()), code, retryable);
+    }
+    assert.deepEqual(await partFiles(work), []);
+  });
+
+  it('rejects unsupported schemes with CARGO_ERR_UNSUPPORTED_SCHEME naming the field', async () => {
+    await assert.rejects(transferFile(req('ftp://example.org/x', pathToFileURL(join(work, 'x')).href), ctl()),
+      (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_UNSUPPORTED_SCHEME' && e.field === 'source');
+    await assert.rejects(transferFile(req(srv.url('/pull.bin'), 's3://bucket/x'), ctl()),
+      (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_UNSUPPORTED_SCHEME' && e.field === 'destination');
+  });
+
+  it('fails with a retryable network error when nothing listens', async () => {
+    await rejectsWithCode(transferFile(req('https://127.0.0.1:1/x', pathToFileURL(join(work, 'nl')).href), ctl()),
+      'CARGO_ERR_NETWORK', true);
+  });
+
+  it('reports a checksum mismatch (retryable) and publishes nothing', async () => {
+    await makeFile('bad.bin', 200_000);
+    const dst = join(work, 'bad.bin');
+    srv.faults.wrongDigest = true;
+    try {
+      await rejectsWithCode(transferFile(req(srv.url('/bad.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl()),
+        'CARGO_ERR_CHECKSUM_MISMATCH', true);
+    } finally {
+      srv.faults.wrongDigest = false;
+    }
+    await assert.rejects(stat(dst), { code: 'ENOENT' });
+    assert.deepEqual(await partFiles(work), []);
+  });
+
+  it('checks a user-supplied checksum value even when verify is none', async () => {
+    await makeFile('uservalue.bin', 5000);
+    const dst = join(work, 'uservalue.bin');
+    await rejectsWithCode(transferFile(req(srv.url('/uservalue.bin'), pathToFileURL(dst).href, {
+      checksum: { alg: 'adler32', value: '00000001' },
+    }), ctl()), 'CARGO_ERR_CHECKSUM_MISMATCH', true);
+    await assert.rejects(stat(dst), { code: 'ENOENT' });
+  });
+});
+
+describe('transfer engine: abort, resume, pause, throttle, stall', () => {
+  it('aborts promptly, keeps the part file, and the next attempt resumes with Range + If-Range', async () => {
+    const data = await makeFile('resume.bin', 4 * 1024 * 1024);
+    const dst = join(work, 'resume.bin');
+    srv.faults.bytesPerSec = 4 * 1024 * 1024;
+    const ac = new AbortController();
+    let checkpoint: ResumeState | undefined;
+    try {
+      const p = transferFile(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl({
+        signal: ac.signal,
+        onProgress: (pr) => { if (pr.bytes >= 512 * 1024) ac.abort(); },
+        onCheckpoint: (s) => { checkpoint = s; },
+      }));
+      await rejectsWithCode(p, 'CARGO_ERR_ABORTED', false);
+    } finally {
+      srv.faults.bytesPerSec = undefined;
+    }
+    assert.ok(checkpoint?.tempPath, 'checkpoint names the part file');
+    const done = checkpoint.done[0]![1];
+    assert.ok(done >= 512 * 1024 && done < data.length, `done ${done}`);
+    assert.equal((await stat(checkpoint.tempPath)).size >= done, true);
+    assert.ok(checkpoint.etag);
+    await assert.rejects(stat(dst), { code: 'ENOENT' });
+
+    const res = await transferFile(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { verify: 'source', resume: checkpoint }), ctl());
+    assert.equal(res.resumedBytes, done);
+    assert.deepEqual(await readFile(dst), data);
+    assert.equal(res.checksum?.value, adler(data));
+    const last = srv.requests.findLast((r) => r.path === '/resume.bin');
+    assert.equal(last?.headers['range'], `bytes=${done}-`);
+    assert.equal(last?.headers['if-range'], checkpoint.etag);
+    assert.deepEqual(await partFiles(work), []);
+  });
+
+  it('starts over when the source changed since the partial copy (If-Range mismatch)', async () => {
+    await makeFile('changed.bin', 2 * 1024 * 1024);
+    const dst = join(work, 'changed.bin');
+    srv.faults.resetAfter = { count: 1, afterBytes: 700_000 };
+    let checkpoint: ResumeState | undefined;
+    await rejectsWithCode(transferFile(req(srv.url('/changed.bin'), pathToFileURL(dst).href), ctl({
+      onCheckpoint: (s) => { checkpoint = s; },
+    })), 'CARGO_ERR_NETWORK', true);
+    assert.ok(checkpoint && checkpoint.done.length === 1);
+    const fresh = await makeFile('changed.bin', 2 * 1024 * 1024);
+    await utimes(join(srvRoot, 'changed.bin'), new Date(), new Date(Date.now() + 5000));
+    const res = await transferFile(req(srv.url('/changed.bin'), pathToFileURL(dst).href, { resume: checkpoint, verify: 'source' }), ctl());
+    assert.equal(res.resumedBytes, 0);
+    assert.deepEqual(await readFile(dst), fresh);
+  });
+
+  it('a connection reset mid-body is retryable and the retry resumes', async () => {
+    const data = await makeFile('reset.bin', 3 * 1024 * 1024);
+    const dst = join(work, 'reset.bin');
+    srv.faults.resetAfter = { count: 1, afterBytes: 1024 * 1024 };
+    let checkpoint: ResumeState | undefined;
+    await rejectsWithCode(transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl({
+      onCheckpoint: (s) => { checkpoint = s; },
+    })), 'CARGO_ERR_NETWORK', true);
+    const res = await transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    assert.ok(res.resumedBytes > 0 && res.resumedBytes <= 1024 * 1024, `resumed ${res.resumedBytes}`);
+    assert.deepEqual(await readFile(dst), data);
+  });
+
+  it('holds all bytes while the gate is closed and continues when it opens', async () => {
+    const data = await makeFile('paused.bin', 1024 * 1024);
+    const dst = join(work, 'paused.bin');
+    const gate = new PauseGate();
+    gate.close();
+    let reported = 0;
+    const p = transferFile(req(srv.url('/paused.bin'), pathToFileURL(dst).href), ctl({
+      gate, onProgress: (pr) => { reported = pr.bytes; },
+    }));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(reported, 0, 'no progress while paused');
+    await assert.rejects(stat(dst), { code: 'ENOENT' });
+    gate.openGate();
+    const res = await p;
+    assert.equal(res.bytes, data.length);
+    assert.deepEqual(await readFile(dst), data);
+  });
+
+  it('aborts a paused transfer promptly', async () => {
+    await makeFile('paused-abort.bin', 100_000);
+    const gate = new PauseGate();
+    gate.close();
+    const ac = new AbortController();
+    const p = transferFile(req(srv.url('/paused-abort.bin'), pathToFileURL(join(work, 'pa.bin')).href), ctl({ gate, signal: ac.signal }));
+    setTimeout(() => ac.abort(), 50);
+    await rejectsWithCode(p, 'CARGO_ERR_ABORTED');
+  });
+
+  it('asks every rate limiter for exactly the bytes that moved', async () => {
+    const data = await makeFile('limited.bin', 777_777);
+    let taken = 0;
+    let waits = 0;
+    const limiter: RateLimiter = {
+      take(n) {
+        taken += n;
+        if (taken % 3 === 0) return null;
+        waits++;
+        return new Promise((r) => setImmediate(r));
+      },
+    };
+    const res = await transferFile(req(srv.url('/limited.bin'), pathToFileURL(join(work, 'limited.bin')).href), ctl({ limiters: [limiter, limiter] }));
+    assert.equal(res.bytes, data.length);
+    assert.equal(taken, 2 * data.length);
+    assert.ok(waits > 0);
+  });
+
+  it('detects a stalled source (CARGO_ERR_STALLED, retryable) and keeps the partial data', async () => {
+    await makeFile('stall.bin', 2 * 1024 * 1024);
+    await configureTransferEngine({ stall: { idleMs: 400, minBytesPerSec: 0, windowMs: 1000 } });
+    srv.faults.stallAfter = { count: 1, afterBytes: 300_000 };
+    let checkpoint: ResumeState | undefined;
+    try {
+      await rejectsWithCode(transferFile(req(srv.url('/stall.bin'), pathToFileURL(join(work, 'stall.bin')).href), ctl({
+        onCheckpoint: (s) => { checkpoint = s; },
+      })), 'CARGO_ERR_STALLED', true);
+    } finally {
+      await configureTransferEngine({ stall: { idleMs: 60_000, minBytesPerSec: 10 * 1024, windowMs: 120_000 } });
+    }
+    assert.ok(checkpoint && checkpoint.done.length === 1 && checkpoint.done[0]![1] > 0);
+  });
+
+  it('does not call a paused transfer stalled', async () => {
+    const data = await makeFile('pause-nostall.bin', 300_000);
+    await configureTransferEngine({ stall: { idleMs: 150, minBytesPerSec: 0, windowMs: 1000 } });
+    const gate = new PauseGate();
+    gate.close();
+    try {
+      const p = transferFile(req(srv.url('/pause-nostall.bin'), pathToFileURL(join(work, 'pns.bin')).href), ctl({ gate }));
+      await new Promise((r) => setTimeout(r, 600));
+      gate.openGate();
+      const res = await p;
+      assert.equal(res.bytes, data.length);
+    } finally {
+      await configureTransferEngine({ stall: { idleMs: 60_000, minBytesPerSec: 10 * 1024, windowMs: 120_000 } });
+    }
+  });
+});
+
+describe('transfer engine: HTTP/1.1 endpoints', () => {
+  let h1: H2FileServer;
+  before(async () => { h1 = await startH2FileServer({ root: srvRoot, http1Only: true }); });
+  after(async () => { await h1.close(); });
+
+  it('pulls and pushes over HTTP/1.1 when the server does not offer h2', async () => {
+    const data = await makeFile('h1.bin', 1024 * 1024 + 1);
+    const dst = join(work, 'h1.bin');
+    const pulled = await transferFile(req(h1.url('/h1.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl());
+    assert.equal(pulled.protocol, 'http/1.1');
+    assert.deepEqual(await readFile(dst), data);
+    const pushed = await transferFile(req(pathToFileURL(dst).href, h1.url('/h1-up/h1.bin'), { verify: 'destination' }), ctl());
+    assert.equal(pushed.protocol, 'http/1.1');
+    assert.deepEqual(await readFile(join(srvRoot, 'h1-up/h1.bin')), data);
+    assert.ok(h1.requests.every((r) => r.httpVersion === '1.1'));
+  });
+});

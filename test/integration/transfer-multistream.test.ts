@@ -1,0 +1,186 @@
+/**
+ * Multi-stream pulls against a real TLS HTTP/2 server: N connections × M streams of byte ranges, SETTINGS
+ * as sent on the wire, combined range checksums, per-range resume, HTTP/1.1 multi-connection fallback.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { createChecksummer } from '../../services/checksum/checksummer.js';
+import { isCargoError } from '../../services/errors.js';
+import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import type { ChecksumAlg, ResumeState, TransferControl, TransferRequest } from '../../services/transfer/types.js';
+import { PauseGate } from '../../services/throttle/pause-gate.js';
+import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
+import { testTls } from '../support/tls.js';
+
+const MiB = 1024 * 1024;
+const STREAM_WINDOW = 8 * MiB;
+const CONN_WINDOW = 32 * MiB;
+let srv: H2FileServer;
+let srvRoot: string;
+let work: string;
+
+function sum(alg: ChecksumAlg, buf: Buffer): string {
+  const s = createChecksummer(alg);
+  s.update(buf);
+  return s.digestHex();
+}
+
+const ctl = (extra: Partial<TransferControl> = {}): TransferControl =>
+  ({ signal: new AbortController().signal, gate: new PauseGate(), ...extra });
+const req = (source: string, destination: string, extra: Partial<TransferRequest> = {}): TransferRequest =>
+  ({ source, destination, verify: 'source', overwrite: false, ...extra });
+
+async function makeFile(name: string, size: number): Promise<Buffer> {
+  const data = randomBytes(size);
+  await writeFile(join(srvRoot, name), data);
+  return data;
+}
+
+function rangeRequests(path: string, since = 0) {
+  return srv.requests.slice(since).filter((r) => r.method === 'GET' && r.path === path);
+}
+
+function rangeLength(h: string | string[] | undefined): number {
+  const m = /^bytes=(\d+)-(\d+)$/.exec(String(h));
+  assert.ok(m, `range header ${String(h)}`);
+  return Number(m[2]) - Number(m[1]) + 1;
+}
+
+before(async () => {
+  srvRoot = await mkdtemp(join(tmpdir(), 'cargoport-msrv-'));
+  work = await mkdtemp(join(tmpdir(), 'cargoport-mdst-'));
+  srv = await startH2FileServer({ root: srvRoot });
+  await configureTransferEngine({
+    ca: testTls().cert, connections: 2, streams: 4,
+    initialWindowSize: STREAM_WINDOW, connectionWindowSize: CONN_WINDOW,
+    multiStream: { enabled: true, minFileBytes: 2 * MiB, rangeBytes: 1 * MiB },
+  });
+});
+
+after(async () => {
+  await closeTransferClients();
+  await srv.close();
+  await rm(srvRoot, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('multi-stream pull', () => {
+  it('splits a large file over 2 connections × 4 h2 streams and verifies the combined adler32', async () => {
+    const data = await makeFile('big.bin', 24 * MiB + 12345);
+    const before = srv.requests.length;
+    const dst = join(work, 'big.bin');
+    const res = await transferFile(req(srv.url('/big.bin'), pathToFileURL(dst).href), ctl());
+    assert.deepEqual(await readFile(dst), data);
+    assert.equal(res.checksum?.value, sum('adler32', data));
+    assert.equal(res.protocol, 'h2');
+    assert.equal(res.connections, 2);
+    assert.equal(res.streams, 4);
+    const gets = rangeRequests('/big.bin', before);
+    assert.equal(gets.length, 25, 'one GET per 1 MiB range');
+    assert.equal(gets.reduce((t, r) => t + rangeLength(r.headers['range']), 0), data.length);
+    assert.ok(gets.every((r) => r.httpVersion === '2.0'));
+    assert.equal(new Set(gets.map((r) => r.remotePort)).size, 2, 'two TCP connections');
+    assert.ok(gets.every((r) => r.headers['if-range'] !== undefined));
+    assert.deepEqual((await readdir(work)).filter((n) => n.includes('cargoport-part')), []);
+  });
+
+  it('sends the configured windows on the wire (SETTINGS_INITIAL_WINDOW_SIZE, connection WINDOW_UPDATE)', async () => {
+    assert.ok(srv.clientSettings.length >= 2);
+    for (const s of srv.clientSettings) assert.equal(s.initialWindowSize, STREAM_WINDOW);
+    // The connection window only grows through WINDOW_UPDATE: what the server may still send us.
+    assert.ok(srv.sessions.size >= 1);
+    for (const session of srv.sessions) {
+      const w = session.state.remoteWindowSize ?? 0;
+      assert.ok(w > CONN_WINDOW / 2, `server-side view of our connection window: ${w}`);
+    }
+  });
+
+  for (const alg of ['crc32c', 'sha256'] as const) {
+    it(`verifies ${alg} for a ranged pull (${alg === 'crc32c' ? 'combined per range' : 'hashed over the assembled part file'})`, async () => {
+      const data = await makeFile(`${alg}.bin`, 5 * MiB + 7);
+      const dst = join(work, `${alg}.bin`);
+      const res = await transferFile(req(srv.url(`/${alg}.bin`), pathToFileURL(dst).href, { checksum: { alg } }), ctl());
+      assert.equal(res.checksum?.value, sum(alg, data));
+      assert.ok(res.streams > 1);
+    });
+  }
+
+  it('resumes per range: only the missing ranges move again', async () => {
+    const data = await makeFile('resume.bin', 32 * MiB);
+    const dst = join(work, 'resume.bin');
+    srv.faults.bytesPerSec = 1 * MiB; // per response: 8 streams ≈ 8 MiB/s, the file takes ~4 s
+    const ac = new AbortController();
+    let checkpoint: ResumeState | undefined;
+    try {
+      await assert.rejects(transferFile(req(srv.url('/resume.bin'), pathToFileURL(dst).href), ctl({
+        signal: ac.signal,
+        onProgress: (p) => { if (p.bytes >= 4 * MiB) ac.abort(); },
+        onCheckpoint: (s) => { checkpoint = s; },
+      })), (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_ABORTED');
+    } finally {
+      srv.faults.bytesPerSec = undefined;
+    }
+    assert.ok(checkpoint?.tempPath && checkpoint.done.length > 0);
+    const doneBytes = checkpoint.done.reduce((t, [s, e]) => t + e - s, 0);
+    assert.ok(doneBytes >= 4 * MiB && doneBytes < data.length, `done ${doneBytes}`);
+    const before = srv.requests.length;
+    const res = await transferFile(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    assert.equal(res.resumedBytes, doneBytes);
+    assert.deepEqual(await readFile(dst), data);
+    assert.equal(res.checksum?.value, sum('adler32', data));
+    const again = rangeRequests('/resume.bin', before).reduce((t, r) => t + rangeLength(r.headers['range']), 0);
+    assert.equal(again, data.length - doneBytes, 'bytes requested again = bytes not yet durable');
+  });
+
+  it('a range reset mid-body fails the attempt as retryable and the retry completes from the checkpoint', async () => {
+    const data = await makeFile('reset.bin', 8 * MiB);
+    const dst = join(work, 'reset.bin');
+    srv.faults.resetAfter = { count: 1, afterBytes: 300_000 };
+    let checkpoint: ResumeState | undefined;
+    await assert.rejects(transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl({
+      onCheckpoint: (s) => { checkpoint = s; },
+    })), (e: unknown) => isCargoError(e) && e.retryable && e.code === 'CARGO_ERR_NETWORK');
+    assert.ok(checkpoint);
+    const res = await transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    assert.deepEqual(await readFile(dst), data);
+    assert.equal(res.resumedBytes, checkpoint.done.reduce((t, [s, e]) => t + e - s, 0));
+  });
+
+  it('restarts from zero when the source changed between attempts', async () => {
+    await makeFile('changing.bin', 4 * MiB);
+    const dst = join(work, 'changing.bin');
+    srv.faults.resetAfter = { count: 1, afterBytes: 100_000 };
+    let checkpoint: ResumeState | undefined;
+    await assert.rejects(transferFile(req(srv.url('/changing.bin'), pathToFileURL(dst).href), ctl({
+      onCheckpoint: (s) => { checkpoint = s; },
+    })));
+    const fresh = await makeFile('changing.bin', 4 * MiB + 1);
+    const res = await transferFile(req(srv.url('/changing.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    assert.equal(res.resumedBytes, 0);
+    assert.deepEqual(await readFile(dst), fresh);
+    assert.equal((await stat(dst)).size, fresh.length);
+  });
+});
+
+describe('multi-connection pull over HTTP/1.1', () => {
+  let h1: H2FileServer;
+  before(async () => { h1 = await startH2FileServer({ root: srvRoot, http1Only: true }); });
+  after(async () => { await h1.close(); });
+
+  it('uses connections × streams separate HTTP/1.1 connections', async () => {
+    const data = await makeFile('h1big.bin', 9 * MiB);
+    const dst = join(work, 'h1big.bin');
+    const res = await transferFile(req(h1.url('/h1big.bin'), pathToFileURL(dst).href), ctl());
+    assert.deepEqual(await readFile(dst), data);
+    assert.equal(res.protocol, 'http/1.1');
+    assert.equal(res.streams, 1);
+    const gets = h1.requests.filter((r) => r.method === 'GET');
+    assert.equal(gets.length, 9);
+    assert.ok(new Set(gets.map((r) => r.remotePort)).size > 2, 'several TCP connections');
+  });
+});

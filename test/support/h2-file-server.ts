@@ -1,0 +1,283 @@
+/**
+ * A real HTTPS file server for tests: node:http2 secure server with allowHTTP1 (so h2 and HTTP/1.1 clients
+ * both work) and the self-signed test certificate. Serves a directory:
+ *   GET  with Range (single range), If-Range (ETag or date), ETag, Last-Modified, Accept-Ranges
+ *   HEAD with the same headers, plus `Digest: adler32=…` (and crc32c/md5/sha256) when asked with Want-Digest
+ *   PUT  writes the body (to a temp name, then rename), honours If-None-Match: *, answers Digest when asked
+ * Faults for robustness tests: fail the next N requests with a status, reset or stall a response after some
+ * bytes. Records requests and each HTTP/2 session's SETTINGS as received from the client.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, stat } from 'node:fs/promises';
+import http2 from 'node:http2';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, normalize } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createChecksummer } from '../../services/checksum/checksummer.js';
+import type { ChecksumAlg } from '../../services/transfer/types.js';
+import { testTls } from './tls.js';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: http2.IncomingHttpHeaders;
+  httpVersion: string;
+  /** Remote port of the client's TCP connection (distinct ports = distinct connections). */
+  remotePort?: number;
+}
+
+export interface ServerFaults {
+  /** Answer the next `count` requests (matching `method` if given) with `status` and no body. */
+  failNext?: { count: number; status: number; method?: string };
+  /** Reset (RST_STREAM / socket destroy) the next `count` GET responses after `afterBytes` body bytes. */
+  resetAfter?: { count: number; afterBytes: number };
+  /** Stop sending the next `count` GET responses after `afterBytes` bytes, holding the stream open. */
+  stallAfter?: { count: number; afterBytes: number };
+  /** Slow every GET body to roughly this many bytes/s (chunked writes with pauses). */
+  bytesPerSec?: number;
+  /** Omit the Digest header even when asked. */
+  noDigest?: boolean;
+  /** Serve a wrong Digest value (checksum mismatch tests). */
+  wrongDigest?: boolean;
+}
+
+export interface H2FileServer {
+  origin: string;
+  port: number;
+  root: string;
+  url(path: string): string;
+  requests: RecordedRequest[];
+  /** SETTINGS frames received from clients, one entry per session in arrival order. */
+  clientSettings: http2.Settings[];
+  /** Live HTTP/2 sessions (for window-size checks via session.state). */
+  sessions: Set<http2.ServerHttp2Session>;
+  faults: ServerFaults;
+  close(): Promise<void>;
+}
+
+export interface H2FileServerOptions {
+  root: string;
+  host?: string;
+  /** Server SETTINGS (e.g. a large initialWindowSize for fast PUT tests). */
+  settings?: http2.Settings;
+  /** Refuse h2 in ALPN (HTTP/1.1 only endpoint). */
+  http1Only?: boolean;
+}
+
+function etagOf(size: number, mtimeMs: number): string {
+  return `"${size.toString(16)}-${Math.floor(mtimeMs).toString(16)}"`;
+}
+
+const DIGEST_NAMES: Record<string, ChecksumAlg> = { adler32: 'adler32', crc32c: 'crc32c', md5: 'md5', 'sha-256': 'sha256' };
+
+function digestToken(alg: ChecksumAlg, hex: string): string {
+  if (alg === 'adler32' || alg === 'crc32c') return `${alg}=${hex}`;
+  return `${alg === 'sha256' ? 'sha-256' : alg}=${Buffer.from(hex, 'hex').toString('base64')}`;
+}
+
+function wantedAlgs(want: string | string[] | undefined): ChecksumAlg[] {
+  if (!want) return [];
+  const raw = Array.isArray(want) ? want.join(',') : want;
+  const out: ChecksumAlg[] = [];
+  for (const part of raw.split(',')) {
+    const name = part.split(';')[0]!.trim().toLowerCase();
+    const alg = DIGEST_NAMES[name];
+    if (alg && !out.includes(alg)) out.push(alg);
+  }
+  return out;
+}
+
+async function fileDigest(path: string, alg: ChecksumAlg): Promise<string> {
+  const sum = createChecksummer(alg);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) sum.update(chunk as Buffer);
+  return sum.digestHex();
+}
+
+export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2FileServer> {
+  const tls = testTls();
+  const host = opts.host ?? '127.0.0.1';
+  const requests: RecordedRequest[] = [];
+  const clientSettings: http2.Settings[] = [];
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const faults: ServerFaults = {};
+  const digestCache = new Map<string, string>();
+
+  // node:http2 always offers h2 in ALPN, so an HTTP/1.1-only endpoint is a plain https server; the
+  // compatibility API makes the request handler below work unchanged on both.
+  const server = opts.http1Only
+    ? (https.createServer({ key: tls.key, cert: tls.cert }) as unknown as http2.Http2SecureServer)
+    : http2.createSecureServer({
+      key: tls.key, cert: tls.cert, allowHTTP1: true,
+      ...(opts.settings ? { settings: opts.settings } : {}),
+    });
+  server.on('session', (s: http2.ServerHttp2Session) => {
+    sessions.add(s);
+    s.once('remoteSettings', (settings) => clientSettings.push(settings));
+    s.once('close', () => sessions.delete(s));
+  });
+
+  const resolvePath = (urlPath: string): string | null => {
+    const p = decodeURIComponent(new URL(urlPath, 'https://x').pathname);
+    const full = normalize(join(opts.root, p));
+    return full.startsWith(normalize(opts.root)) ? full : null;
+  };
+
+  const digestHeader = async (path: string, etag: string, want: string | string[] | undefined): Promise<string | undefined> => {
+    const algs = wantedAlgs(want);
+    if (algs.length === 0 || faults.noDigest) return undefined;
+    const parts: string[] = [];
+    for (const alg of algs) {
+      const key = `${path}|${etag}|${alg}`;
+      let hex = digestCache.get(key);
+      if (!hex) { hex = await fileDigest(path, alg); digestCache.set(key, hex); }
+      if (faults.wrongDigest) hex = hex.split('').reverse().join('');
+      parts.push(digestToken(alg, hex));
+    }
+    return parts.join(',');
+  };
+
+  const consumeFault = <K extends 'resetAfter' | 'stallAfter'>(k: K): ServerFaults[K] | undefined => {
+    const f = faults[k];
+    if (!f || f.count <= 0) return undefined;
+    f.count--;
+    return { ...f };
+  };
+
+  server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const method = req.method;
+    requests.push({
+      method, path: req.url, headers: req.headers, httpVersion: req.httpVersion,
+      remotePort: req.socket?.remotePort,
+    });
+    handle(req, res).catch((e: unknown) => {
+      if (!res.headersSent) { res.statusCode = 500; res.end(String(e)); } else res.destroy();
+    });
+  });
+
+  async function handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): Promise<void> {
+    const f = faults.failNext;
+    if (f && f.count > 0 && (!f.method || f.method === req.method)) {
+      f.count--;
+      req.resume();
+      res.statusCode = f.status;
+      res.end();
+      return;
+    }
+    const path = resolvePath(req.url);
+    if (!path) { res.statusCode = 400; res.end(); return; }
+    if (req.method === 'PUT') return handlePut(req, res, path);
+    if (req.method !== 'GET' && req.method !== 'HEAD') { res.statusCode = 405; res.end(); return; }
+
+    let st;
+    try { st = await stat(path); } catch { res.statusCode = 404; res.end(); return; }
+    if (!st.isFile()) { res.statusCode = 404; res.end(); return; }
+    const etag = etagOf(st.size, st.mtimeMs);
+    const lastModified = st.mtime.toUTCString();
+    res.setHeader('etag', etag);
+    res.setHeader('last-modified', lastModified);
+    res.setHeader('accept-ranges', 'bytes');
+    const digest = await digestHeader(path, etag, req.headers['want-digest']);
+    if (digest) res.setHeader('digest', digest);
+
+    let start = 0;
+    let end = st.size; // exclusive
+    const range = req.headers['range'];
+    const ifRange = req.headers['if-range'];
+    const rangeApplies = range !== undefined && (ifRange === undefined || ifRange === etag || ifRange === lastModified);
+    if (rangeApplies) {
+      const m = /^bytes=(\d*)-(\d*)$/.exec(String(range));
+      if (!m || (m[1] === '' && m[2] === '')) { res.statusCode = 416; res.end(); return; }
+      if (m[1] === '') { start = Math.max(0, st.size - Number(m[2])); }
+      else { start = Number(m[1]); if (m[2] !== '') end = Math.min(st.size, Number(m[2]) + 1); }
+      if (start >= st.size || start >= end) {
+        res.statusCode = 416; res.setHeader('content-range', `bytes */${st.size}`); res.end(); return;
+      }
+      res.statusCode = 206;
+      res.setHeader('content-range', `bytes ${start}-${end - 1}/${st.size}`);
+    } else {
+      res.statusCode = 200;
+    }
+    res.setHeader('content-length', String(end - start));
+    if (req.method === 'HEAD' || end === start) { res.end(); return; }
+    await sendBody(req, res, path, start, end);
+  }
+
+  async function sendBody(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, path: string, start: number, end: number): Promise<void> {
+    const reset = consumeFault('resetAfter');
+    const stall = consumeFault('stallAfter');
+    const rate = faults.bytesPerSec;
+    if (!reset && !stall && !rate) {
+      await pipeline(createReadStream(path, { start, end: end - 1, highWaterMark: 256 * 1024 }), res as unknown as NodeJS.WritableStream)
+        .catch(() => undefined);
+      return;
+    }
+    let sent = 0;
+    const stream = createReadStream(path, { start, end: end - 1, highWaterMark: 16 * 1024 });
+    res.on('close', () => stream.destroy());
+    for await (const c of stream) {
+      let chunk = c as Buffer;
+      const limit = reset?.afterBytes ?? stall?.afterBytes;
+      if (limit !== undefined && sent + chunk.length >= limit) {
+        chunk = chunk.subarray(0, limit - sent);
+        if (chunk.length) await writeChunk(res, chunk);
+        sent += chunk.length;
+        if (reset) {
+          if (req.stream) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+          else req.socket.destroy();
+        }
+        // Stall: keep the response open and silent until the client gives up.
+        stream.destroy();
+        return;
+      }
+      await writeChunk(res, chunk);
+      sent += chunk.length;
+      if (rate) await new Promise((r) => setTimeout(r, (chunk.length / rate) * 1000));
+    }
+    res.end();
+  }
+
+  function writeChunk(res: http2.Http2ServerResponse, chunk: Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      if (res.write(chunk)) { resolve(); return; }
+      const done = (): void => { res.off('drain', done); res.off('close', done); resolve(); };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
+
+  async function handlePut(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, path: string): Promise<void> {
+    if (req.headers['if-none-match'] === '*') {
+      try { await stat(path); req.resume(); res.statusCode = 412; res.end(); return; } catch { /* absent: go on */ }
+    }
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.upload-${process.pid}-${Math.random().toString(16).slice(2)}`;
+    const algs = wantedAlgs(req.headers['want-digest']);
+    const sums = algs.map((a) => ({ alg: a, sum: createChecksummer(a) }));
+    req.on('data', (c: Buffer) => { for (const s of sums) s.sum.update(c); });
+    try {
+      await pipeline(req as unknown as NodeJS.ReadableStream, createWriteStream(tmp));
+    } catch {
+      res.destroy();
+      return;
+    }
+    await rename(tmp, path);
+    if (sums.length && !faults.noDigest) res.setHeader('digest', sums.map((s) => digestToken(s.alg, s.sum.digestHex())).join(','));
+    res.statusCode = 201;
+    res.end();
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const port = (server.address() as AddressInfo).port;
+  const origin = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    origin, port, root: opts.root, requests, clientSettings, sessions, faults,
+    url: (p: string) => `${origin}${p.startsWith('/') ? '' : '/'}${p}`,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sessions) s.destroy();
+      server.close(() => resolve());
+      // HTTP/1.1 keep-alive sockets would hold close() open.
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+    }),
+  };
+}

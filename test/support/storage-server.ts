@@ -1,0 +1,72 @@
+/**
+ * A real storage endpoint for tests: Fastify 5 over HTTP/2 + TLS (HTTP/1.1 allowed), as the lead's gateway
+ * builds it, with the storage plugin under a prefix and the Tape REST API, on 127.0.0.1:0.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { testTls } from './tls.js';
+import { createPortStorage, type PortStorage } from '../../services/storage/port-storage.js';
+import { storagePlugin, registerTapeRest } from '../../gateway/storage/storage-plugin.js';
+import type { StorageEndpointOptions } from '../../gateway/storage/storage-options.js';
+
+export interface TestStorageServer {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  app: FastifyInstance<any, any, any, any, any>;
+  /** https://127.0.0.1:<port> */
+  origin: string;
+  /** origin + prefix */
+  base: string;
+  port: number;
+  storage: PortStorage;
+  dir: string;
+  permanentDir: string;
+  close(): Promise<void>;
+}
+
+export interface TestStorageServerOptions extends Partial<Omit<StorageEndpointOptions, 'storage'>> {
+  prefix?: string;
+  nearline?: { recallLatencyMs: number; failRecall?: (path: string) => boolean };
+  bufferQuotaBytes?: number;
+  sitename?: string;
+  host?: string;
+}
+
+export async function startStorageServer(o: TestStorageServerOptions = {}): Promise<TestStorageServer> {
+  const tls = testTls();
+  const dir = mkdtempSync(join(tmpdir(), 'cargoport-storage-'));
+  const permanentDir = join(dir, 'permanent');
+  const storage = await createPortStorage({
+    permanentDir,
+    bufferDir: join(dir, 'buffer'),
+    bufferQuotaBytes: o.bufferQuotaBytes ?? 8 * 1024 ** 3,
+    nearline: o.nearline,
+  });
+  const app = Fastify({
+    http2: true,
+    https: { allowHTTP1: true, key: tls.key, cert: tls.cert },
+    logger: false,
+  });
+  const prefix = o.prefix ?? '/data';
+  const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, ...rest } = o;
+  await app.register(storagePlugin, { prefix, storage, ...rest });
+  await registerTapeRest(app, { storage, sitename: sitename ?? 'cargoport-test', storagePrefix: prefix, authorize: rest.authorize });
+  await app.listen({ host: host ?? '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const origin = `https://${host === '::1' ? '[::1]' : '127.0.0.1'}:${port}`;
+  return {
+    app,
+    origin,
+    base: origin + prefix,
+    port,
+    storage,
+    dir,
+    permanentDir,
+    async close() {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
