@@ -133,6 +133,11 @@ export const schema = {
     root: str('Root of the storage namespace served under /data (permanent storage, POSIX backend). Empty: <dataDir>/storage.'),
     bufferRoot: str('Root of the buffer (the port\'s own fast area). Empty: <dataDir>/buffer.'),
     publicPrefixes: strList('Namespace prefixes readable anonymously (read-only public export areas).'),
+    urlPrefix: str('URL path the storage namespace is served under (WebDAV subset, HTTP-TPC). The Tape REST API is at /tape/v1.', /^\/[A-Za-z0-9_.-]+$/, 'a single path segment starting with /'),
+    backend: oneOf('Permanent storage backend: posix (disk) or nearline (tape-like: files need a recall before they are readable).', ['posix', 'nearline'] as const),
+    nearlineRecallMs: int('Emulated recall latency of the nearline backend.', 0, 86400000),
+    bufferQuotaBytes: int('Size of the buffer (staged copies and uploads in progress); released and expired staged copies are evicted beyond it.', 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    sitename: str('Site name in the Tape REST discovery document (key of targetedMetadata).', /^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, _ . -'),
   },
   shutdown: {
     drainTimeoutSec: int('On SIGTERM: let in-flight transfers finish for at most this long, then abort and requeue them.', 0, 86400),

@@ -2,6 +2,9 @@
  * Runs a real port for integration tests: the gateway on an ephemeral TLS port and worker pools, all on the
  * shared test Redis under a unique {prefix}; plus an HTTP/2 API client that trusts the test certificate.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { loadConfig } from '../../config/load.js';
@@ -25,9 +28,11 @@ export interface Harness {
 export async function startHarness(overrides: Record<string, unknown> = {}, opts: { workers?: number; stalledIntervalMs?: number } = {}): Promise<Harness> {
   const prefix = uniquePrefix();
   const tls = testTls();
+  const dataDir = mkdtempSync(join(tmpdir(), 'cargoport-port-'));
   const merge = (o: Record<string, unknown>) => {
     const base: Record<string, unknown> = {
       logLevel: 'warn',
+      dataDir: dataDir,
       gateway: { host: '127.0.0.1', port: 0 },
       redis: { url: TEST_REDIS_URL, prefix },
       transfer: { caFile: tls.certPath },

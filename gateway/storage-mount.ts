@@ -1,0 +1,41 @@
+/**
+ * Mounts the port's storage on the gateway: the namespace (WebDAV subset + HTTP-TPC) under storage.urlPrefix
+ * and the WLCG Tape REST API, over a PortStorage built from the configuration (permanent backend + buffer).
+ * HTTP-TPC copies run in the gateway process through the transfer engine.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { createPortStorage } from '../services/storage/port-storage.js';
+import { configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { registerTapeRest, storagePlugin } from './storage/storage-plugin.js';
+
+export async function mountStorage(app: FastifyInstance, cfg: Config): Promise<void> {
+  const permanentDir = cfg.storage.root || join(cfg.dataDir, 'storage');
+  const bufferDir = cfg.storage.bufferRoot || join(cfg.dataDir, 'buffer');
+  await mkdir(permanentDir, { recursive: true });
+  await mkdir(bufferDir, { recursive: true });
+  const storage = await createPortStorage({
+    permanentDir,
+    bufferDir,
+    bufferQuotaBytes: cfg.storage.bufferQuotaBytes,
+    nearline: cfg.storage.backend === 'nearline' ? { recallLatencyMs: cfg.storage.nearlineRecallMs } : undefined,
+  });
+  await configureTransferEngine({
+    rejectUnauthorized: !cfg.transfer.insecureTls,
+    ca: cfg.transfer.caFile ? await readFile(cfg.transfer.caFile) : undefined,
+  });
+  await app.register(storagePlugin, {
+    prefix: cfg.storage.urlPrefix,
+    storage,
+    publicPrefixes: cfg.storage.publicPrefixes,
+    tpc: { transfer: transferFile },
+  });
+  await registerTapeRest(app, {
+    storage,
+    sitename: cfg.storage.sitename,
+    storagePrefix: cfg.storage.urlPrefix,
+    publicBaseUrl: cfg.gateway.publicUrl ? `${cfg.gateway.publicUrl}/tape/v1` : undefined,
+  });
+}
