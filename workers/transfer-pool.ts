@@ -39,7 +39,8 @@ export interface WorkerHeartbeat {
   bytesPerSec: number;
 }
 
-const FEED_IDLE_MS = 50;
+const FEED_IDLE_MS = 100;
+const FEED_COALESCE_MS = 5;
 const PROGRESS_FLUSH_MS = 1000;
 const OUTBOX_CHECK_MS = 5000;
 const OUTBOX_GRACE_MS = 15_000;
@@ -58,6 +59,7 @@ export class TransferPool {
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
   private feeding = false;
+  private feedTimer: NodeJS.Timeout | undefined;
   private feedAgain = false;
   private aliveConcurrency: number;
   /** Effective state of this process: port and pool states combined. */
@@ -134,31 +136,40 @@ export class TransferPool {
     await this.store.ackOutbox(items.map((i) => i.member));
   }
 
-  /** Runs the feeder until it has nothing more to move; coalesces concurrent kicks. */
+  /**
+   * Asks for a feeding round soon. Kicks within FEED_COALESCE_MS are merged, so a burst of completions
+   * costs one FEED script and one BullMQ addBulk for many files instead of a round trip each.
+   */
   private kickFeeder(): void {
-    if (this.closed) return;
+    if (this.closed || this.feedTimer) return;
+    this.feedTimer = setTimeout(() => {
+      this.feedTimer = undefined;
+      void this.feedRound();
+    }, FEED_COALESCE_MS);
+  }
+
+  /** Feeds until the run queue holds its look-ahead budget or there is nothing left to feed. */
+  private async feedRound(): Promise<void> {
     if (this.feeding) {
       this.feedAgain = true;
       return;
     }
     this.feeding = true;
-    void (async () => {
-      try {
-        do {
-          this.feedAgain = false;
-          if (!this.takingWork()) break;
-          const { scheduler } = this.cfg;
-          const ahead = Math.ceil(scheduler.feedAheadFactor * this.aliveConcurrency);
-          const members = await this.store.feed(scheduler.feedBatch, ahead, scheduler.linkMaxActive, scheduler.endpointMaxActive);
-          if (members.length) await this.enqueue(members.map((member) => ({ member, delayMs: 0 })));
-          if (members.length === scheduler.feedBatch) this.feedAgain = true;
-        } while (this.feedAgain && !this.closed);
-      } catch (e) {
-        if (!this.closed) this.log(`feeder: ${(e as Error).message}`);
-      } finally {
-        this.feeding = false;
-      }
-    })();
+    try {
+      do {
+        this.feedAgain = false;
+        if (!this.takingWork()) break;
+        const { scheduler } = this.cfg;
+        const ahead = Math.ceil(scheduler.feedAheadFactor * this.aliveConcurrency);
+        const members = await this.store.feed(scheduler.feedBatch, ahead, scheduler.linkMaxActive, scheduler.endpointMaxActive);
+        if (members.length) await this.enqueue(members.map((member) => ({ member, delayMs: 0 })));
+        if (members.length === scheduler.feedBatch) this.feedAgain = true;
+      } while (this.feedAgain && !this.closed);
+    } catch (e) {
+      if (!this.closed) this.log(`feeder: ${(e as Error).message}`);
+    } finally {
+      this.feeding = false;
+    }
   }
 
   private takingWork(): boolean {
@@ -306,6 +317,7 @@ export class TransferPool {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    if (this.feedTimer) clearTimeout(this.feedTimer);
     this.active.abortWhere(() => true, 'shutdown');
     // worker.close() waits for the processors, which end promptly once aborted and record the requeue.
     await this.worker.close();

@@ -1,0 +1,99 @@
+/**
+ * The gateway's observable surface on a running port: HTTP/2 + TLS with ALPN, health, SSE state events,
+ * Prometheus metrics, OpenAPI docs, status with live workers, paging files by state, cancel of one file.
+ */
+import assert from 'node:assert/strict';
+import { connect } from 'node:http2';
+import { after, before, describe, test } from 'node:test';
+import { makeRandomFiles, sleep, tempDir } from '../support/fixtures.js';
+import { startHarness, type Harness } from '../support/port-harness.js';
+import { testTls } from '../support/tls.js';
+
+describe('port: API surface', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  test('health and readiness over HTTP/2 (ALPN h2) and HTTP/1.1', async () => {
+    const session = connect(h.gateway.url, { ca: testTls().cert });
+    const proto = await new Promise<string | undefined>((res) => session.once('connect', () => res(session.alpnProtocol)));
+    assert.equal(proto, 'h2');
+    const status = await new Promise<number>((res, rej) => {
+      const req = session.request({ ':path': '/healthz' });
+      req.on('response', (hd) => res(Number(hd[':status'])));
+      req.on('error', rej);
+      req.resume();
+    });
+    assert.equal(status, 200);
+    session.close();
+    assert.equal((await h.api('GET', '/readyz')).status, 200);
+  });
+
+  test('SSE streams file and job state changes of a job', async () => {
+    const dir = tempDir('sse');
+    const files = makeRandomFiles(`${dir}/src`, 3, 10, 100);
+    const session = connect(h.gateway.url, { ca: testTls().cert });
+    const events: string[] = [];
+    const stream = session.request({ ':path': '/api/v1/events' });
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => events.push(d));
+    await new Promise((res) => stream.once('response', res));
+    await sleep(100);
+    const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', { files: files.map((f) => ({ source: `file://${dir}/src/${f.name}`, destination: `file://${dir}/dst/${f.name}` })) });
+    await h.waitJob(r.body.jobId);
+    await sleep(300);
+    stream.close();
+    session.close();
+    const text = events.join('');
+    const datas = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as { t: string; job: string; state: string; file?: number });
+    const mine = datas.filter((d) => d.job === r.body.jobId);
+    assert.ok(mine.some((d) => d.t === 'job' && d.state === 'ACTIVE'), text.slice(0, 500));
+    assert.equal(mine.filter((d) => d.t === 'file' && d.state === 'FINISHED').length, 3);
+    assert.ok(mine.some((d) => d.t === 'job' && d.state === 'FINISHED'));
+  });
+
+  test('metrics, docs and status', async () => {
+    const m = await h.api<string>('GET', '/metrics');
+    assert.equal(m.status, 200);
+    assert.match(m.body, /^cargoport_transfers_active \d+/m);
+    assert.match(m.body, /^cargoport_workers\{pool="default",state="running"\} 1/m);
+    assert.match(m.body, /cargoport_admin_scope_state\{scope="port",target="",state="running"\} 1/);
+    const doc = await h.api<{ openapi: string; paths: Record<string, Record<string, unknown>> }>('GET', '/docs/openapi.json');
+    assert.equal(doc.body.openapi, '3.0.3');
+    for (const p of ['/api/v1/jobs', '/api/v1/jobs/{id}', '/api/v1/jobs/{id}/files', '/api/v1/admin/{op}', '/api/v1/status', '/api/v1/events']) assert.ok(doc.body.paths[p], p);
+    assert.ok(doc.body.paths['/api/v1/jobs']!['post']);
+    const html = await h.api<string>('GET', '/docs');
+    assert.match(html.body, /cargoport API/);
+    const st = await h.api<{ workers: Array<{ alive: boolean; concurrency: number }>; queues: Record<string, number> }>('GET', '/api/v1/status');
+    assert.equal(st.body.workers.filter((w) => w.alive).length, 1);
+    assert.equal(typeof st.body.queues['runQueueWaiting'], 'number');
+  });
+
+  test('paging by state and cancel of a single waiting file', async () => {
+    // a link limit of 1 keeps all but one file waiting behind a slow first file
+    const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+      files: Array.from({ length: 25 }, (_, i) => ({ source: `https://127.0.0.1:9/never/${i}`, destination: `file:///tmp/cargoport-never/${i}` })),
+      params: { retries: 0 },
+    });
+    const one = await h.api<{ state: string }>('DELETE', `/api/v1/jobs/${r.body.jobId}/files/24`);
+    assert.equal(one.status, 200);
+    assert.equal(one.body.state, 'CANCELED');
+    const job = await h.waitJob(r.body.jobId);
+    assert.equal(job['state'], 'FAILED', 'nothing reachable on port 9: every other file fails, none finishes');
+    const canceled = await h.api<{ files: Array<{ fileId: number }> }>('GET', `/api/v1/jobs/${r.body.jobId}/files?state=CANCELED`);
+    assert.deepEqual(canceled.body.files.map((f) => f.fileId), [24]);
+    const p1 = await h.api<{ files: Array<{ fileId: number; error?: { code: string } }>; nextCursor?: number }>('GET', `/api/v1/jobs/${r.body.jobId}/files?state=FAILED&limit=10`);
+    assert.equal(p1.body.files.length, 10);
+    assert.equal(p1.body.nextCursor, 9);
+    assert.match(p1.body.files[0]!.error!.code, /^CARGO_ERR_/);
+    const p3 = await h.api<{ files: unknown[]; nextCursor?: number }>('GET', `/api/v1/jobs/${r.body.jobId}/files?state=FAILED&limit=10&cursor=19`);
+    assert.equal(p3.body.files.length, 4);
+    assert.equal(p3.body.nextCursor, undefined);
+    const list = await h.api<{ jobs: Array<{ jobId: string }> }>('GET', '/api/v1/jobs?limit=5');
+    assert.ok(list.body.jobs.some((j) => j.jobId === r.body.jobId));
+  });
+});
