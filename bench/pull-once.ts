@@ -3,7 +3,7 @@
  * protocol, connections × streams and this process's CPU seconds (user + system).
  *
  *   node dist/bench/pull-once.js <source-url> <destination-url> [--ca cert.pem] [--connections N] [--streams M]
- *        [--window-mib W] [--conn-window-mib C] [--checksum adler32|none] [--range-mib R] [--http1]
+ *        [--window-mib W] [--conn-window-mib C] [--checksum adler32|none] [--range-mib R] [--http1] [--ciphers openssl-list]
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -22,6 +22,7 @@ const { values, positionals } = parseArgs({
     'range-mib': { type: 'string', default: '64' },
     checksum: { type: 'string', default: 'none' },
     http1: { type: 'boolean', default: false },
+    ciphers: { type: 'string' },
   },
 });
 const [source, destination] = positionals;
@@ -37,6 +38,7 @@ await configureTransferEngine({
   initialWindowSize: Number(values['window-mib']) * MiB,
   connectionWindowSize: Number(values['conn-window-mib']) * MiB,
   http1Only: values.http1,
+  ...(values.ciphers ? { ciphers: values.ciphers } : {}),
   multiStream: { enabled: true, minFileBytes: 2 * Number(values['range-mib']) * MiB, rangeBytes: Number(values['range-mib']) * MiB },
 });
 const alg = values.checksum === 'none' ? undefined : (values.checksum as ChecksumAlg);

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     mkdirSync(`${dir}/dst`, { recursive: true });
     for (let i = 0; i < D; i++) writeFileSync(`${dir}/src/${i}`, '');
     const zr = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
-      files: Array.from({ length: D }, (_, i) => ({ source: `file://${dir}/src/${i}`, destination: `file://${dir}/dst/${i}` })),
+      files: Array.from({ length: D }, (_, i) => ({ source: `file://${dir}/src/${i}`, destination: `file://${dir}/dst/${i}`, size: 0 })),
       params: { verifyChecksum: 'none' },
     });
     const t1 = process.hrtime.bigint();

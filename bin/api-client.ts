@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
 import { CargoError } from '../services/errors.js';
+import { UsageError } from './usage-error.js';
 
 export interface Problem {
   type?: string;
@@ -73,10 +74,10 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
   try {
     baseUrl = new URL(base);
   } catch {
-    throw new CargoError('CARGO_ERR_USAGE', `--url ${JSON.stringify(opts.url)} is not a URL`, { httpStatus: 400, field: 'url' });
+    throw new UsageError(`--url ${JSON.stringify(opts.url)} is not a URL`, 'url');
   }
   if (baseUrl.protocol !== 'https:') {
-    throw new CargoError('CARGO_ERR_USAGE', `--url must be https:// (got ${baseUrl.protocol})`, { httpStatus: 400, field: 'url' });
+    throw new UsageError(`--url must be https:// (got ${baseUrl.protocol})`, 'url');
   }
   const ca = !opts.insecure && opts.caFile && existsSync(opts.caFile) ? [...rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined;
   const agent = new Agent({

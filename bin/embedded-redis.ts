@@ -41,7 +41,7 @@ export interface EmbeddedRedisOptions {
 }
 
 export interface EmbeddedRedis {
-  /** `unix:///abs/path/redis.sock` */
+  /** `unix:///abs/path/redis.sock` (path percent-encoded) */
   url: string;
   socketPath: string;
   /** pid of the current redis-server */
@@ -76,7 +76,8 @@ export function findExecutable(binary: string, pathEnv = process.env.PATH ?? '')
   return undefined;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process runs; a zombie (exited, not yet reaped by its parent) counts as gone. */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {
@@ -197,10 +198,10 @@ function samePath(a: string, b: string): boolean {
 async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!isAlive(pid)) return true;
+    if (!isProcessAlive(pid)) return true;
     await sleep(25);
   }
-  return !isAlive(pid);
+  return !isProcessAlive(pid);
 }
 
 /** SHUTDOWN, then SIGTERM, then SIGKILL — each step only if the previous one did not end the process. */
@@ -237,14 +238,14 @@ async function handleLeftover(p: Paths, log: EmbeddedRedisLog): Promise<number |
   if (pong === 'pong') {
     const { dir, pid } = await serverDirAndPid(p.socket).catch(() => ({ dir: '', pid: NaN }));
     if (Number.isInteger(pid) && samePath(dir, p.dir)) {
-      log.info(`reusing the embedded redis left running by a previous run (pid ${pid})`);
+      log.warn(`reusing the embedded redis left running by a previous run that did not stop cleanly (pid ${pid})`);
       return pid;
     }
     log.warn(`a redis-server answering on ${p.socket} is not ours (dir ${dir || 'unknown'}); stopping it`);
     await stopServer(p.socket, Number.isInteger(pid) ? pid : pidFromFile, log);
     return undefined;
   }
-  if (pidFromFile !== undefined && isAlive(pidFromFile) && isRedisProcess(pidFromFile)) {
+  if (pidFromFile !== undefined && isProcessAlive(pidFromFile) && isRedisProcess(pidFromFile)) {
     // Alive but not answering (hung, or still loading): we cannot tell how long it needs, so start clean.
     log.warn(`leftover embedded redis (pid ${pidFromFile}) does not answer PING (${pong}); stopping it`);
     await stopServer(p.socket, pidFromFile, log);
@@ -264,7 +265,7 @@ function isRedisProcess(pid: number): boolean {
 /** Refuses to run two cargoport processes on one embedded Redis: the second would stop the first's on exit. */
 function claimOwnership(p: Paths): void {
   const owner = readPid(p.owner);
-  if (owner !== undefined && owner !== process.pid && isAlive(owner)) {
+  if (owner !== undefined && owner !== process.pid && isProcessAlive(owner)) {
     throw new EmbeddedRedisError('CARGO_ERR_DATADIR_IN_USE', `the data directory ${p.dir} is in use by another cargoport process (pid ${owner}); stop it or use another dataDir`, 'dataDir');
   }
   writeFileSync(p.owner, `${process.pid}\n`);
@@ -333,6 +334,9 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
       return;
     }
     log.warn('restarting the embedded redis-server (its AOF restores the data)');
+    // Back off a little more after each crash, so a server that cannot start does not spin.
+    await sleep(250 * crashes.length);
+    if (stopping) return;
     try {
       await launch();
       log.info(`embedded redis-server restarted (pid ${currentPid})`);
@@ -346,7 +350,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
     currentPid = adopted;
     // Not our child: no exit event, so watch its pid.
     adoptedPoll = setInterval(() => {
-      if (child === undefined && !isAlive(currentPid) && !stopping) {
+      if (child === undefined && !isProcessAlive(currentPid) && !stopping) {
         clearInterval(adoptedPoll);
         void onUnexpectedExit('adopted process vanished');
       }
@@ -359,7 +363,8 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
 
   let stopped: Promise<void> | undefined;
   return {
-    url: `unix://${p.socket}`,
+    // Percent-encoded like any URL path, so a data directory with spaces or % survives the round trip.
+    url: `unix://${encodeURI(p.socket)}`,
     socketPath: p.socket,
     pid: () => currentPid,
     stop() {

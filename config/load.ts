@@ -122,7 +122,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     const entry = known.get(name);
     if (!entry) {
       // A typo in a variable name must not be silently ignored: it would run with the default.
-      if (name === 'CARGOPORT_CONFIG') continue;
+      // CARGOPORT_CONFIG names a file; CARGOPORT_TEST_* belong to the test suite, not to the port.
+      if (name === 'CARGOPORT_CONFIG' || name.startsWith('CARGOPORT_TEST_')) continue;
       throw new ConfigError(`unknown environment variable ${name} (settings are listed in the README)`, name);
     }
     try {

@@ -113,6 +113,8 @@ export const schema = {
     linkMaxActive: int('Most transfers active at once on one link (source host → destination host).', 1, 100000),
     endpointMaxActive: int('Most transfers active at once touching one endpoint (host), as source or destination.', 1, 100000),
     feedBatch: int('Files the scheduler moves from the fair queues into the run queue per round.', 1, 10000),
+    bundleMaxBytes: int('Files whose declared size is at most this many bytes are run in bundles (one run-queue entry, one worker slot, one after another), like FTS session reuse. 0 disables bundling.', 0, 1024 ** 3),
+    bundleFiles: int('Most small files in one bundle.', 1, 1000),
     feedAheadFactor: num('Run-queue depth kept ahead of the workers, as a multiple of the total worker concurrency.', 1, 100),
   },
   jobs: {

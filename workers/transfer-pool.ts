@@ -112,28 +112,46 @@ export class TransferPool {
   }
 
   private async process(job: Job, token?: string): Promise<void> {
-    // Fetched in the instant its port/pool was paused, drained or stopped: start nothing; hand the job back
-    // to the queue (delayed) so it neither starts nor holds up a shutdown.
-    if (!this.takingWork() || this.closed) {
-      await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
-      throw new DelayedError();
+    const members = (job.data as { m?: string[] }).m ?? [job.id!];
+    for (let i = 0; i < members.length; i++) {
+      if (!this.takingWork() || this.closed) {
+        // Paused, drained or stopped in the meantime: start nothing more. A single file goes back to the
+        // queue (delayed); the rest of a bundle is re-queued file by file. Nothing waits here, so
+        // nothing holds up a shutdown.
+        if (members.length === 1) {
+          await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
+          throw new DelayedError();
+        }
+        await this.enqueue(members.slice(i).map((member) => ({ member, delayMs: REQUEUE_DELAY_MS })));
+        break;
+      }
+      await runFile(members[i]!, this.runnerDeps);
     }
-    await runFile(job.id!, {
+    this.kickFeeder();
+  }
+
+  private get runnerDeps() {
+    return this.deps ??= {
       store: this.store,
       transfer: this.opts.transfer,
       workerId: this.id,
       gates: this.gates,
       active: this.active,
-      enqueue: (items) => this.enqueue(items),
+      enqueue: (items: Array<{ member: string; delayMs: number }>) => this.enqueue(items),
       defaults: { connections: this.cfg.transfer.connections, streams: this.cfg.transfer.streams },
-    });
-    this.kickFeeder();
+    };
   }
+  private deps: Parameters<typeof runFile>[1] | undefined;
 
+  /** Adds run-queue entries (single members or ','-joined bundles) and confirms their outbox records. */
   private async enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void> {
     if (items.length === 0) return;
-    await this.queue.addBulk(items.map(({ member, delayMs }) => ({ name: 'file', data: {}, opts: transferJobOptions(member, delayMs) })));
-    await this.store.ackOutbox(items.map((i) => i.member));
+    await this.queue.addBulk(items.map(({ member, delayMs }) => ({
+      name: 'file',
+      data: member.includes(',') ? { m: member.split(',') } : {},
+      opts: transferJobOptions(member, delayMs),
+    })));
+    await this.store.ackOutbox(items.flatMap((i) => i.member.split(',')));
   }
 
   /**
@@ -160,10 +178,13 @@ export class TransferPool {
         this.feedAgain = false;
         if (!this.takingWork()) break;
         const { scheduler } = this.cfg;
-        const ahead = Math.ceil(scheduler.feedAheadFactor * this.aliveConcurrency);
-        const members = await this.store.feed(scheduler.feedBatch, ahead, scheduler.linkMaxActive, scheduler.endpointMaxActive);
+        // Bundled small files run one after another in a slot, so keep enough files queued to fill every slot.
+        const ahead = Math.ceil(scheduler.feedAheadFactor * this.aliveConcurrency * Math.max(1, scheduler.bundleFiles));
+        const members = await this.store.feed(scheduler.feedBatch, ahead, scheduler.linkMaxActive, scheduler.endpointMaxActive, {
+          maxBytes: scheduler.bundleMaxBytes, files: scheduler.bundleFiles,
+        });
         if (members.length) await this.enqueue(members.map((member) => ({ member, delayMs: 0 })));
-        if (members.length === scheduler.feedBatch) this.feedAgain = true;
+        if (members.length > 0) this.feedAgain = true;
       } while (this.feedAgain && !this.closed);
     } catch (e) {
       if (!this.closed) this.log(`feeder: ${(e as Error).message}`);

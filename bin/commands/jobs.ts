@@ -1,5 +1,6 @@
 /** `cargoport jobs` (list) and `cargoport cancel JOB_ID [FILE_ID]`. */
-import type { JobSummary } from '../../services/jobs/model.js';
+import { JOB_STATES, type JobSummary } from '../../services/jobs/model.js';
+import { UsageError } from '../usage-error.js';
 import { clientOptionHelp, clientOptions, expectPositionals, printJson, withApi, type Command } from '../command.js';
 import { intOption } from '../manifest.js';
 import { jobLine } from '../progress-view.js';
@@ -13,16 +14,18 @@ export const jobsCommand: Command = {
   name: 'jobs',
   args: '',
   summary: 'list jobs, newest first',
-  options: { ...clientOptions, limit: { type: 'string' } },
-  optionHelp: ['--limit N        list at most N jobs (default 50)', ...clientOptionHelp],
+  options: { ...clientOptions, limit: { type: 'string' }, state: { type: 'string' } },
+  optionHelp: ['--limit N        list at most N jobs (default 50)', `--state STATE    only jobs in this state (${JOB_STATES.join(', ')})`, ...clientOptionHelp],
   async run(ctx) {
     expectPositionals(ctx, 0, 0, '');
     const limit = intOption(ctx.values.limit as string | undefined, '--limit', 1, 100000) ?? 50;
+    const state = ctx.values.state as string | undefined;
+    if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state)) throw new UsageError(`--state must be one of ${JOB_STATES.join(', ')} (got ${state})`, 'state');
     const jobs: JobSummary[] = [];
     await withApi(ctx, async (api) => {
       let cursor: string | undefined;
       do {
-        const page = await api.get<JobPage>('/jobs', { limit: Math.min(1000, limit - jobs.length), cursor });
+        const page = await api.get<JobPage>('/jobs', { limit: Math.min(1000, limit - jobs.length), cursor, state });
         jobs.push(...page.jobs);
         cursor = page.nextCursor;
       } while (cursor && jobs.length < limit);

@@ -114,7 +114,7 @@ async function runRole(role: Role, ctx: CommandContext): Promise<number> {
     const redisUrl = cfg.redis.url || run.redis!.url;
     if (role !== 'gateway') {
       const { startWorkerPool } = await import('../../workers/start.js');
-      run.workers = await startWorkerPool(cfg, { redisUrl });
+      run.workers = await startWorkerPool(cfg, { redisUrl, log: (m) => log.info(m) });
     }
     if (tls) {
       const { startGateway } = await import('../../gateway/start.js');

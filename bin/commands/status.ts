@@ -15,7 +15,7 @@ const REFRESH_MS = 500;
 
 interface Snapshot {
   lines: string[];
-  /** Lines that identify progress, for the non-TTY view's change detection. */
+  /** The API data behind the lines, printed by --json. */
   json: unknown;
   done?: { ok: boolean };
 }
@@ -28,7 +28,7 @@ async function jobSnapshot(api: ApiClient, jobId: string, barWidth: number): Pro
 async function portSnapshot(api: ApiClient, barWidth: number): Promise<Snapshot> {
   const [status, page] = await Promise.all([
     api.get<PortStatus>('/status'),
-    api.get<{ jobs: JobSummary[] }>('/jobs', { limit: 200 }),
+    api.get<{ jobs: JobSummary[] }>('/jobs', { limit: 1000, state: 'ACTIVE' }),
   ]);
   const active = page.jobs.filter((j) => !isTerminalJob(j));
   const lines = status.scopes.map(scopeLine);
@@ -43,7 +43,8 @@ function liveRenderer(out: CommandContext['out']) {
   let previous = 0;
   return {
     draw(lines: string[]) {
-      const width = Math.max(20, (out.columns ?? 120) - 1);
+      // A pseudo-terminal may report 0 columns: treat that as unknown.
+      const width = Math.max(20, (out.columns || 120) - 1);
       // Lines longer than the terminal would wrap and break the cursor arithmetic.
       const text = lines.map((l) => (l.length > width ? l.slice(0, width) : l));
       out.write((previous ? `\x1b[${previous}F\x1b[J` : '') + text.join('\n') + '\n');
@@ -61,7 +62,7 @@ export const statusCommand: Command = {
   async run(ctx) {
     expectPositionals(ctx, 0, 1, '');
     const jobId = ctx.positionals[0];
-    const barWidth = ctx.out.isTTY && (ctx.out.columns ?? 120) < 110 ? 12 : 24;
+    const barWidth = ctx.out.isTTY && (ctx.out.columns || 120) < 110 ? 12 : 24;
     const snap = (api: ApiClient) => (jobId ? jobSnapshot(api, jobId, barWidth) : portSnapshot(api, barWidth));
 
     return withApi(ctx, async (api) => {

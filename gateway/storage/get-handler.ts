@@ -11,6 +11,7 @@ import { parseRangeHeader, type ByteRange } from './range-header.js';
 import { evaluatePreconditions, ifRangeAllows } from './conditional-headers.js';
 import { digestResponseHeaders } from './digest-negotiation.js';
 import { renderListing } from './directory-listing.js';
+import { sendFileRange } from './file-response.js';
 import { requestPath, sendProblem, type StorageContext } from './storage-context.js';
 
 export async function handleGet(ctx: StorageContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -29,6 +30,17 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
       return reply.send();
     }
     return reply.send(body);
+  }
+  if (head && !st0.online) {
+    // A nearline file that is only on tape: HEAD still answers from metadata (size, validators), no digest.
+    return reply
+      .code(200)
+      .header('accept-ranges', 'bytes')
+      .header('etag', st0.etag)
+      .header('last-modified', new Date(st0.mtimeMs).toUTCString())
+      .header('content-type', 'application/octet-stream')
+      .header('content-length', String(st0.size))
+      .send();
   }
   await ctx.access.check(request, 'read', lp.path);
   const handle = await ctx.storage.openRead(lp.path);
@@ -56,7 +68,7 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
       reply.code(200).header('content-type', 'application/octet-stream').header('content-length', String(st.size));
       if (head || st.size === 0) return reply.send();
       handed = true;
-      return sendBody(reply, handle, handle.stream(0, st.size - 1));
+      return sendFileRange(reply, handle, 0, st.size - 1);
     }
     if (decision.ranges.length === 1) {
       const r = decision.ranges[0];
@@ -67,7 +79,7 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
         .header('content-length', String(r.end - r.start + 1));
       if (head) return reply.send();
       handed = true;
-      return sendBody(reply, handle, handle.stream(r.start, r.end));
+      return sendFileRange(reply, handle, r.start, r.end);
     }
     const boundary = 'cargoport-' + randomBytes(12).toString('hex');
     const parts = decision.ranges.map((r) => ({

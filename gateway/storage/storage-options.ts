@@ -33,6 +33,8 @@ export interface TpcOptions {
   allowLocal?: boolean;
   /** What `Credential: gridsite` means (no delegation is implemented): treat as `none` (default) or 400. */
   gridsite?: 'as-none' | 'reject';
+  /** HEAD of a pull source (status + headers); default: through the transfer engine's pool. */
+  probeSource?(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>;
   /** Told about every accepted copy (for logs / packet marking: `scitag` is the effective flow tag). */
   onTransfer?(info: { mode: 'pull' | 'push'; path: string; remote: string; scitag?: number }): void;
 }

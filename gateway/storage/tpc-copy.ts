@@ -21,9 +21,29 @@ import { StorageError, badPath } from '../../services/storage/storage-errors.js'
 import type { TransferRequest, VerifyMode, ChecksumAlg } from '../../services/transfer/types.js';
 import { isCargoError } from '../../services/errors.js';
 import { suppliedDigests } from './digest-negotiation.js';
+import { checksumFromResponseHeaders } from '../../services/checksum/digest-header.js';
+import { engineClientPool } from '../../services/transfer/engine.js';
+import { headRequest } from '../../services/transfer/http-requests.js';
+import { parseEndpoint } from '../../services/transfer/endpoint.js';
 import { overwriteHeader } from './put-handler.js';
 import { failureLine, perfMarker, SUCCESS_LINE } from './perf-marker.js';
 import { requestPath, sendProblem, type StorageContext } from './storage-context.js';
+
+type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** HEAD through the transfer engine's connection pool (same TLS trust, same connections as the copy). */
+const defaultProbe = async (url: string, headers: Record<string, string>): Promise<{ status: number; headers: HeaderMap }> => {
+  const ep = parseEndpoint(url, 'source');
+  if (ep.kind !== 'http') throw new Error('not an http endpoint');
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error('source HEAD timed out')), 60_000);
+  try {
+    const r = await headRequest(engineClientPool(), ep, 'source', headers, ac.signal);
+    return { status: r.status, headers: r.headers as HeaderMap };
+  } finally {
+    clearTimeout(timer);
+  }
+};
 
 const badHeader = (field: string, msg: string) => new StorageError('CARGO_ERR_BAD_HEADER', msg, 400, { field });
 
@@ -143,8 +163,40 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
     await ctx.access.check(request, 'read', lp.path);
     localUrl = 'file://' + (await ctx.storage.resolveForRead(lp.path));
   }
-  const alg: ChecksumAlg | undefined = (Object.keys(supplied) as ChecksumAlg[])[0];
-  const verify: VerifyMode = requireChecksum ? (pull ? 'source' : 'destination') : 'none';
+  // Pull: HEAD the source first (as XRootD and dCache do) so a missing or forbidden source is a plain HTTP
+  // error rather than a failure marker, and so its Digest becomes the expected checksum (many servers answer
+  // Want-Digest on HEAD only, not on GET).
+  let sourceDigest: string | undefined;
+  if (pull) {
+    const probe = tpc.probeSource ?? defaultProbe;
+    // Capitalised on purpose: XRootD 5.5 over HTTP/1.1 ignores a lower-case `want-digest`.
+    const head = await probe(remote.href, { ...passiveHeaders, 'Want-Digest': 'adler32' }).catch((e: unknown) => {
+      request.log.warn({ err: e, remote: remote.href }, 'TPC source HEAD failed');
+      return undefined;
+    });
+    if (head && (head.status === 404 || head.status === 401 || head.status === 403)) {
+      await external?.abort();
+      return void sendProblem(reply, head.status, `source answered ${head.status} to HEAD`, {
+        code: 'CARGO_ERR_TPC_SOURCE', field: 'Source',
+      });
+    }
+    if (head && head.status < 300) {
+      sourceDigest = checksumFromResponseHeaders('adler32', head.headers['digest'], head.headers['repr-digest']);
+    }
+  }
+  let alg: ChecksumAlg | undefined = (Object.keys(supplied) as ChecksumAlg[])[0];
+  if (sourceDigest !== undefined && (alg === undefined || alg === 'adler32')) {
+    if (supplied.adler32 !== undefined && supplied.adler32 !== sourceDigest) {
+      await external?.abort();
+      return void sendProblem(reply, 412, `client checksum ${supplied.adler32} differs from the source's ${sourceDigest}`, {
+        code: 'CARGO_ERR_CHECKSUM_MISMATCH', field: 'Digest',
+      });
+    }
+    alg = 'adler32';
+    supplied.adler32 = sourceDigest;
+  }
+  // With the source's checksum in hand (pull), verifying against it is an expected-value check.
+  const verify: VerifyMode = requireChecksum ? (pull ? (sourceDigest !== undefined ? 'none' : 'source') : 'destination') : 'none';
   const req: TransferRequest = {
     source: pull ? remote.href : localUrl,
     destination: pull ? localUrl : remote.href,

@@ -35,6 +35,8 @@ export interface AsyncChecksummer {
   update(buf: Uint8Array): Promise<void>;
   /** Canonical value once every queued byte is hashed. Ends the checksummer. */
   digestHex(): Promise<string>;
+  /** End without a value (aborted transfer): frees the batch buffer and the worker-side session. */
+  discard(): void;
 }
 
 export interface ChecksumWorkerPoolOptions {
@@ -114,7 +116,14 @@ export class ChecksumWorkerPool {
     if (this.closed) return;
     this.closed = true;
     this.fail(new ChecksumWorkerError('checksum worker pool closed'));
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    // ref() first: terminate()'s promise settles on the 'exit' event, which an unref'd (idle)
+    // worker would let the process skip, leaving the caller's await dangling.
+    await Promise.all(
+      this.slots.map((s) => {
+        s.worker.ref();
+        return s.worker.terminate();
+      }),
+    );
   }
 
   // ---- internals used by the pooled checksummers -------------------------------------------------
@@ -171,7 +180,8 @@ export class ChecksumWorkerPool {
   }
 
   private onMessage(slot: WorkerSlot, msg: FromWorker): void {
-    if (--slot.pendingReplies === 0) slot.worker.unref();
+    // Once closing, workers stay ref'd until they exit (see close()).
+    if (--slot.pendingReplies === 0 && !this.closed) slot.worker.unref();
     if ((msg.op === 'sum' || msg.op === 'updated' || msg.op === 'error') && msg.buf) {
       this.release(slot, msg.len ?? 0, msg.buf);
     }
@@ -189,6 +199,7 @@ export class ChecksumWorkerPool {
         break;
       case 'updated':
       case 'opened':
+      case 'discarded':
         break;
     }
   }
@@ -213,6 +224,8 @@ export class ChecksumWorkerPool {
   }
 }
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /**
  * Shared batching: copies chunks into the current batch buffer and posts full batches in call
  * order (a promise chain), each after reserving its bytes in the pool.
@@ -225,11 +238,33 @@ abstract class BatchingChecksummer implements AsyncChecksummer {
   /** Posting happens strictly in batch order, even when update() calls overlap. */
   protected tail: Promise<void> = Promise.resolve();
   private batch: ArrayBuffer | undefined;
+  /** View over `batch`, made once per batch (per MiB), not per chunk. */
+  private batchView: Uint8Array | undefined;
   private batchLen = 0;
 
   constructor(protected readonly pool: ChecksumWorkerPool, protected readonly id: number) {}
 
   abstract digestHex(): Promise<string>;
+
+  discard(): void {
+    if (this.ended) return; // after digestHex() or a first discard(): nothing left to free
+    this.ended = true;
+    if (this.batch) this.pool.returnBuffer(this.batch);
+    this.batch = undefined;
+    this.batchView = undefined;
+    this.batchLen = 0;
+    this.pool.unregister(this.id);
+    this.onDiscard();
+  }
+
+  /** digestHex() may run once, and not after discard(). */
+  protected markEnded(): void {
+    if (this.ended) throw new ChecksumStateError(`${this.alg}: digestHex() after digestHex() or discard()`);
+    this.ended = true;
+  }
+
+  /** Release whatever the subclass holds beyond the batch. */
+  protected onDiscard(): void {}
 
   /** Post one batch (its bytes are already reserved). */
   protected abstract send(buf: ArrayBuffer, len: number, seq: number): void;
@@ -240,16 +275,19 @@ abstract class BatchingChecksummer implements AsyncChecksummer {
     let flushed: Promise<void> | undefined;
     let offset = 0;
     while (offset < buf.byteLength) {
-      this.batch ??= this.pool.takeBuffer();
-      const n = Math.min(buf.byteLength - offset, this.batch.byteLength - this.batchLen);
-      new Uint8Array(this.batch, this.batchLen, n).set(
-        offset === 0 && n === buf.byteLength ? buf : buf.subarray(offset, offset + n),
-      );
+      if (!this.batchView) {
+        this.batch = this.pool.takeBuffer();
+        this.batchView = new Uint8Array(this.batch);
+      }
+      const view = this.batchView;
+      const n = Math.min(buf.byteLength - offset, view.byteLength - this.batchLen);
+      // A chunk is split (one view allocated) only where it straddles a batch boundary.
+      view.set(offset === 0 && n === buf.byteLength ? buf : buf.subarray(offset, offset + n), this.batchLen);
       this.batchLen += n;
       offset += n;
-      if (this.batchLen === this.batch.byteLength) flushed = this.flush();
+      if (this.batchLen === view.byteLength) flushed = this.flush();
     }
-    return flushed ?? Promise.resolve();
+    return flushed ?? RESOLVED;
   }
 
   /** Queue the current batch for posting; resolves once it is posted. */
@@ -257,6 +295,7 @@ abstract class BatchingChecksummer implements AsyncChecksummer {
     const buf = this.batch;
     const len = this.batchLen;
     this.batch = undefined;
+    this.batchView = undefined;
     this.batchLen = 0;
     if (!buf) return this.tail;
     if (len === 0) {
@@ -302,7 +341,7 @@ class PooledSum32 extends BatchingChecksummer {
   }
 
   async digestHex(): Promise<string> {
-    this.ended = true;
+    this.markEnded();
     try {
       await this.flush();
       if (this.folded < this.issued && !this.error) {
@@ -367,8 +406,16 @@ class PooledOrderedHash extends BatchingChecksummer {
     this.pool.post(this.slot, { op: 'update', id: this.id, buf, len }, len);
   }
 
+  protected override onDiscard(): void {
+    this.slot.sessions--;
+    // After the batches already queued, so the worker drops the session only once they are done.
+    this.tail = this.tail
+      .then(() => this.pool.post(this.slot, { op: 'discard', id: this.id }))
+      .catch(() => undefined); // a failed or closed pool has no session to drop
+  }
+
   async digestHex(): Promise<string> {
-    this.ended = true;
+    this.markEnded();
     try {
       await this.flush();
       if (this.error) throw this.error;

@@ -10,11 +10,14 @@ export type ToWorker =
   /** Start an in-order hash session (md5 / sha256 live in one worker for their whole life). */
   | { op: 'open'; id: number; alg: ChecksumAlg }
   | { op: 'update'; id: number; buf: ArrayBuffer; len: number }
-  | { op: 'digest'; id: number };
+  | { op: 'digest'; id: number }
+  /** Drop a session without a result (aborted transfer). */
+  | { op: 'discard'; id: number };
 
 /** Every ToWorker message gets exactly one reply (the pool counts pending replies per worker). */
 export type FromWorker =
   | { op: 'opened'; id: number }
+  | { op: 'discarded'; id: number }
   | { op: 'sum'; id: number; seq: number; state: number; buf: ArrayBuffer; len: number }
   | { op: 'updated'; id: number; buf: ArrayBuffer; len: number }
   | { op: 'digest'; id: number; hex: string }

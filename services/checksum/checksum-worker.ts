@@ -39,6 +39,10 @@ port.on('message', (msg: ToWorker) => {
         reply({ op: 'updated', id: msg.id, buf: msg.buf, len: msg.len }, msg.buf);
         return;
       }
+      case 'discard':
+        sessions.delete(msg.id);
+        reply({ op: 'discarded', id: msg.id });
+        return;
       case 'digest': {
         const session = sessions.get(msg.id);
         if (!session) throw new Error(`no checksum session ${msg.id}`);

@@ -107,6 +107,11 @@ function emptyCounts(): StateCounts {
   return Object.fromEntries(FILE_STATES.map((s) => [s, 0])) as StateCounts;
 }
 
+/** Index of the current rate window (RATE_WINDOW_SEC long). */
+function rateWindow(): number {
+  return Math.floor(Date.now() / 1000 / RATE_WINDOW_SEC);
+}
+
 export class JobStore {
   readonly redis: ScriptedRedis;
   readonly prefix: string;
@@ -182,16 +187,20 @@ export class JobStore {
     const created = Date.now();
     const fields: (string | number)[] = [
       'owner', job.owner, 'prio', job.params.priority, 'state', 'ACTIVE', 'created', created, 'n', job.files.length,
-      'params', JSON.stringify(job.params), 'bytesTotal', knownSizes === job.files.length ? bytesTotal : -1,
+      'params', JSON.stringify(job.params), 'retries', job.params.retries, 'bytesTotal', knownSizes === job.files.length ? bytesTotal : -1,
       'bytesFin', 0, 'canceled', 0, ...FILE_STATES.flatMap((s) => [`c:${s}`, s === 'SUBMITTED' ? job.files.length : 0]),
     ];
     await this.redis.cpRegister(this.route, this.prefix, jobId, job.owner, job.params.priority, created, fields.length / 2, ...fields, ...persist);
     return { jobId };
   }
 
-  /** Moves up to `max` files into QUEUED (fair, within slot limits); returns their queue members. */
-  async feed(max: number, ahead: number, linkMax: number, endpointMax: number): Promise<string[]> {
-    return (await this.redis.cpFeed(this.route, this.prefix, max, ahead, linkMax, endpointMax, Date.now())) as string[];
+  /**
+   * Moves up to `max` files into QUEUED (fair, within slot limits). Returns run-queue entries: one member,
+   * or a bundle of small files' members joined by ',' (files of declared size ≤ bundle.maxBytes, up to
+   * bundle.files per entry).
+   */
+  async feed(max: number, ahead: number, linkMax: number, endpointMax: number, bundle = { maxBytes: 0, files: 1 }): Promise<string[]> {
+    return (await this.redis.cpFeed(this.route, this.prefix, max, ahead, linkMax, endpointMax, Date.now(), bundle.maxBytes, bundle.files)) as string[];
   }
 
   /** Confirms that queue members reached BullMQ. */
@@ -217,9 +226,14 @@ export class JobStore {
     return { kind: 'skip', reason: r[1] ?? 'unknown' };
   }
 
-  async end(jobId: string, idx: number, run: number, outcome: EndOutcome, report: EndReport, retryable = false, retryDelayMs = 0): Promise<EndResult> {
+  /** `link` is the file's link (as returned by start), passed back so END need not decode the spec. */
+  async end(
+    jobId: string, idx: number, run: number, link: string, outcome: EndOutcome, report: EndReport,
+    retryable = false, retryDelayMs = 0, unreportedBytes = 0,
+  ): Promise<EndResult> {
     const r = (await this.redis.cpEnd(
-      this.route, this.prefix, jobId, idx, run, outcome, Date.now(), JSON.stringify(report), retryable ? '1' : '0', retryDelayMs,
+      this.route, this.prefix, jobId, idx, run, outcome, Date.now(), JSON.stringify(report), retryable ? '1' : '0', retryDelayMs, link,
+      Math.max(0, unreportedBytes), rateWindow(),
     )) as [string, string?, number?];
     if (r[0] === 'queued') return { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) };
     return { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
@@ -227,7 +241,7 @@ export class JobStore {
 
   /** Live progress of an active file: bytes so far (for the job's bytesDone) and the rate windows. */
   async progress(jobId: string, idx: number, bytes: number, delta: number): Promise<void> {
-    const w = Math.floor(Date.now() / 1000 / RATE_WINDOW_SEC);
+    const w = rateWindow();
     const p = this.redis.pipeline();
     p.hset(`${this.jobKey(jobId)}:prog`, idx, bytes);
     if (delta > 0) {
@@ -386,13 +400,15 @@ export class JobStore {
     else await this.redis.hset(`${this.prefix}:lim:${kind}`, name, limit);
   }
 
-  async activeSlots(): Promise<{ links: Record<string, number>; endpoints: Record<string, number>; queued: number }> {
-    const [links, endpoints, queued] = await Promise.all([
+  /** Slots held per link and endpoint (files QUEUED or ACTIVE), files QUEUED, and files ACTIVE port-wide. */
+  async activeSlots(): Promise<{ links: Record<string, number>; endpoints: Record<string, number>; queued: number; active: number }> {
+    const [links, endpoints, queued, active] = await Promise.all([
       this.redis.hgetall(`${this.prefix}:act:link`),
       this.redis.hgetall(`${this.prefix}:act:ep`),
       this.redis.get(`${this.prefix}:queued`),
+      this.redis.get(`${this.prefix}:active`),
     ]);
     const num = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number(v)]));
-    return { links: num(links), endpoints: num(endpoints), queued: Number(queued ?? 0) };
+    return { links: num(links), endpoints: num(endpoints), queued: Number(queued ?? 0), active: Number(active ?? 0) };
   }
 }

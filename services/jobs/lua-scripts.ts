@@ -109,27 +109,71 @@ local ahead = tonumber(ARGV[3])
 local defLink = tonumber(ARGV[4])
 local defEp = tonumber(ARGV[5])
 local now = tonumber(ARGV[6])
+local bundleBytes = tonumber(ARGV[7] or '0')
+local bundleFiles = tonumber(ARGV[8] or '1')
+local QUANTUM = math.max(8, bundleFiles)
 if adminState('port:') ~= 'running' then return {} end
 local queued = tonumber(redis.call('GET', P..':queued') or '0')
 local budget = math.min(K, ahead - queued)
 if budget <= 0 then return {} end
 local out = {}
+local outbox = {}
 local actLink, actEp = P..':act:link', P..':act:ep'
-local linkOk = {}
-local function slotFree(link)
-  local cached = linkOk[link]
-  if cached == false then return false end
-  if not linkRunnable(link) then linkOk[link] = false; return false end
+local runnable = {}
+-- Free slots on a link now: min(link headroom, both endpoints' headroom); 0 if not runnable.
+local function headroom(link)
+  local r = runnable[link]
+  if r == nil then r = linkRunnable(link); runnable[link] = r end
+  if not r then return 0 end
   local src, dst = linkEnds(link)
-  local la = tonumber(redis.call('HGET', actLink, link) or '0')
-  local ll = tonumber(redis.call('HGET', P..':lim:link', link) or defLink)
-  if la >= ll then linkOk[link] = false; return false end
+  local free = tonumber(redis.call('HGET', P..':lim:link', link) or defLink) - tonumber(redis.call('HGET', actLink, link) or '0')
   for _, ep in ipairs({src, dst}) do
-    local ea = tonumber(redis.call('HGET', actEp, ep) or '0')
-    local el = tonumber(redis.call('HGET', P..':lim:ep', ep) or defEp)
-    if ea >= el then linkOk[link] = false; return false end
+    local f = tonumber(redis.call('HGET', P..':lim:ep', ep) or defEp) - tonumber(redis.call('HGET', actEp, ep) or '0')
+    if f < free then free = f end
   end
-  return true
+  return free
+end
+-- Moves up to n files of one lane to QUEUED with batched counter updates.
+local function take(jobId, link, n)
+  local jk = jkey(jobId)
+  local lane = P..':lane:'..jobId..':'..link
+  local idxs = redis.call('LPOP', lane, n)
+  if not idxs then return 0 end
+  local zq = {}
+  local bundle = {}
+  for _, idx in ipairs(idxs) do
+    local o = loadFs(jobId, idx)
+    o.s = 'QUEUED'; o.q = (o.q or 0) + 1
+    saveFs(jobId, idx, o)
+    zq[#zq + 1] = tonumber(idx); zq[#zq + 1] = idx
+    local member = jobId..'_'..idx..'_'..o.q
+    outbox[#outbox + 1] = now; outbox[#outbox + 1] = member
+    -- Small files of one lane travel together in one run-queue entry (members joined by ','), run one
+    -- after another in one worker slot: the run queue's per-entry cost is paid once per bundle.
+    local small = false
+    if bundleFiles > 1 then
+      local size = cjson.decode(redis.call('HGET', jk..':spec', idx))[3]
+      small = type(size) == 'number' and size <= bundleBytes
+    end
+    if small then
+      bundle[#bundle + 1] = member
+      if #bundle >= bundleFiles then out[#out + 1] = table.concat(bundle, ','); bundle = {} end
+    else
+      out[#out + 1] = member
+    end
+  end
+  if #bundle > 0 then out[#out + 1] = table.concat(bundle, ',') end
+  local c = #idxs
+  redis.call('ZREM', jk..':st:SUBMITTED', unpack(idxs))
+  redis.call('ZADD', jk..':st:QUEUED', unpack(zq))
+  redis.call('HINCRBY', jk, 'c:SUBMITTED', -c)
+  redis.call('HINCRBY', jk, 'c:QUEUED', c)
+  local src, dst = linkEnds(link)
+  redis.call('HINCRBY', actLink, link, c)
+  redis.call('HINCRBY', actEp, src, c)
+  if dst ~= src then redis.call('HINCRBY', actEp, dst, c) end
+  redis.call('INCRBY', P..':queued', c)
+  return c
 end
 local ownersKey = P..':owners'
 local idle = 0
@@ -138,57 +182,38 @@ while budget > 0 do
   if nOwners == 0 or idle >= nOwners then break end
   local owner = redis.call('LMOVE', ownersKey, ownersKey, 'LEFT', 'RIGHT')
   local ownKey = P..':own:'..owner
-  local jobs = redis.call('ZRANGE', ownKey, 0, -1, 'WITHSCORES')
-  local got = false
+  local jobs = redis.call('ZRANGE', ownKey, 0, -1)
+  local got = 0
   if #jobs == 0 then
     redis.call('LREM', ownersKey, 0, owner)
   else
-    for j = 1, #jobs, 2 do
-      local jobId = jobs[j]
+    for _, jobId in ipairs(jobs) do
       local jk = jkey(jobId)
       local linksKey = jk..':links'
       local nl = redis.call('LLEN', linksKey)
-      if nl == 0 then
+      for _ = 1, nl do
+        local link = redis.call('LMOVE', linksKey, linksKey, 'LEFT', 'RIGHT')
+        local free = headroom(link)
+        if free > 0 then
+          got = take(jobId, link, math.min(free, budget, QUANTUM))
+          if redis.call('LLEN', P..':lane:'..jobId..':'..link) == 0 then redis.call('LREM', linksKey, 0, link) end
+          if got > 0 then break end
+        end
+      end
+      if redis.call('LLEN', linksKey) == 0 then
         redis.call('ZREM', ownKey, jobId)
-      else
-        for _ = 1, nl do
-          local link = redis.call('LMOVE', linksKey, linksKey, 'LEFT', 'RIGHT')
-          if slotFree(link) then
-            local lane = P..':lane:'..jobId..':'..link
-            local idx = redis.call('LPOP', lane)
-            if idx then
-              local o = loadFs(jobId, idx)
-              o.s = 'QUEUED'; o.q = (o.q or 0) + 1
-              saveFs(jobId, idx, o)
-              moveState(jobId, idx, 'SUBMITTED', 'QUEUED')
-              takeSlots(link)
-              linkOk[link] = nil
-              redis.call('INCR', P..':queued')
-              local member = jobId..'_'..idx..'_'..o.q
-              redis.call('ZADD', P..':outbox', now, member)
-              out[#out + 1] = member
-              got = true
-            end
-            if redis.call('LLEN', lane) == 0 then redis.call('LREM', linksKey, 0, link) end
-            if got then break end
-          end
-        end
-        if redis.call('LLEN', linksKey) == 0 then redis.call('ZREM', ownKey, jobId) end
-      end
-      if got then
+      elseif got > 0 then
         -- round-robin among jobs of equal priority: move this one behind its peers
-        if redis.call('ZSCORE', ownKey, jobId) then
-          local prio = tonumber(redis.call('HGET', jk, 'prio'))
-          local seq = redis.call('INCR', P..':rr')
-          redis.call('ZADD', ownKey, (5 - prio) * 1e12 + seq, jobId)
-        end
-        break
+        local prio = tonumber(redis.call('HGET', jk, 'prio'))
+        redis.call('ZADD', ownKey, (5 - prio) * 1e12 + redis.call('INCR', P..':rr'), jobId)
       end
+      if got > 0 then break end
     end
     if redis.call('ZCARD', ownKey) == 0 then redis.call('LREM', ownersKey, 0, owner) end
   end
-  if got then idle = 0; budget = budget - 1 else idle = idle + 1 end
+  if got > 0 then idle = 0; budget = budget - got else idle = idle + 1 end
 end
+if #outbox > 0 then redis.call('ZADD', P..':outbox', unpack(outbox)) end
 return out
 `;
 
@@ -207,7 +232,8 @@ local jh = redis.call('HMGET', jk, 'state', 'canceled', 'params', 'owner', 'prio
 if not jh[1] then return {'skip', 'job gone'} end
 local o = loadFs(jobId, idx)
 if o.q ~= q then return {'skip', 'stale generation'} end
-local link = fileLink(jobId, idx)
+local specJson = redis.call('HGET', jk..':spec', idx)
+local link = cjson.decode(specJson)[8]
 if o.s == 'ACTIVE' then
   local last = o.a[#o.a]
   if last and not last['end'] then
@@ -230,6 +256,7 @@ elseif o.s == 'QUEUED' then
     return {'deferred'}
   end
   moveState(jobId, idx, 'QUEUED', 'ACTIVE')
+  redis.call('INCR', P..':active')
 else
   return {'skip', 'state '..o.s}
 end
@@ -237,7 +264,7 @@ o.s = 'ACTIVE'; o.r = (o.r or 0) + 1
 o.a[#o.a + 1] = { start = now, worker = worker }
 saveFs(jobId, idx, o)
 redis.call('ZREM', P..':outbox', jobId..'_'..idx..'_'..q)
-return {'run', redis.call('HGET', jk..':spec', idx), cjson.encode(o), jh[3], o.r}
+return {'run', specJson, cjson.encode(o), jh[3], o.r}
 `;
 
 /**
@@ -248,17 +275,27 @@ return {'run', redis.call('HGET', jk..':spec', idx), cjson.encode(o), jh[3], o.r
 export const END = COMMON + `
 local jobId, idx, run, outcome, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local att = cjson.decode(ARGV[7])
-local retryable, retryDelayMs = ARGV[8] == '1', tonumber(ARGV[9])
+local retryable, retryDelayMs, link = ARGV[8] == '1', tonumber(ARGV[9]), ARGV[10]
 local jk = jkey(jobId)
 local o = loadFs(jobId, idx)
 if o.s ~= 'ACTIVE' or o.r ~= run then return {'stale'} end
 local last = o.a[#o.a]
 for k, v in pairs(att) do if k ~= 'resume' and k ~= 'checksumValue' then last[k] = v end end
 last['end'] = now
-local link = fileLink(jobId, idx)
 redis.call('HDEL', jk..':prog', idx)
-local params = cjson.decode(redis.call('HGET', jk, 'params'))
-local canceled = redis.call('HGET', jk, 'canceled') == '1' or o.cx == 1
+redis.call('DECR', P..':active')
+-- bytes of this attempt not yet counted by progress reports go into the rate windows now
+local unreported, window = tonumber(ARGV[11] or '0'), ARGV[12]
+if unreported > 0 and window then
+  for _, scope in ipairs({jobId, '_all'}) do
+    local rk = P..':rate:'..scope..':'..window
+    redis.call('INCRBY', rk, unreported)
+    redis.call('EXPIRE', rk, 20)
+  end
+end
+local jh = redis.call('HMGET', jk, 'retries', 'canceled')
+local retries = tonumber(jh[1])
+local canceled = jh[2] == '1' or o.cx == 1
 if att.resume then o.rs = att.resume end
 local result
 if outcome == 'ok' then
@@ -279,7 +316,7 @@ else
   else
     last.outcome = 'error'
     o.t = (o.t or 0) + 1
-    again = retryable and o.t <= params.retries
+    again = retryable and o.t <= retries
   end
   if again then
     o.s = 'QUEUED'; o.q = o.q + 1

@@ -60,8 +60,14 @@ export async function portStatus(redis: Redis, prefix: string, store: JobStore, 
   const effective = (s: ScopeRecord): string => {
     if (s.state !== 'draining') return s.state;
     let inFlight: number;
-    if (s.scope === 'port') inFlight = alive.reduce((a, w) => a + w.active, 0);
-    else if (s.scope === 'pool') inFlight = alive.filter((w) => w.pool === s.target).reduce((a, w) => a + w.active, 0);
+    // Port: the ACTIVE-file counter kept by the START/END scripts is the truth. Pool: only heartbeats sent
+    // after the drain command count (an older one may predate transfers started just before it).
+    if (s.scope === 'port') inFlight = slots.active;
+    else if (s.scope === 'pool') {
+      const pool = alive.filter((w) => w.pool === s.target);
+      const fresh = pool.every((w) => now - w.lastHeartbeatMsAgo > (s.since ?? 0));
+      inFlight = fresh ? pool.reduce((a, w) => a + w.active, 0) : 1;
+    }
     else if (s.scope === 'link') inFlight = slots.links[s.target] ?? 0;
     else inFlight = slots.endpoints[s.target] ?? 0;
     return inFlight === 0 ? 'drained' : 'draining';
@@ -76,7 +82,7 @@ export async function portStatus(redis: Redis, prefix: string, store: JobStore, 
       runQueueDelayed: counts['delayed'] ?? 0,
       runQueueActive: counts['active'] ?? 0,
     },
-    transfers: { active: alive.reduce((a, w) => a + w.active, 0), rateBytesPerSec: Math.round(rate) },
+    transfers: { active: slots.active, rateBytesPerSec: Math.round(rate) },
     jobs: { active: activeJobs.length },
     slots: { links: slots.links, endpoints: slots.endpoints },
   };

@@ -103,7 +103,10 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   } finally {
     deps.active.remove(t);
   }
-  const end = await store.end(jobId, idx, run, outcome, report, retryable, retryDelayMs(params.retryDelaySec, state.t + 1));
+  const moved = outcome === 'ok' ? (report.bytes ?? 0) - (report.resumedBytes ?? 0) : t.bytes;
+  const end = await store.end(jobId, idx, run, spec.link, outcome, report, retryable, retryDelayMs(params.retryDelaySec, state.t + 1), moved - t.reportedBytes);
+  // The progress flusher must not count these bytes again.
+  t.reportedBytes = Math.max(t.reportedBytes, moved);
   // A canceled file keeps nothing: its partial data (kept by the engine for resume) is removed.
   if ((end.kind === 'canceled' || end.kind === 'failed') && lastResume?.tempPath) await rm(lastResume.tempPath, { force: true }).catch(() => undefined);
   if (end.kind === 'queued') await deps.enqueue([{ member: end.member, delayMs: end.delayMs }]);

@@ -5,6 +5,7 @@
  * One read in flight at a time; each read fills a fresh 1 MiB buffer that is handed downstream as is
  * (no copy), and destroy waits for the read in flight so close() never races a read.
  */
+import { read } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 
@@ -31,25 +32,20 @@ export class FileRangeStream extends Readable {
       return;
     }
     const len = Math.min(this.chunkBytes, remaining);
-    const buf = Buffer.allocUnsafe(len);
-    const p = this.fh.read(buf, 0, len, this.pos);
-    this.inflight = p;
-    p.then(
-      ({ bytesRead }) => {
+    const buf = Buffer.allocUnsafeSlow(len);
+    // Callback fs.read on the descriptor: measurably cheaper per MiB than FileHandle.read's promise path.
+    // The handle stays open because its owner closes it only after this stream's 'close' (see _destroy).
+    this.inflight = new Promise<void>((settle) => {
+      read(this.fh.fd, buf, 0, len, this.pos, (err, bytesRead) => {
         this.inflight = null;
+        settle();
+        if (err) return void this.destroy(err);
         if (this.destroyed) return;
-        if (bytesRead === 0) {
-          this.destroy(new Error('file shorter than expected (truncated while being read)'));
-          return;
-        }
+        if (bytesRead === 0) return void this.destroy(new Error('file shorter than expected (truncated while being read)'));
         this.pos += bytesRead;
         this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead));
-      },
-      (err: Error) => {
-        this.inflight = null;
-        this.destroy(err);
-      },
-    );
+      });
+    });
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {

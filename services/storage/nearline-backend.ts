@@ -68,7 +68,7 @@ export class NearlineBackend extends PosixBackend {
     p = (async () => {
       const st = await super.stat(path);
       if (st.type === 'dir') throw new StorageError('CARGO_ERR_NOT_A_FILE', `not a file: ${path}`, 400);
-      await new Promise((r) => setTimeout(r, this.opts.recallLatencyMs).unref());
+      await new Promise((r) => setTimeout(r, this.opts.recallLatencyMs));
       if (this.opts.failRecall?.(path)) {
         throw new StorageError('CARGO_ERR_RECALL_FAILED', `tape recall failed: ${path}`, 502, { retryable: true });
       }

@@ -1,6 +1,8 @@
 /**
- * Pooled undici Clients, N per origin: one Client is one TCP connection (undici 7 pitfalls, peers.md §3.3),
- * so N Clients with `pipelining = M` give N connections × M HTTP/2 streams. Windows are set explicitly to the
+ * Pooled undici Clients, N per origin: one Client is one TCP connection (undici 7 pitfalls, peers.md §3.3).
+ * undici 7 gates dispatch on `pipelining` even for HTTP/2, so an h2 Client gets `maxStreamsPerConnection`
+ * (shared by every transfer to that origin; one file's parallelism is its own number of range lanes), and a
+ * Client that negotiated HTTP/1.1 drops to 1 so requests never queue behind each other on one socket. Windows are set explicitly to the
  * bandwidth-delay product because undici's defaults (256 KiB / 512 KiB) cap a 100 ms path at a few MB/s.
  *
  * Every socket passes through our connector, which records the remote IP and the negotiated protocol (the
@@ -15,9 +17,18 @@ export interface TransferClientOptions {
   /** Extra trust anchors (PEM) for TLS; tests pass the self-signed test CA. */
   ca?: string | Buffer | Array<string | Buffer>;
   rejectUnauthorized?: boolean;
-  /** Default TCP connections per origin and streams per connection when a request names none. */
+  /**
+   * OpenSSL cipher preference (TLS 1.2 names and TLS 1.3 suites). Servers that honour the client's order
+   * (nginx's default) then pick e.g. AES-128-GCM, which costs both ends less CPU per byte than AES-256-GCM.
+   */
+  ciphers?: string;
+  /** Default TCP connections per origin and parallel ranges per connection for one file when a request names none. */
   connections: number;
   streams: number;
+  /** Concurrent HTTP/2 streams one connection may carry across all transfers (the server's limit still applies). */
+  maxStreamsPerConnection: number;
+  /** HTTP/1.1 origins get one connection per concurrent request, up to this many. */
+  maxHttp1ConnectionsPerOrigin: number;
   /** HTTP/2 per-stream and per-connection receive windows in bytes (size to the bandwidth-delay product). */
   initialWindowSize: number;
   connectionWindowSize: number;
@@ -36,6 +47,8 @@ export interface TransferClientOptions {
 export const defaultClientOptions: TransferClientOptions = {
   connections: 1,
   streams: 4,
+  maxStreamsPerConnection: 100,
+  maxHttp1ConnectionsPerOrigin: 64,
   // 32 MiB per stream / 128 MiB per connection ≈ 10 Gbit/s at 100 ms RTT (peers.md §3.1).
   initialWindowSize: 32 * 1024 * 1024,
   connectionWindowSize: 128 * 1024 * 1024,
@@ -59,6 +72,8 @@ export interface ConnectionInfo {
 export interface PooledClient {
   client: Client;
   info: ConnectionInfo;
+  /** Requests whose response body is still open on this connection (maintained by http-requests). */
+  inFlight: number;
 }
 
 /** An upload connection lent to one PUT at a time; give it back with `release()`. */
@@ -70,7 +85,6 @@ export interface LentClient {
 interface OriginClients {
   clients: PooledClient[];
   next: number;
-  streams: number;
 }
 
 export class ClientPool {
@@ -100,31 +114,35 @@ export class ClientPool {
     await this.close();
   }
 
-  /**
-   * The Clients of `origin`, growing the pool to `connections` if needed. Each Client multiplexes up to
-   * `streams` requests (the pipelining gate of undici 7 applies even on h2).
-   */
-  clientsFor(origin: string, connections?: number, streams?: number): PooledClient[] {
+  /** The Clients of `origin`, growing the pool to `connections` if needed. */
+  clientsFor(origin: string, connections?: number): PooledClient[] {
     const n = Math.max(1, connections ?? this.opts.connections);
-    const m = Math.max(1, streams ?? this.opts.streams);
     let entry = this.origins.get(origin);
     if (!entry) {
-      entry = { clients: [], next: 0, streams: m };
+      entry = { clients: [], next: 0 };
       this.origins.set(origin, entry);
     }
-    if (m > entry.streams) {
-      // More streams than the existing Clients allow: raise their pipelining in place (undici reads it per dispatch).
-      for (const c of entry.clients) c.client.pipelining = m;
-      entry.streams = m;
-    }
-    while (entry.clients.length < n) entry.clients.push(this.newClient(origin, entry.streams));
+    while (entry.clients.length < n) entry.clients.push(this.newClient(origin, this.opts.maxStreamsPerConnection));
     return entry.clients.slice(0, n);
   }
 
-  /** Round-robin pick among the origin's Clients (single-stream transfers spread over the pool). */
-  pick(origin: string, connections?: number, streams?: number): PooledClient {
-    const list = this.clientsFor(origin, connections, streams);
+  /**
+   * A connection for one request: round robin over the origin's h2 connections; for an HTTP/1.1 origin an idle
+   * connection, opening another (up to the cap) rather than queueing behind a running body.
+   */
+  pick(origin: string, connections?: number): PooledClient {
+    const list = this.clientsFor(origin, connections);
     const entry = this.origins.get(origin)!;
+    if (list[0]!.info.protocol === 'http/1.1') {
+      const idle = entry.clients.find((c) => c.inFlight === 0);
+      if (idle) return idle;
+      if (entry.clients.length < this.opts.maxHttp1ConnectionsPerOrigin) {
+        const c = this.newClient(origin, 1);
+        entry.clients.push(c);
+        return c;
+      }
+      return entry.clients.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+    }
     const c = list[entry.next % list.length]!;
     entry.next++;
     return c;
@@ -139,7 +157,7 @@ export class ClientPool {
     }
     let c = list.find((x) => !x.lent);
     if (!c) {
-      c = { ...this.newClient(origin, 1), lent: false };
+      c = Object.assign(this.newClient(origin, 1), { lent: false });
       list.push(c);
     }
     const lent = c;
@@ -162,6 +180,10 @@ export class ClientPool {
     const baseConnect = buildConnector({
       allowH2,
       timeout: o.connectTimeoutMs,
+      // Happy eyeballs (RFC 8305) across the A/AAAA answers, so a broken IPv6 path costs 250 ms, not a timeout.
+      autoSelectFamily: true,
+      autoSelectFamilyAttemptTimeout: 250,
+      ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
       ...(o.ca !== undefined ? { ca: o.ca } : {}),
       ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
     } as buildConnector.BuildOptions);
@@ -181,6 +203,8 @@ export class ClientPool {
           info.remoteIp = socket.remoteAddress;
           const alpn = (socket as TLSSocket).alpnProtocol;
           info.protocol = alpn === 'h2' ? 'h2' : 'http/1.1';
+          // HTTP/1.1 pipelining would queue requests behind each other's bodies: one at a time per socket.
+          if (info.protocol === 'http/1.1' && pooled) pooled.client.pipelining = 1;
           // Bulk data: disable Nagle, the h2 framing already coalesces.
           socket.setNoDelay(true);
           onSocket?.(socket as Socket, origin);
@@ -190,16 +214,18 @@ export class ClientPool {
       });
       void pacer.turn(connectOpts.hostname).then(attemptConnect);
     };
+    let pooled: PooledClient | undefined;
     const client = new Client(origin, {
       allowH2,
       connect,
-      pipelining: streams,
+      pipelining: allowH2 ? streams : 1,
       initialWindowSize: o.initialWindowSize,
       connectionWindowSize: o.connectionWindowSize,
       headersTimeout: o.headersTimeoutMs,
       bodyTimeout: o.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
     });
-    return { client, info };
+    pooled = { client, info, inFlight: 0 };
+    return pooled;
   }
 }

@@ -14,10 +14,11 @@ import type { Readable } from 'node:stream';
 import { ClientPool, type PooledClient, type TransferClientOptions } from './client-pool.js';
 import { ProgressMeter, pumpBytes } from './byte-pump.js';
 import { FilePump } from './file-pump.js';
+import { PeriodicCheckpoint } from './periodic-checkpoint.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
-import { header, headRequest, putRequest, rangedGet, type HttpEndpoint } from './http-requests.js';
+import { header, headRequest, putRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
-import { pullRanges, shouldSplit, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
+import { planPull, pullRanges, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
 import {
   checksumMismatch, digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue, type RunningChecksum,
@@ -31,12 +32,15 @@ export interface TransferEngineOptions extends TransferClientOptions {
   multiStream: MultiStreamPolicy;
   /** Read size for local files. */
   fileChunkBytes: number;
+  /** How often a running pull reports its durable ranges through onCheckpoint (0 = only on failure). */
+  checkpointIntervalMs: number;
 }
 
 let engineOptions: Omit<TransferEngineOptions, keyof TransferClientOptions> = {
   stall: defaultStallPolicy,
   multiStream: defaultMultiStreamPolicy,
   fileChunkBytes: 1024 * 1024,
+  checkpointIntervalMs: 10_000,
 };
 let pool = new ClientPool();
 
@@ -44,12 +48,18 @@ let pool = new ClientPool();
  * Sets engine-wide options (TLS trust, default connections × streams, windows, timeouts, stall policy).
  * Connection options apply to connections opened afterwards (pooled Clients are closed).
  */
-export async function configureTransferEngine(opts: Partial<TransferEngineOptions>): Promise<void> {
-  const { stall, multiStream, fileChunkBytes, ...clientOpts } = opts;
+export type TransferEngineSettings = Partial<Omit<TransferEngineOptions, 'stall' | 'multiStream'>> & {
+  stall?: Partial<StallPolicy>;
+  multiStream?: Partial<MultiStreamPolicy>;
+};
+
+export async function configureTransferEngine(opts: TransferEngineSettings): Promise<void> {
+  const { stall, multiStream, fileChunkBytes, checkpointIntervalMs, ...clientOpts } = opts;
   engineOptions = {
     stall: stall ? { ...engineOptions.stall, ...stall } : engineOptions.stall,
     multiStream: multiStream ? { ...engineOptions.multiStream, ...multiStream } : engineOptions.multiStream,
     fileChunkBytes: fileChunkBytes ?? engineOptions.fileChunkBytes,
+    checkpointIntervalMs: checkpointIntervalMs ?? engineOptions.checkpointIntervalMs,
   };
   if (Object.keys(clientOpts).length > 0) await pool.reconfigure(clientOpts);
 }
@@ -131,6 +141,10 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
   const res = await rangedGet(pool, src, {
     offset: validator ? offset : 0, validator, headers, signal: a.signal,
   });
+  return openedFromResponse(a, res);
+}
+
+function openedFromResponse(a: Attempt, res: RangedGetResponse): OpenedSource {
   return {
     body: res.body,
     start: res.start,
@@ -149,12 +163,19 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
   const { req, ctl } = a;
   await assertDestinationFree(finalPath, req.overwrite);
 
+  let probe: RangedGetResponse | undefined;
   if (src.kind === 'http' && engineOptions.multiStream.enabled) {
-    const split = await shouldSplit(pool, src, a, engineOptions.multiStream);
-    if (split) return pullRanges(pool, src, finalPath, a, split, engineOptions.multiStream);
+    const plan = await planPull(pool, src, a, engineOptions.multiStream);
+    if (plan.kind === 'split') {
+      return pullRanges(pool, src, finalPath, a, plan.plan, engineOptions.multiStream, plan.first, engineOptions.checkpointIntervalMs);
+    }
+    if (plan.kind === 'single-opened') probe = plan.response;
   }
 
-  const part = await LocalPartFile.open(finalPath, req.resume);
+  const part = await LocalPartFile.open(finalPath, probe ? undefined : req.resume).catch((e: unknown) => {
+    probe?.body.destroy();
+    throw e;
+  });
   // Valid bytes in the part file; until the source answers, the previous attempt's prefix and validators stand.
   let position = part.resumedSize;
   let validators: Pick<ResumeState, 'etag' | 'lastModified' | 'size'> = {
@@ -163,7 +184,7 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
   let opened: OpenedSource | undefined;
   let checksum: RunningChecksum | null = null;
   try {
-    opened = await openSource(a, src, part.resumedSize, req.resume);
+    opened = probe ? openedFromResponse(a, probe) : await openSource(a, src, part.resumedSize, req.resume);
     validators = { etag: opened.etag, lastModified: opened.lastModified, size: opened.size };
     if (opened.start !== part.resumedSize) {
       // The source could not continue where the part file ends: start over.
@@ -179,9 +200,13 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
       signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum, progress,
       onChunk: (n) => a.watchdog.bytesMoved(n),
     });
+    const ticker = new PeriodicCheckpoint(engineOptions.checkpointIntervalMs, part.handle,
+      () => ({ tempPath: part.tempPath, ...validators, done: [[0, pump.position]] }), ctl.onCheckpoint);
+    ticker.start();
     try {
       await pump.run();
     } finally {
+      ticker.stop();
       position = pump.position;
     }
     progress.flush();

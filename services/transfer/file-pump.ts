@@ -35,6 +35,8 @@ const HOLD_BUFFER = 2;
 export class FilePump {
   /** Bytes durably handed to the file system: the next write position. Valid after run() settles. */
   position: number;
+  /** Bytes received from the source (≥ position - start; equal once everything received is written). */
+  received = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private writing = false;
@@ -84,6 +86,7 @@ export class FilePump {
     const n = chunk.byteLength;
     if (n === 0) return;
     this.o.checksum?.update(chunk);
+    this.received += n;
     this.pending.push(chunk);
     this.pendingBytes += n;
     this.o.onChunk?.(n);

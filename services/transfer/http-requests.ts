@@ -45,9 +45,13 @@ export function parseContentRange(v: string | undefined): { start: number; end: 
 async function send(
   via: PooledClient, ep: HttpEndpoint, side: TransferSide, opts: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>,
 ): Promise<Dispatcher.ResponseData> {
+  via.inFlight++;
   try {
-    return await via.client.request({ ...opts, path: ep.path });
+    const res = await via.client.request({ ...opts, path: ep.path });
+    res.body.once('close', () => { via.inFlight--; });
+    return res;
   } catch (e) {
+    via.inFlight--;
     if (opts.signal && (opts.signal as AbortSignal).aborted) throw (opts.signal as AbortSignal).reason ?? e;
     throw classifyError(e, side, ep.url);
   }
@@ -70,6 +74,8 @@ export async function headRequest(
 export async function rangedGet(
   pool: ClientPool, ep: HttpEndpoint, opts: {
     offset: number; end?: number; validator?: string; headers: Headers; signal: AbortSignal; via?: PooledClient;
+    /** Return a 416 instead of throwing (probing the first range of a possibly empty file). */
+    probe?: boolean;
   },
 ): Promise<RangedGetResponse> {
   const via = opts.via ?? pool.pick(ep.origin);
@@ -96,6 +102,10 @@ export async function rangedGet(
     return { status, headers: res.headers, via, body: res.body, start: cr.start, size: cr.total };
   }
   res.body.resume();
+  if (status === 416 && opts.probe) {
+    // A probe of bytes=0-… on an empty file: not an error, the caller falls back to a plain GET.
+    return { status, headers: res.headers, via, body: res.body, start: 0, size: 0 };
+  }
   if (status === 416) {
     throw new TransferError(TransferErrorCode.sourceChanged, 'source is shorter than the resume offset (HTTP 416)', {
       httpStatus: 502, field: 'source', retryable: true,

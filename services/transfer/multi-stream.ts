@@ -15,16 +15,21 @@ import type { ClientPool, PooledClient } from './client-pool.js';
 import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
 import { ProgressMeter } from './byte-pump.js';
 import { FilePump } from './file-pump.js';
-import { header, headRequest, rangedGet, type HttpEndpoint } from './http-requests.js';
+import { PeriodicCheckpoint } from './periodic-checkpoint.js';
+import { header, headRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile } from './local-part-file.js';
 import { digestFromHeaders, newChecksum, rehashPrefix, wantDigestValue } from './transfer-checksum.js';
-import { TransferError, TransferErrorCode, errorForHttpStatus } from './transfer-errors.js';
+import type { CargoError } from '../errors.js';
+import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus } from './transfer-errors.js';
 import type { ResumeState, TransferResult } from './types.js';
 import { setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
 
 export interface MultiStreamPolicy {
   enabled: boolean;
+  /** Retries of one range's remainder within an attempt (reset / refused / truncated streams). */
+  rangeRetries: number;
+  rangeRetryDelayMs: number;
   /** Files smaller than this move over one stream (the HEAD round trip would cost more than it saves). */
   minFileBytes: number;
   /** Size of one range request. */
@@ -33,6 +38,8 @@ export interface MultiStreamPolicy {
 
 export const defaultMultiStreamPolicy: MultiStreamPolicy = {
   enabled: true,
+  rangeRetries: 3,
+  rangeRetryDelayMs: 50,
   minFileBytes: 32 * 1024 * 1024,
   rangeBytes: 16 * 1024 * 1024,
 };
@@ -52,29 +59,113 @@ export interface SplitPlan {
 
 type Range = [number, number];
 
+/** Errors a fresh request for the rest of the range may cure (not: changed source, bad bytes, 4xx, disk). */
+function rangeRetryable(err: CargoError): boolean {
+  return err.retryable && err.code !== TransferErrorCode.sourceChanged && err.code !== TransferErrorCode.checksumMismatch &&
+    err.code !== TransferErrorCode.localIo && err.code !== TransferErrorCode.aborted && err.code !== TransferErrorCode.stalled;
+}
+
+/** A request refused before any byte (REFUSED_STREAM, ENHANCE_YOUR_CALM, reset) is simply asked again. */
+async function withRetries<T>(policy: MultiStreamPolicy, signal: AbortSignal, url: string, fn: () => Promise<T>): Promise<T> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const err = classifyError(e, 'source', url);
+      if (signal.aborted || !rangeRetryable(err) || tries >= policy.rangeRetries) throw e;
+      await sleep(policy.rangeRetryDelayMs * 2 ** tries * (0.5 + Math.random()), signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** How a pull from an HTTP source proceeds, decided with at most one request that is never wasted. */
+export type PullPlan =
+  /** Plain single-stream GET (resumable from the part file's prefix). */
+  | { kind: 'single' }
+  /** The probe's response already carries the whole file: consume it as a single stream. */
+  | { kind: 'single-opened'; response: RangedGetResponse }
+  /** Split into ranges; `first` is the probe's response for range [0, rangeBytes), when there was a probe. */
+  | { kind: 'split'; plan: SplitPlan; first?: RangedGetResponse };
+
 /**
- * Decides whether to split: needs N×M > 1, a size ≥ minFileBytes and a source that serves byte ranges.
- * Asks the source with HEAD (plus Want-Digest when verifying against it) unless the request's size already
- * says the file is small.
+ * Decides single vs multi-stream. Without a resume state the probe is a GET of the first range (with
+ * Want-Digest): a 200 or a 206 that covers the whole file is simply consumed, and a larger file's first
+ * range is already moving when the other ranges start — no HEAD round trip per file. With a resume state
+ * a HEAD tells whether the part file's ranges still match the source.
  */
-export async function shouldSplit(
+export async function planPull(
   pool: ClientPool, src: HttpEndpoint, a: Attempt, policy: MultiStreamPolicy,
-): Promise<SplitPlan | null> {
+): Promise<PullPlan> {
   const n = Math.max(1, a.req.connections ?? pool.options.connections);
   const m = Math.max(1, a.req.streams ?? pool.options.streams);
-  if (n * m <= 1) return null;
-  if (a.req.size !== undefined && a.req.size < policy.minFileBytes) return null;
-  const headers: Record<string, string> = { ...a.req.sourceHeaders };
-  if (a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both')) {
-    headers['want-digest'] = wantDigestValue(a.alg);
+  if (n * m <= 1) return { kind: 'single' };
+  if (a.req.size !== undefined && a.req.size < policy.minFileBytes) return { kind: 'single' };
+  const headers = sourceHeaders(a);
+  if (a.req.resume && a.req.resume.done.length > 0) {
+    const plan = await planFromHead(pool, src, a, headers, n, m, policy);
+    return plan ? { kind: 'split', plan } : { kind: 'single' };
   }
+  const res = await withRetries(policy, a.signal, src.url,
+    () => rangedGet(pool, src, { offset: 0, end: policy.rangeBytes, headers, signal: a.signal, probe: true }));
+  if (res.status === 416) return { kind: 'single' };
+  if (res.status === 200) return { kind: 'single-opened', response: res };
+  const size = res.size;
+  if (size === undefined) {
+    // `Content-Range: bytes 0-x/*`: no total, nothing to split; start over with a plain GET.
+    res.body.destroy();
+    return { kind: 'single' };
+  }
+  if (size <= policy.rangeBytes) return { kind: 'single-opened', response: res };
+  const protocol = res.via.info.protocol ?? 'h2';
+  const etag = header(res.headers, 'etag');
+  const lastModified = header(res.headers, 'last-modified');
+  return {
+    kind: 'split',
+    first: res,
+    plan: {
+      size, etag, lastModified,
+      validator: etag && !etag.startsWith('W/') ? etag : lastModified,
+      sourceDigest: digestFromHeaders(res.headers, a.alg),
+      connections: protocol === 'h2' ? n : n * m,
+      streams: protocol === 'h2' ? m : 1,
+      protocol,
+    },
+  };
+}
+
+function sourceHeaders(a: Attempt): Record<string, string> {
+  const headers: Record<string, string> = { ...a.req.sourceHeaders };
+  if (wantsSourceDigest(a)) headers['want-digest'] = wantDigestValue(a.alg);
+  return headers;
+}
+
+function wantsSourceDigest(a: Attempt): boolean {
+  return a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both');
+}
+
+async function planFromHead(
+  pool: ClientPool, src: HttpEndpoint, a: Attempt, headers: Record<string, string>, n: number, m: number,
+  policy: MultiStreamPolicy,
+): Promise<SplitPlan | null> {
   const head = await headRequest(pool, src, 'source', headers, a.signal);
   // A server without HEAD gets the single-stream GET; any other refusal is the source's final word.
   if (head.status === 405 || head.status === 501) return null;
   if (head.status < 200 || head.status >= 300) throw errorForHttpStatus(head.status, 'source', src.url);
   const len = header(head.headers, 'content-length');
   const size = len !== undefined ? Number(len) : NaN;
-  if (!Number.isSafeInteger(size) || size < policy.minFileBytes) return null;
+  if (!Number.isSafeInteger(size) || size <= policy.rangeBytes) return null;
   if (!/\bbytes\b/i.test(header(head.headers, 'accept-ranges') ?? '')) return null;
   const etag = header(head.headers, 'etag');
   const lastModified = header(head.headers, 'last-modified');
@@ -156,6 +247,8 @@ async function sumLocalRange(alg: 'adler32' | 'crc32c', handle: FileHandle, star
 
 export async function pullRanges(
   pool: ClientPool, src: HttpEndpoint, finalPath: string, a: Attempt, plan: SplitPlan, policy: MultiStreamPolicy,
+  first?: RangedGetResponse,
+  checkpointIntervalMs = 0,
 ): Promise<TransferResult> {
   const { req, ctl } = a;
   const size = plan.size;
@@ -185,17 +278,38 @@ export async function pullRanges(
   a.signal.addEventListener('abort', onAttemptAbort, { once: true });
   let firstError: unknown;
 
-  const clients = pool.clientsFor(src.origin, plan.connections, plan.streams);
+  const clients = [...pool.clientsFor(src.origin, plan.connections)];
+  if (first) {
+    // The probe's connection carries lane 0, which starts with the probe's own response.
+    const i = clients.indexOf(first.via);
+    if (i > 0) [clients[0], clients[i]] = [clients[i]!, clients[0]!];
+    else if (i === -1) clients[0] = first.via;
+  }
   const headers: Record<string, string> = { ...req.sourceHeaders };
   let next = 0;
+  // A probe answers [0, rangeBytes): it is valid only if the plan's first range is exactly that.
+  let pending: RangedGetResponse | undefined =
+    first && todo[0] && todo[0][0] === 0 && todo[0][1] === Math.min(size, policy.rangeBytes) ? first : undefined;
+  if (first && !pending) first.body.destroy();
+  const onFirstAbort = (): void => { pending?.body.destroy(); };
+  rangesAbort.signal.addEventListener('abort', onFirstAbort, { once: true });
 
-  const fetchRange = async (via: PooledClient, range: Range): Promise<void> => {
-    const [start, end] = range;
+  /**
+   * Fetches [start, end) once. Returns the position reached; bytes [start, position) are written and, for
+   * adler32/crc32c, their sum recorded, even when the stream failed midway (so a retry continues there).
+   */
+  const fetchRange = async (via: PooledClient, start: number, end: number): Promise<void> => {
     const slot: Range = [start, start];
     moved.push(slot);
-    const res = await rangedGet(pool, src, {
-      offset: start, end, validator: plan.validator, headers, signal: rangesAbort.signal, via,
-    });
+    let res: RangedGetResponse;
+    if (pending && start === 0) {
+      res = pending;
+      pending = undefined;
+    } else {
+      res = await rangedGet(pool, src, {
+        offset: start, end, validator: plan.validator, headers, signal: rangesAbort.signal, via,
+      });
+    }
     if (res.status !== 206) {
       res.body.destroy();
       throw new TransferError(TransferErrorCode.sourceChanged,
@@ -208,25 +322,49 @@ export async function pullRanges(
       signal: rangesAbort.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: sum, progress,
       onChunk: (n) => a.watchdog.bytesMoved(n),
     });
-    let pos: number;
     try {
-      pos = await pump.run();
+      await pump.run();
     } finally {
       slot[1] = pump.position;
+      // The sum covers every byte received; it is the sum of [start, position) only if all were written.
+      if (sum && pump.position > start && pump.position - start === pump.received) {
+        rangeSums.push({ start, end: pump.position, state: sum.state });
+      }
     }
-    if (pos !== end) {
-      throw new TransferError(TransferErrorCode.sizeMismatch, `range ${start}-${end} ended at ${pos}`, {
+    if (pump.position !== end) {
+      throw new TransferError(TransferErrorCode.sizeMismatch, `range ${start}-${end} ended at ${pump.position}`, {
         httpStatus: 502, field: 'source', retryable: true,
       });
     }
-    if (sum) rangeSums.push({ start, end, state: sum.state });
+  };
+
+  /**
+   * One range with in-attempt retries of its remainder: a reset, refused (REFUSED_STREAM, ENHANCE_YOUR_CALM)
+   * or truncated stream costs only the bytes not yet written, not the whole attempt.
+   */
+  const fetchRangeWithRetries = async (via: PooledClient, range: Range): Promise<void> => {
+    let start = range[0];
+    for (let tries = 0; ; tries++) {
+      const before = moved.length;
+      try {
+        await fetchRange(via, start, range[1]);
+        return;
+      } catch (e) {
+        const err = classifyError(e, 'source', src.url);
+        const reached = moved[before]?.[1] ?? start;
+        const partialSumKept = !sum32 || reached === start || rangeSums.some((r) => r.start === start && r.end === reached);
+        if (rangesAbort.signal.aborted || !rangeRetryable(err) || tries >= policy.rangeRetries || !partialSumKept) throw e;
+        start = reached;
+        await sleep(policy.rangeRetryDelayMs * 2 ** tries * (0.5 + Math.random()), rangesAbort.signal);
+      }
+    }
   };
 
   const worker = async (via: PooledClient): Promise<void> => {
     while (firstError === undefined && next < todo.length) {
       const range = todo[next++]!;
       try {
-        await fetchRange(via, range);
+        await fetchRangeWithRetries(via, range);
       } catch (e) {
         if (firstError === undefined) {
           firstError = e;
@@ -236,11 +374,19 @@ export async function pullRanges(
     }
   };
 
+  const ticker = new PeriodicCheckpoint(checkpointIntervalMs, part.handle, () => ({
+    tempPath: part.tempPath, etag: plan.etag, lastModified: plan.lastModified, size,
+    done: normaliseRanges([...resumed, ...moved], size),
+  }), ctl.onCheckpoint);
+  ticker.start();
   const workers: Promise<void>[] = [];
   const lanes = Math.min(plan.connections * plan.streams, Math.max(1, todo.length));
   for (let i = 0; i < lanes; i++) workers.push(worker(clients[i % clients.length]!));
   await Promise.all(workers);
+  ticker.stop();
   a.signal.removeEventListener('abort', onAttemptAbort);
+  rangesAbort.signal.removeEventListener('abort', onFirstAbort);
+  pending?.body.destroy();
   progress.flush();
 
   try {
@@ -254,7 +400,13 @@ export async function pullRanges(
       await rehashPrefix(whole, part.handle, size);
       value = whole.digestHex();
     }
-    verifyChecksum(a, value, plan.sourceDigest);
+    let sourceDigest = plan.sourceDigest;
+    if (sourceDigest === undefined && value !== undefined && wantsSourceDigest(a) && req.checksum?.value === undefined) {
+      // Some servers send Digest only on full responses: ask once more, without a body.
+      const head = await headRequest(pool, src, 'source', sourceHeaders(a), a.signal);
+      if (head.status >= 200 && head.status < 300) sourceDigest = digestFromHeaders(head.headers, a.alg);
+    }
+    verifyChecksum(a, value, sourceDigest);
     await part.publish(req.overwrite);
     const via = clients[0]!;
     return {

@@ -21,6 +21,9 @@ function cfgFor(dataDir: string, tlsCert = '', tlsKey = '') {
 /** One real HTTP/2 request to a server using `tls`, trusting only `ca`; resolves with the status. */
 async function h2Status(tls: { key: Buffer; cert: Buffer }, ca: Buffer, host: string): Promise<number> {
   const server = createSecureServer({ key: tls.key, cert: tls.cert }, (_req, res) => res.end('ok'));
+  // Server sessions outlive server.close(); end them so the test process can exit.
+  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  server.on('session', (s) => sessions.add(s));
   await new Promise<void>((resolve) => server.listen(0, host === '[::1]' ? '::1' : host, resolve));
   const { port } = server.address() as AddressInfo;
   try {
@@ -34,10 +37,11 @@ async function h2Status(tls: { key: Buffer; cert: Buffer }, ca: Buffer, host: st
         req.end();
       });
     } finally {
-      session.close();
+      session.destroy();
     }
   } finally {
-    server.close();
+    for (const s of sessions) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
   }
 }
 

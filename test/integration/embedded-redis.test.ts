@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
-import { findExecutable, startEmbeddedRedis, type EmbeddedRedisLog } from '../../bin/embedded-redis.js';
+import { findExecutable, isProcessAlive as isAlive, startEmbeddedRedis, type EmbeddedRedisLog } from '../../bin/embedded-redis.js';
 
 const HAVE_REDIS = findExecutable('redis-server') !== undefined;
 const quiet: EmbeddedRedisLog = { info() {}, warn() {}, error() {} };
@@ -21,15 +21,6 @@ const moduleUrl = new URL('../../bin/embedded-redis.js', import.meta.url).href;
 function tempDataDir(): string {
   // Short path: a unix socket path must fit in 107 bytes.
   return mkdtempSync(join(tmpdir(), 'cp-er-'));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** redis-server shows its socket in its process title, so pgrep finds any server left on this socket. */
@@ -170,6 +161,29 @@ test('a redis-server that dies is restarted and its data comes back from the AOF
   } finally {
     await redis.stop();
     assert.deepEqual(redisProcessesOn(socket), []);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('a redis-server that keeps dying makes supervision give up loudly instead of spinning', { skip: !HAVE_REDIS && 'redis-server not installed', timeout: 60_000 }, async () => {
+  const dataDir = tempDataDir();
+  const socket = join(dataDir, 'redis', 'redis.sock');
+  let gaveUp: (Error & { code?: string }) | undefined;
+  const redis = await startEmbeddedRedis({ dataDir, binary: 'redis-server', log: quiet, onGiveUp: (e) => (gaveUp = e) });
+  try {
+    // Six deaths within a minute: five restarts are allowed, the sixth death is one too many.
+    for (let death = 1; death <= 6; death++) {
+      const pid = redis.pid();
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 800 && (death < 6 ? redis.pid() === pid : !gaveUp); i++) await sleep(25);
+      if (death < 6) assert.notEqual(redis.pid(), pid, `not restarted after death ${death}`);
+    }
+    assert.equal(gaveUp?.code, 'CARGO_ERR_REDIS_CRASHING');
+    assert.match(gaveUp!.message, /died 6 times within 60 s; giving up/);
+    await sleep(500);
+    assert.deepEqual(redisProcessesOn(socket), [], 'no restart after giving up');
+  } finally {
+    await redis.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 });

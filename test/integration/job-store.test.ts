@@ -42,7 +42,7 @@ describe('job store (real Redis)', () => {
       assert.equal(r.kind, 'run');
       if (r.kind !== 'run') continue;
       assert.equal(r.spec.size, 10);
-      const e = await store.end(jobId, Number(m.split('_')[1]), r.run, 'ok', { bytes: 10, checksumValue: '00000001' });
+      const e = await store.end(jobId, Number(m.split('_')[1]), r.run, r.spec.link, 'ok', { bytes: 10, checksumValue: '00000001' });
       assert.equal(e.kind, 'finished');
     }
     s = await store.getJob(jobId);
@@ -67,12 +67,12 @@ describe('job store (real Redis)', () => {
     assert.equal(m.length, 2, 'only linkMax files may be queued on one link');
     const r0 = await store.start(m[0]!, 'w');
     assert.ok(r0.kind === 'run');
-    const e0 = await store.end(jobId, 0, r0.run, 'error', { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset' }, true, 0);
+    const e0 = await store.end(jobId, 0, r0.run, r0.spec.link, 'error', { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset' }, true, 0);
     assert.equal(e0.kind, 'queued');
     const again = e0.kind === 'queued' ? e0.member : '';
     const r0b = await store.start(again, 'w');
     assert.ok(r0b.kind === 'run');
-    const e0b = await store.end(jobId, 0, r0b.run, 'error', { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset again' }, true, 0);
+    const e0b = await store.end(jobId, 0, r0b.run, r0b.spec.link, 'error', { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset again' }, true, 0);
     assert.equal(e0b.kind, 'failed', 'retries=1 allows one retry only');
     const f0 = await store.getFile(jobId, 0);
     assert.equal(f0.state, 'FAILED');
@@ -83,14 +83,14 @@ describe('job store (real Redis)', () => {
     assert.ok(r1.kind === 'run');
     const m2 = await store.feed(10, 100, 2, 10);
     assert.equal(m2.length, 1);
-    await store.end(jobId, 1, r1.run, 'ok', { bytes: 10 });
+    await store.end(jobId, 1, r1.run, r1.spec.link, 'ok', { bytes: 10 });
     const r2 = await store.start(m2[0]!, 'w');
     assert.ok(r2.kind === 'run');
-    await store.end(jobId, 2, r2.run, 'ok', { bytes: 10 });
+    await store.end(jobId, 2, r2.run, r2.spec.link, 'ok', { bytes: 10 });
     for (let round = 0; round < 5; round++) {
       for (const mm of await store.feed(10, 100, 2, 10)) {
         const r = await store.start(mm, 'w');
-        if (r.kind === 'run') await store.end(jobId, Number(mm.split('_')[1]), r.run, 'ok', { bytes: 10 });
+        if (r.kind === 'run') await store.end(jobId, Number(mm.split('_')[1]), r.run, r.spec.link, 'ok', { bytes: 10 });
       }
     }
     const s = await store.getJob(jobId);
@@ -104,11 +104,12 @@ describe('job store (real Redis)', () => {
     store = new JobStore(redis, prefix);
     const big = await store.createJob(job('big', 1000));
     const small = await store.createJob(job('small', 10, 'b.example'));
-    const fed = await store.feed(20, 100, 1000, 1000);
+    // owners take turns, up to 8 files a turn: big 8, small 8, big 8, small 2, big 4
+    const fed = await store.feed(30, 100, 1000, 1000);
     const smallCount = fed.filter((x) => x.startsWith(small.jobId)).length;
     const bigCount = fed.filter((x) => x.startsWith(big.jobId)).length;
-    assert.equal(smallCount, 10);
-    assert.equal(bigCount, 10);
+    assert.equal(smallCount, 10, 'the small job is served completely in the first rounds');
+    assert.equal(bigCount, 20);
     await dropPrefix(redis, prefix);
   });
 

@@ -68,6 +68,9 @@ test('stage: 201 + Location + requestId; file goes TAPE → COMPLETED/DISK_AND_T
   const body = await onTape('/tape/a.bin', 10 * KiB);
   assert.equal((await locality('/data/tape/a.bin')).locality, 'TAPE');
   assert.equal((await h2Request(s, 'GET', '/data/tape/a.bin')).status, 409, 'nearline file is not readable before staging');
+  const head = await h2Request(s, 'HEAD', '/data/tape/a.bin');
+  assert.equal(head.status, 200, 'HEAD answers from metadata even for a file on tape only');
+  assert.equal(head.headers['content-length'], String(10 * KiB));
   const r = await post('/tape/v1/stage', { files: [{ path: '/data/tape/a.bin', diskLifetime: 'PT1H', targetedMetadata: { other: {} } }] });
   assert.equal(r.status, 201);
   const { requestId } = JSON.parse(r.body.toString());

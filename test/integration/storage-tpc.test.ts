@@ -86,8 +86,7 @@ test('push: COPY with Destination → success: Created; gridsite credential trea
 test('TransferHeaderAuthorization reaches the passive side as Authorization', async () => {
   await h2Request(sa, 'PUT', '/data/private/x.bin', { authorization: 'Bearer passive' }, 'secret bytes');
   const denied = await h2Request(sb, 'COPY', '/data/dst/x.bin', { source: `${a.base}/private/x.bin` });
-  assert.equal(denied.status, 202);
-  assert.match(checkMarkerStream(denied.body.toString()), /^failure: /);
+  assert.equal(denied.status, 403, 'the source HEAD is refused: relayed before any 202');
   assert.equal((await h2Request(sb, 'HEAD', '/data/dst/x.bin')).status, 404, 'nothing published on failure');
   const ok = await h2Request(sb, 'COPY', '/data/dst/x.bin', {
     source: `${a.base}/private/x.bin`,
@@ -98,16 +97,32 @@ test('TransferHeaderAuthorization reaches the passive side as Authorization', as
   assert.equal((await h2Request(sb, 'GET', '/data/dst/x.bin')).body.toString(), 'secret bytes');
 });
 
-test('failures: missing source → failure line and nothing published; wrong supplied checksum → failure', async () => {
+test('failures: missing source → 404 before 202 (source HEAD); checksum disagreeing with the source → 412', async () => {
   const r = await h2Request(sb, 'COPY', '/data/dst/none.bin', { source: `${a.base}/src/does-not-exist` });
-  assert.equal(r.status, 202);
-  assert.match(checkMarkerStream(r.body.toString()), /^failure: .*404|^failure: .*not found/i);
+  assert.equal(r.status, 404);
   assert.equal((await h2Request(sb, 'HEAD', '/data/dst/none.bin')).status, 404);
   await h2Request(sa, 'PUT', '/data/src/sum.bin', {}, 'sum me');
   const bad = await h2Request(sb, 'COPY', '/data/dst/sum.bin', { source: `${a.base}/src/sum.bin`, digest: 'adler32=00000001' });
-  assert.match(checkMarkerStream(bad.body.toString()), /^failure: .*CHECKSUM/);
+  assert.equal(bad.status, 412);
   assert.equal((await h2Request(sb, 'HEAD', '/data/dst/sum.bin')).status, 404);
   assert.deepEqual(readdirSync(b.storage.buffer.incomingDir), []);
+});
+
+test('failure after 202: source vanishing mid-way is reported as a failure line, nothing published', async () => {
+  // A probe that lies (the source "exists"), so the copy starts and the GET then fails.
+  const c = await startStorageServer({
+    tpc: { transfer: transferFile, allowLocal: true, probeSource: async () => ({ status: 200, headers: {} }) },
+  });
+  try {
+    const s = h2Connect(c.origin);
+    const r = await h2Request(s, 'COPY', '/data/dst/gone.bin', { source: `${a.base}/src/never-there`, requirechecksumverification: 'false' });
+    assert.equal(r.status, 202);
+    assert.match(checkMarkerStream(r.body.toString()), /^failure: .*(404|not found)/i);
+    assert.equal((await h2Request(s, 'HEAD', '/data/dst/gone.bin')).status, 404);
+    s.close();
+  } finally {
+    await c.close();
+  }
 });
 
 test('push of a missing local file → 404 before any 202', async () => {

@@ -261,6 +261,37 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     assert.deepEqual(await readFile(dst), data);
   });
 
+  it('survives a GOAWAY mid-body: the attempt completes or fails retryably, and the next one finishes', async () => {
+    const data = await makeFile('goaway.bin', 3 * 1024 * 1024);
+    const dst = join(work, 'goaway.bin');
+    srv.faults.goawayAfter = { count: 1, afterBytes: 256 * 1024 };
+    let checkpoint: ResumeState | undefined;
+    let res;
+    try {
+      res = await transferFile(req(srv.url('/goaway.bin'), pathToFileURL(dst).href), ctl({ onCheckpoint: (s) => { checkpoint = s; } }));
+    } catch (e) {
+      assert.ok(isCargoError(e) && e.retryable, `retryable after GOAWAY: ${String(e)}`);
+      res = await transferFile(req(srv.url('/goaway.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    }
+    assert.equal(res.bytes, data.length);
+    assert.deepEqual(await readFile(dst), data);
+    // The pool must open a fresh session for later transfers (requests after GOAWAY hung in old undici).
+    const again = await transferFile(req(srv.url('/goaway.bin'), pathToFileURL(join(work, 'goaway2.bin')).href), ctl());
+    assert.equal(again.bytes, data.length);
+  });
+
+  it('times out a source that accepts the request but never answers (first byte), retryably', async () => {
+    await makeFile('silent.bin', 1000);
+    await configureTransferEngine({ headersTimeoutMs: 300 });
+    srv.faults.holdNext = { count: 1 };
+    try {
+      await rejectsWithCode(transferFile(req(srv.url('/silent.bin'), pathToFileURL(join(work, 'silent.bin')).href), ctl()),
+        'CARGO_ERR_TIMEOUT', true);
+    } finally {
+      await configureTransferEngine({ headersTimeoutMs: 60_000 });
+    }
+  });
+
   it('holds all bytes while the gate is closed and continues when it opens', async () => {
     const data = await makeFile('paused.bin', 1024 * 1024);
     const dst = join(work, 'paused.bin');
@@ -354,5 +385,20 @@ describe('transfer engine: HTTP/1.1 endpoints', () => {
     assert.equal(pushed.protocol, 'http/1.1');
     assert.deepEqual(await readFile(join(srvRoot, 'h1-up/h1.bin')), data);
     assert.ok(h1.requests.every((r) => r.httpVersion === '1.1'));
+  });
+
+  it('runs concurrent transfers to an HTTP/1.1 origin on separate connections, not queued on one', async () => {
+    const files = await Promise.all(Array.from({ length: 6 }, (_, i) => makeFile(`h1c${i}.bin`, 512 * 1024)));
+    const before = h1.requests.length;
+    h1.faults.bytesPerSec = 4 * 1024 * 1024; // keep them overlapping
+    try {
+      await Promise.all(files.map((_, i) =>
+        transferFile(req(h1.url(`/h1c${i}.bin`), pathToFileURL(join(work, `h1c${i}.bin`)).href), ctl())));
+    } finally {
+      h1.faults.bytesPerSec = undefined;
+    }
+    for (let i = 0; i < files.length; i++) assert.deepEqual(await readFile(join(work, `h1c${i}.bin`)), files[i]);
+    const ports = new Set(h1.requests.slice(before).map((r) => r.remotePort));
+    assert.ok(ports.size >= 3, `connections used: ${ports.size}`);
   });
 });

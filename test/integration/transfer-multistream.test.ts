@@ -85,7 +85,10 @@ describe('multi-stream pull', () => {
     assert.equal(gets.reduce((t, r) => t + rangeLength(r.headers['range']), 0), data.length);
     assert.ok(gets.every((r) => r.httpVersion === '2.0'));
     assert.equal(new Set(gets.map((r) => r.remotePort)).size, 2, 'two TCP connections');
-    assert.ok(gets.every((r) => r.headers['if-range'] !== undefined));
+    // The first range is the probe (no validator yet, and no HEAD round trip); every later range is guarded.
+    assert.equal(gets[0]!.headers['range'], `bytes=0-${MiB - 1}`);
+    assert.ok(gets.slice(1).every((r) => r.headers['if-range'] !== undefined));
+    assert.equal(srv.requests.slice(before).filter((r) => r.method === 'HEAD').length, 0);
     assert.deepEqual((await readdir(work)).filter((n) => n.includes('cargoport-part')), []);
   });
 
@@ -137,29 +140,62 @@ describe('multi-stream pull', () => {
     assert.equal(again, data.length - doneBytes, 'bytes requested again = bytes not yet durable');
   });
 
-  it('a range reset mid-body fails the attempt as retryable and the retry completes from the checkpoint', async () => {
+  it('heals a range reset mid-body within the attempt: only the missing remainder is requested again', async () => {
     const data = await makeFile('reset.bin', 8 * MiB);
     const dst = join(work, 'reset.bin');
-    srv.faults.resetAfter = { count: 1, afterBytes: 300_000 };
-    let checkpoint: ResumeState | undefined;
-    await assert.rejects(transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl({
-      onCheckpoint: (s) => { checkpoint = s; },
-    })), (e: unknown) => isCargoError(e) && e.retryable && e.code === 'CARGO_ERR_NETWORK');
-    assert.ok(checkpoint);
-    const res = await transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    const before = srv.requests.length;
+    srv.faults.resetAfter = { count: 2, afterBytes: 300_000 };
+    const res = await transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl());
     assert.deepEqual(await readFile(dst), data);
-    assert.equal(res.resumedBytes, checkpoint.done.reduce((t, [s, e]) => t + e - s, 0));
+    assert.equal(res.checksum?.value, sum('adler32', data), 'partial-range sums combined correctly');
+    const gets = rangeRequests('/reset.bin', before);
+    assert.equal(gets.length, 8 + 2, 'two extra requests, one per reset');
+    // The retries ask exactly for what was not received: they start 300,000 bytes into their range.
+    const retryStarts = gets.map((r) => Number(/^bytes=(\d+)-/.exec(String(r.headers['range']))![1])).filter((o) => o % MiB !== 0);
+    assert.deepEqual(retryStarts.map((o) => o % MiB), [300_000, 300_000]);
+  });
+
+  it('retries streams refused before their headers (REFUSED_STREAM / ENHANCE_YOUR_CALM style)', async () => {
+    const data = await makeFile('refused.bin', 6 * MiB);
+    srv.faults.resetAfter = { count: 3, afterBytes: 0 }; // the probe included
+    const res = await transferFile(req(srv.url('/refused.bin'), pathToFileURL(join(work, 'refused.bin')).href), ctl());
+    assert.equal(res.checksum?.value, sum('adler32', data));
+    assert.equal(srv.faults.resetAfter.count, 0);
+  });
+
+  it('gives up on a range after its retries and reports a resumable checkpoint', async () => {
+    await makeFile('broken.bin', 4 * MiB);
+    await configureTransferEngine({ multiStream: { rangeRetries: 1 } });
+    srv.faults.resetAfter = { count: 100, afterBytes: 100_000 };
+    let checkpoint: ResumeState | undefined;
+    try {
+      await assert.rejects(transferFile(req(srv.url('/broken.bin'), pathToFileURL(join(work, 'broken.bin')).href), ctl({
+        onCheckpoint: (s) => { checkpoint = s; },
+      })), (e: unknown) => isCargoError(e) && e.retryable && e.code === 'CARGO_ERR_NETWORK');
+    } finally {
+      srv.faults.resetAfter = undefined;
+      await configureTransferEngine({ multiStream: { rangeRetries: 3 } });
+    }
+    assert.ok(checkpoint && checkpoint.done.length > 0 && checkpoint.tempPath);
   });
 
   it('restarts from zero when the source changed between attempts', async () => {
-    await makeFile('changing.bin', 4 * MiB);
+    await makeFile('changing.bin', 8 * MiB);
     const dst = join(work, 'changing.bin');
-    srv.faults.resetAfter = { count: 1, afterBytes: 100_000 };
+    srv.faults.bytesPerSec = 1 * MiB;
+    const ac = new AbortController();
     let checkpoint: ResumeState | undefined;
-    await assert.rejects(transferFile(req(srv.url('/changing.bin'), pathToFileURL(dst).href), ctl({
-      onCheckpoint: (s) => { checkpoint = s; },
-    })));
-    const fresh = await makeFile('changing.bin', 4 * MiB + 1);
+    try {
+      await assert.rejects(transferFile(req(srv.url('/changing.bin'), pathToFileURL(dst).href), ctl({
+        signal: ac.signal,
+        onProgress: (p) => { if (p.bytes > 0) ac.abort(); },
+        onCheckpoint: (s) => { checkpoint = s; },
+      })));
+    } finally {
+      srv.faults.bytesPerSec = undefined;
+    }
+    assert.ok(checkpoint && checkpoint.done.length > 0);
+    const fresh = await makeFile('changing.bin', 8 * MiB + 1);
     const res = await transferFile(req(srv.url('/changing.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
     assert.equal(res.resumedBytes, 0);
     assert.deepEqual(await readFile(dst), fresh);
@@ -171,6 +207,14 @@ describe('multi-connection pull over HTTP/1.1', () => {
   let h1: H2FileServer;
   before(async () => { h1 = await startH2FileServer({ root: srvRoot, http1Only: true }); });
   after(async () => { await h1.close(); });
+
+  it('moves a file smaller than one range with a single request (the probe) and no HEAD', async () => {
+    const data = await makeFile('onerange.bin', MiB - 10);
+    const before = srv.requests.length;
+    const res = await transferFile(req(srv.url('/onerange.bin'), pathToFileURL(join(work, 'onerange.bin')).href), ctl());
+    assert.equal(res.checksum?.value, sum('adler32', data));
+    assert.equal(srv.requests.length - before, 1);
+  });
 
   it('uses connections × streams separate HTTP/1.1 connections', async () => {
     const data = await makeFile('h1big.bin', 9 * MiB);

@@ -30,10 +30,15 @@ export interface RecordedRequest {
 export interface ServerFaults {
   /** Answer the next `count` requests (matching `method` if given) with `status` and no body. */
   failNext?: { count: number; status: number; method?: string };
-  /** Reset (RST_STREAM / socket destroy) the next `count` GET responses after `afterBytes` body bytes. */
-  resetAfter?: { count: number; afterBytes: number };
+  /** Reset (RST_STREAM / socket destroy) the next `count` GET responses after `afterBytes` body bytes
+   *  (after letting `skip` responses through untouched). */
+  resetAfter?: { count: number; afterBytes: number; skip?: number };
   /** Stop sending the next `count` GET responses after `afterBytes` bytes, holding the stream open. */
   stallAfter?: { count: number; afterBytes: number };
+  /** Send GOAWAY on the session of the next `count` GET responses after `afterBytes` bytes (HTTP/2 only). */
+  goawayAfter?: { count: number; afterBytes: number };
+  /** Accept the next `count` requests and never answer (first-byte timeout tests). */
+  holdNext?: { count: number };
   /** Slow every GET body to roughly this many bytes/s (chunked writes with pauses). */
   bytesPerSec?: number;
   /** Omit the Digest header even when asked. */
@@ -137,9 +142,14 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
     return parts.join(',');
   };
 
-  const consumeFault = <K extends 'resetAfter' | 'stallAfter'>(k: K): ServerFaults[K] | undefined => {
-    const f = faults[k];
+  type CountedFault = { count: number; afterBytes: number; skip?: number };
+  const consumeFault = (k: 'resetAfter' | 'stallAfter' | 'goawayAfter'): CountedFault | undefined => {
+    const f = faults[k] as CountedFault | undefined;
     if (!f || f.count <= 0) return undefined;
+    if (f.skip) {
+      f.skip--;
+      return undefined;
+    }
     f.count--;
     return { ...f };
   };
@@ -163,6 +173,10 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
       res.statusCode = f.status;
       res.end();
       return;
+    }
+    if (faults.holdNext && faults.holdNext.count > 0) {
+      faults.holdNext.count--;
+      return; // never answered; the client's timeout must fire
     }
     const path = resolvePath(req.url);
     if (!path) { res.statusCode = 400; res.end(); return; }
@@ -206,8 +220,9 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
   async function sendBody(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, path: string, start: number, end: number): Promise<void> {
     const reset = consumeFault('resetAfter');
     const stall = consumeFault('stallAfter');
+    let goaway = req.stream ? consumeFault('goawayAfter') : undefined;
     const rate = faults.bytesPerSec;
-    if (!reset && !stall && !rate) {
+    if (!reset && !stall && !rate && goaway === undefined) {
       await pipeline(createReadStream(path, { start, end: end - 1, highWaterMark: 256 * 1024 }), res as unknown as NodeJS.WritableStream)
         .catch(() => undefined);
       return;
@@ -217,6 +232,11 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
     res.on('close', () => stream.destroy());
     for await (const c of stream) {
       let chunk = c as Buffer;
+      if (goaway && sent >= goaway.afterBytes) {
+        // Graceful GOAWAY (once): no new streams on this session; in-flight ones may finish.
+        req.stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR);
+        goaway = undefined;
+      }
       const limit = reset?.afterBytes ?? stall?.afterBytes;
       if (limit !== undefined && sent + chunk.length >= limit) {
         chunk = chunk.subarray(0, limit - sent);

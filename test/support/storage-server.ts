@@ -46,7 +46,7 @@ export async function startStorageServer(o: TestStorageServerOptions = {}): Prom
   const app = Fastify({
     http2: true,
     https: { allowHTTP1: true, key: tls.key, cert: tls.cert },
-    logger: false,
+    logger: process.env.CARGOPORT_TEST_LOG ? { level: process.env.CARGOPORT_TEST_LOG } : false,
   });
   const prefix = o.prefix ?? '/data';
   const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, ...rest } = o;

@@ -158,13 +158,16 @@ test('combine handles empty pieces and multi-gigabyte lengths consistently', () 
   // Associativity with huge lengths (zero-filled pieces have a checksum we can compose cheaply):
   // (A‖Z1)‖Z2 = A‖(Z1‖Z2) where Z are 3 GiB of zeros — exercises lengths beyond 2^31.
   const big = 3 * 2 ** 30;
-  const zerosAdler = adler32Combine(1, 1, 0); // adler32 of nothing; zeros of length L from the formula below
-  assert.equal(zerosAdler, 1);
   const zAdler = (len: number): number => (((len % 65521) << 16) | 1) >>> 0; // adler32 of len zero bytes
   assert.equal(zAdler(5000), adler32(new Uint8Array(5000)));
   const left = adler32Combine(adler32Combine(adler32(data), zAdler(big), big), zAdler(big), big);
   const right = adler32Combine(adler32(data), adler32Combine(zAdler(big), zAdler(big), big), 2 * big);
   assert.equal(left, right);
+  // …and one step over 4 GiB + 5 equals four 1 GiB steps and a 5-byte one.
+  let adlerSteps = adler32(data);
+  for (let k = 0; k < 4; k++) adlerSteps = adler32Combine(adlerSteps, zAdler(2 ** 30), 2 ** 30);
+  adlerSteps = adler32Combine(adlerSteps, zAdler(5), 5);
+  assert.equal(adler32Combine(adler32(data), zAdler(4 * 2 ** 30 + 5), 4 * 2 ** 30 + 5), adlerSteps);
   const zCrc1 = crc32c(new Uint8Array(4096));
   // crc of 4096·k zeros built by combining, compared two ways.
   let zCrcBig = zCrc1;
@@ -173,6 +176,23 @@ test('combine handles empty pieces and multi-gigabyte lengths consistently', () 
   const l2 = crc32cCombine(crc32cCombine(crc32c(data), zCrcBig, 8 * 4096), zCrcBig, 8 * 4096);
   const r2 = crc32cCombine(crc32c(data), crc32cCombine(zCrcBig, zCrcBig, 8 * 4096), 16 * 4096);
   assert.equal(l2, r2);
+  // One combine step over a length past 2^32 must equal many steps over lengths below 2^31 (where
+  // any 32-bit truncation of the length in crc32cCombine would go unnoticed, since it is consistent).
+  const zerosGiB = (() => {
+    let z = crc32c(new Uint8Array(1 << 20)); // crc32c of 1 MiB of zeros
+    for (let len = 1 << 20; len < 2 ** 30; len *= 2) z = crc32cCombine(z, z, len);
+    return z; // crc32c of 1 GiB of zeros
+  })();
+  const big5 = 4 * 2 ** 30 + 5; // 4 GiB + 5 bytes
+  let stepwise = crc32c(data);
+  let zerosBig = 0; // crc32c of the big run of zeros, built from small steps too
+  for (let k = 0; k < 4; k++) {
+    stepwise = crc32cCombine(stepwise, zerosGiB, 2 ** 30);
+    zerosBig = crc32cCombine(zerosBig, zerosGiB, 2 ** 30);
+  }
+  stepwise = crc32cCombine(stepwise, crc32c(new Uint8Array(5)), 5);
+  zerosBig = crc32cCombine(zerosBig, crc32c(new Uint8Array(5)), 5);
+  assert.equal(crc32cCombine(crc32c(data), zerosBig, big5), stepwise);
   assert.throws(() => crc32cCombine(0, 0, -1), RangeError);
   assert.throws(() => adler32Combine(0, 0, 1.5), RangeError);
 });

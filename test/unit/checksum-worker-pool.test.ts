@@ -104,3 +104,28 @@ test('misuse and shutdown surface as CargoErrors', async () => {
   await assert.rejects(open.digestHex(), { code: 'CARGO_ERR_CHECKSUM_WORKER' });
   assert.throws(() => pool.createChecksummer('md5'), { code: 'CARGO_ERR_CHECKSUM_WORKER' });
 });
+
+test('discard() ends a checksummer without a value and leaves the pool usable', { timeout: 120_000 }, async () => {
+  const pool = new ChecksumWorkerPool({ threads: 2, batchBytes: 64 * 1024 });
+  try {
+    const data = randomBytes(300 * 1024);
+    for (const alg of ['crc32c', 'sha256'] as ChecksumAlg[]) {
+      const aborted = pool.createChecksummer(alg);
+      void aborted.update(data); // batches in flight when the transfer aborts
+      aborted.discard();
+      aborted.discard(); // idempotent
+      await assert.rejects(aborted.digestHex(), { code: 'CARGO_ERR_CHECKSUM_STATE' });
+      await assert.rejects(aborted.update(data), { code: 'CARGO_ERR_CHECKSUM_STATE' });
+      const next = pool.createChecksummer(alg);
+      await next.update(data);
+      assert.equal(await next.digestHex(), inline(alg, data), alg);
+      await assert.rejects(next.digestHex(), { code: 'CARGO_ERR_CHECKSUM_STATE' }, 'digestHex() runs once');
+    }
+    // Everything posted gets answered, discarded sessions' batches too: the queue drains to zero
+    // (a leak would hang here until the test's hang guard fires).
+    while (pool.queuedBytes > 0) await new Promise((r) => setImmediate(r));
+    assert.equal(pool.queuedBytes, 0);
+  } finally {
+    await pool.close();
+  }
+});

@@ -1,0 +1,170 @@
+/**
+ * HTTP-TPC between cargoport and a real XRootD HTTPS endpoint (xrootd-server with XrdHttp + XrdHttpTPC):
+ * each side pulls from and pushes to the other, driven by `curl -X COPY` and `gfal-copy --copy-mode pull|push`.
+ * XRootD refuses to run as root, so as root the test runs it as the `xrootd` user (Debian package account).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
+import { hasTool, runTool, testCaDir } from '../support/external-tools.js';
+import { testTls } from '../support/tls.js';
+import { transferFile, configureTransferEngine, closeTransferClients } from '../../services/transfer/engine.js';
+
+let cargo: TestStorageServer;
+let dir: string;
+let xrdPort = 0;
+let xrdPid = 0;
+let skipReason: string | undefined;
+const xrd = (p: string) => `https://localhost:${xrdPort}${p}`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function xrootdUid(): { uid: number; gid: number } | undefined {
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'xrootd']).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', 'xrootd']).toString().trim());
+    return { uid, gid };
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+before(async () => {
+  if (!hasTool('xrootd')) {
+    skipReason = 'xrootd not installed';
+    return;
+  }
+  const asRoot = userInfo().uid === 0;
+  const account = asRoot ? xrootdUid() : undefined;
+  if (asRoot && !account) {
+    skipReason = 'running as root and no xrootd account to run XRootD as';
+    return;
+  }
+  await configureTransferEngine({ ca: testTls().cert });
+  cargo = await startStorageServer({ tpc: { transfer: transferFile, allowLocal: true } });
+  dir = mkdtempSync(join(tmpdir(), 'cargoport-xrootd-'));
+  chmodSync(dir, 0o755);
+  for (const d of ['data', 'ca', 'run']) mkdirSync(join(dir, d));
+  const tls = testTls();
+  copyFileSync(tls.certPath, join(dir, 'cert.pem'));
+  copyFileSync(tls.keyPath, join(dir, 'key.pem'));
+  copyFileSync(tls.certPath, join(dir, 'ca', 'cargoport-test.pem'));
+  execFileSync('openssl', ['rehash', join(dir, 'ca')], { stdio: 'ignore' });
+  chmodSync(join(dir, 'key.pem'), 0o600);
+  xrdPort = await freePort();
+  const rootPort = await freePort();
+  writeFileSync(
+    join(dir, 'xrd.cfg'),
+    [
+      'all.export /',
+      `oss.localroot ${dir}/data`,
+      `all.adminpath ${dir}/run`,
+      `all.pidpath ${dir}/run`,
+      `xrd.port ${rootPort}`,
+      `xrd.protocol XrdHttp:${xrdPort} libXrdHttp.so`,
+      `xrd.tls ${dir}/cert.pem ${dir}/key.pem`,
+      `xrd.tlsca certdir ${dir}/ca`,
+      'http.exthandler xrdtpc libXrdHttpTPC.so',
+      `tpc.cadir ${dir}/ca`,
+      'xrootd.chksum adler32',
+      '',
+    ].join('\n'),
+  );
+  if (account) execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, dir]);
+  writeFileSync(join(dir, 'data', 'hello.bin'), randomBytes(200_000));
+  if (account) chownSync(join(dir, 'data', 'hello.bin'), account.uid, account.gid);
+  const cmd = `xrootd -c ${dir}/xrd.cfg -l ${dir}/xrd.log`;
+  const child = account
+    ? spawn('su', ['-s', '/bin/sh', 'xrootd', '-c', cmd], { stdio: 'ignore', detached: true })
+    : spawn('sh', ['-c', cmd], { stdio: 'ignore', detached: true });
+  child.unref();
+  const log = () => (existsSync(join(dir, 'xrd.log')) ? readFileSync(join(dir, 'xrd.log'), 'utf8') : '');
+  await waitFor(() => /initialization (completed|failed)/.test(log()) && /:\d+ initialization (completed|failed)/.test(log()), 'xrootd start');
+  if (!new RegExp(`:${xrdPort} initialization completed`).test(log())) {
+    skipReason = `xrootd failed to start: ${log().slice(-500)}`;
+    return;
+  }
+  const pidFile = [join(dir, 'run', 'xrootd.pid'), join(dir, 'run', 'anon', 'xrootd.pid')].find(existsSync);
+  if (pidFile) xrdPid = Number(readFileSync(pidFile, 'utf8').trim());
+});
+
+after(async () => {
+  if (xrdPid) {
+    try {
+      process.kill(xrdPid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+  await closeTransferClients();
+  await cargo?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const ca = () => testTls().certPath;
+
+test('curl -X COPY: XRootD pulls from cargoport, cargoport pulls from XRootD', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  if (!hasTool('curl')) return t.skip('curl not installed');
+  const body = randomBytes(1_500_000);
+  const local = join(dir, 'payload.bin');
+  writeFileSync(local, body);
+  await runTool('curl', ['-sS', '--cacert', ca(), '-T', local, '-o', '/dev/null', `${cargo.base}/x/src.bin`]);
+  const xPull = await runTool('curl', ['-sS', '--cacert', ca(), '-X', 'COPY', '-H', `Source: ${cargo.base.replace('127.0.0.1', 'localhost')}/x/src.bin`, '-H', 'Credential: none', xrd('/from-cargo.bin')]);
+  assert.match(xPull.stdout, /success: Created/, xPull.stdout + xPull.stderr);
+  assert.ok(readFileSync(join(dir, 'data', 'from-cargo.bin')).equals(body));
+  const cPull = await runTool('curl', ['-sS', '--http2', '--cacert', ca(), '-X', 'COPY', '-H', `Source: ${xrd('/hello.bin')}`, '-H', 'RequireChecksumVerification: true', `${cargo.base}/x/from-xrootd.bin`]);
+  assert.match(cPull.stdout, /success: Created/, cPull.stdout);
+  const got = await runTool('curl', ['-sS', '--cacert', ca(), '-o', join(dir, 'back.bin'), `${cargo.base}/x/from-xrootd.bin`]);
+  assert.equal(got.code, 0);
+  assert.ok(readFileSync(join(dir, 'back.bin')).equals(readFileSync(join(dir, 'data', 'hello.bin'))));
+});
+
+test('gfal-copy --copy-mode pull between cargoport and XRootD, both directions', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  if (!hasTool('gfal-copy')) return t.skip('gfal2-util-scripts not installed');
+  testCaDir();
+  const cargoDavs = (p: string) => `davs://localhost:${cargo.port}/data${p}`;
+  const xrdDavs = (p: string) => `davs://localhost:${xrdPort}${p}`;
+  // When XRootD is the active party, gfal2 without a token sends `Credential: gridsite`, which XRootD refuses
+  // (400: it accepts only `none`). A bearer token makes gfal2 send `Credential: none` + TransferHeaderAuthorization;
+  // neither server here checks tokens.
+  const env = { BEARER_TOKEN: 'interop-test-token' };
+  const hello = readFileSync(join(dir, 'data', 'hello.bin'));
+  // XRootD → cargoport, pull (cargoport active: GET from XRootD).
+  const pull = await runTool('gfal-copy', ['-v', '--copy-mode', 'pull', xrdDavs('/hello.bin'), cargoDavs('/g/pulled.bin')], { env });
+  assert.equal(pull.code, 0, pull.stdout + pull.stderr);
+  assert.match(pull.stdout + pull.stderr, /3rd pull/);
+  // cargoport → XRootD, pull (XRootD active: GET from cargoport over HTTP/2).
+  const back = await runTool('gfal-copy', ['-v', '--copy-mode', 'pull', cargoDavs('/g/pulled.bin'), xrdDavs('/back-pull.bin')], { env });
+  assert.equal(back.code, 0, back.stdout + back.stderr);
+  assert.match(back.stdout + back.stderr, /3rd pull/);
+  assert.ok(readFileSync(join(dir, 'data', 'back-pull.bin')).equals(hello));
+  // Not covered (known issues, gateway/storage/README.md):
+  // - cargoport pushing to XRootD 5.5.3: XRootD matches `Content-Length` case-sensitively over HTTP/1.1 and the
+  //   transfer engine (undici) sends `content-length`, so XRootD stores an empty file and answers 2xx;
+  // - XRootD 5.5.3 pushing into cargoport: its libcurl 7.88 PUT over HTTP/2 is reset with PROTOCOL_ERROR right
+  //   after the HEADERS frame.
+});
