@@ -16,7 +16,9 @@ import { TRANSFER_QUEUE, transferJobOptions } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import { ScopeGates } from '../services/jobs/scope-gates.js';
 import { runFile } from '../services/jobs/transfer-runner.js';
-import type { TransferFn } from '../services/transfer/types.js';
+import type { JobParams } from '../services/jobs/model.js';
+import { TokenBucket } from '../services/throttle/token-bucket.js';
+import type { RateLimiter, TransferFn } from '../services/transfer/types.js';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -45,6 +47,7 @@ const PROGRESS_FLUSH_MS = 1000;
 const OUTBOX_CHECK_MS = 5000;
 const OUTBOX_GRACE_MS = 15_000;
 const REQUEUE_DELAY_MS = 500;
+const QUEUE_EXPIRY_CHECK_MS = 2000;
 
 export class TransferPool {
   readonly id: string;
@@ -107,6 +110,7 @@ export class TransferPool {
     this.timers.push(setInterval(() => void this.heartbeat(), this.cfg.workers.heartbeatMs));
     this.timers.push(setInterval(() => void this.flushProgress(), PROGRESS_FLUSH_MS));
     this.timers.push(setInterval(() => void this.reconcileOutbox(), OUTBOX_CHECK_MS));
+    this.timers.push(setInterval(() => void this.store.expireQueued().catch((e: Error) => this.log(`queue expiry: ${e.message}`)), QUEUE_EXPIRY_CHECK_MS));
     this.timers.push(setInterval(() => this.kickFeeder(), FEED_IDLE_MS));
     this.kickFeeder();
   }
@@ -138,10 +142,33 @@ export class TransferPool {
       gates: this.gates,
       active: this.active,
       enqueue: (items: Array<{ member: string; delayMs: number }>) => this.enqueue(items),
+      limitersFor: (jobId: string, params: JobParams) => this.jobLimiters(jobId, params),
       defaults: { connections: this.cfg.transfer.connections, streams: this.cfg.transfer.streams },
     };
   }
   private deps: Parameters<typeof runFile>[1] | undefined;
+
+  /**
+   * A job's bandwidth cap, shared by its transfers in this process. With several worker processes each
+   * takes an equal share of the cap (cap / live workers), so the job as a whole stays under it.
+   */
+  private jobLimiters(jobId: string, params: JobParams): { limiters: RateLimiter[]; release(): void } {
+    const cap = params.bandwidthBytesPerSec;
+    if (!cap) return { limiters: [], release: () => undefined };
+    let entry = this.jobBuckets.get(jobId);
+    if (!entry) this.jobBuckets.set(jobId, (entry = { bucket: new TokenBucket({ bytesPerSec: cap }), users: 0 }));
+    entry.bucket.setRate(cap / Math.max(1, this.aliveWorkers));
+    entry.users++;
+    const e = entry;
+    return {
+      limiters: [e.bucket],
+      release: () => {
+        if (--e.users === 0) this.jobBuckets.delete(jobId);
+      },
+    };
+  }
+  private readonly jobBuckets = new Map<string, { bucket: TokenBucket; users: number }>();
+  private aliveWorkers = 1;
 
   /** Adds run-queue entries (single members or ','-joined bundles) and confirms their outbox records. */
   private async enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void> {
@@ -242,10 +269,15 @@ export class TransferPool {
       // Size the feed-ahead budget on every live worker's concurrency, not just ours.
       const all = await this.redis.hvals(key);
       let sum = 0;
+      let alive = 0;
       for (const raw of all) {
         const w = JSON.parse(raw) as WorkerHeartbeat;
-        if (now - w.hb < this.cfg.workers.heartbeatMs * 5 && w.state === 'running') sum += w.concurrency;
+        if (now - w.hb < this.cfg.workers.heartbeatMs * 5 && w.state === 'running') {
+          sum += w.concurrency;
+          alive++;
+        }
       }
+      this.aliveWorkers = Math.max(1, alive);
       this.aliveConcurrency = Math.max(sum, this.takingWork() ? this.cfg.workers.concurrency : 0);
     } catch (e) {
       if (!this.closed) this.log(`heartbeat: ${(e as Error).message}`);

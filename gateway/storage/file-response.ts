@@ -11,6 +11,8 @@ import { BufferPool } from '../../services/storage/buffer-pool.js';
 import { READ_CHUNK } from '../../services/storage/posix-backend.js';
 import type { ReadHandle } from '../../services/storage/storage-backend.js';
 
+
+
 const pool = new BufferPool(READ_CHUNK, 64);
 
 interface Writable {

@@ -187,7 +187,7 @@ export class JobStore {
     const created = Date.now();
     const fields: (string | number)[] = [
       'owner', job.owner, 'prio', job.params.priority, 'state', 'ACTIVE', 'created', created, 'n', job.files.length,
-      'params', JSON.stringify(job.params), 'retries', job.params.retries, 'bytesTotal', knownSizes === job.files.length ? bytesTotal : -1,
+      'params', JSON.stringify(job.params), 'retries', job.params.retries, 'maxq', job.params.maxTimeInQueueSec ?? 0, 'bytesTotal', knownSizes === job.files.length ? bytesTotal : -1,
       'bytesFin', 0, 'canceled', 0, ...FILE_STATES.flatMap((s) => [`c:${s}`, s === 'SUBMITTED' ? job.files.length : 0]),
     ];
     await this.redis.cpRegister(this.route, this.prefix, jobId, job.owner, job.params.priority, created, fields.length / 2, ...fields, ...persist);
@@ -385,6 +385,27 @@ export class JobStore {
     }
     await this.redis.publish(`${this.prefix}:ctl`, JSON.stringify({ op: 'cancel', job: jobId }));
     return this.getJob(jobId);
+  }
+
+  /**
+   * Fails the still-waiting files (SUBMITTED, QUEUED) of every active job whose maxTimeInQueueSec has
+   * passed since submission, as FTS cancels expired queued jobs. Returns how many jobs were expired.
+   */
+  async expireQueued(now = Date.now()): Promise<number> {
+    const ids = await this.redis.smembers(`${this.prefix}:jobs:active`);
+    let expired = 0;
+    for (const jobId of ids) {
+      const [created, maxq, waiting, queued] = await this.redis.hmget(this.jobKey(jobId), 'created', 'maxq', 'c:SUBMITTED', 'c:QUEUED');
+      const limitSec = Number(maxq ?? 0);
+      if (!limitSec || now < Number(created) + limitSec * 1000 || Number(waiting) + Number(queued) === 0) continue;
+      for (;;) {
+        const left = Number(await this.redis.cpCancelBatch(this.route, this.prefix, jobId, 5000, now, 'FAILED', 'CARGO_ERR_QUEUE_TIMEOUT',
+          `still waiting ${limitSec} s after submission (maxTimeInQueueSec)`));
+        if (left <= 0) break;
+      }
+      expired++;
+    }
+    return expired;
   }
 
   async cancelFile(jobId: string, fileId: number): Promise<FileView> {

@@ -345,9 +345,11 @@ return result
  */
 export const CANCEL_BATCH = COMMON + `
 local jobId, limit, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+-- target: CANCELED (user cancel) or FAILED with an error (e.g. max time in queue exceeded)
+local target, errCode, errMsg = ARGV[5] or 'CANCELED', ARGV[6], ARGV[7]
 local jk = jkey(jobId)
 if not redis.call('HGET', jk, 'state') then return -1 end
-redis.call('HSET', jk, 'canceled', '1')
+if target == 'CANCELED' then redis.call('HSET', jk, 'canceled', '1') end
 local done = 0
 for _, st in ipairs({'SUBMITTED', 'QUEUED'}) do
   local ids = redis.call('ZRANGE', jk..':st:'..st, 0, limit - done - 1)
@@ -357,7 +359,9 @@ for _, st in ipairs({'SUBMITTED', 'QUEUED'}) do
       releaseSlots(fileLink(jobId, idx)); redis.call('DECR', P..':queued')
       redis.call('ZREM', P..':outbox', jobId..'_'..idx..'_'..o.q)
     end
-    o.s = 'CANCELED'; saveFs(jobId, idx, o); moveState(jobId, idx, st, 'CANCELED')
+    o.s = target
+    if target == 'FAILED' then o.e = { code = errCode, message = errMsg } end
+    saveFs(jobId, idx, o); moveState(jobId, idx, st, target)
     done = done + 1
   end
   if done >= limit then break end

@@ -63,6 +63,13 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     );
   }
   const p = raw.params ?? {};
+  if (p.processing && p.processing.length > 0) {
+    throw new InvalidSubmissionError(
+      'CARGO_ERR_UNSUPPORTED_PROCESSING',
+      'processing stages (zstd, tar, hooks) are not available in this version; submit without params.processing',
+      'params.processing',
+    );
+  }
   const params: JobParams = {
     priority: p.priority ?? defaults.priority,
     retries: p.retries ?? defaults.retries,

@@ -8,6 +8,7 @@ import { isCargoError } from '../errors.js';
 import type { ResumeState, TransferFn, TransferRequest, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
 import type { EndReport, JobStore } from './job-store.js';
+import type { JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
 
 export interface RunnerDeps {
@@ -18,8 +19,8 @@ export interface RunnerDeps {
   active: ActiveTransfers;
   /** Puts queue members into the run queue (with a delay for retries). */
   enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void>;
-  /** Extra limiters for a transfer (global/link/owner buckets); job caps are added by the runner. */
-  limitersFor?(link: string): RateLimiter[];
+  /** Rate limiters for one transfer (job bandwidth cap, …) and how to give them back when it ends. */
+  limitersFor?(jobId: string, params: JobParams): { limiters: RateLimiter[]; release(): void };
   defaults: { connections: number; streams: number };
 }
 
@@ -59,7 +60,8 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     req.sourceHeaders = { SciTag: String(spec.scitag) };
     req.destinationHeaders = { SciTag: String(spec.scitag) };
   }
-  const limiters = deps.limitersFor?.(spec.link) ?? [];
+  const lim = deps.limitersFor?.(jobId, params);
+  const limiters = lim?.limiters ?? [];
   let report: EndReport;
   let outcome: 'ok' | 'error' | 'requeue' | 'cancel';
   let retryable = false;
@@ -102,6 +104,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     }
   } finally {
     deps.active.remove(t);
+    lim?.release();
   }
   const moved = outcome === 'ok' ? (report.bytes ?? 0) - (report.resumedBytes ?? 0) : t.bytes;
   const end = await store.end(jobId, idx, run, spec.link, outcome, report, retryable, retryDelayMs(params.retryDelaySec, state.t + 1), moved - t.reportedBytes);

@@ -26,6 +26,8 @@ export interface FilePumpOptions {
   progress: ProgressMeter;
   onChunk?: (bytes: number) => void;
   flushBytes?: number;
+  /** Write what has arrived at least this often on slow streams (smooth progress and checkpoints). */
+  flushAfterMs?: number;
   maxBufferedBytes?: number;
 }
 
@@ -45,11 +47,15 @@ export class FilePump {
   private holds = 0;
   private settle!: { resolve: () => void; reject: (e: unknown) => void };
   private readonly flushBytes: number;
+  private readonly flushAfterMs: number;
   private readonly maxBuffered: number;
+  /** When the oldest unwritten chunk arrived. */
+  private pendingSince = 0;
 
   constructor(private readonly o: FilePumpOptions) {
     this.position = o.position;
     this.flushBytes = o.flushBytes ?? 1024 * 1024;
+    this.flushAfterMs = o.flushAfterMs ?? 200;
     this.maxBuffered = o.maxBufferedBytes ?? 8 * 1024 * 1024;
   }
 
@@ -87,12 +93,14 @@ export class FilePump {
     if (n === 0) return;
     this.o.checksum?.update(chunk);
     this.received += n;
+    const now = Date.now();
+    if (this.pendingBytes === 0) this.pendingSince = now;
     this.pending.push(chunk);
     this.pendingBytes += n;
     this.o.onChunk?.(n);
     this.admit(n);
     if (this.pendingBytes >= this.maxBuffered) this.hold(HOLD_BUFFER);
-    if (this.pendingBytes >= this.flushBytes) this.maybeFlush();
+    if (this.pendingBytes >= this.flushBytes || now - this.pendingSince >= this.flushAfterMs) this.maybeFlush(true);
   }
 
   /** Gate and rate limiters: the chunk already arrived, so a wait holds the *next* one back. */
@@ -129,13 +137,14 @@ export class FilePump {
     if (this.holds === 0 && this.failed === undefined) this.o.source.resume();
   }
 
-  private maybeFlush(): void {
+  /** `due`: the size or age threshold was reached (checked by the caller on the hot path). */
+  private maybeFlush(due = false): void {
     if (this.writing || this.failed !== undefined) return;
     if (this.pendingBytes === 0) {
       if (this.ended) this.settle.resolve();
       return;
     }
-    if (this.pendingBytes < this.flushBytes && !this.ended) return;
+    if (!due && !this.ended && this.pendingBytes < this.flushBytes && Date.now() - this.pendingSince < this.flushAfterMs) return;
     const bufs = this.pending;
     const bytes = this.pendingBytes;
     this.pending = [];

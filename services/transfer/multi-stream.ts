@@ -59,10 +59,13 @@ export interface SplitPlan {
 
 type Range = [number, number];
 
-/** Errors a fresh request for the rest of the range may cure (not: changed source, bad bytes, 4xx, disk). */
+/**
+ * Transport failures a fresh request for the rest of the range cures at once: a reset or refused stream, a
+ * truncated body. HTTP answers (5xx, 429) and timeouts are the server asking for a pause: they end the
+ * attempt so the worker's backoff applies.
+ */
 function rangeRetryable(err: CargoError): boolean {
-  return err.retryable && err.code !== TransferErrorCode.sourceChanged && err.code !== TransferErrorCode.checksumMismatch &&
-    err.code !== TransferErrorCode.localIo && err.code !== TransferErrorCode.aborted && err.code !== TransferErrorCode.stalled;
+  return err.code === TransferErrorCode.network || err.code === TransferErrorCode.sizeMismatch;
 }
 
 /** A request refused before any byte (REFUSED_STREAM, ENHANCE_YOUR_CALM, reset) is simply asked again. */
@@ -318,7 +321,14 @@ export async function pullRanges(
     }
     const sum = sum32 ? new Sum32Checksummer(sum32) : null;
     const pump = new FilePump({
-      source: res.body, writev: async (bufs, at) => { await part.writevAt(bufs, at); }, position: start,
+      source: res.body,
+      writev: async (bufs, at) => {
+        await part.writevAt(bufs, at);
+        let n = 0;
+        for (const b of bufs) n += b.byteLength;
+        slot[1] = at + n; // durable once the next checkpoint's datasync returns
+      },
+      position: start,
       signal: rangesAbort.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: sum, progress,
       onChunk: (n) => a.watchdog.bytesMoved(n),
     });

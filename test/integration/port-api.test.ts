@@ -96,4 +96,45 @@ describe('port: API surface', () => {
     const list = await h.api<{ jobs: Array<{ jobId: string }> }>('GET', '/api/v1/jobs?limit=5');
     assert.ok(list.body.jobs.some((j) => j.jobId === r.body.jobId));
   });
+
+  test('job bandwidth cap: 3 MiB at 1 MiB/s takes at least 2 s (a lower bound, immune to a slow machine)', async () => {
+    const dir = tempDir('cap');
+    const [f] = makeRandomFiles(`${dir}/src`, 1, 3 * 1024 * 1024, 3 * 1024 * 1024);
+    const t0 = Date.now();
+    const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+      files: [{ source: `file://${dir}/src/${f!.name}`, destination: `file://${dir}/dst/${f!.name}`, checksum: `adler32:${f!.adler32}` }],
+      params: { bandwidthBytesPerSec: 1024 * 1024 },
+    });
+    const job = await h.waitJob(r.body.jobId);
+    const secs = (Date.now() - t0) / 1000;
+    assert.equal(job['state'], 'FINISHED');
+    // burst allowance is 1 MiB, so 3 MiB need ≥ 2 s at 1 MiB/s
+    assert.ok(secs >= 1.9, `finished in ${secs.toFixed(2)} s, faster than the cap allows`);
+  });
+
+  test('maxTimeInQueueSec: files still waiting after it fail with CARGO_ERR_QUEUE_TIMEOUT', async () => {
+    await h.api('POST', '/api/v1/admin/pause', { scope: 'endpoint', target: '127.0.0.1:9' });
+    try {
+      const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+        files: Array.from({ length: 5 }, (_, i) => ({ source: `https://127.0.0.1:9/q/${i}`, destination: `file:///tmp/cargoport-never/q${i}` })),
+        params: { maxTimeInQueueSec: 1 },
+      });
+      const job = await h.waitJob(r.body.jobId, 20_000);
+      assert.equal(job['state'], 'FAILED');
+      const f = await h.api<{ state: string; error?: { code: string } }>('GET', `/api/v1/jobs/${r.body.jobId}/files/3`);
+      assert.equal(f.body.error?.code, 'CARGO_ERR_QUEUE_TIMEOUT');
+    } finally {
+      await h.api('POST', '/api/v1/admin/resume', { scope: 'endpoint', target: '127.0.0.1:9' });
+    }
+  });
+
+  test('processing stages are refused until they exist (400 naming params.processing)', async () => {
+    const r = await h.api<Record<string, unknown>>('POST', '/api/v1/jobs', {
+      files: [{ source: 'https://127.0.0.1:9/x', destination: 'file:///tmp/cargoport-never/x' }],
+      params: { processing: ['zstd'] },
+    });
+    assert.equal(r.status, 400);
+    assert.equal(r.body['field'], 'params.processing');
+    assert.equal(r.body['code'], 'CARGO_ERR_UNSUPPORTED_PROCESSING');
+  });
 });

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,6 +231,28 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     assert.equal(last?.headers['range'], `bytes=${done}-`);
     assert.equal(last?.headers['if-range'], checkpoint.etag);
     assert.deepEqual(await partFiles(work), []);
+  });
+
+  it('reports the durable prefix periodically while a single-stream pull runs', async () => {
+    const data = await makeFile('ticking.bin', 3 * 1024 * 1024);
+    await configureTransferEngine({ checkpointIntervalMs: 100 });
+    srv.faults.bytesPerSec = 4 * 1024 * 1024;
+    const seen: ResumeState[] = [];
+    try {
+      await transferFile(req(srv.url('/ticking.bin'), pathToFileURL(join(work, 'ticking.bin')).href), ctl({
+        onCheckpoint: (s) => {
+          seen.push(s);
+          const part = readFileSync(s.tempPath!);
+          const [[a, b]] = s.done as [[number, number]];
+          assert.ok(part.subarray(a, b).equals(data.subarray(a, b)));
+        },
+      }));
+    } finally {
+      srv.faults.bytesPerSec = undefined;
+      await configureTransferEngine({ checkpointIntervalMs: 10_000 });
+    }
+    assert.ok(seen.length >= 2, `checkpoints while running: ${seen.length}`);
+    assert.ok(seen.every((s) => s.etag !== undefined && s.done[0]![0] === 0));
   });
 
   it('starts over when the source changed since the partial copy (If-Range mismatch)', async () => {

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -138,6 +139,29 @@ describe('multi-stream pull', () => {
     assert.equal(res.checksum?.value, sum('adler32', data));
     const again = rangeRequests('/resume.bin', before).reduce((t, r) => t + rangeLength(r.headers['range']), 0);
     assert.equal(again, data.length - doneBytes, 'bytes requested again = bytes not yet durable');
+  });
+
+  it('reports durable ranges periodically while running (a crashed worker can still resume)', async () => {
+    const data = await makeFile('ticking.bin', 8 * MiB);
+    await configureTransferEngine({ checkpointIntervalMs: 100 });
+    srv.faults.bytesPerSec = 2 * MiB;
+    const seen: ResumeState[] = [];
+    try {
+      await transferFile(req(srv.url('/ticking.bin'), pathToFileURL(join(work, 'ticking.bin')).href), ctl({
+        onCheckpoint: (s) => {
+          seen.push(s);
+          // Every reported range is already in the part file with the source's bytes.
+          const part = readFileSync(s.tempPath!);
+          for (const [a, b] of s.done) assert.ok(part.subarray(a, b).equals(data.subarray(a, b)), `range ${a}-${b}`);
+        },
+      }));
+    } finally {
+      srv.faults.bytesPerSec = undefined;
+      await configureTransferEngine({ checkpointIntervalMs: 10_000 });
+    }
+    assert.ok(seen.length >= 2, `checkpoints while running: ${seen.length}`);
+    const bytes = (s: ResumeState) => s.done.reduce((t, [a, b]) => t + b - a, 0);
+    assert.ok(bytes(seen.at(-1)!) > bytes(seen[0]!), 'checkpoints grow');
   });
 
   it('heals a range reset mid-body within the attempt: only the missing remainder is requested again', async () => {
