@@ -3,6 +3,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+// File transfers, part-file fsyncs and renames all go through libuv's thread pool, which Node sizes at 4;
+// a worker running dozens of transfers needs more. Must be set before the pool's first use.
+process.env.UV_THREADPOOL_SIZE ??= '32';
+
 const cli = new URL('../dist/bin/cli.js', import.meta.url);
 if (!existsSync(fileURLToPath(cli))) {
   console.error('cargoport: not built yet; run `npm run build` in ' + fileURLToPath(new URL('..', import.meta.url)));
