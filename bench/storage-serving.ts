@@ -23,6 +23,7 @@ const sizeMiB = arg('size-mib', 2048);
 const runs = arg('runs', 3);
 const clients = arg('clients', 200);
 const clientMiB = arg('client-mib', 16);
+const uploadRuns = arg('upload-runs', 3);
 
 function makeFile(path: string, mib: number): void {
   const block = randomBytes(1 << 20);
@@ -103,6 +104,10 @@ async function main(): Promise<void> {
   const tls = testTls();
   const ngDir = join(srv.dir, 'nginx');
   mkdirSync(join(ngDir, 'logs'), { recursive: true });
+  mkdirSync(join(ngDir, 'upload'), { recursive: true });
+  mkdirSync(join(ngDir, 'body'), { recursive: true });
+  chmodSync(join(ngDir, 'upload'), 0o777);
+  chmodSync(join(ngDir, 'body'), 0o777);
   const ngPort = 20000 + Math.floor(Math.random() * 20000);
   writeFileSync(
     join(ngDir, 'nginx.conf'),
@@ -120,6 +125,7 @@ http {
     ssl_certificate ${tls.certPath};
     ssl_certificate_key ${tls.keyPath};
     location /data/ { alias ${srv.permanentDir}/; }
+    location /upload/ { alias ${ngDir}/upload/; dav_methods PUT; client_max_body_size 0; client_body_buffer_size 1m; }
   }
 }
 `,
@@ -155,6 +161,32 @@ http {
     const c2 = await concurrent(`https://127.0.0.1:${ngPort}/data/bench/small.bin`, clients, expected);
     console.log(`${clients} concurrent clients × ${clientMiB} MiB: cargoport ${c1.ok}/${clients} ok in ${(c1.ms / 1000).toFixed(1)} s, nginx ${c2.ok}/${clients} ok in ${(c2.ms / 1000).toFixed(1)} s, time ratio nginx/cargoport ${(c2.ms / c1.ms).toFixed(3)}`);
     if (c1.ok !== clients) process.exitCode = 1;
+
+    // Uploads (import): the same big file PUT with curl --http2 -T; cargoport fsyncs and publishes atomically,
+    // nginx's dav module renames its temp file without fsync.
+    if (uploadRuns > 0) {
+      const up: number[] = [];
+      const ngUp: number[] = [];
+      let upCpu = 0;
+      let ngUpCpu = 0;
+      const upload = async (url: string) => {
+        const r = await run('curl', ['--http2', '-sS', '--cacert', testTls().certPath, '-T', join(dir, 'big.bin'), '-o', '/dev/null', '-w', '%{speed_upload} %{http_code}', url]);
+        const [speed, code] = r.out.trim().split(' ');
+        if (r.code !== 0 || !['201', '204'].includes(code)) throw new Error(`upload failed: ${r.out} ${r.err}`);
+        return Number(speed);
+      };
+      for (let i = 0; i < uploadRuns; i++) {
+        let c0 = selfCpuSeconds();
+        up.push(await upload(`${srv.base}/bench/up-${i}.bin`));
+        upCpu += selfCpuSeconds() - c0;
+        c0 = procTreeCpuSeconds(ngPid);
+        ngUp.push(await upload(`https://127.0.0.1:${ngPort}/upload/up-${i}.bin`));
+        ngUpCpu += procTreeCpuSeconds(ngPid) - c0;
+        console.log(`upload run ${i + 1}: cargoport ${(up[i] / 1e6).toFixed(0)} MB/s, nginx ${(ngUp[i] / 1e6).toFixed(0)} MB/s, ratio ${(up[i] / ngUp[i]).toFixed(3)}`);
+      }
+      const ugib = (uploadRuns * sizeMiB) / 1024;
+      console.log(`upload ${sizeMiB} MiB, curl --http2 -T, ${uploadRuns} alternating runs: median cargoport ${(median(up) / 1e6).toFixed(0)} MB/s, nginx ${(median(ngUp) / 1e6).toFixed(0)} MB/s, ratio ${(median(up) / median(ngUp)).toFixed(3)}; server CPU per GiB cargoport ${(upCpu / ugib).toFixed(2)} s, nginx ${(ngUpCpu / ugib).toFixed(2)} s`);
+    }
   } finally {
     nginx.kill('SIGTERM');
     try {

@@ -28,7 +28,7 @@ IPERF_MBS=$(node -e "console.log(($IPERF_BPS/8/1e6).toFixed(1))")
 
 echo "file: ${SIZE_MIB} MiB on tmpfs, nginx $(nginx -v 2>&1 | cut -d/ -f2) h2+TLS 2 workers, $(nproc) cores, node $(node -v), engine opts: ${ENGINE_OPTS[*]:-(defaults)}"
 echo "iperf3 single-stream TCP loopback: ${IPERF_MBS} MB/s"
-CT=() CC=() ET=() EC=()
+CT=() CC=() ET=() EC=() EI=()
 for i in $(seq 1 "$RUNS"); do
   rm -f "$SHM/dst/"*
   read -r t c < <(measure curl --http2 -s --cacert "$OUT/cert.pem" -o "$SHM/dst/curl.bin" "$URL")
@@ -37,7 +37,8 @@ for i in $(seq 1 "$RUNS"); do
   rm -f "$SHM/dst/"*
   read -r t c < <(measure node "$ROOT/dist/bench/pull-once.js" "$URL" "file://$SHM/dst/engine.bin" --ca "$OUT/cert.pem" "${ENGINE_OPTS[@]}")
   cmp -s "$SHM/src/file.bin" "$SHM/dst/engine.bin" || { echo "engine: content differs"; exit 1; }
-  ET+=("$t"); EC+=("$c")
-  echo "run $i: curl ${CT[-1]} s ${CC[-1]} cpu-s | engine ${ET[-1]} s ${EC[-1]} cpu-s"
+  ET+=("$t"); EC+=("$c"); EI+=("$(engine_transfer_cpu)")
+  echo "run $i: curl ${CT[-1]} s ${CC[-1]} cpu-s | engine ${ET[-1]} s ${EC[-1]} cpu-s (in-process, excl. start-up: ${EI[-1]})"
 done
 summarize "$BYTES" curl "${CT[*]}" "${CC[*]}" "${ET[*]}" "${EC[*]}" "$IPERF_MBS" iperf3
+node -e 'const a=process.argv[2].trim().split(/\s+/).map(Number).sort((x,y)=>x-y);const m=a[Math.floor(a.length/2)];console.log(`engine in-process transfer CPU (excl. node start-up): ${(m/(Number(process.argv[1])/2**30)).toFixed(2)} cpu-s/GiB`)' "$BYTES" "${EI[*]}"

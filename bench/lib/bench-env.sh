@@ -44,12 +44,18 @@ NGINX
   sleep 0.3
 }
 
-# measure <command…> → prints "wall_seconds cpu_seconds"
+# measure <command…> → prints "wall_seconds cpu_seconds"; the command's stdout is kept in $OUT/last-stdout
 measure() {
   local tf; tf=$(mktemp)
-  /usr/bin/time -f '%e %U %S' -o "$tf" "$@" >/dev/null
+  /usr/bin/time -f '%e %U %S' -o "$tf" "$@" >"$OUT/last-stdout"
   awk '{ printf "%s %.3f\n", $1, $2 + $3 }' "$tf"
   rm -f "$tf"
+}
+
+# CPU seconds the engine itself reported for the transfer (excludes node start-up and module loading, which a
+# long-running worker pays once), from bench/pull-once's JSON line.
+engine_transfer_cpu() {
+  node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(j.transferCpuSeconds.toFixed(3))' "$OUT/last-stdout"
 }
 
 # summarize <bytes> <peer label> "<peer secs…>" "<peer cpu…>" "<engine secs…>" "<engine cpu…>" [<reference MB/s> <reference label>]

@@ -38,6 +38,11 @@ export interface TransferClientOptions {
   bodyTimeoutMs: number;
   /** Disable HTTP/2 (HTTP/1.1 over several connections), e.g. for endpoints with small h2 receive windows. */
   http1Only: boolean;
+  /**
+   * The endpoint assembles ranged PUTs (`Content-Range` + `Cargo-Upload-Id`: a cargoport peer), so large pushes
+   * may go over several connections. Never set this for other servers: they would store each part as the file.
+   */
+  rangedUpload: boolean;
   /** Per-host pacing of new connections (handshakes in flight, connections started per second). */
   connectionPacing: ConnectionPacerOptions;
   /** Called for each new connection (marking backends set flow labels / read TCP_INFO here). */
@@ -49,6 +54,7 @@ export const defaultClientOptions: TransferClientOptions = {
   streams: 4,
   maxStreamsPerConnection: 100,
   maxHttp1ConnectionsPerOrigin: 64,
+  rangedUpload: false,
   // 32 MiB per stream / 128 MiB per connection ≈ 10 Gbit/s at 100 ms RTT (peers.md §3.1).
   initialWindowSize: 32 * 1024 * 1024,
   connectionWindowSize: 128 * 1024 * 1024,
@@ -87,8 +93,15 @@ interface OriginClients {
   next: number;
 }
 
+/** Settings one endpoint may override (e.g. HTTP/1.1 only for a server with small h2 windows, more connections). */
+export type OriginOptions = Partial<Pick<TransferClientOptions,
+  'connections' | 'streams' | 'maxStreamsPerConnection' | 'maxHttp1ConnectionsPerOrigin' | 'initialWindowSize' |
+  'connectionWindowSize' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'http1Only' | 'ciphers' |
+  'rangedUpload'>>;
+
 export class ClientPool {
   private readonly origins = new Map<string, OriginClients>();
+  private readonly originOptions = new Map<string, OriginOptions>();
   /**
    * Upload connections, separate from the download ones: undici 7 dispatches a non-idempotent or stream-bodied
    * request only on an otherwise idle connection (client-h2.js `busy`), so a PUT sharing a Client with a GET
@@ -99,7 +112,7 @@ export class ClientPool {
   private pacer: ConnectionPacer;
 
   constructor(opts: Partial<TransferClientOptions> = {}) {
-    this.opts = { ...defaultClientOptions, ...opts };
+    this.opts = { ...defaultClientOptions, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };
     this.pacer = new ConnectionPacer(this.opts.connectionPacing);
   }
 
@@ -107,22 +120,45 @@ export class ClientPool {
     return this.opts;
   }
 
+  /** Effective options for `origin` (engine-wide options with the endpoint's overrides). */
+  optionsFor(origin: string): Readonly<TransferClientOptions> {
+    const o = this.originOptions.get(origin);
+    return o ? { ...this.opts, ...o } : this.opts;
+  }
+
+  /**
+   * Per-endpoint overrides (`origin` as in `new URL(u).origin`); `undefined` removes them. The origin's pooled
+   * connections are closed so the next request uses the new settings.
+   */
+  async configureOrigin(origin: string, opts: OriginOptions | undefined): Promise<void> {
+    if (opts) this.originOptions.set(origin, opts);
+    else this.originOptions.delete(origin);
+    const entry = this.origins.get(origin);
+    const uploads = this.uploads.get(origin) ?? [];
+    this.origins.delete(origin);
+    this.uploads.delete(origin);
+    await Promise.allSettled([...(entry?.clients ?? []), ...uploads].map((c) => c.client.close()));
+  }
+
   /** Changes options for connections opened from now on; existing Clients are closed so they pick them up. */
   async reconfigure(opts: Partial<TransferClientOptions>): Promise<void> {
-    this.opts = { ...this.opts, ...opts };
+    // `undefined` means "not specified" (config files leave fields out), never "unset the default".
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+    this.opts = { ...this.opts, ...given };
     this.pacer = new ConnectionPacer(this.opts.connectionPacing);
     await this.close();
   }
 
   /** The Clients of `origin`, growing the pool to `connections` if needed. */
   clientsFor(origin: string, connections?: number): PooledClient[] {
-    const n = Math.max(1, connections ?? this.opts.connections);
+    const o = this.optionsFor(origin);
+    const n = Math.max(1, connections ?? o.connections);
     let entry = this.origins.get(origin);
     if (!entry) {
       entry = { clients: [], next: 0 };
       this.origins.set(origin, entry);
     }
-    while (entry.clients.length < n) entry.clients.push(this.newClient(origin, this.opts.maxStreamsPerConnection));
+    while (entry.clients.length < n) entry.clients.push(this.newClient(origin, o.maxStreamsPerConnection));
     return entry.clients.slice(0, n);
   }
 
@@ -136,7 +172,7 @@ export class ClientPool {
     if (list[0]!.info.protocol === 'http/1.1') {
       const idle = entry.clients.find((c) => c.inFlight === 0);
       if (idle) return idle;
-      if (entry.clients.length < this.opts.maxHttp1ConnectionsPerOrigin) {
+      if (entry.clients.length < this.optionsFor(origin).maxHttp1ConnectionsPerOrigin) {
         const c = this.newClient(origin, 1);
         entry.clients.push(c);
         return c;
@@ -174,7 +210,7 @@ export class ClientPool {
   }
 
   private newClient(origin: string, streams: number): PooledClient {
-    const o = this.opts;
+    const o = this.optionsFor(origin);
     const allowH2 = !o.http1Only;
     const info: ConnectionInfo = {};
     const baseConnect = buildConnector({
@@ -225,6 +261,8 @@ export class ClientPool {
       bodyTimeout: o.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
     });
+    // Every range lane on this connection watches 'disconnect' (multi-stream.ts); no leak, just many listeners.
+    client.setMaxListeners(0);
     pooled = { client, info, inFlight: 0 };
     return pooled;
   }

@@ -11,10 +11,11 @@ import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { ClientPool, type PooledClient, type TransferClientOptions } from './client-pool.js';
+import { ClientPool, type OriginOptions, type PooledClient, type TransferClientOptions } from './client-pool.js';
 import { ProgressMeter, pumpBytes } from './byte-pump.js';
 import { FilePump } from './file-pump.js';
 import { PeriodicCheckpoint } from './periodic-checkpoint.js';
+import { pushRanges, type RangedPushPlan } from './ranged-push.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
 import { header, headRequest, putRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
@@ -36,6 +37,9 @@ export interface TransferEngineOptions extends TransferClientOptions {
   checkpointIntervalMs: number;
 }
 
+/** Smallest read buffer for local sources (small files get a buffer their size, not fileChunkBytes). */
+const MIN_FILE_READ_BYTES = 64 * 1024;
+
 let engineOptions: Omit<TransferEngineOptions, keyof TransferClientOptions> = {
   stall: defaultStallPolicy,
   multiStream: defaultMultiStreamPolicy,
@@ -56,12 +60,40 @@ export type TransferEngineSettings = Partial<Omit<TransferEngineOptions, 'stall'
 export async function configureTransferEngine(opts: TransferEngineSettings): Promise<void> {
   const { stall, multiStream, fileChunkBytes, checkpointIntervalMs, ...clientOpts } = opts;
   engineOptions = {
-    stall: stall ? { ...engineOptions.stall, ...stall } : engineOptions.stall,
-    multiStream: multiStream ? { ...engineOptions.multiStream, ...multiStream } : engineOptions.multiStream,
+    stall: stall ? { ...engineOptions.stall, ...definedOnly(stall) } : engineOptions.stall,
+    multiStream: multiStream ? { ...engineOptions.multiStream, ...definedOnly(multiStream) } : engineOptions.multiStream,
     fileChunkBytes: fileChunkBytes ?? engineOptions.fileChunkBytes,
     checkpointIntervalMs: checkpointIntervalMs ?? engineOptions.checkpointIntervalMs,
   };
-  if (Object.keys(clientOpts).length > 0) await pool.reconfigure(clientOpts);
+  if (Object.values(clientOpts).some((v) => v !== undefined)) await pool.reconfigure(clientOpts);
+}
+
+/** A ranged (multi-connection) push, when the destination assembles ranged PUTs and the file is large enough. */
+async function rangedPushPlan(a: Attempt, path: string, dst: HttpEndpoint): Promise<RangedPushPlan | null> {
+  const o = pool.optionsFor(dst.origin);
+  if (!o.rangedUpload) return null;
+  const lanes = Math.max(1, a.req.connections ?? o.connections) * Math.max(1, a.req.streams ?? o.streams);
+  if (lanes <= 1) return null;
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch {
+    return null; // the single-stream path reports the missing source
+  }
+  if (size < engineOptions.multiStream.minFileBytes || size <= engineOptions.multiStream.rangeBytes) return null;
+  return { path, size, lanes };
+}
+
+/**
+ * Per-endpoint overrides of connection settings (connections, streams, windows, timeouts, HTTP/1.1-only),
+ * keyed by origin (`https://host:port`); `undefined` clears them.
+ */
+export async function configureTransferEndpoint(origin: string, opts: OriginOptions | undefined): Promise<void> {
+  await pool.configureOrigin(new URL(origin).origin, opts);
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Closes every pooled undici Client (graceful: in-flight requests finish first). */
@@ -128,9 +160,9 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
     const lastModified = st.mtime.toISOString();
     // A local source can be resumed only if it is unchanged since the partial copy was made.
     const start = offset > 0 && resume?.size === st.size && resume.lastModified === lastModified ? offset : 0;
-    const body = createReadStream(src.path, {
-      start, highWaterMark: engineOptions.fileChunkBytes, signal: a.signal,
-    });
+    // Size the read buffer to the file: a fixed 1 MiB buffer per small file is pure garbage-collector work.
+    const highWaterMark = Math.min(engineOptions.fileChunkBytes, Math.max(MIN_FILE_READ_BYTES, st.size - start));
+    const body = createReadStream(src.path, { start, highWaterMark, signal: a.signal });
     return { body, start, size: st.size, lastModified };
   }
   const validator = resume?.etag ?? resume?.lastModified;
@@ -260,6 +292,10 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
       });
     }
     dstHeaders['if-none-match'] = '*';
+  }
+  if (src.kind === 'file' && engineOptions.multiStream.enabled) {
+    const ranged = await rangedPushPlan(a, src.path, dst);
+    if (ranged) return pushRanges(pool, dst, a, ranged, engineOptions.multiStream, dstHeaders);
   }
   let opened: OpenedSource | undefined;
   try {

@@ -42,17 +42,40 @@ export function parseContentRange(v: string | undefined): { start: number; end: 
 
 // undici accepts any async iterable as a request body (and writes it with drain back-pressure); its
 // typings list only Readable, hence the cast at the call site.
+//
+// undici 7 can leave a request unsettled when its connection dies early (fixed upstream in 8.10, "every request
+// settles"): each exchange is therefore also failed by the Client's 'disconnect', as a retryable network error,
+// until its response body is closed.
 async function send(
   via: PooledClient, ep: HttpEndpoint, side: TransferSide, opts: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>,
 ): Promise<Dispatcher.ResponseData> {
+  const outer = opts.signal as AbortSignal | undefined;
+  const ac = new AbortController();
+  const onOuter = (): void => ac.abort(outer!.reason);
+  if (outer?.aborted) ac.abort(outer.reason);
+  else outer?.addEventListener('abort', onOuter, { once: true });
+  const onDisconnect = (_origin: unknown, _targets: unknown, err: unknown): void => {
+    ac.abort(new TransferError(TransferErrorCode.network,
+      `${side} connection dropped: ${String((err as Error | undefined)?.message ?? err)}`,
+      { httpStatus: 502, field: side, retryable: true, cause: err }));
+  };
+  via.client.on('disconnect', onDisconnect);
+  const cleanup = (): void => {
+    via.client.off('disconnect', onDisconnect);
+    outer?.removeEventListener('abort', onOuter);
+  };
   via.inFlight++;
   try {
-    const res = await via.client.request({ ...opts, path: ep.path });
-    res.body.once('close', () => { via.inFlight--; });
+    const res = await via.client.request({ ...opts, signal: ac.signal, path: ep.path });
+    res.body.once('close', () => {
+      via.inFlight--;
+      cleanup();
+    });
     return res;
   } catch (e) {
     via.inFlight--;
-    if (opts.signal && (opts.signal as AbortSignal).aborted) throw (opts.signal as AbortSignal).reason ?? e;
+    cleanup();
+    if (ac.signal.aborted) throw ac.signal.reason ?? e;
     throw classifyError(e, side, ep.url);
   }
 }

@@ -111,8 +111,9 @@ export type PullPlan =
 export async function planPull(
   pool: ClientPool, src: HttpEndpoint, a: Attempt, policy: MultiStreamPolicy,
 ): Promise<PullPlan> {
-  const n = Math.max(1, a.req.connections ?? pool.options.connections);
-  const m = Math.max(1, a.req.streams ?? pool.options.streams);
+  const defaults = pool.optionsFor(src.origin);
+  const n = Math.max(1, a.req.connections ?? defaults.connections);
+  const m = Math.max(1, a.req.streams ?? defaults.streams);
   if (n * m <= 1) return { kind: 'single' };
   if (a.req.size !== undefined && a.req.size < policy.minFileBytes) return { kind: 'single' };
   const headers = sourceHeaders(a);
@@ -304,13 +305,15 @@ export async function pullRanges(
   const fetchRange = async (via: PooledClient, start: number, end: number): Promise<void> => {
     const slot: Range = [start, start];
     moved.push(slot);
+    const signal = rangesAbort.signal;
     let res: RangedGetResponse;
     if (pending && start === 0) {
       res = pending;
       pending = undefined;
+      if (signal.aborted) res.body.destroy();
     } else {
       res = await rangedGet(pool, src, {
-        offset: start, end, validator: plan.validator, headers, signal: rangesAbort.signal, via,
+        offset: start, end, validator: plan.validator, headers, signal, via,
       });
     }
     if (res.status !== 206) {
@@ -329,7 +332,7 @@ export async function pullRanges(
         slot[1] = at + n; // durable once the next checkpoint's datasync returns
       },
       position: start,
-      signal: rangesAbort.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: sum, progress,
+      signal, gate: ctl.gate, limiters: ctl.limiters, checksum: sum, progress,
       onChunk: (n) => a.watchdog.bytesMoved(n),
     });
     try {
@@ -362,6 +365,8 @@ export async function pullRanges(
       } catch (e) {
         const err = classifyError(e, 'source', src.url);
         const reached = moved[before]?.[1] ?? start;
+        // Every byte arrived and was written (the error came after, e.g. the connection dropped at the end).
+        if (reached >= range[1] && (!sum32 || rangeSums.some((r) => r.start === start && r.end === reached))) return;
         const partialSumKept = !sum32 || reached === start || rangeSums.some((r) => r.start === start && r.end === reached);
         if (rangesAbort.signal.aborted || !rangeRetryable(err) || tries >= policy.rangeRetries || !partialSumKept) throw e;
         start = reached;

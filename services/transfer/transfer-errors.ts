@@ -123,9 +123,8 @@ export function abortedError(reason?: unknown): TransferError {
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
-    if (u.username || u.password) { u.username = '***'; u.password = ''; }
-    if (u.search) u.search = '?…';
-    return u.toString();
+    const who = u.username || u.password ? '***@' : '';
+    return `${u.protocol}//${who}${u.host}${u.pathname}${u.search ? '?…' : ''}`;
   } catch {
     return url.slice(0, 200);
   }

@@ -139,3 +139,36 @@ test('a body shorter than Content-Length (HTTP/1.1 connection dropped) publishes
   assert.equal((await h2Request(s, 'HEAD', '/data/abort/short.bin')).status, 404);
   assert.deepEqual(readdirSync(srv.storage.buffer.incomingDir), []);
 });
+
+test('clients abandoning downloads mid-body: no file descriptor leaks, server keeps serving', async () => {
+  const { readdirSync: ls } = await import('node:fs');
+  const { constants } = await import('node:http2');
+  const big = Buffer.alloc(8 * 1024 * 1024, 7);
+  assert.equal((await h2Request(s, 'PUT', '/data/dl/big.bin', {}, big)).status, 201);
+  const fdsBefore = ls('/proc/self/fd').length;
+  for (let i = 0; i < 20; i++) {
+    // One session per abandoning client: Node's rapid-reset protection (ENHANCE_YOUR_CALM) would otherwise
+    // rightly cut a single session that keeps cancelling streams.
+    const c = h2Connect(srv.origin);
+    await new Promise<void>((resolve) => {
+      const req = c.request({ ':method': 'GET', ':path': '/data/dl/big.bin' });
+      req.on('error', () => undefined);
+      req.once('data', () => {
+        req.close(constants.NGHTTP2_CANCEL);
+        resolve();
+      });
+      req.on('close', () => resolve());
+    });
+    c.destroy();
+  }
+  let fdsAfter = ls('/proc/self/fd').length;
+  for (let i = 0; i < 100 && fdsAfter > fdsBefore; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    fdsAfter = ls('/proc/self/fd').length;
+  }
+  assert.ok(fdsAfter <= fdsBefore, `fds before ${fdsBefore}, after ${fdsAfter}`);
+  s.destroy();
+  s = h2Connect(srv.origin);
+  const full = await h2Request(s, 'GET', '/data/dl/big.bin');
+  assert.ok(full.body.equals(big));
+});

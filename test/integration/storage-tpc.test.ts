@@ -157,3 +157,68 @@ test('perf marker layout is exactly what davix parses', () => {
     'Perf Marker\nTimestamp: 1700000000\nStripe Index: 0\nStripe Bytes Transferred: 1234\nTotal Stripe Count: 1\nEnd\n',
   );
 });
+
+test('markers repeat while the copy runs (bytes never decrease); a client that goes away aborts the copy', async () => {
+  const { constants } = await import('node:http2');
+  let sawAbort = false;
+  const c = await startStorageServer({
+    tpc: {
+      allowLocal: true,
+      markerIntervalMs: 20,
+      probeSource: async () => ({ status: 200, headers: {} }),
+      // A stand-in engine: reports progress in steps, or waits for the abort signal.
+      transfer: async (req, ctl) => {
+        if (req.source.endsWith('/hang')) {
+          await new Promise<void>((resolve) => ctl.signal.addEventListener('abort', () => resolve(), { once: true }));
+          sawAbort = true;
+          throw new Error('aborted');
+        }
+        for (let i = 1; i <= 10; i++) {
+          await new Promise((r) => setTimeout(r, 60));
+          ctl.onProgress?.({ bytes: i * 1000, total: 10_000 });
+        }
+        const { writeFileSync } = await import('node:fs');
+        writeFileSync(new URL(req.destination), 'x');
+        return { bytes: 10_000, resumedBytes: 0, protocol: 'h2', connections: 1, streams: 1, durationMs: 600 };
+      },
+    },
+  });
+  try {
+    const s = h2Connect(c.origin);
+    const r = await h2Request(s, 'COPY', '/data/m/file', { source: 'https://example.org/slow', requirechecksumverification: 'false' });
+    const text = r.body.toString();
+    assert.equal(checkMarkerStream(text), 'success: Created');
+    const bytes = [...text.matchAll(/Stripe Bytes Transferred: (\d+)/g)].map((m) => Number(m[1]));
+    assert.ok(bytes.length >= 3, `markers: ${bytes.length}`);
+    for (let i = 1; i < bytes.length; i++) assert.ok(bytes[i] >= bytes[i - 1]);
+    assert.equal(bytes[bytes.length - 1], 10_000);
+    await new Promise<void>((resolve) => {
+      const req = s.request({ ':method': 'COPY', ':path': '/data/m/hung', source: 'https://example.org/hang', requirechecksumverification: 'false' });
+      req.on('error', () => undefined);
+      req.once('data', () => {
+        req.close(constants.NGHTTP2_CANCEL);
+        resolve();
+      });
+    });
+    for (let i = 0; i < 100 && !sawAbort; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sawAbort, true, 'the engine was told to abort');
+    assert.equal((await h2Request(s, 'HEAD', '/data/m/hung')).status, 404);
+    s.close();
+  } finally {
+    await c.close();
+  }
+});
+
+test('loopback remotes are refused unless allowLocal (403 before any 202)', async () => {
+  const c = await startStorageServer({ tpc: { transfer: transferFile } });
+  try {
+    const s = h2Connect(c.origin);
+    for (const src of [`${a.base}/src/pull.bin`, 'https://localhost:1/x', 'https://[::1]:1/x']) {
+      const r = await h2Request(s, 'COPY', '/data/x', { source: src });
+      assert.equal(r.status, 403, src);
+    }
+    s.close();
+  } finally {
+    await c.close();
+  }
+});

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createChecksummer } from '../../services/checksum/checksummer.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
 import type { RateLimiter, ResumeState, TransferControl, TransferProgress, TransferRequest } from '../../services/transfer/types.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { isCargoError } from '../../services/errors.js';
@@ -410,6 +410,19 @@ describe('transfer engine: HTTP/1.1 endpoints', () => {
     assert.ok(h1.requests.every((r) => r.httpVersion === '1.1'));
   });
 
+  it('per-endpoint override: HTTP/1.1 only for one origin, h2 again once cleared', async () => {
+    await makeFile('override.bin', 100_000);
+    try {
+      await configureTransferEndpoint(srv.origin, { http1Only: true });
+      const r1 = await transferFile(req(srv.url('/override.bin'), pathToFileURL(join(work, 'ov1.bin')).href), ctl());
+      assert.equal(r1.protocol, 'http/1.1');
+    } finally {
+      await configureTransferEndpoint(srv.origin, undefined);
+    }
+    const r2 = await transferFile(req(srv.url('/override.bin'), pathToFileURL(join(work, 'ov2.bin')).href), ctl());
+    assert.equal(r2.protocol, 'h2');
+  });
+
   it('runs concurrent transfers to an HTTP/1.1 origin on separate connections, not queued on one', async () => {
     const files = await Promise.all(Array.from({ length: 6 }, (_, i) => makeFile(`h1c${i}.bin`, 512 * 1024)));
     const before = h1.requests.length;
@@ -423,5 +436,25 @@ describe('transfer engine: HTTP/1.1 endpoints', () => {
     for (let i = 0; i < files.length; i++) assert.deepEqual(await readFile(join(work, `h1c${i}.bin`)), files[i]);
     const ports = new Set(h1.requests.slice(before).map((r) => r.remotePort));
     assert.ok(ports.size >= 3, `connections used: ${ports.size}`);
+  });
+});
+
+describe('transfer engine: IPv6', () => {
+  it('pulls from https://[::1]:port and records the IPv6 remote address', async (t) => {
+    let v6: H2FileServer;
+    try {
+      v6 = await startH2FileServer({ root: srvRoot, host: '::1' });
+    } catch (e) {
+      t.skip(`no IPv6 loopback here: ${(e as Error).message}`);
+      return;
+    }
+    try {
+      const data = await makeFile('v6.bin', 200_000);
+      const res = await transferFile(req(v6.url('/v6.bin'), pathToFileURL(join(work, 'v6.bin')).href, { verify: 'source' }), ctl());
+      assert.equal(res.remoteIp, '::1');
+      assert.deepEqual(await readFile(join(work, 'v6.bin')), data);
+    } finally {
+      await v6.close();
+    }
   });
 });

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createChecksummer } from '../../services/checksum/checksummer.js';
 import { isCargoError } from '../../services/errors.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
 import type { ChecksumAlg, ResumeState, TransferControl, TransferRequest } from '../../services/transfer/types.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
@@ -224,6 +224,41 @@ describe('multi-stream pull', () => {
     assert.equal(res.resumedBytes, 0);
     assert.deepEqual(await readFile(dst), fresh);
     assert.equal((await stat(dst)).size, fresh.length);
+  });
+});
+
+describe('multi-stream push to a cargoport endpoint (ranged PUT)', () => {
+  it('sends Content-Range parts with one upload id over several connections and verifies the result', async () => {
+    const src = join(work, 'push-src.bin');
+    const data = randomBytes(9 * MiB + 5);
+    await writeFile(src, data);
+    const before = srv.requests.length;
+    await configureTransferEndpoint(srv.origin, { rangedUpload: true });
+    try {
+      const res = await transferFile(req(pathToFileURL(src).href, srv.url('/pushed/big.bin'), {
+        verify: 'both', connections: 2, streams: 2, checksum: { alg: 'adler32', value: sum('adler32', data) },
+      }), ctl());
+      assert.equal(res.connections, 4);
+      assert.equal(res.checksum?.value, sum('adler32', data));
+    } finally {
+      await configureTransferEndpoint(srv.origin, undefined);
+    }
+    assert.deepEqual(await readFile(join(srvRoot, 'pushed/big.bin')), data);
+    const puts = srv.requests.slice(before).filter((r) => r.method === 'PUT');
+    assert.equal(puts.length, 10);
+    assert.equal(new Set(puts.map((r) => r.headers['cargo-upload-id'])).size, 1);
+    assert.ok(puts.every((r) => /^bytes \d+-\d+\/9437189$/.test(String(r.headers['content-range']))));
+    assert.ok(new Set(puts.map((r) => r.remotePort)).size >= 2, 'several connections');
+  });
+
+  it('pushes single-stream to endpoints not known to assemble ranged PUTs', async () => {
+    const src = join(work, 'push-src2.bin');
+    await writeFile(src, randomBytes(5 * MiB));
+    const before = srv.requests.length;
+    await transferFile(req(pathToFileURL(src).href, srv.url('/pushed/plain.bin'), { verify: 'none', connections: 2, streams: 2 }), ctl());
+    const puts = srv.requests.slice(before).filter((r) => r.method === 'PUT');
+    assert.equal(puts.length, 1);
+    assert.equal(puts[0]!.headers['content-range'], undefined);
   });
 });
 

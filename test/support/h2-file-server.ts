@@ -8,7 +8,7 @@
  * bytes. Records requests and each HTTP/2 session's SETTINGS as received from the client.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { mkdir, open, rename, stat } from 'node:fs/promises';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -266,7 +266,55 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
     });
   }
 
+  /** Ranged uploads (cargoport protocol): parts with Content-Range + Cargo-Upload-Id, assembled in a temp file. */
+  const assemblies = new Map<string, { tmp: string; done: Array<[number, number]>; total: number }>();
+
+  async function handleRangedPut(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, path: string): Promise<void> {
+    const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(req.headers['content-range']));
+    if (!m) { req.resume(); res.statusCode = 400; res.end(); return; }
+    const [start, end, total] = [Number(m[1]), Number(m[2]) + 1, Number(m[3])];
+    const key = `${path}|${String(req.headers['cargo-upload-id'] ?? '')}|${total}`;
+    let a = assemblies.get(key);
+    if (!a) {
+      await mkdir(dirname(path), { recursive: true });
+      a = { tmp: `${path}.ranged-${Math.random().toString(16).slice(2)}`, done: [], total };
+      assemblies.set(key, a);
+      const h = await open(a.tmp, 'w');
+      await h.truncate(total);
+      await h.close();
+    }
+    try {
+      await pipeline(req as unknown as NodeJS.ReadableStream, createWriteStream(a.tmp, { flags: 'r+', start }));
+    } catch {
+      res.destroy();
+      return;
+    }
+    a.done.push([start, end]);
+    a.done.sort((x, y) => x[0] - y[0]);
+    let covered = 0;
+    let pos = 0;
+    for (const [s0, e0] of a.done) { if (s0 > pos) break; pos = Math.max(pos, e0); }
+    covered = pos;
+    if (covered < total || !assemblies.has(key)) {
+      res.statusCode = 202;
+      res.setHeader('cargo-upload-received', String(covered));
+      res.end();
+      return;
+    }
+    assemblies.delete(key);
+    await rename(a.tmp, path);
+    const algs = wantedAlgs(req.headers['want-digest']);
+    if (algs.length && !faults.noDigest) {
+      const parts: string[] = [];
+      for (const alg of algs) parts.push(digestToken(alg, await fileDigest(path, alg)));
+      res.setHeader('digest', parts.join(','));
+    }
+    res.statusCode = 201;
+    res.end();
+  }
+
   async function handlePut(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, path: string): Promise<void> {
+    if (req.headers['content-range'] !== undefined) return handleRangedPut(req, res, path);
     if (req.headers['if-none-match'] === '*') {
       try { await stat(path); req.resume(); res.statusCode = 412; res.end(); return; } catch { /* absent: go on */ }
     }

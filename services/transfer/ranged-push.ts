@@ -1,0 +1,166 @@
+/**
+ * Multi-stream push to a cargoport endpoint: a local file cut into byte ranges, each sent as its own PUT with
+ * `Content-Range: bytes S-E/T` and a shared `Cargo-Upload-Id` (gateway/storage/README.md, ranged uploads).
+ * The endpoint assembles the parts and publishes the file when the last one lands (201/204; the others 202).
+ *
+ * undici 7 dispatches a stream-bodied PUT only on an idle connection, so every lane gets its own connection
+ * (lent from the pool's upload lane) rather than an HTTP/2 stream. Only endpoints configured with
+ * `rangedUpload: true` get this; any other server would store each part as the whole file.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { setMaxListeners } from 'node:events';
+import { Sum32Checksummer, isSum32Alg } from '../checksum/checksummer.js';
+import type { CargoError } from '../errors.js';
+import type { Attempt } from './attempt.js';
+import { verifyChecksum } from './attempt.js';
+import { ProgressMeter, pumpBytes } from './byte-pump.js';
+import type { ClientPool } from './client-pool.js';
+import type { HttpEndpoint } from './http-requests.js';
+import { headRequest, putRequest } from './http-requests.js';
+import { combineRangeSums, missingRanges, type MultiStreamPolicy } from './multi-stream.js';
+import {
+  checksumMismatch, digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue,
+} from './transfer-checksum.js';
+import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
+import type { TransferResult } from './types.js';
+
+export interface RangedPushPlan {
+  path: string;
+  size: number;
+  lanes: number;
+}
+
+/** Transport failures worth re-sending one part for (the endpoint counts a part only once all of it landed). */
+function partRetryable(err: CargoError): boolean {
+  return err.code === TransferErrorCode.network || err.code === TransferErrorCode.sizeMismatch;
+}
+
+export async function pushRanges(
+  pool: ClientPool, dst: HttpEndpoint, a: Attempt, plan: RangedPushPlan, policy: MultiStreamPolicy,
+  dstHeaders: Record<string, string>,
+): Promise<TransferResult> {
+  const { req, ctl } = a;
+  const { size } = plan;
+  const uploadId = randomBytes(12).toString('hex');
+  const todo = missingRanges([], size, policy.rangeBytes);
+  const sum32 = a.computeChecksum && isSum32Alg(a.alg) ? a.alg : undefined;
+  const rangeSums: Array<{ start: number; end: number; state: number }> = [];
+  const progress = new ProgressMeter(0, size, ctl.onProgress);
+  const partsAbort = new AbortController();
+  setMaxListeners(0, partsAbort.signal);
+  const onAttemptAbort = (): void => partsAbort.abort(a.signal.reason);
+  a.signal.addEventListener('abort', onAttemptAbort, { once: true });
+  let firstError: unknown;
+  let completed: Awaited<ReturnType<typeof putRequest>> | undefined;
+  let next = 0;
+  const baseHeaders: Record<string, string> = { ...dstHeaders, 'cargo-upload-id': uploadId };
+  delete baseHeaders['if-none-match'];
+  if (!req.overwrite) baseHeaders['overwrite'] = 'F';
+  // The endpoint verifies the assembled file against this before publishing (412 on mismatch).
+  if (req.checksum?.value) baseHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
+
+  const sendPart = async (start: number, end: number): Promise<void> => {
+    const sum = sum32 ? new Sum32Checksummer(sum32) : null;
+    const file = createReadStream(plan.path, { start, end: end - 1, highWaterMark: 1024 * 1024, signal: partsAbort.signal });
+    const body = pumpBytes(file, {
+      signal: partsAbort.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: sum, progress,
+      onChunk: (n) => a.watchdog.bytesMoved(n),
+    });
+    let sent = 0;
+    const counted = (async function* () {
+      for await (const c of body) {
+        sent += c.byteLength;
+        yield c;
+      }
+    })();
+    try {
+      const res = await putRequest(pool, dst, {
+        body: counted, size: end - start, signal: partsAbort.signal,
+        headers: { ...baseHeaders, 'content-range': `bytes ${start}-${end - 1}/${size}` },
+      });
+      if (res.status === 201 || res.status === 204 || res.status === 200) completed = res;
+    } catch (e) {
+      file.destroy();
+      // Bytes already counted as progress for this part will be sent again.
+      progress.add(-sent);
+      throw e;
+    }
+    if (sum) rangeSums.push({ start, end, state: sum.state });
+  };
+
+  const lane = async (): Promise<void> => {
+    while (firstError === undefined && next < todo.length) {
+      const [start, end] = todo[next++]!;
+      for (let tries = 0; ; tries++) {
+        try {
+          await sendPart(start, end);
+          break;
+        } catch (e) {
+          const err = classifyError(e, 'destination', dst.url);
+          if (partsAbort.signal.aborted || !partRetryable(err) || tries >= policy.rangeRetries) {
+            if (firstError === undefined) {
+              firstError = e;
+              partsAbort.abort(e);
+            }
+            return;
+          }
+          await new Promise((r) => setTimeout(r, policy.rangeRetryDelayMs * 2 ** tries * (0.5 + Math.random())));
+        }
+      }
+    }
+  };
+
+  const lanes = Math.min(plan.lanes, todo.length);
+  await Promise.all(Array.from({ length: lanes }, () => lane()));
+  a.signal.removeEventListener('abort', onAttemptAbort);
+  progress.flush();
+  try {
+    if (firstError !== undefined) throw firstError;
+    if (!completed) {
+      throw new TransferError(TransferErrorCode.network, 'ranged upload: no part completed the assembly (no 201/204)', {
+        httpStatus: 502, field: 'destination', retryable: true,
+      });
+    }
+    let value: string | undefined;
+    if (sum32) {
+      value = new Sum32Checksummer(sum32, combineRangeSums(sum32, rangeSums, size)).digestHex();
+    } else if (a.computeChecksum) {
+      // md5/sha256 cannot be combined from ranges: hash the local source once more (a local read).
+      const whole = newChecksum(a.alg);
+      const h = await open(plan.path, 'r');
+      try { await rehashPrefix(whole, h, size); } finally { await h.close(); }
+      value = whole.digestHex();
+    }
+    verifyChecksum(a, value, undefined);
+    if (value !== undefined && (req.verify === 'destination' || req.verify === 'both')) {
+      let remote = digestFromHeaders(completed.headers, a.alg);
+      if (remote === undefined) {
+        const head = await headRequest(pool, dst, 'destination',
+          { ...req.destinationHeaders, 'want-digest': wantDigestValue(a.alg) }, a.signal);
+        if (head.status >= 200 && head.status < 300) remote = digestFromHeaders(head.headers, a.alg);
+      }
+      if (remote === undefined) {
+        throw new TransferError(TransferErrorCode.checksumUnavailable,
+          `destination did not report a ${a.alg} checksum (Want-Digest)`, { httpStatus: 502, field: 'destination', retryable: false });
+      }
+      if (remote !== value) throw checksumMismatch(a.alg, value, remote, 'destination');
+    }
+    return {
+      bytes: size,
+      resumedBytes: 0,
+      ...(value !== undefined ? { checksum: { alg: a.alg, value } } : {}),
+      ...(completed.via.info.remoteIp ? { remoteIp: completed.via.info.remoteIp } : {}),
+      protocol: completed.via.info.protocol ?? 'h2',
+      connections: lanes,
+      streams: 1,
+      durationMs: Date.now() - a.startedAt,
+    };
+  } catch (e) {
+    const err = a.signal.aborted ? abortedError(a.signal.reason) : classifyError(e, 'destination', dst.url);
+    if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
+    throw err;
+  }
+}
+
