@@ -3,11 +3,9 @@
  * disjoint ranges of one file concurrently).
  *
  * Network chunks (often 16 KiB HTTP/2 frames) are copied into recycled 1 MiB buffers and written with at most
- * two writes in flight; the source is paused while both are busy (back-pressure reaches the client through
- * HTTP/2 flow control / TCP). Copying each chunk at once lets its wrapper die young: holding ~64 chunks per
- * batch until a writev completed kept their external memory alive long enough to drive V8 into repeated
- * major collections (profiled: GC was a larger share of upload CPU than TLS). Event-driven rather than
- * `for await`, which allocated promises per chunk.
+ * two writes in flight; the source is paused while both are busy, so back-pressure reaches the client through
+ * HTTP/2 flow control / TCP, and memory stays at ≤ 3 MiB per upload. (Measured against gathering chunks for
+ * writev: same CPU per GiB; upload CPU is dominated by Node's HTTP/2 receive path, adler32 and TLS.)
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';

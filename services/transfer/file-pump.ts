@@ -74,6 +74,11 @@ export class FilePump {
         resolve: () => { cleanup(); resolve(this.position); },
         reject: (e) => { cleanup(); reject(e); },
       };
+      if (source.destroyed) {
+        // Died while nobody listened (e.g. a probe response kept across awaits and its connection reset).
+        this.fail(source.errored ?? new Error('source closed before its end'));
+        return;
+      }
       source.on('data', (chunk: Buffer) => this.onData(chunk));
       source.once('end', () => {
         this.ended = true;

@@ -6,8 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { ensureDirectory, syncDirectory } from './directory-sync.js';
 import type { ResumeState } from './types.js';
 import { TransferError, TransferErrorCode, classifyError } from './transfer-errors.js';
 
@@ -56,7 +57,7 @@ export class LocalPartFile {
    */
   static async open(finalPath: string, resume?: ResumeState): Promise<LocalPartFile> {
     try {
-      await mkdir(dirname(finalPath), { recursive: true });
+      await ensureDirectory(dirname(finalPath));
       if (resume?.tempPath && isOurPartFile(resume.tempPath, finalPath)) {
         const prefix = contiguousPrefix(resume.done);
         try {
@@ -68,7 +69,15 @@ export class LocalPartFile {
         }
       }
       const tempPath = partFileName(finalPath);
-      const h = await open(tempPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+      let h: FileHandle;
+      try {
+        h = await open(tempPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        // The directory was removed since we last saw it.
+        await ensureDirectory(dirname(finalPath), true);
+        h = await open(tempPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+      }
       return new LocalPartFile(finalPath, tempPath, h, 0);
     } catch (e) {
       throw classifyError(e, 'local', finalPath);
@@ -169,15 +178,4 @@ export function contiguousPrefix(done: ReadonlyArray<readonly [number, number]>)
     if (e > end) end = e;
   }
   return end;
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  // Directory fsync makes the rename itself durable; not every file system supports it, so ignore failures.
-  let h: FileHandle | undefined;
-  try {
-    h = await open(dir, fsc.O_RDONLY);
-    await h.sync();
-  } catch { /* best effort */ } finally {
-    await h?.close().catch(() => undefined);
-  }
 }
