@@ -20,6 +20,8 @@ if (process.env['CARGOPORT_BENCH_SERVE'] && process.send) {
   const { testTls } = await import('../../test/support/tls.js');
   const srv = await startH2FileServer({ root: process.env['CARGOPORT_BENCH_SERVE'] });
   process.send({ origin: srv.origin, port: srv.port, certPath: testTls().certPath });
+  // Die with the benchmark: a crashed parent must not leave a server behind.
+  process.once('disconnect', () => process.exit(0));
 }
 
 export async function startChildFileServer(root: string): Promise<ChildFileServer> {

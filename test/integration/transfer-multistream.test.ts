@@ -174,9 +174,11 @@ describe('multi-stream pull', () => {
     assert.equal(res.checksum?.value, sum('adler32', data), 'partial-range sums combined correctly');
     const gets = rangeRequests('/reset.bin', before);
     assert.equal(gets.length, 8 + 2, 'two extra requests, one per reset');
-    // The retries ask exactly for what was not received: they start 300,000 bytes into their range.
+    // The retries ask only for what was not received: they start inside their range, at most 300,000 bytes in
+    // (the server resets after writing 300,000; frames still queued on its side may be dropped with the reset).
     const retryStarts = gets.map((r) => Number(/^bytes=(\d+)-/.exec(String(r.headers['range']))![1])).filter((o) => o % MiB !== 0);
-    assert.deepEqual(retryStarts.map((o) => o % MiB), [300_000, 300_000]);
+    assert.equal(retryStarts.length, 2);
+    for (const o of retryStarts) assert.ok(o % MiB > 0 && o % MiB <= 300_000, `retry starts ${o % MiB} bytes into its range`);
   });
 
   it('retries streams refused before their headers (REFUSED_STREAM / ENHANCE_YOUR_CALM style)', async () => {
