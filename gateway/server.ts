@@ -35,7 +35,9 @@ const OWNER_FORM = /^[A-Za-z0-9_.@-]{1,128}$/;
 export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ app: FastifyInstance; ctx: GatewayContext; closeConnections(): Promise<void> }> {
   const app = Fastify({
     http2: true,
-    https: { allowHTTP1: true, key: deps.tls.key, cert: deps.tls.cert },
+    // maxSessionMemory (MB): Node's default of 10 refuses streams (ENHANCE_YOUR_CALM) when many transfers
+    // share one HTTP/2 connection with large windows.
+    https: { allowHTTP1: true, key: deps.tls.key, cert: deps.tls.cert, maxSessionMemory: 256 },
     bodyLimit: cfg.gateway.bodyLimitBytes,
     logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
     return503OnClosing: true,
