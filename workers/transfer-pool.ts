@@ -18,7 +18,7 @@ import { ScopeGates } from '../services/jobs/scope-gates.js';
 import { runFile } from '../services/jobs/transfer-runner.js';
 import type { JobParams } from '../services/jobs/model.js';
 import { TokenBucket } from '../services/throttle/token-bucket.js';
-import type { RateLimiter, TransferFn } from '../services/transfer/types.js';
+import type { RateLimiter, ResumeState, TransferFn } from '../services/transfer/types.js';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -238,13 +238,19 @@ export class TransferPool {
 
   private async flushProgress(): Promise<void> {
     const writes: Promise<void>[] = [];
+    const checkpoints: Array<{ jobId: string; idx: number; resume: ResumeState }> = [];
     for (const t of this.active.values()) {
+      if (t.pendingCheckpoint) {
+        checkpoints.push({ jobId: t.jobId, idx: t.idx, resume: t.pendingCheckpoint });
+        t.pendingCheckpoint = undefined;
+      }
       if (t.bytes === t.reportedBytes) continue;
       const delta = t.bytes - t.reportedBytes;
       t.reportedBytes = t.bytes;
       this.bytesTotal += Math.max(0, delta);
       writes.push(this.store.progress(t.jobId, t.idx, t.bytes, delta));
     }
+    writes.push(this.store.saveCheckpoints(checkpoints));
     await Promise.allSettled(writes);
   }
 

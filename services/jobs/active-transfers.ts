@@ -1,3 +1,5 @@
+import type { ResumeState } from '../transfer/types.js';
+
 /** The transfers running in this worker process, so control messages (cancel, stop) can reach them. */
 export type AbortReason = 'cancel' | 'stop' | 'shutdown';
 
@@ -10,6 +12,8 @@ export interface ActiveTransfer {
   /** Bytes already written to Redis by the progress flusher. */
   reportedBytes: number;
   startedAt: number;
+  /** Latest durable checkpoint from the engine not yet written to Redis. */
+  pendingCheckpoint?: ResumeState;
 }
 
 export class ActiveTransfers {

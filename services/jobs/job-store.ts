@@ -5,6 +5,7 @@
  *   P:jobs (zset id→created)  P:jobs:active (set)  P:job:<id> (hash: owner, prio, state, n, params, c:<STATE>…)
  *   P:job:<id>:spec (hash idx→spec array)  P:job:<id>:fs (hash idx→mutable state)  P:job:<id>:st:<STATE> (zset)
  *   P:job:<id>:links (ring of links with waiting files)  P:lane:<id>:<link> (list of idx)  P:job:<id>:prog
+ *   P:job:<id>:cp (idx→latest checkpoint of an active transfer)
  *   P:owners (ring)  P:own:<owner> (zset of jobs by priority)  P:act:link / P:act:ep (slots held)
  *   P:lim:link / P:lim:ep (limit overrides)  P:queued  P:outbox (zset: BullMQ adds not yet confirmed)
  *   P:admin (scope→state)  P:events / P:ctl (pub/sub)
@@ -251,6 +252,17 @@ export class JobStore {
         p.expire(k, RATE_WINDOW_SEC * 4);
       }
     }
+    await p.exec();
+  }
+
+  /**
+   * Persists an active transfer's latest durable checkpoint, so that if its worker dies the next run
+   * (START's lost-worker path) resumes from it instead of from zero.
+   */
+  async saveCheckpoints(items: Array<{ jobId: string; idx: number; resume: ResumeState }>): Promise<void> {
+    if (items.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const { jobId, idx, resume } of items) p.hset(`${this.jobKey(jobId)}:cp`, idx, JSON.stringify(resume));
     await p.exec();
   }
 

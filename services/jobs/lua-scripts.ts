@@ -241,6 +241,9 @@ if o.s == 'ACTIVE' then
     last.errorMessage = 'the worker running this attempt stopped renewing its lock (killed or starved)'
   end
   redis.call('HDEL', jk..':prog', idx)
+  -- continue from the lost worker's last durable checkpoint, if it wrote one
+  local cp = redis.call('HGET', jk..':cp', idx)
+  if cp then o.rs = cjson.decode(cp) end
 elseif o.s == 'QUEUED' then
   if jh[2] == '1' or o.cx == 1 then
     o.s = 'CANCELED'; saveFs(jobId, idx, o); moveState(jobId, idx, 'QUEUED', 'CANCELED')
@@ -283,6 +286,7 @@ local last = o.a[#o.a]
 for k, v in pairs(att) do if k ~= 'resume' and k ~= 'checksumValue' then last[k] = v end end
 last['end'] = now
 redis.call('HDEL', jk..':prog', idx)
+redis.call('HDEL', jk..':cp', idx)
 redis.call('DECR', P..':active')
 -- bytes of this attempt not yet counted by progress reports go into the rate windows now
 local unreported, window = tonumber(ARGV[11] or '0'), ARGV[12]

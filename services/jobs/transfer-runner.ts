@@ -75,6 +75,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
       },
       onCheckpoint: (rs) => {
         lastResume = rs;
+        t.pendingCheckpoint = rs;
       },
     });
     const secs = Math.max(0.001, res.durationMs / 1000);

@@ -151,4 +151,23 @@ describe('job store (real Redis)', () => {
     assert.equal((await store.feed(10, 100, 100, 100)).length, 1);
     await dropPrefix(redis, prefix);
   });
+
+  test('a run redelivered after its worker died resumes from the last saved checkpoint', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('frank', 1));
+    const [m] = await store.feed(10, 100, 10, 10);
+    const r1 = await store.start(m!, 'doomed-worker');
+    assert.ok(r1.kind === 'run');
+    assert.equal(r1.state.rs, undefined);
+    await store.saveCheckpoints([{ jobId, idx: 0, resume: { tempPath: '/tmp/x/.f.part', etag: '"e1"', size: 10, done: [[0, 6]] } }]);
+    // the worker dies: BullMQ redelivers the same queue member to another worker
+    const r2 = await store.start(m!, 'survivor');
+    assert.ok(r2.kind === 'run');
+    assert.deepEqual(r2.state.rs, { tempPath: '/tmp/x/.f.part', etag: '"e1"', size: 10, done: [[0, 6]] });
+    assert.equal(r2.state.a[0]!.errorCode, 'CARGO_ERR_WORKER_LOST');
+    assert.equal((await store.end(jobId, 0, r2.run, r2.spec.link, 'ok', { bytes: 10, resumedBytes: 6 })).kind, 'finished');
+    assert.equal(await redis.hlen(`${prefix}:job:${jobId}:cp`), 0, 'checkpoint dropped once the file is closed');
+    await dropPrefix(redis, prefix);
+  });
 });
