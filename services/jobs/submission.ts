@@ -74,7 +74,9 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     priority: p.priority ?? defaults.priority,
     retries: p.retries ?? defaults.retries,
     retryDelaySec: p.retryDelaySec ?? defaults.retryDelaySec,
-    verifyChecksum: p.verifyChecksum ?? 'both',
+    // As FTS: no verification against the endpoints unless asked (plain web servers publish no Digest);
+    // a checksum given with a file is verified whatever the mode.
+    verifyChecksum: p.verifyChecksum ?? 'none',
     overwrite: p.overwrite ?? false,
     streams: p.streams,
     connections: p.connections,
