@@ -164,7 +164,8 @@ test('gfal-copy --copy-mode pull between cargoport and XRootD, both directions',
   assert.ok(readFileSync(join(dir, 'data', 'back-pull.bin')).equals(hello));
   // Not covered (known issues, gateway/storage/README.md):
   // - cargoport pushing to XRootD 5.5.3: XRootD matches `Content-Length` case-sensitively over HTTP/1.1 and the
-  //   transfer engine (undici) sends `content-length`, so XRootD stores an empty file and answers 2xx;
+  //   transfer engine (undici) sends `content-length`, so XRootD stores an empty file and answers 2xx; the engine
+  //   now notices (HEAD after the PUT) and fails the transfer with CARGO_ERR_SIZE_MISMATCH instead of succeeding;
   // - XRootD 5.5.3 pushing into cargoport: its libcurl 7.88 PUT over HTTP/2 is reset with PROTOCOL_ERROR right
   //   after the HEADERS frame.
 });

@@ -8,7 +8,7 @@
  * bytes. Records requests and each HTTP/2 session's SETTINGS as received from the client.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, stat } from 'node:fs/promises';
+import { mkdir, open, rename, stat, truncate } from 'node:fs/promises';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -45,6 +45,8 @@ export interface ServerFaults {
   noDigest?: boolean;
   /** Serve a wrong Digest value (checksum mismatch tests). */
   wrongDigest?: boolean;
+  /** Answer PUTs with 201 but store an empty file (as XRootD 5.5 does with a lower-case content-length). */
+  dropPutBody?: boolean;
 }
 
 export interface H2FileServer {
@@ -329,6 +331,7 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
       res.destroy();
       return;
     }
+    if (faults.dropPutBody) await truncate(tmp, 0);
     await rename(tmp, path);
     if (sums.length && !faults.noDigest) res.setHeader('digest', sums.map((s) => digestToken(s.alg, s.sum.digestHex())).join(','));
     res.statusCode = 201;
