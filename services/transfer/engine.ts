@@ -191,6 +191,39 @@ function openedFromResponse(a: Attempt, res: RangedGetResponse): OpenedSource {
 // ---------------------------------------------------------------------------------------------------------
 // file:// destination (pull and copy)
 
+/** Raw transport errors of an HTTP/2 or HTTP/1.1 source, as opposed to local I/O errors (ENOSPC, EIO …). */
+const SOURCE_TRANSPORT_CODES = /^(ERR_HTTP2_|UND_ERR_|ECONNRESET$|EPIPE$|ECONNABORTED$|ERR_STREAM_PREMATURE_CLOSE$)/;
+
+function isSourceTransportFailure(err: unknown): boolean {
+  if (err instanceof TransferError) return err.code === TransferErrorCode.network;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && SOURCE_TRANSPORT_CODES.test(code);
+}
+
+/** Times one attempt may continue a body whose connection dropped, before the attempt itself fails. */
+const MAX_BODY_CONTINUATIONS = 3;
+
+/**
+ * A body cut by a dropped connection (a server's graceful GOAWAY: nginx sends one every http2_max_requests,
+ * and undici 7 fails the bodies still in flight on that session; or a reset) continues in the same attempt:
+ * the remainder is asked for with Range + If-Range, and used only if the source answers with that very
+ * representation from exactly `position`. Anything else leaves the error to the attempt (retry, resume).
+ */
+async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource, position: number, err: unknown): Promise<Readable | undefined> {
+  // Only a failure of the source's transport qualifies (not a local write error, an abort or a stall).
+  if (!isSourceTransportFailure(err)) return undefined;
+  const validator = opened.etag ?? opened.lastModified;
+  if (!validator || (opened.size !== undefined && position >= opened.size)) return undefined;
+  try {
+    const res = await rangedGet(pool, src, { offset: position, validator, headers: { ...a.req.sourceHeaders }, signal: a.signal });
+    if (res.start === position) return res.body;
+    res.body.destroy();
+  } catch {
+    /* the attempt fails with the original error */
+  }
+  return undefined;
+}
+
 async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promise<TransferResult> {
   const { req, ctl } = a;
   await assertDestinationFree(finalPath, req.overwrite);
@@ -227,19 +260,31 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
     if (checksum && position > 0) await rehashPrefix(checksum, part.handle, position);
 
     const progress = new ProgressMeter(position, opened.size ?? req.size, ctl.onProgress);
-    const pump = new FilePump({
-      source: opened.body, writev: (bufs, pos) => part.writevAt(bufs, pos), position,
-      signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum, progress,
-      onChunk: (n) => a.watchdog.bytesMoved(n),
-    });
-    const ticker = new PeriodicCheckpoint(engineOptions.checkpointIntervalMs, part.handle,
-      () => ({ tempPath: part.tempPath, ...validators, done: [[0, pump.position]] }), ctl.onCheckpoint);
-    ticker.start();
-    try {
-      await pump.run();
-    } finally {
-      ticker.stop();
-      position = pump.position;
+    let body = opened.body;
+    for (let continuation = 0; ; continuation++) {
+      const pump = new FilePump({
+        source: body, writev: (bufs, pos) => part.writevAt(bufs, pos), position,
+        signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum, progress,
+        onChunk: (n) => a.watchdog.bytesMoved(n),
+      });
+      const ticker = new PeriodicCheckpoint(engineOptions.checkpointIntervalMs, part.handle,
+        () => ({ tempPath: part.tempPath, ...validators, done: [[0, pump.position]] }), ctl.onCheckpoint);
+      ticker.start();
+      try {
+        await pump.run();
+        break;
+      } catch (e) {
+        position = pump.position;
+        const next = continuation < MAX_BODY_CONTINUATIONS && src.kind === 'http' && !a.signal.aborted
+          ? await continueBody(a, src, opened, position, e)
+          : undefined;
+        if (!next) throw e;
+        body.destroy();
+        body = next;
+      } finally {
+        ticker.stop();
+        position = pump.position;
+      }
     }
     progress.flush();
 

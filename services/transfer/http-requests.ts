@@ -46,7 +46,7 @@ export function parseContentRange(v: string | undefined): { start: number; end: 
 // undici 7 can leave a request unsettled when its connection dies early (fixed upstream in 8.10, "every request
 // settles"): each exchange is therefore also failed by the Client's 'disconnect', as a retryable network error,
 // until its response body is closed.
-async function send(
+async function sendOnce(
   via: PooledClient, ep: HttpEndpoint, side: TransferSide, opts: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>,
 ): Promise<Dispatcher.ResponseData> {
   const outer = opts.signal as AbortSignal | undefined;
@@ -75,16 +75,43 @@ async function send(
   } catch (e) {
     via.inFlight--;
     cleanup();
-    if (ac.signal.aborted) throw ac.signal.reason ?? e;
+    if (ac.signal.aborted && !outer?.aborted) throw ac.signal.reason ?? e;
+    if (outer?.aborted) throw outer.reason ?? e;
     throw classifyError(e, side, ep.url);
+  }
+}
+
+/** Replays of an idempotent request whose connection dropped before its response arrived. */
+const MAX_REPLAYS = 3;
+
+/**
+ * One exchange. A GET or HEAD that fails before its response because the connection went away (a server's
+ * graceful GOAWAY — nginx sends one every `http2_max_requests`, and undici 7 fails every request still in
+ * flight on that session — or a reset) never reached the application: it is replayed at once on a freshly
+ * picked connection instead of failing the whole attempt into a retry backoff.
+ */
+async function send(
+  via: PooledClient, ep: HttpEndpoint, side: TransferSide, opts: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>,
+  repick?: () => PooledClient,
+): Promise<Dispatcher.ResponseData> {
+  const idempotent = opts.method === 'GET' || opts.method === 'HEAD';
+  for (let replay = 0; ; replay++) {
+    try {
+      return await sendOnce(via, ep, side, opts);
+    } catch (e) {
+      const outer = opts.signal as AbortSignal | undefined;
+      const dropped = e instanceof TransferError && e.code === TransferErrorCode.network;
+      if (!idempotent || !dropped || replay >= MAX_REPLAYS || outer?.aborted) throw e;
+      if (repick) via = repick();
+    }
   }
 }
 
 export async function headRequest(
   pool: ClientPool, ep: HttpEndpoint, side: TransferSide, headers: Headers, signal: AbortSignal,
 ): Promise<HttpResponseMeta> {
-  const via = pool.pick(ep.origin);
-  const res = await send(via, ep, side, { method: 'HEAD', headers, signal });
+  let via = pool.pick(ep.origin);
+  const res = await send(via, ep, side, { method: 'HEAD', headers, signal }, () => (via = pool.pick(ep.origin)));
   res.body.resume();
   return { status: res.statusCode, headers: res.headers, via };
 }
@@ -101,14 +128,15 @@ export async function rangedGet(
     probe?: boolean;
   },
 ): Promise<RangedGetResponse> {
-  const via = opts.via ?? pool.pick(ep.origin);
+  let via = opts.via ?? pool.pick(ep.origin);
   const headers: Headers = { ...opts.headers };
   const ranged = opts.offset > 0 || opts.end !== undefined;
   if (ranged) {
     headers['range'] = `bytes=${opts.offset}-${opts.end !== undefined ? opts.end - 1 : ''}`;
     if (opts.validator) headers['if-range'] = opts.validator;
   }
-  const res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal });
+  // A caller that chose the connection (multi-stream ranges) keeps it; undici reconnects it for the replay.
+  const res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal }, opts.via ? undefined : () => (via = pool.pick(ep.origin)));
   const status = res.statusCode;
   if (status === 200) {
     const len = header(res.headers, 'content-length');

@@ -258,7 +258,8 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
   it('starts over when the source changed since the partial copy (If-Range mismatch)', async () => {
     await makeFile('changed.bin', 2 * 1024 * 1024);
     const dst = join(work, 'changed.bin');
-    srv.faults.resetAfter = { count: 1, afterBytes: 700_000 };
+    // The first response and each of its 3 in-attempt continuations are reset: the attempt fails.
+    srv.faults.resetAfter = { count: 4, afterBytes: 175_000 };
     let checkpoint: ResumeState | undefined;
     await rejectsWithCode(transferFile(req(srv.url('/changed.bin'), pathToFileURL(dst).href), ctl({
       onCheckpoint: (s) => { checkpoint = s; },
@@ -274,7 +275,9 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
   it('a connection reset mid-body is retryable and the retry resumes', async () => {
     const data = await makeFile('reset.bin', 3 * 1024 * 1024);
     const dst = join(work, 'reset.bin');
-    srv.faults.resetAfter = { count: 1, afterBytes: 1024 * 1024 };
+    // The first response and each of its 3 in-attempt continuations are reset: the attempt fails, and the
+    // next attempt must resume from the checkpoint (≤ 4 × 256 KiB received).
+    srv.faults.resetAfter = { count: 4, afterBytes: 256 * 1024 };
     let checkpoint: ResumeState | undefined;
     await rejectsWithCode(transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl({
       onCheckpoint: (s) => { checkpoint = s; },

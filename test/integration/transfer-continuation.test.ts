@@ -1,0 +1,45 @@
+/**
+ * A single-stream pull whose connection drops mid-body (a server's graceful GOAWAY or a reset) continues in
+ * the same attempt with Range + If-Range from the bytes already written, instead of failing into a retry.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { PauseGate } from '../../services/throttle/pause-gate.js';
+import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
+import { makeRandomFiles, tempDir } from '../support/fixtures.js';
+import { testTls } from '../support/tls.js';
+
+describe('transfer engine: body continuation after a dropped connection', () => {
+  let src: H2FileServer;
+  before(async () => {
+    await configureTransferEngine({ ca: testTls().cert });
+    src = await startH2FileServer({ root: tempDir('cont-src') });
+  });
+  after(async () => {
+    await src.close();
+    await closeTransferClients();
+  });
+
+  test('a reset mid-body is healed in the same attempt; only the remainder is requested again', async () => {
+    const [f] = makeRandomFiles(src.root, 1, 3 * 1024 * 1024, 3 * 1024 * 1024);
+    const dst = tempDir('cont-dst');
+    const before = src.requests.length;
+    src.faults.resetAfter = { count: 1, afterBytes: 500_000 };
+    const res = await transferFile(
+      { source: src.url(`/${f!.name}`), destination: `file://${dst}/${f!.name}`, verify: 'none', overwrite: false, checksum: { alg: 'adler32', value: f!.adler32 } },
+      { signal: new AbortController().signal, gate: new PauseGate() },
+    );
+    assert.equal(res.bytes, f!.size);
+    assert.equal(res.checksum?.value, f!.adler32, 'checksum continues across the continuation');
+    assert.ok(readFileSync(join(dst, f!.name)).equals(readFileSync(join(src.root, f!.name))));
+    const gets = src.requests.slice(before).filter((r) => r.method === 'GET');
+    assert.equal(gets.length, 2, 'one continuation request');
+    const range = String(gets[1]!.headers['range']);
+    const from = Number(/^bytes=(\d+)-$/.exec(range)?.[1]);
+    assert.ok(from > 0 && from <= 500_000, `continuation asks for the remainder only (${range})`);
+    assert.ok(gets[1]!.headers['if-range'], 'guarded by If-Range');
+  });
+});
