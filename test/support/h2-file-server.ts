@@ -269,7 +269,7 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
   }
 
   /** Ranged uploads (cargoport protocol): parts with Content-Range + Cargo-Upload-Id, assembled in a temp file. */
-  const assemblies = new Map<string, { tmp: string; done: Array<[number, number]>; total: number }>();
+  const assemblies = new Map<string, { tmp: string; done: Array<[number, number]>; total: number; ready: Promise<void> }>();
 
   async function handleRangedPut(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, path: string): Promise<void> {
     const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(req.headers['content-range']));
@@ -278,13 +278,18 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
     const key = `${path}|${String(req.headers['cargo-upload-id'] ?? '')}|${total}`;
     let a = assemblies.get(key);
     if (!a) {
-      await mkdir(dirname(path), { recursive: true });
-      a = { tmp: `${path}.ranged-${Math.random().toString(16).slice(2)}`, done: [], total };
+      // Registered before any await: parts arriving together must share one assembly, not race to create two.
+      const tmp = `${path}.ranged-${Math.random().toString(16).slice(2)}`;
+      const ready = (async () => {
+        await mkdir(dirname(path), { recursive: true });
+        const h = await open(tmp, 'w');
+        await h.truncate(total);
+        await h.close();
+      })();
+      a = { tmp, done: [], total, ready };
       assemblies.set(key, a);
-      const h = await open(a.tmp, 'w');
-      await h.truncate(total);
-      await h.close();
     }
+    await a.ready;
     try {
       await pipeline(req as unknown as NodeJS.ReadableStream, createWriteStream(a.tmp, { flags: 'r+', start }));
     } catch {
@@ -304,6 +309,7 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
       return;
     }
     assemblies.delete(key);
+    if (faults.dropPutBody) await truncate(a.tmp, 0);
     await rename(a.tmp, path);
     const algs = wantedAlgs(req.headers['want-digest']);
     if (algs.length && !faults.noDigest) {
