@@ -22,9 +22,10 @@ import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
 import { planPull, pullRanges, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
 import {
-  checksumMismatch, digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue, type RunningChecksum,
+  digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue, type RunningChecksum,
 } from './transfer-checksum.js';
-import { TransferError, TransferErrorCode, abortedError, classifyError, redactUrl } from './transfer-errors.js';
+import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
+import { checkPushedDestination } from './destination-check.js';
 import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
 
@@ -326,23 +327,6 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
 // ---------------------------------------------------------------------------------------------------------
 // http(s) destination (push and stream-through)
 
-/**
- * A 2xx to a PUT does not prove the bytes were stored: some servers accept a request whose length header
- * they failed to parse and store an empty file (XRootD 5.5 with lower-case `content-length` over HTTP/1.1).
- * Unless a destination digest was already compared, check the size the destination reports.
- */
-async function assertRemoteSize(dst: HttpEndpoint, headers: Record<string, string> | undefined, sent: number, signal: AbortSignal): Promise<void> {
-  const head = await headRequest(pool, dst, 'destination', { ...headers }, signal);
-  if (head.status < 200 || head.status >= 300) return; // a write-only endpoint: nothing to compare with
-  const reported = header(head.headers, 'content-length');
-  if (reported === undefined || !/^\d+$/.test(reported)) return;
-  if (Number(reported) !== sent) {
-    throw new TransferError(TransferErrorCode.sizeMismatch,
-      `destination accepted the upload but reports ${reported} bytes where ${sent} were sent: ${redactUrl(dst.url)}`,
-      { httpStatus: 502, field: 'destination', retryable: true });
-  }
-}
-
 async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<TransferResult> {
   const { req, ctl } = a;
   const dstHeaders: Record<string, string> = { ...req.destinationHeaders };
@@ -382,21 +366,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     }
     const value = checksum?.digestHex();
     verifyChecksum(a, value, opened.sourceDigest);
-    if (value !== undefined && (req.verify === 'destination' || req.verify === 'both')) {
-      let remote = digestFromHeaders(put.headers, a.alg);
-      if (remote === undefined) {
-        const head = await headRequest(pool, dst, 'destination',
-          { ...req.destinationHeaders, 'want-digest': wantDigestValue(a.alg) }, a.signal);
-        if (head.status >= 200 && head.status < 300) remote = digestFromHeaders(head.headers, a.alg);
-      }
-      if (remote === undefined) {
-        throw new TransferError(TransferErrorCode.checksumUnavailable,
-          `destination did not report a ${a.alg} checksum (Want-Digest)`, { httpStatus: 502, field: 'destination', retryable: false });
-      }
-      if (remote !== value) throw checksumMismatch(a.alg, value, remote, 'destination');
-    } else {
-      await assertRemoteSize(dst, req.destinationHeaders, progress.value, a.signal);
-    }
+    await checkPushedDestination(pool, a, dst, put.headers, value, progress.value);
     return {
       bytes: progress.value,
       resumedBytes: 0,

@@ -15,14 +15,13 @@ import { Sum32Checksummer, isSum32Alg } from '../checksum/checksummer.js';
 import type { CargoError } from '../errors.js';
 import type { Attempt } from './attempt.js';
 import { verifyChecksum } from './attempt.js';
+import { checkPushedDestination } from './destination-check.js';
 import { ProgressMeter, pumpBytes } from './byte-pump.js';
 import type { ClientPool } from './client-pool.js';
 import type { HttpEndpoint } from './http-requests.js';
-import { headRequest, putRequest } from './http-requests.js';
+import { putRequest } from './http-requests.js';
 import { combineRangeSums, missingRanges, type MultiStreamPolicy } from './multi-stream.js';
-import {
-  checksumMismatch, digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue,
-} from './transfer-checksum.js';
+import { digestHeaderFor, newChecksum, rehashPrefix } from './transfer-checksum.js';
 import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
 import type { TransferResult } from './types.js';
 
@@ -134,19 +133,7 @@ export async function pushRanges(
       value = whole.digestHex();
     }
     verifyChecksum(a, value, undefined);
-    if (value !== undefined && (req.verify === 'destination' || req.verify === 'both')) {
-      let remote = digestFromHeaders(completed.headers, a.alg);
-      if (remote === undefined) {
-        const head = await headRequest(pool, dst, 'destination',
-          { ...req.destinationHeaders, 'want-digest': wantDigestValue(a.alg) }, a.signal);
-        if (head.status >= 200 && head.status < 300) remote = digestFromHeaders(head.headers, a.alg);
-      }
-      if (remote === undefined) {
-        throw new TransferError(TransferErrorCode.checksumUnavailable,
-          `destination did not report a ${a.alg} checksum (Want-Digest)`, { httpStatus: 502, field: 'destination', retryable: false });
-      }
-      if (remote !== value) throw checksumMismatch(a.alg, value, remote, 'destination');
-    }
+    await checkPushedDestination(pool, a, dst, completed.headers, value, size);
     return {
       bytes: size,
       resumedBytes: 0,

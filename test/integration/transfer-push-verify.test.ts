@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { defaultMultiStreamPolicy } from '../../services/transfer/multi-stream.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
@@ -33,5 +34,30 @@ describe('transfer engine: push verification', () => {
     dst.faults.dropPutBody = false;
     const ok = await transferFile({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/good/${f!.name}`), verify: 'none', overwrite: true }, ctl());
     assert.equal(ok.bytes, 200_000);
+  });
+
+  test('the ranged (multi-connection) push gets the same check', async () => {
+    const dir = tempDir('push-verify-ranged');
+    const [f] = makeRandomFiles(dir, 1, 9 * 1024 * 1024, 9 * 1024 * 1024);
+    const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
+    await configureTransferEndpoint(dst.origin, { rangedUpload: true });
+    await configureTransferEngine({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
+    const before = dst.requests.length;
+    try {
+      dst.faults.dropPutBody = true;
+      await assert.rejects(
+        transferFile({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/ranged-bad/${f!.name}`), verify: 'none', overwrite: true, connections: 2, streams: 2 }, ctl()),
+        (e: Error & { code?: string }) => e.code === 'CARGO_ERR_SIZE_MISMATCH',
+      );
+      dst.faults.dropPutBody = false;
+      const ok = await transferFile({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/ranged-good/${f!.name}`), verify: 'none', overwrite: true, connections: 2, streams: 2 }, ctl());
+      assert.ok(ok.connections * ok.streams > 1, 'the ranged path was taken');
+      const ranged = dst.requests.slice(before).filter((r) => r.method === 'PUT' && r.headers['content-range']);
+      assert.ok(ranged.length >= 2 * 9, 'both pushes were ranged PUTs');
+    } finally {
+      dst.faults.dropPutBody = false;
+      await configureTransferEndpoint(dst.origin, undefined);
+      await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
+    }
   });
 });
