@@ -71,6 +71,12 @@ export class TransferPool {
   private bytesLastBeat = 0;
   private bytesTotal = 0;
   private lastBeatAt = Date.now();
+  private readonly startedAt = Date.now();
+  /** Live worker processes (from heartbeats): a job's bandwidth cap is split between them. */
+  private aliveWorkers = 1;
+  /** Per-job bandwidth buckets shared by that job's transfers in this process. */
+  private readonly jobBuckets = new Map<string, { bucket: TokenBucket; users: number }>();
+  private deps: Parameters<typeof runFile>[1] | undefined;
 
   constructor(private readonly cfg: Config, private readonly opts: WorkerPoolOptions) {
     this.id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -146,7 +152,6 @@ export class TransferPool {
       defaults: { connections: this.cfg.transfer.connections, streams: this.cfg.transfer.streams },
     };
   }
-  private deps: Parameters<typeof runFile>[1] | undefined;
 
   /**
    * A job's bandwidth cap, shared by its transfers in this process. With several worker processes each
@@ -167,8 +172,6 @@ export class TransferPool {
       },
     };
   }
-  private readonly jobBuckets = new Map<string, { bucket: TokenBucket; users: number }>();
-  private aliveWorkers = 1;
 
   /** Adds run-queue entries (single members or ','-joined bundles) and confirms their outbox records. */
   private async enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void> {
@@ -289,7 +292,6 @@ export class TransferPool {
       if (!this.closed) this.log(`heartbeat: ${(e as Error).message}`);
     }
   }
-  private readonly startedAt = Date.now();
 
   private onControl(raw: string): void {
     let msg: { op: string; job?: string; file?: number } | AdminEvent;

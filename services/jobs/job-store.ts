@@ -405,9 +405,17 @@ export class JobStore {
    */
   async expireQueued(now = Date.now()): Promise<number> {
     const ids = await this.redis.smembers(`${this.prefix}:jobs:active`);
+    if (ids.length === 0) return 0;
+    // One round trip for every active job's deadline fields (this runs every few seconds in every worker).
+    const p = this.redis.pipeline();
+    for (const jobId of ids) p.hmget(this.jobKey(jobId), 'created', 'maxq', 'c:SUBMITTED', 'c:QUEUED');
+    const rows = (await p.exec()) ?? [];
     let expired = 0;
-    for (const jobId of ids) {
-      const [created, maxq, waiting, queued] = await this.redis.hmget(this.jobKey(jobId), 'created', 'maxq', 'c:SUBMITTED', 'c:QUEUED');
+    for (let i = 0; i < ids.length; i++) {
+      const jobId = ids[i]!;
+      const [err, row] = rows[i] ?? [];
+      if (err || !row) continue;
+      const [created, maxq, waiting, queued] = row as Array<string | null>;
       const limitSec = Number(maxq ?? 0);
       if (!limitSec || now < Number(created) + limitSec * 1000 || Number(waiting) + Number(queued) === 0) continue;
       for (;;) {
