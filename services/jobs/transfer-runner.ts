@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import { isCargoError } from '../errors.js';
 import type { ResumeState, TransferFn, TransferRequest, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
-import type { EndReport, JobStore } from './job-store.js';
+import { parseMember, type EndReport, type JobStore } from './job-store.js';
 import type { JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
 
@@ -38,8 +38,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   const claim = await store.start(member, deps.workerId);
   if (claim.kind !== 'run') return;
   const { spec, params, run, state } = claim;
-  const jobId = member.slice(0, member.indexOf('_'));
-  const idx = Number(member.split('_')[1]);
+  const { jobId, idx } = parseMember(member);
 
   const controller = new AbortController();
   const t: ActiveTransfer = { jobId, idx, link: spec.link, controller, bytes: 0, reportedBytes: 0, startedAt: Date.now() };
