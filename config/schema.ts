@@ -93,6 +93,7 @@ export const schema = {
   gateway: {
     host: str('Address the HTTPS gateway listens on (`localhost` = 127.0.0.1 and ::1; `::` = every interface).', /.+/, 'a host name or address'),
     port: int('TCP port of the HTTPS gateway (HTTP/2 and HTTP/1.1 over TLS, chosen by ALPN). 0 picks a free port.', 0, 65535),
+    http1Port: int('TCP port of an extra TLS listener that offers only HTTP/1.1, with the same routes. For peers whose HTTP/2 uploads are broken (XRootD 5.5 TPC push) and HTTP/1.1-only clients. -1: no such listener.', -1, 65535),
     tlsCert: str('PEM certificate file. Empty: a self-signed certificate for localhost is generated in dataDir on first start.'),
     tlsKey: str('PEM private key file matching tlsCert. Empty: generated with the certificate.'),
     bodyLimitBytes: int('Largest JSON request body accepted (a 100,000-file submission is about 25 MB).', 1024, 1024 ** 3),

@@ -3,10 +3,13 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { buildGateway, type GatewayDeps } from './server.js';
 import { mountStorage } from './storage-mount.js';
+import { startHttp1Listener, type Http1Listener } from './http1-listener.js';
 
 export interface RunningGateway {
   url: string;
   port: number;
+  /** Port of the HTTP/1.1-only listener when `gateway.http1Port` enables it. */
+  http1Port?: number;
   close(): Promise<void>;
 }
 
@@ -16,12 +19,24 @@ export async function startGateway(cfg: Config, ctx: GatewayDeps): Promise<Runni
     extensions: [...(ctx.extensions ?? []), (a) => mountStorage(a, cfg)],
   });
   await app.listen({ host: cfg.gateway.host, port: cfg.gateway.port });
+  let http1: Http1Listener | undefined;
+  if (cfg.gateway.http1Port >= 0) {
+    try {
+      http1 = await startHttp1Listener(app, { host: cfg.gateway.host === 'localhost' ? '127.0.0.1' : cfg.gateway.host, port: cfg.gateway.http1Port, key: ctx.tls.key, cert: ctx.tls.cert });
+    } catch (e) {
+      await app.close();
+      await closeConnections();
+      throw e;
+    }
+  }
   const addr = app.server.address() as AddressInfo;
   const host = cfg.gateway.host === '::' || cfg.gateway.host === '0.0.0.0' ? 'localhost' : cfg.gateway.host;
   return {
     url: cfg.gateway.publicUrl || `https://${host.includes(':') ? `[${host}]` : host}:${addr.port}`,
     port: addr.port,
+    ...(http1 ? { http1Port: http1.port } : {}),
     async close() {
+      await http1?.close();
       await app.close();
       await closeConnections();
     },

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Client, buildConnector } from 'undici';
 import { ConnectionPacer, defaultConnectionPacing, type ConnectionPacerOptions } from '../throttle/connection-pacer.js';
+import { createHttp1Agent, type Http1Agent } from './http1-upload.js';
 
 export interface TransferClientOptions {
   /** Extra trust anchors (PEM) for TLS; tests pass the self-signed test CA. */
@@ -108,6 +109,12 @@ export class ClientPool {
    * would wait for it — and deadlock a stream-through whose PUT body is that very GET.
    */
   private readonly uploads = new Map<string, Array<PooledClient & { lent: boolean }>>();
+  /** What each origin negotiated on its latest connection (decides the HTTP/1.1 upload path). */
+  private readonly negotiated = new Map<string, ConnectionInfo['protocol']>();
+  /** Origins whose partial-content answers cannot be parsed: they are read whole, without Range. */
+  private readonly noRanges = new Set<string>();
+  /** Node http(s) agents for PUTs to HTTP/1.1 origins (http1-upload.ts explains why not undici). */
+  private readonly http1Agents = new Map<string, Http1Agent>();
   private opts: TransferClientOptions;
   private pacer: ConnectionPacer;
 
@@ -137,6 +144,10 @@ export class ClientPool {
     const uploads = this.uploads.get(origin) ?? [];
     this.origins.delete(origin);
     this.uploads.delete(origin);
+    this.negotiated.delete(origin);
+    this.noRanges.delete(origin);
+    this.http1Agents.get(origin)?.destroy();
+    this.http1Agents.delete(origin);
     await Promise.allSettled([...(entry?.clients ?? []), ...uploads].map((c) => c.client.close()));
   }
 
@@ -184,6 +195,30 @@ export class ClientPool {
     return c;
   }
 
+  /** The protocol `origin` negotiated on its latest connection, if any connection was made yet. */
+  protocolOf(origin: string): ConnectionInfo['protocol'] | undefined {
+    return this.optionsFor(origin).http1Only ? 'http/1.1' : this.negotiated.get(origin);
+  }
+
+  /** True once `origin` sent a 206 answer no parser accepts (http-requests.ts `rangedGet`). */
+  rangesUnusable(origin: string): boolean {
+    return this.noRanges.has(origin);
+  }
+
+  markRangesUnusable(origin: string): void {
+    this.noRanges.add(origin);
+  }
+
+  /** The keep-alive agent carrying HTTP/1.1 PUTs to `origin`. */
+  http1AgentFor(origin: string): Http1Agent {
+    let agent = this.http1Agents.get(origin);
+    if (!agent) {
+      agent = createHttp1Agent(origin, this.optionsFor(origin), this.pacer);
+      this.http1Agents.set(origin, agent);
+    }
+    return agent;
+  }
+
   /** A connection to `origin` that carries nothing else until released (one PUT at a time). */
   lendUploadClient(origin: string): LentClient {
     let list = this.uploads.get(origin);
@@ -206,6 +241,10 @@ export class ClientPool {
     for (const list of this.uploads.values()) all.push(...list);
     this.uploads.clear();
     this.origins.clear();
+    this.negotiated.clear();
+    this.noRanges.clear();
+    for (const agent of this.http1Agents.values()) agent.destroy();
+    this.http1Agents.clear();
     await Promise.allSettled(all.map((c) => c.client.close()));
   }
 
@@ -225,6 +264,7 @@ export class ClientPool {
     } as buildConnector.BuildOptions);
     const onSocket = o.onSocket;
     const pacer = this.pacer;
+    const negotiated = this.negotiated;
     const connect: buildConnector.connector = (connectOpts, callback) => {
       let tries = 0;
       const attemptConnect = (release: () => void): void => baseConnect(connectOpts, (err, socket) => {
@@ -239,6 +279,7 @@ export class ClientPool {
           info.remoteIp = socket.remoteAddress;
           const alpn = (socket as TLSSocket).alpnProtocol;
           info.protocol = alpn === 'h2' ? 'h2' : 'http/1.1';
+          negotiated.set(origin, info.protocol);
           // HTTP/1.1 pipelining would queue requests behind each other's bodies: one at a time per socket.
           if (info.protocol === 'http/1.1' && pooled) pooled.client.pipelining = 1;
           // Bulk data: disable Nagle, the h2 framing already coalesces.

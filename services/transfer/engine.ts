@@ -171,8 +171,10 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
   if (a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both')) {
     headers['want-digest'] = wantDigestValue(a.alg);
   }
+  // A resumed range is closed when the size is known: XRootD 5.5 answers an open one (`bytes=N-`) with no bytes.
+  const resumeEnd = validator && offset > 0 && resume?.size !== undefined ? resume.size : undefined;
   const res = await rangedGet(pool, src, {
-    offset: validator ? offset : 0, validator, headers, signal: a.signal,
+    offset: validator ? offset : 0, validator, headers, signal: a.signal, ...(resumeEnd !== undefined ? { end: resumeEnd } : {}),
   });
   return openedFromResponse(a, res);
 }
@@ -216,7 +218,10 @@ async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource,
   const validator = opened.etag ?? opened.lastModified;
   if (!validator || (opened.size !== undefined && position >= opened.size)) return undefined;
   try {
-    const res = await rangedGet(pool, src, { offset: position, validator, headers: { ...a.req.sourceHeaders }, signal: a.signal });
+    const res = await rangedGet(pool, src, {
+      offset: position, validator, headers: { ...a.req.sourceHeaders }, signal: a.signal,
+      ...(opened.size !== undefined ? { end: opened.size } : {}),
+    });
     if (res.start === position) return res.body;
     res.body.destroy();
   } catch {
@@ -371,8 +376,8 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
       bytes: progress.value,
       resumedBytes: 0,
       ...(value !== undefined ? { checksum: { alg: a.alg, value } } : {}),
-      ...(put.via.info.remoteIp ? { remoteIp: put.via.info.remoteIp } : {}),
-      protocol: put.via.info.protocol ?? 'h2',
+      ...(put.info.remoteIp ? { remoteIp: put.info.remoteIp } : {}),
+      protocol: put.info.protocol ?? 'h2',
       connections: 1,
       streams: 1,
       durationMs: Date.now() - a.startedAt,

@@ -4,7 +4,8 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { ClientPool, PooledClient } from './client-pool.js';
+import type { ClientPool, ConnectionInfo, PooledClient } from './client-pool.js';
+import { canonicalHeaderName, http1Put } from './http1-upload.js';
 import type { Endpoint } from './endpoint.js';
 import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, type TransferSide } from './transfer-errors.js';
 
@@ -66,7 +67,7 @@ async function sendOnce(
   };
   via.inFlight++;
   try {
-    const res = await via.client.request({ ...opts, signal: ac.signal, path: ep.path });
+    const res = await via.client.request({ ...opts, headers: canonicalHeaders(opts.headers as Headers | undefined), signal: ac.signal, path: ep.path });
     res.body.once('close', () => {
       via.inFlight--;
       cleanup();
@@ -79,6 +80,26 @@ async function sendOnce(
     if (outer?.aborted) throw outer.reason ?? e;
     throw classifyError(e, side, ep.url);
   }
+}
+
+/**
+ * Header names as HTTP/1.1 peers conventionally spell them (`Want-Digest`, `Range`). Names are case-insensitive
+ * (RFC 9110 §5.1) but XRootD 5.5 compares them exactly: to it a lower-case `want-digest` or `range` is not there.
+ * undici writes names as given over HTTP/1.1; over HTTP/2 they go out lower-case as the protocol requires.
+ */
+function canonicalHeaders(h: Headers | undefined): Headers | undefined {
+  if (!h) return h;
+  const out: Headers = {};
+  for (const k in h) out[canonicalHeaderName(k)] = h[k]!;
+  return out;
+}
+
+/** undici's verdict on a response it could not frame (bad header line, body longer than announced). */
+function isUnparsableResponse(e: unknown): boolean {
+  for (let c = e as { code?: unknown; cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++) {
+    if (c.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (typeof c.code === 'string' && c.code.startsWith('HPE_'))) return true;
+  }
+  return false;
 }
 
 /** Replays of an idempotent request whose connection dropped before its response arrived. */
@@ -100,7 +121,8 @@ async function send(
       return await sendOnce(via, ep, side, opts);
     } catch (e) {
       const outer = opts.signal as AbortSignal | undefined;
-      const dropped = e instanceof TransferError && e.code === TransferErrorCode.network;
+      // A response no parser accepts is the server's doing: sending it again gets the same answer.
+      const dropped = e instanceof TransferError && e.code === TransferErrorCode.network && !isUnparsableResponse(e);
       if (!idempotent || !dropped || replay >= MAX_REPLAYS || outer?.aborted) throw e;
       if (repick) via = repick();
     }
@@ -130,13 +152,23 @@ export async function rangedGet(
 ): Promise<RangedGetResponse> {
   let via = opts.via ?? pool.pick(ep.origin);
   const headers: Headers = { ...opts.headers };
-  const ranged = opts.offset > 0 || opts.end !== undefined;
+  // Without usable ranges the whole representation comes back (200): callers see `start === 0`.
+  const ranged = (opts.offset > 0 || opts.end !== undefined) && !pool.rangesUnusable(ep.origin);
   if (ranged) {
     headers['range'] = `bytes=${opts.offset}-${opts.end !== undefined ? opts.end - 1 : ''}`;
     if (opts.validator) headers['if-range'] = opts.validator;
   }
-  // A caller that chose the connection (multi-stream ranges) keeps it; undici reconnects it for the replay.
-  const res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal }, opts.via ? undefined : () => (via = pool.pick(ep.origin)));
+  let res: Dispatcher.ResponseData;
+  try {
+    // A caller that chose the connection (multi-stream ranges) keeps it; undici reconnects it for the replay.
+    res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal }, opts.via ? undefined : () => (via = pool.pick(ep.origin)));
+  } catch (e) {
+    if (!ranged || !isUnparsableResponse(e)) throw e;
+    // XRootD 5.5 ends the Content-Range line of a 206 with a bare LF once it holds a checksum of the file, which
+    // no strict parser accepts. Such a server is read whole from now on (no multi-stream, no resume offset).
+    pool.markRangesUnusable(ep.origin);
+    return rangedGet(pool, ep, { ...opts, via: undefined });
+  }
   const status = res.statusCode;
   if (status === 200) {
     const len = header(res.headers, 'content-length');
@@ -144,6 +176,13 @@ export async function rangedGet(
   }
   if (status === 206) {
     const cr = parseContentRange(header(res.headers, 'content-range'));
+    if (cr && cr.total !== undefined && cr.end >= cr.total && cr.start < cr.total && opts.end !== undefined) {
+      // A range past the end must be answered up to the last byte (RFC 9110 §14.1.1). XRootD 5.5 echoes the
+      // range asked for, announces that many bytes, sends what exists and drops the connection. Ask again for
+      // exactly the bytes that exist.
+      res.body.destroy();
+      return rangedGet(pool, ep, { ...opts, end: cr.total, via: undefined });
+    }
     if (!cr || cr.start !== opts.offset) {
       res.body.destroy();
       throw new TransferError(TransferErrorCode.network, `source answered a range we did not ask for (${header(res.headers, 'content-range')})`, {
@@ -165,27 +204,57 @@ export async function rangedGet(
   throw errorForHttpStatus(status, 'source', ep.url);
 }
 
+export interface PutResponse {
+  status: number;
+  headers: Dispatcher.ResponseData['headers'];
+  /** Remote IP and protocol of the connection that carried the upload. */
+  info: ConnectionInfo;
+}
+
+/**
+ * One PUT. `via` (a ranged part to a cargoport peer) pins the connection; otherwise the upload goes on a lent
+ * undici connection for HTTP/2 origins, and through Node's http client for HTTP/1.1 origins (http1-upload.ts:
+ * XRootD needs `Content-Length` spelled that way). An origin not contacted yet is probed with a HEAD first.
+ */
 export async function putRequest(
   pool: ClientPool, ep: HttpEndpoint, opts: {
     body: AsyncIterable<Uint8Array>; size?: number; headers: Headers; signal: AbortSignal; via?: PooledClient;
   },
-): Promise<HttpResponseMeta> {
-  const lent = opts.via ? undefined : pool.lendUploadClient(ep.origin);
-  const via = opts.via ?? lent!.pooled;
-  const headers: Headers = { ...opts.headers };
-  if (opts.size !== undefined) headers['content-length'] = String(opts.size);
-  let res: Dispatcher.ResponseData;
-  try {
-    res = await send(via, ep, 'destination', { method: 'PUT', headers, body: opts.body as unknown as Readable, signal: opts.signal });
-    res.body.resume();
-  } finally {
-    lent?.release();
+): Promise<PutResponse> {
+  let res: PutResponse;
+  if (!opts.via && await originProtocol(pool, ep, opts.headers, opts.signal) === 'http/1.1') {
+    res = await http1Put(pool.http1AgentFor(ep.origin), ep.origin, ep.path, ep.url, {
+      ...opts, headersTimeoutMs: pool.optionsFor(ep.origin).headersTimeoutMs,
+    });
+  } else {
+    const lent = opts.via ? undefined : pool.lendUploadClient(ep.origin);
+    const via = opts.via ?? lent!.pooled;
+    const headers: Headers = { ...opts.headers };
+    if (opts.size !== undefined) headers['content-length'] = String(opts.size);
+    try {
+      const r = await send(via, ep, 'destination', { method: 'PUT', headers, body: opts.body as unknown as Readable, signal: opts.signal });
+      r.body.resume();
+      res = { status: r.statusCode, headers: r.headers, info: via.info };
+    } finally {
+      lent?.release();
+    }
   }
-  if (res.statusCode === 412 && headers['if-none-match'] === '*') {
+  if (res.status === 412 && opts.headers['if-none-match'] === '*') {
     throw new TransferError(TransferErrorCode.destExists, `destination exists and overwrite is false: ${ep.url}`, {
       httpStatus: 409, field: 'destination', retryable: false,
     });
   }
-  if (res.statusCode < 200 || res.statusCode >= 300) throw errorForHttpStatus(res.statusCode, 'destination', ep.url);
-  return { status: res.statusCode, headers: res.headers, via };
+  if (res.status < 200 || res.status >= 300) throw errorForHttpStatus(res.status, 'destination', ep.url);
+  return res;
+}
+
+/** The protocol the destination speaks, learning it with a HEAD (same credentials) when no connection was made yet. */
+async function originProtocol(
+  pool: ClientPool, ep: HttpEndpoint, headers: Headers, signal: AbortSignal,
+): Promise<ConnectionInfo['protocol']> {
+  const known = pool.protocolOf(ep.origin);
+  if (known) return known;
+  const { 'if-none-match': _inm, digest: _d, ...probeHeaders } = headers;
+  const head = await headRequest(pool, ep, 'destination', probeHeaders, signal);
+  return head.via.info.protocol;
 }

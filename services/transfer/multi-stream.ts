@@ -114,7 +114,7 @@ export async function planPull(
   const defaults = pool.optionsFor(src.origin);
   const n = Math.max(1, a.req.connections ?? defaults.connections);
   const m = Math.max(1, a.req.streams ?? defaults.streams);
-  if (n * m <= 1) return { kind: 'single' };
+  if (n * m <= 1 || pool.rangesUnusable(src.origin)) return { kind: 'single' };
   if (a.req.size !== undefined && a.req.size < policy.minFileBytes) return { kind: 'single' };
   const headers = sourceHeaders(a);
   if (a.req.resume && a.req.resume.done.length > 0) {

@@ -10,6 +10,7 @@ import { testTls } from './tls.js';
 import { createPortStorage, type PortStorage } from '../../services/storage/port-storage.js';
 import { storagePlugin, registerTapeRest } from '../../gateway/storage/storage-plugin.js';
 import type { StorageEndpointOptions } from '../../gateway/storage/storage-options.js';
+import { startHttp1Listener, type Http1Listener } from '../../gateway/http1-listener.js';
 
 export interface TestStorageServer {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -19,6 +20,8 @@ export interface TestStorageServer {
   /** origin + prefix */
   base: string;
   port: number;
+  /** https://127.0.0.1:<port> of the HTTP/1.1-only listener, when asked for (`http1: true`). */
+  http1Origin?: string;
   storage: PortStorage;
   dir: string;
   permanentDir: string;
@@ -31,6 +34,8 @@ export interface TestStorageServerOptions extends Partial<Omit<StorageEndpointOp
   bufferQuotaBytes?: number;
   sitename?: string;
   host?: string;
+  /** Also start the HTTP/1.1-only listener (gateway.http1Port). */
+  http1?: boolean;
 }
 
 export async function startStorageServer(o: TestStorageServerOptions = {}): Promise<TestStorageServer> {
@@ -49,22 +54,26 @@ export async function startStorageServer(o: TestStorageServerOptions = {}): Prom
     logger: process.env.CARGOPORT_TEST_LOG ? { level: process.env.CARGOPORT_TEST_LOG } : false,
   });
   const prefix = o.prefix ?? '/data';
-  const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, ...rest } = o;
+  const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, http1: wantHttp1, ...rest } = o;
   await app.register(storagePlugin, { prefix, storage, ...rest });
   await registerTapeRest(app, { storage, sitename: sitename ?? 'cargoport-test', storagePrefix: prefix, authorize: rest.authorize });
   await app.listen({ host: host ?? '127.0.0.1', port: 0 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   const origin = `https://${host === '::1' ? '[::1]' : '127.0.0.1'}:${port}`;
+  let http1: Http1Listener | undefined;
+  if (wantHttp1) http1 = await startHttp1Listener(app as unknown as FastifyInstance, { host: host ?? '127.0.0.1', port: 0, key: tls.key, cert: tls.cert });
   return {
     app,
     origin,
     base: origin + prefix,
     port,
+    ...(http1 ? { http1Origin: `https://${host === '::1' ? '[::1]' : '127.0.0.1'}:${http1.port}` } : {}),
     storage,
     dir,
     permanentDir,
     async close() {
+      await http1?.close();
       await app.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -1,0 +1,148 @@
+/**
+ * PUT over HTTP/1.1 with Node's own http client, used when the destination negotiated HTTP/1.1.
+ *
+ * Why not undici: undici 7 always writes its framing header as `content-length` in lower case. Header names are
+ * case-insensitive (RFC 9110 §5.1), but XRootD's XrdHttp (5.5, the version WLCG sites run) matches
+ * `Content-Length` case-sensitively: it then reads no body, stores an empty file and answers 201. Node's http
+ * client writes header names exactly as given, so the upload carries `Content-Length` like curl and davix do.
+ *
+ * The connections come from a keep-alive Agent per origin whose sockets go through the same pacing, socket hook
+ * (packet marking) and trust settings as the undici connections, and report their remote IP.
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type { ConnectionPacer } from '../throttle/connection-pacer.js';
+import type { ConnectionInfo, TransferClientOptions } from './client-pool.js';
+import { classifyError } from './transfer-errors.js';
+
+export interface Http1PutResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  info: ConnectionInfo;
+}
+
+export type Http1Agent = HttpAgent;
+
+/** A keep-alive agent for `origin` whose new sockets are paced and hooked like the undici connections. */
+export function createHttp1Agent(
+  origin: string, o: Readonly<TransferClientOptions>, pacer: ConnectionPacer,
+): Http1Agent {
+  const secure = origin.startsWith('https:');
+  const AgentClass = secure ? HttpsAgent : HttpAgent;
+  const agent = new AgentClass({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: o.maxHttp1ConnectionsPerOrigin });
+  // Node's Agent accepts an asynchronous createConnection: return nothing and call back with the socket.
+  (agent as unknown as { createConnection: unknown }).createConnection = (
+    opts: ConnectionOptions & { host: string; port: number }, done: (err: Error | null, s?: Socket) => void,
+  ): undefined => {
+    void pacer.turn(opts.host).then((release) => {
+      const socket: Socket = secure
+        ? tlsConnect({
+          host: opts.host,
+          port: opts.port,
+          // SNI carries host names only (RFC 6066 §3).
+          ...(isIP(opts.host) ? {} : { servername: opts.host }),
+          ALPNProtocols: ['http/1.1'],
+          ...(o.ca !== undefined ? { ca: o.ca } : {}),
+          ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
+          ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
+          autoSelectFamily: true,
+          autoSelectFamilyAttemptTimeout: 250,
+        } as ConnectionOptions)
+        : netConnect({ host: opts.host, port: opts.port, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250 });
+      const connectTimer = setTimeout(() => socket.destroy(Object.assign(
+        new Error(`connect timeout after ${o.connectTimeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' },
+      )), o.connectTimeoutMs);
+      const settled = (): void => {
+        clearTimeout(connectTimer);
+        release();
+      };
+      socket.once(secure ? 'secureConnect' : 'connect', () => {
+        settled();
+        socket.setNoDelay(true);
+        o.onSocket?.(socket, origin);
+      });
+      socket.once('error', settled);
+      done(null, socket);
+    }, (e: Error) => done(e));
+    return undefined;
+  };
+  return agent;
+}
+
+/**
+ * Streams `body` to `origin + path` with `Content-Length: size` (chunked when the size is unknown), honouring
+ * back-pressure; resolves with the status and headers once the response arrives, its body drained.
+ */
+export function http1Put(
+  agent: Http1Agent, origin: string, path: string, url: string, opts: {
+    body: AsyncIterable<Uint8Array>; size?: number; headers: Record<string, string>; signal: AbortSignal;
+    headersTimeoutMs: number;
+  },
+): Promise<Http1PutResult> {
+  const u = new URL(origin);
+  const secure = u.protocol === 'https:';
+  // Conventional capitalisation for every header we send (some HTTP/1.1 servers compare names exactly).
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.headers)) headers[canonicalHeaderName(k)] = v;
+  if (opts.size !== undefined) headers['Content-Length'] = String(opts.size);
+  const info: ConnectionInfo = { protocol: 'http/1.1' };
+  return new Promise<Http1PutResult>((resolve, reject) => {
+    let finished = false;
+    const fail = (e: unknown): void => {
+      if (finished) return;
+      finished = true;
+      opts.signal.removeEventListener('abort', onAbort);
+      req.destroy();
+      reject(opts.signal.aborted ? (opts.signal.reason ?? e) : classifyError(e, 'destination', url));
+    };
+    const onAbort = (): void => fail(opts.signal.reason);
+    const req = (secure ? httpsRequest : httpRequest)({
+      agent, method: 'PUT', host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port || (secure ? 443 : 80), path,
+      headers,
+    } satisfies RequestOptions);
+    req.on('socket', (s: Socket) => {
+      if (s.remoteAddress) info.remoteIp = s.remoteAddress;
+      else s.once('connect', () => { info.remoteIp = s.remoteAddress; });
+    });
+    req.setTimeout(opts.headersTimeoutMs, () => fail(Object.assign(new Error(`no response within ${opts.headersTimeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
+    req.on('error', fail);
+    req.on('response', (res: IncomingMessage) => {
+      // The body of a PUT response is a short status text: drain it so the connection can be reused.
+      res.resume();
+      res.on('error', fail);
+      res.on('end', () => {
+        if (finished) return;
+        finished = true;
+        opts.signal.removeEventListener('abort', onAbort);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, info });
+      });
+    });
+    if (opts.signal.aborted) return fail(opts.signal.reason);
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+    void (async () => {
+      try {
+        for await (const chunk of opts.body) {
+          if (finished) return;
+          if (!req.write(chunk)) {
+            await new Promise<void>((r) => {
+              const go = (): void => { req.off('close', go); req.off('drain', go); r(); };
+              req.once('drain', go);
+              req.once('close', go);
+            });
+          }
+        }
+        req.end();
+      } catch (e) {
+        fail(e);
+      }
+    })();
+  });
+}
+
+/** `content-length` → `Content-Length`, `want-digest` → `Want-Digest`. */
+export function canonicalHeaderName(name: string): string {
+  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, sep: string, c: string) => sep + c.toUpperCase());
+}
+
