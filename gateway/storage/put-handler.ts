@@ -115,11 +115,19 @@ export async function handlePut(ctx: StorageContext, request: FastifyRequest, re
   try {
     const algs = algsToCompute(supplied);
     const sums: Checksummer[] = algs.map((a) => createChecksummer(a));
+    let total = 0;
     const received = await writeStreamAt(upload.handle, request.raw, 0, {
       maxBytes: length ?? ctx.opts.maxPutBytes,
-      onChunk: (chunk) => {
-        for (const s of sums) s.update(chunk);
-      },
+      onChunk: length !== undefined
+        ? (chunk) => {
+          for (const s of sums) s.update(chunk);
+        }
+        : (chunk) => {
+          // No Content-Length: the quota grows with the body (throws 507 when the buffer is full).
+          total += chunk.length;
+          upload.account(total);
+          for (const s of sums) s.update(chunk);
+        },
     });
     if (aborted || (length !== undefined && received !== length)) {
       throw new StorageError('CARGO_ERR_SHORT_BODY', `body ended after ${received} bytes`, 400, { field: 'Content-Length' });

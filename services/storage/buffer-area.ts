@@ -16,6 +16,16 @@ import { PosixBackend } from './posix-backend.js';
 import { NearlineBackend } from './nearline-backend.js';
 import { insufficientStorage, StorageError } from './storage-errors.js';
 
+
+/** Quota an upload of unknown size takes ahead of its bytes (bounded by 1/16 of the quota). */
+const GROWTH_STEP_BYTES = 64 * 1024 * 1024;
+
+export interface GrowableReservation {
+  /** Hold quota for `toBytes` in all; throws CARGO_ERR_NO_SPACE when the buffer cannot make room. */
+  grow(toBytes: number): void;
+  release(): void;
+}
+
 export interface StagedCopy {
   path: string;
   size: number;
@@ -83,6 +93,50 @@ export class BufferArea {
       done = true;
       this.reservedBytes -= bytes;
     };
+  }
+
+  /**
+   * Quota for an upload of unknown size (chunked HTTP/1.1, HTTP/2 without Content-Length): it grows with the
+   * bytes received, synchronously, so the write path can account for every chunk without waiting. Room is made by
+   * evicting released or expired staged copies (their files are removed in the background); when none is left
+   * the growth throws CARGO_ERR_NO_SPACE (507) and the upload stops.
+   */
+  growableReservation(): GrowableReservation {
+    let held = 0;
+    let done = false;
+    const step = Math.max(1, Math.min(GROWTH_STEP_BYTES, Math.floor(this.quotaBytes / 16)));
+    return {
+      grow: (toBytes: number) => {
+        if (done || toBytes <= held) return;
+        const need = toBytes - held;
+        if (this.usedBytes + need > this.quotaBytes) this.evictNow(need);
+        if (this.usedBytes + need > this.quotaBytes) {
+          throw insufficientStorage(`buffer full after ${toBytes - 1} bytes of an upload of unknown size (quota ${this.quotaBytes} bytes)`);
+        }
+        // Take a step ahead when there is room, so most chunks cost one comparison.
+        const extra = Math.max(0, Math.min(step, this.quotaBytes - this.usedBytes - need));
+        held += need + extra;
+        this.reservedBytes += need + extra;
+      },
+      release: () => {
+        if (done) return;
+        done = true;
+        this.reservedBytes -= held;
+      },
+    };
+  }
+
+  /** Evicts evictable staged copies (LRU) from the accounting at once until `bytes` fit; files go in the background. */
+  private evictNow(bytes: number): void {
+    const now = Date.now();
+    const candidates = [...this.staged.values()]
+      .filter((c) => c.released || c.pinnedUntil <= now)
+      .sort((a, b) => a.lastAccess - b.lastAccess);
+    for (const c of candidates) {
+      if (this.usedBytes + bytes <= this.quotaBytes) return;
+      this.staged.delete(c.path);
+      void this.stagedStore.delete(c.path).catch(() => undefined);
+    }
   }
 
   /** A fresh temp file in incoming/ (server-generated name, O_EXCL). */

@@ -22,6 +22,11 @@ export interface Upload {
   /** Absolute path of the temp file in the buffer (for positional writes by ranged uploads). */
   readonly tempPath: string;
   readonly handle: FileHandle;
+  /**
+   * Account `totalBytes` received so far against the buffer quota (uploads without a declared size); throws
+   * CARGO_ERR_NO_SPACE when the buffer is full. A no-op for uploads whose size was reserved at the start.
+   */
+  account(totalBytes: number): void;
   /** fsync + adopt into permanent storage at the final name. */
   commit(): Promise<EntryStat>;
   /** Remove the temp file; nothing is published. Idempotent. */
@@ -93,7 +98,15 @@ export class PortStorage {
     const existing = await this.permanent.stat(path).catch(() => null);
     if (existing?.type === 'dir') throw isACollection(path);
     if (existing && !opts.overwrite) throw alreadyExists(path);
-    const unreserve = opts.expectedSize ? await this.buffer.reserve(opts.expectedSize) : () => undefined;
+    let account: (totalBytes: number) => void = () => undefined;
+    let unreserve: () => void;
+    if (opts.expectedSize !== undefined) {
+      unreserve = opts.expectedSize > 0 ? await this.buffer.reserve(opts.expectedSize) : () => undefined;
+    } else {
+      const growable = this.buffer.growableReservation();
+      account = (n) => growable.grow(n);
+      unreserve = () => growable.release();
+    }
     let temp;
     try {
       temp = await this.buffer.incomingTemp();
@@ -107,6 +120,7 @@ export class PortStorage {
       path,
       tempPath,
       handle,
+      account,
       commit: async () => {
         if (state !== 'open') throw new Error(`upload already ${state}`);
         state = 'committed';
