@@ -30,7 +30,11 @@ function pathList(body: unknown, key: 'paths'): string[] {
 }
 
 export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOptions): Promise<void> {
-  const requests = new StageRequests(opts.storage, opts.requestTtlMs);
+  const requests = await StageRequests.open(opts.storage, opts.requestTtlMs);
+  app.addHook('onClose', async () => {
+    await requests.flush();
+    await opts.storage.buffer.flush();
+  });
   const access = new AccessDecision([], opts.authorize);
   const prefix = (opts.storagePrefix ?? '').replace(/\/$/, '');
 
@@ -113,7 +117,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
           }
         }
         for (const f of files) if (!f.error) await access.check(req, 'stage', f.logical);
-        const created = requests.create(files, pinMs);
+        const created = await requests.create(files, pinMs);
         return reply
           .code(201)
           .header('location', `${baseUrl(req)}/stage/${created.id}`)
@@ -147,7 +151,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         if (!r) return reply;
         const paths = pathList(req.body, 'paths');
         await checkAll(req, 'stage', paths);
-        const missing = requests.cancel(r, paths);
+        const missing = await requests.cancel(r, paths);
         if (missing.length > 0) {
           return sendProblem(reply, 400, 'File missing from stage request', { detail: missing.join(', ') });
         }
@@ -158,7 +162,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         const r = found((req.params as { id: string }).id, reply);
         if (!r) return reply;
         await checkAll(req, 'stage', r.files.filter((f) => f.logical !== '/').map((f) => f.path));
-        requests.delete(r);
+        await requests.delete(r);
         return reply.code(200).send();
       });
 

@@ -4,11 +4,15 @@
  *   (a rename when both are on one file system);
  * - staged/: export copies staged from permanent storage (Tape REST "stage"), pinned for a lifetime and
  *   evicted, least recently used first, once released or expired, whenever room is needed under the quota.
- * The buffer is a cache: it is wiped at start-up, because staged copies without their pin records are
- * worth nothing and half-written uploads must never be published.
+ * Staged copies survive a restart: their records (size, source ETag, pin, release) are kept in
+ * `staged-index.json` beside them; at start-up a copy whose file is missing or of another size is forgotten, and a
+ * file without a record (a copy cut short by a crash) is removed. incoming/ is wiped at start-up: half-written
+ * uploads must never be published.
  */
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { JsonStateFile } from './json-state-file.js';
 import { randomBytes } from 'node:crypto';
 import { writeStreamAt } from './write-stream-at.js';
 import type { ReadHandle, StorageBackend } from './storage-backend.js';
@@ -45,20 +49,56 @@ export class BufferArea {
   private readonly staged = new Map<string, StagedCopy>();
   private readonly staging = new Map<string, Promise<StagedCopy>>();
   private reservedBytes = 0;
+  private readonly index: JsonStateFile<StagedCopy[]>;
 
   private constructor(
+    /** The buffer's root: incoming/, staged/ and the state files of the storage layer. */
+    readonly dir: string,
     readonly incomingDir: string,
     private readonly stagedStore: PosixBackend,
     readonly quotaBytes: number,
-  ) {}
+  ) {
+    this.index = new JsonStateFile(join(dir, 'staged-index.json'), () => [...this.staged.values()]);
+  }
 
   static async create(opts: BufferOptions): Promise<BufferArea> {
     const incoming = opts.dir + '/incoming';
-    const staged = opts.dir + '/staged';
+    const stagedDir = opts.dir + '/staged';
     await rm(incoming, { recursive: true, force: true });
-    await rm(staged, { recursive: true, force: true });
     await mkdir(incoming, { recursive: true });
-    return new BufferArea(incoming, await PosixBackend.create(staged), opts.quotaBytes);
+    await mkdir(stagedDir, { recursive: true });
+    const area = new BufferArea(opts.dir, incoming, await PosixBackend.create(stagedDir), opts.quotaBytes);
+    await area.recoverStaged(stagedDir);
+    return area;
+  }
+
+  /** Reloads the staged copies recorded before a restart; drops unrecorded or damaged files. */
+  private async recoverStaged(stagedDir: string): Promise<void> {
+    const records = await this.index.load();
+    const byFile = new Map<string, StagedCopy>();
+    if (Array.isArray(records)) {
+      for (const r of records as StagedCopy[]) {
+        if (typeof r?.path !== 'string' || typeof r.size !== 'number' || typeof r.sourceEtag !== 'string') continue;
+        byFile.set(join(stagedDir, r.path), r);
+      }
+    }
+    const files = (await readdir(stagedDir, { recursive: true, withFileTypes: true })).filter((d) => d.isFile());
+    for (const d of files) {
+      const abs = join(d.parentPath ?? (d as unknown as { path: string }).path, d.name);
+      const record = byFile.get(abs);
+      const size = record ? await stat(abs).then((st) => st.size, () => -1) : -1;
+      if (record && size === record.size) {
+        this.staged.set(record.path, { ...record, path: '/' + relative(stagedDir, abs).split(sep).join('/') });
+      } else {
+        await unlink(abs).catch(() => undefined);
+      }
+    }
+    await this.index.save();
+  }
+
+  /** Writes the staged-copy records now (shutdown). */
+  flush(): Promise<void> {
+    return this.index.flush();
   }
 
   get usedBytes(): number {
@@ -135,6 +175,7 @@ export class BufferArea {
     for (const c of candidates) {
       if (this.usedBytes + bytes <= this.quotaBytes) return;
       this.staged.delete(c.path);
+      this.index.saveSoon();
       void this.stagedStore.delete(c.path).catch(() => undefined);
     }
   }
@@ -169,6 +210,7 @@ export class BufferArea {
       existing.pinnedUntil = Math.max(existing.pinnedUntil, now + pinMs);
       existing.released = false;
       existing.lastAccess = now;
+      this.index.saveSoon();
       return Promise.resolve(existing);
     }
     let p = this.staging.get(path);
@@ -206,6 +248,7 @@ export class BufferArea {
         lastAccess: Date.now(),
       };
       this.staged.set(path, copy);
+      await this.index.save();
       return copy;
     })().finally(() => this.staging.delete(path));
     this.staging.set(path, p);
@@ -219,7 +262,10 @@ export class BufferArea {
   /** Client no longer needs the copy: it becomes evictable (not deleted at once: it may still be read). */
   release(path: string): void {
     const c = this.staged.get(path);
-    if (c) c.released = true;
+    if (c) {
+      c.released = true;
+      this.index.saveSoon();
+    }
   }
 
   async openStaged(path: string): Promise<ReadHandle | null> {
@@ -230,6 +276,7 @@ export class BufferArea {
       return await this.stagedStore.openRead(path);
     } catch {
       this.staged.delete(path);
+      this.index.saveSoon();
       return null;
     }
   }
@@ -243,6 +290,7 @@ export class BufferArea {
     for (const p of [...this.staged.keys()]) {
       if (p === path || p.startsWith(path + '/')) {
         this.staged.delete(p);
+        this.index.saveSoon();
         await this.stagedStore.delete(p).catch(() => undefined);
       }
     }

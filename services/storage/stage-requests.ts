@@ -1,10 +1,14 @@
 /**
  * Tape REST "stage" requests: bulk requests to bring files from permanent storage (nearline) into the
  * buffer, tracked per file through SUBMITTED → STARTED → COMPLETED | FAILED | CANCELLED.
- * State is kept in memory (lost on restart: clients then get 404 on poll and resubmit, as after a request
- * expiry); requests are forgotten `ttlMs` after creation.
+ * Requests survive a restart: they are kept in `stage-requests.json` in the buffer. A request is on disk before
+ * its id is returned, cancel and delete are on disk before they are answered, and per-file progress is written
+ * within 200 ms; after a restart, files that were not finished are staged again. Requests are forgotten `ttlMs`
+ * after creation.
  */
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { JsonStateFile } from './json-state-file.js';
 import type { PortStorage } from './port-storage.js';
 import { isCargoError } from '../errors.js';
 
@@ -34,11 +38,40 @@ const TERMINAL: ReadonlySet<StageFileState> = new Set(['COMPLETED', 'FAILED', 'C
 
 export class StageRequests {
   private readonly requests = new Map<string, StageRequest>();
+  private readonly journal: JsonStateFile<StageRequest[]>;
 
-  constructor(
+  private constructor(
     private readonly storage: PortStorage,
-    private readonly ttlMs = 24 * 3600_000,
-  ) {}
+    private readonly ttlMs: number,
+  ) {
+    this.journal = new JsonStateFile(join(storage.buffer.dir, 'stage-requests.json'), () => [...this.requests.values()]);
+  }
+
+  /** The requests of `storage`, reloaded from before a restart; unfinished files are staged again. */
+  static async open(storage: PortStorage, ttlMs = 24 * 3600_000): Promise<StageRequests> {
+    const self = new StageRequests(storage, ttlMs);
+    const stored = await self.journal.load();
+    if (Array.isArray(stored)) {
+      for (const r of stored as StageRequest[]) {
+        if (typeof r?.id !== 'string' || !Array.isArray(r.files)) continue;
+        self.requests.set(r.id, r);
+      }
+    }
+    self.expire();
+    for (const r of self.requests.values()) {
+      for (const f of r.files) {
+        if (f.state === 'STARTED') f.state = 'SUBMITTED'; // its copy was cut short by the restart
+        if (f.state === 'SUBMITTED') void self.run(r, f);
+      }
+    }
+    await self.journal.save();
+    return self;
+  }
+
+  /** Writes pending progress now (shutdown). */
+  flush(): Promise<void> {
+    return this.journal.flush();
+  }
 
   get(id: string): StageRequest | undefined {
     this.expire();
@@ -46,7 +79,7 @@ export class StageRequests {
   }
 
   /** Create a request for already-validated paths and start staging every file in the background. */
-  create(files: Array<{ path: string; logical: string; error?: string }>, pinMs: number): StageRequest {
+  async create(files: Array<{ path: string; logical: string; error?: string }>, pinMs: number): Promise<StageRequest> {
     this.expire();
     const t = nowSec();
     const seen = new Set<string>();
@@ -61,8 +94,9 @@ export class StageRequests {
       );
     }
     this.requests.set(req.id, req);
-    for (const f of req.files) if (f.state === 'SUBMITTED') void this.run(req, f);
     this.settle(req);
+    await this.journal.save();
+    for (const f of req.files) if (f.state === 'SUBMITTED') void this.run(req, f);
     return req;
   }
 
@@ -70,7 +104,8 @@ export class StageRequests {
     await new Promise((r) => setImmediate(r));
     if (f.state !== 'SUBMITTED') return;
     f.state = 'STARTED';
-    f.startedAt = nowSec();
+    f.startedAt ??= nowSec();
+    this.journal.saveSoon();
     try {
       const st = await this.storage.stat(f.logical);
       if (st.type !== 'file') throw new Error('not a file');
@@ -86,6 +121,7 @@ export class StageRequests {
     } finally {
       f.finishedAt ??= nowSec();
       this.settle(req);
+      this.journal.saveSoon();
     }
   }
 
@@ -94,7 +130,7 @@ export class StageRequests {
   }
 
   /** Cancel `paths` of request `id`; returns the paths that are not part of the request (then nothing changes). */
-  cancel(req: StageRequest, paths: string[]): string[] {
+  async cancel(req: StageRequest, paths: string[]): Promise<string[]> {
     const byPath = new Map(req.files.map((f) => [f.path, f]));
     const missing = paths.filter((p) => !byPath.has(p));
     if (missing.length > 0) return missing;
@@ -106,17 +142,23 @@ export class StageRequests {
       this.storage.release(f.logical);
     }
     this.settle(req);
+    await this.journal.save();
     return [];
   }
 
   /** DELETE /stage/{id}: best-effort cancel of everything, then forget the request. */
-  delete(req: StageRequest): void {
-    this.cancel(req, req.files.map((f) => f.path));
+  async delete(req: StageRequest): Promise<void> {
     this.requests.delete(req.id);
+    await this.cancel(req, req.files.map((f) => f.path));
   }
 
   private expire(): void {
     const limit = nowSec() - Math.floor(this.ttlMs / 1000);
-    for (const [id, r] of this.requests) if (r.createdAt < limit) this.requests.delete(id);
+    for (const [id, r] of this.requests) {
+      if (r.createdAt < limit) {
+        this.requests.delete(id);
+        this.journal.saveSoon();
+      }
+    }
   }
 }

@@ -36,11 +36,13 @@ export interface TestStorageServerOptions extends Partial<Omit<StorageEndpointOp
   host?: string;
   /** Also start the HTTP/1.1-only listener (gateway.http1Port). */
   http1?: boolean;
+  /** Use (and keep on close) this directory instead of a fresh one: a restart of the same storage. */
+  dir?: string;
 }
 
 export async function startStorageServer(o: TestStorageServerOptions = {}): Promise<TestStorageServer> {
   const tls = testTls();
-  const dir = mkdtempSync(join(tmpdir(), 'cargoport-storage-'));
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'cargoport-storage-'));
   const permanentDir = join(dir, 'permanent');
   const storage = await createPortStorage({
     permanentDir,
@@ -54,7 +56,7 @@ export async function startStorageServer(o: TestStorageServerOptions = {}): Prom
     logger: process.env.CARGOPORT_TEST_LOG ? { level: process.env.CARGOPORT_TEST_LOG } : false,
   });
   const prefix = o.prefix ?? '/data';
-  const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, http1: wantHttp1, ...rest } = o;
+  const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, http1: wantHttp1, dir: _d, ...rest } = o;
   await app.register(storagePlugin, { prefix, storage, ...rest });
   await registerTapeRest(app, { storage, sitename: sitename ?? 'cargoport-test', storagePrefix: prefix, authorize: rest.authorize });
   await app.listen({ host: host ?? '127.0.0.1', port: 0 });
@@ -75,7 +77,7 @@ export async function startStorageServer(o: TestStorageServerOptions = {}): Prom
     async close() {
       await http1?.close();
       await app.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (!o.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
