@@ -9,12 +9,15 @@ import type { EntryStat, Locality, ReadHandle, StorageBackend } from './storage-
 import { BufferArea, type StagedCopy } from './buffer-area.js';
 import { NearlineBackend } from './nearline-backend.js';
 import { alreadyExists, isACollection } from './storage-errors.js';
+import { runReceptionStages, type ReceptionStage } from './reception-stage.js';
 
 export interface PortStorageOptions {
   permanent: StorageBackend;
   buffer: BufferArea;
   /** Pin lifetime of staged copies when the client gives none (Tape REST diskLifetime). */
   defaultPinMs?: number;
+  /** Run on every imported file in the buffer before it is published (reception-stage.ts). */
+  receptionStages?: ReceptionStage[];
 }
 
 export interface Upload {
@@ -44,11 +47,13 @@ export class PortStorage {
   readonly permanent: StorageBackend;
   readonly buffer: BufferArea;
   readonly defaultPinMs: number;
+  readonly receptionStages: ReceptionStage[];
 
   constructor(opts: PortStorageOptions) {
     this.permanent = opts.permanent;
     this.buffer = opts.buffer;
     this.defaultPinMs = opts.defaultPinMs ?? 3600_000;
+    this.receptionStages = opts.receptionStages ?? [];
   }
 
   /** Stat with the buffer folded in: a staged copy makes a tape file DISK_AND_TAPE and online. */
@@ -127,6 +132,7 @@ export class PortStorage {
         try {
           await handle.sync();
           await handle.close();
+          await runReceptionStages(this.receptionStages, { path, file: tempPath });
           const st = await this.permanent.adopt(tempPath, path, { overwrite: opts.overwrite, createParents: true });
           await this.buffer.drop(path);
           return this.withBuffer(st);
@@ -164,6 +170,7 @@ export class PortStorage {
       commit: async () => {
         done = true;
         try {
+          await runReceptionStages(this.receptionStages, { path, file });
           const st = await this.permanent.adopt(file, path, { overwrite: opts.overwrite, createParents: true });
           await this.buffer.drop(path);
           return this.withBuffer(st);
@@ -228,12 +235,13 @@ export async function createPortStorage(opts: {
   bufferQuotaBytes: number;
   nearline?: { recallLatencyMs: number; failRecall?: (path: string) => boolean };
   defaultPinMs?: number;
+  receptionStages?: ReceptionStage[];
 }): Promise<PortStorage> {
   const { PosixBackend } = await import('./posix-backend.js');
   const permanent = opts.nearline
     ? await NearlineBackend.createNearline(opts.permanentDir, opts.nearline)
     : await PosixBackend.create(opts.permanentDir);
   const buffer = await BufferArea.create({ dir: opts.bufferDir, quotaBytes: opts.bufferQuotaBytes });
-  return new PortStorage({ permanent, buffer, defaultPinMs: opts.defaultPinMs });
+  return new PortStorage({ permanent, buffer, defaultPinMs: opts.defaultPinMs, receptionStages: opts.receptionStages });
 }
 

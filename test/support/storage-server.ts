@@ -10,6 +10,7 @@ import { testTls } from './tls.js';
 import { createPortStorage, type PortStorage } from '../../services/storage/port-storage.js';
 import { storagePlugin, registerTapeRest } from '../../gateway/storage/storage-plugin.js';
 import type { StorageEndpointOptions } from '../../gateway/storage/storage-options.js';
+import type { ReceptionStage } from '../../services/storage/reception-stage.js';
 import { startHttp1Listener, type Http1Listener } from '../../gateway/http1-listener.js';
 
 export interface TestStorageServer {
@@ -36,6 +37,7 @@ export interface TestStorageServerOptions extends Partial<Omit<StorageEndpointOp
   host?: string;
   /** Also start the HTTP/1.1-only listener (gateway.http1Port). */
   http1?: boolean;
+  receptionStages?: ReceptionStage[];
   /** Use (and keep on close) this directory instead of a fresh one: a restart of the same storage. */
   dir?: string;
 }
@@ -49,6 +51,7 @@ export async function startStorageServer(o: TestStorageServerOptions = {}): Prom
     bufferDir: join(dir, 'buffer'),
     bufferQuotaBytes: o.bufferQuotaBytes ?? 8 * 1024 ** 3,
     nearline: o.nearline,
+    receptionStages: o.receptionStages,
   });
   const app = Fastify({
     http2: true,
@@ -56,7 +59,7 @@ export async function startStorageServer(o: TestStorageServerOptions = {}): Prom
     logger: process.env.CARGOPORT_TEST_LOG ? { level: process.env.CARGOPORT_TEST_LOG } : false,
   });
   const prefix = o.prefix ?? '/data';
-  const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, http1: wantHttp1, dir: _d, ...rest } = o;
+  const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, http1: wantHttp1, dir: _d, receptionStages: _r, ...rest } = o;
   await app.register(storagePlugin, { prefix, storage, ...rest });
   await registerTapeRest(app, { storage, sitename: sitename ?? 'cargoport-test', storagePrefix: prefix, authorize: rest.authorize });
   await app.listen({ host: host ?? '127.0.0.1', port: 0 });
