@@ -26,6 +26,7 @@ import {
 } from './transfer-checksum.js';
 import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
 import { checkPushedDestination } from './destination-check.js';
+import { applyStreamStages, type StagedSource } from './stream-stage.js';
 import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
 
@@ -233,9 +234,12 @@ async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource,
 async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promise<TransferResult> {
   const { req, ctl } = a;
   await assertDestinationFree(finalPath, req.overwrite);
+  // Staged bytes are not the source's bytes: one stream from byte 0, nothing to resume (stream-stage.ts).
+  const stages = ctl.stages?.length ? ctl.stages : undefined;
+  const resume = stages ? undefined : req.resume;
 
   let probe: RangedGetResponse | undefined;
-  if (src.kind === 'http' && engineOptions.multiStream.enabled) {
+  if (src.kind === 'http' && engineOptions.multiStream.enabled && !stages) {
     const plan = await planPull(pool, src, a, engineOptions.multiStream);
     if (plan.kind === 'split') {
       return pullRanges(pool, src, finalPath, a, plan.plan, engineOptions.multiStream, plan.first, engineOptions.checkpointIntervalMs);
@@ -243,19 +247,20 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
     if (plan.kind === 'single-opened') probe = plan.response;
   }
 
-  const part = await LocalPartFile.open(finalPath, probe ? undefined : req.resume).catch((e: unknown) => {
+  const part = await LocalPartFile.open(finalPath, probe ? undefined : resume).catch((e: unknown) => {
     probe?.body.destroy();
     throw e;
   });
   // Valid bytes in the part file; until the source answers, the previous attempt's prefix and validators stand.
   let position = part.resumedSize;
   let validators: Pick<ResumeState, 'etag' | 'lastModified' | 'size'> = {
-    etag: req.resume?.etag, lastModified: req.resume?.lastModified, size: req.resume?.size,
+    etag: resume?.etag, lastModified: resume?.lastModified, size: resume?.size,
   };
   let opened: OpenedSource | undefined;
   let checksum: RunningChecksum | null = null;
+  let staged: StagedSource | undefined;
   try {
-    opened = probe ? openedFromResponse(a, probe) : await openSource(a, src, part.resumedSize, req.resume);
+    opened = probe ? openedFromResponse(a, probe) : await openSource(a, src, part.resumedSize, resume);
     validators = { etag: opened.etag, lastModified: opened.lastModified, size: opened.size };
     if (opened.start !== part.resumedSize) {
       // The source could not continue where the part file ends: start over.
@@ -265,22 +270,28 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
     checksum = a.computeChecksum ? newChecksum(a.alg) : null;
     if (checksum && position > 0) await rehashPrefix(checksum, part.handle, position);
 
-    const progress = new ProgressMeter(position, opened.size ?? req.size, ctl.onProgress);
+    const progress = new ProgressMeter(position, stages ? undefined : opened.size ?? req.size, ctl.onProgress);
     let body = opened.body;
+    if (stages) {
+      // The checksum verified against the source is that of the bytes read, before the stages.
+      staged = applyStreamStages(opened.body, stages, checksum);
+      body = staged.body;
+    }
     for (let continuation = 0; ; continuation++) {
       const pump = new FilePump({
         source: body, writev: (bufs, pos) => part.writevAt(bufs, pos), position,
-        signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum, progress,
+        signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: staged ? null : checksum, progress,
         onChunk: (n) => a.watchdog.bytesMoved(n),
       });
       const ticker = new PeriodicCheckpoint(engineOptions.checkpointIntervalMs, part.handle,
-        () => ({ tempPath: part.tempPath, ...validators, done: [[0, pump.position]] }), ctl.onCheckpoint);
+        () => ({ tempPath: part.tempPath, ...validators, done: [[0, pump.position]] }), staged ? undefined : ctl.onCheckpoint);
       ticker.start();
       try {
         await pump.run();
         break;
       } catch (e) {
         position = pump.position;
+        if (staged) throw staged.explain(e);
         const next = continuation < MAX_BODY_CONTINUATIONS && src.kind === 'http' && !a.signal.aborted
           ? await continueBody(a, src, opened, position, e)
           : undefined;
@@ -295,8 +306,9 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
     progress.flush();
 
     const size = opened.size ?? req.size;
-    if (size !== undefined && position !== size) {
-      throw new TransferError(TransferErrorCode.sizeMismatch, `received ${position} bytes, expected ${size}`, {
+    const received = staged ? staged.inputBytes : position;
+    if (size !== undefined && received !== size) {
+      throw new TransferError(TransferErrorCode.sizeMismatch, `received ${received} bytes, expected ${size}`, {
         httpStatus: 502, field: 'source', retryable: true,
       });
     }
@@ -315,9 +327,10 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
     };
   } catch (e) {
     opened?.body.destroy();
+    staged?.body.destroy();
     const err = asAttemptError(e, a, src);
     const resumable = err.retryable || err.code === TransferErrorCode.aborted;
-    if (!resumable || err.code === TransferErrorCode.checksumMismatch || position === 0) {
+    if (!resumable || err.code === TransferErrorCode.checksumMismatch || position === 0 || staged) {
       // Bad bytes, a fatal error, or nothing written: no part file worth keeping.
       await part.discard();
       if (resumable) ctl.onCheckpoint?.({ done: [] });
@@ -344,21 +357,26 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     }
     dstHeaders['if-none-match'] = '*';
   }
-  if (src.kind === 'file' && engineOptions.multiStream.enabled) {
+  const stages = ctl.stages?.length ? ctl.stages : undefined;
+  if (src.kind === 'file' && engineOptions.multiStream.enabled && !stages) {
     const ranged = await rangedPushPlan(a, src.path, dst);
     if (ranged) return pushRanges(pool, dst, a, ranged, engineOptions.multiStream, dstHeaders);
   }
   let opened: OpenedSource | undefined;
+  let staged: StagedSource | undefined;
   try {
     opened = await openSource(a, src, 0);
     const checksum = a.computeChecksum ? newChecksum(a.alg) : null;
-    const progress = new ProgressMeter(0, opened.size ?? req.size, ctl.onProgress);
-    const chunks = pumpBytes(opened.body, {
-      signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum, progress,
+    // With stages: `checksum` covers the source bytes; the destination is compared with the output's own sum.
+    const outputChecksum = stages && checksum && (req.verify === 'destination' || req.verify === 'both') ? newChecksum(a.alg) : null;
+    if (stages) staged = applyStreamStages(opened.body, stages, checksum);
+    const size = stages ? undefined : opened.size ?? req.size;
+    const progress = new ProgressMeter(0, size, ctl.onProgress);
+    const chunks = pumpBytes(staged ? staged.body : opened.body, {
+      signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: staged ? outputChecksum : checksum, progress,
       onChunk: (n) => a.watchdog.bytesMoved(n),
     });
-    const size = opened.size ?? req.size;
-    if (req.checksum?.value) {
+    if (req.checksum?.value && !stages) {
       // Lets checksum-aware destinations (cargoport, XRootD, dCache) verify on their side too.
       dstHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
     }
@@ -369,9 +387,15 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
         httpStatus: 502, field: 'source', retryable: true,
       });
     }
+    const sourceSize = opened.size ?? req.size;
+    if (staged && sourceSize !== undefined && staged.inputBytes !== sourceSize) {
+      throw new TransferError(TransferErrorCode.sizeMismatch, `read ${staged.inputBytes} bytes, expected ${sourceSize}`, {
+        httpStatus: 502, field: 'source', retryable: true,
+      });
+    }
     const value = checksum?.digestHex();
     verifyChecksum(a, value, opened.sourceDigest);
-    await checkPushedDestination(pool, a, dst, put.headers, value, progress.value);
+    await checkPushedDestination(pool, a, dst, put.headers, staged ? outputChecksum?.digestHex() : value, progress.value);
     return {
       bytes: progress.value,
       resumedBytes: 0,
@@ -384,7 +408,8 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     };
   } catch (e) {
     opened?.body.destroy();
-    const err = asAttemptError(e, a, src);
+    staged?.body.destroy();
+    const err = asAttemptError(staged ? staged.explain(e) : e, a, src);
     // A remote destination keeps no partial data we could resume into (single-stream PUT).
     if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
     throw err;

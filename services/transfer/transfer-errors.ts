@@ -22,6 +22,7 @@ export const TransferErrorCode = {
   sizeMismatch: 'CARGO_ERR_SIZE_MISMATCH',
   sourceChanged: 'CARGO_ERR_SOURCE_CHANGED',
   localIo: 'CARGO_ERR_LOCAL_IO',
+  stageFailed: 'CARGO_ERR_STAGE_FAILED',
 } as const;
 
 export class TransferError extends CargoError {

@@ -5,6 +5,7 @@
  * control, which reach the engine only through `TransferControl`.
  */
 import type { Gate } from '../throttle/pause-gate.js';
+import type { StreamStage } from './stream-stage.js';
 
 export type ChecksumAlg = 'adler32' | 'crc32c' | 'md5' | 'sha256';
 export type VerifyMode = 'none' | 'source' | 'destination' | 'both';
@@ -66,6 +67,8 @@ export interface TransferControl {
   limiters?: RateLimiter[];
   onProgress?(p: TransferProgress): void;
   onCheckpoint?(state: ResumeState): void;
+  /** Transforms between source and destination (processing); see stream-stage.ts for what they imply. */
+  stages?: readonly StreamStage[];
 }
 
 export interface TransferResult {
