@@ -1,0 +1,127 @@
+/**
+ * bench/port-loopback — issue 3's loopback target measured as the issue states it: one large file, tmpfs → tmpfs,
+ * pulled **through the port** (POST /api/v1/jobs → feeder → BullMQ → worker → engine → atomic publish), against
+ * `curl --http2` downloading the same file from the same nginx (HTTP/2, TLS, 2 workers, sendfile off), alternating
+ * in the same run; iperf3's single-stream loopback TCP rate is printed for scale.
+ *
+ * Rates: curl = size / its wall time; cargoport = size / (submission → the worker's END of the file), from the
+ * file's attempt record (start, end), and also size / (submission → job seen FINISHED by polling, 50 ms steps).
+ * CPU per GiB: curl = its user + system time; cargoport = this process's user + system time over the job
+ * (gateway + worker + engine all run here; the bench itself only polls). redis-server is not counted.
+ *
+ * Run: npm run build && node dist/bench/port-loopback.js [size_mib=2048] [runs=3] [connections=1] [streams=1]
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { startHarness } from '../test/support/port-harness.js';
+import { testTls } from '../test/support/tls.js';
+
+const SIZE_MIB = Number(process.argv[2] ?? 2048);
+const RUNS = Number(process.argv[3] ?? 3);
+const CONNECTIONS = Number(process.argv[4] ?? 1);
+const STREAMS = Number(process.argv[5] ?? 1);
+const PORT = 19000 + (process.pid % 1000);
+const run = promisify(execFile);
+const BYTES = SIZE_MIB * 1024 * 1024;
+const GIB = 1024 ** 3;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function timedChild(cmd: string, args: string[]): Promise<{ secs: number; cpu: number }> {
+  const out = await run('/usr/bin/time', ['-f', '%e %U %S', cmd, ...args], { maxBuffer: 1 << 20 }).catch((e: { stderr?: string }) => {
+    throw new Error(`${cmd} failed: ${e.stderr ?? e}`);
+  });
+  const [e, u, s] = out.stderr.trim().split('\n').pop()!.split(' ').map(Number);
+  return { secs: e!, cpu: u! + s! };
+}
+
+async function iperf3(): Promise<number> {
+  const server = spawn('iperf3', ['-s', '-1', '-p', String(PORT + 1)], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    const { stdout } = await run('iperf3', ['-c', '127.0.0.1', '-p', String(PORT + 1), '-t', '5', '-J']);
+    return JSON.parse(stdout).end.sum_received.bits_per_second / 8 / 1e6;
+  } finally {
+    server.kill();
+  }
+}
+
+async function main(): Promise<void> {
+  const base = `/dev/shm/cargoport-portloop-${process.pid}`;
+  mkdirSync(`${base}/src`, { recursive: true });
+  await run('sh', ['-c', `head -c ${BYTES} /dev/urandom > ${base}/src/file.bin`]);
+  const tls = testTls();
+  writeFileSync(`${base}/nginx.conf`, `worker_processes 2;
+pid ${base}/nginx.pid;
+error_log ${base}/nginx-error.log warn;
+daemon on;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile off;
+  server {
+    listen 127.0.0.1:${PORT} ssl http2;
+    ssl_certificate ${tls.certPath};
+    ssl_certificate_key ${tls.keyPath};
+    root ${base}/src;
+    location / { }
+  }
+}
+`);
+  await run('nginx', ['-c', `${base}/nginx.conf`, '-p', base]);
+  const h = await startHarness({ logLevel: 'error', workers: { concurrency: 8 }, transfer: { connections: CONNECTIONS, streams: STREAMS } });
+  const url = `https://127.0.0.1:${PORT}/file.bin`;
+  try {
+    const iperfMBs = await iperf3();
+    const curl: Array<{ rate: number; cpuPerGiB: number }> = [];
+    const port: Array<{ rate: number; polledRate: number; cpuPerGiB: number }> = [];
+    for (let i = 1; i <= RUNS; i++) {
+      rmSync(`${base}/dst`, { recursive: true, force: true });
+      mkdirSync(`${base}/dst`);
+      const c = await timedChild('curl', ['--http2', '-s', '--cacert', tls.certPath, '-o', `${base}/dst/curl.bin`, url]);
+      if (statSync(`${base}/dst/curl.bin`).size !== BYTES) throw new Error('curl: short file');
+      curl.push({ rate: BYTES / 1e6 / c.secs, cpuPerGiB: c.cpu / (BYTES / GIB) });
+      rmSync(`${base}/dst/curl.bin`);
+
+      const cpu0 = process.cpuUsage();
+      const t0 = Date.now();
+      const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+        files: [{ source: url, destination: `file://${base}/dst/port.bin`, size: BYTES }],
+        params: { connections: CONNECTIONS, streams: STREAMS },
+      });
+      if (r.status !== 201) throw new Error(JSON.stringify(r.body));
+      let job: Record<string, unknown>;
+      for (;;) {
+        job = (await h.api<Record<string, unknown>>('GET', `/api/v1/jobs/${r.body.jobId}`)).body;
+        if (job['state'] !== 'ACTIVE') break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      const polledSecs = (Date.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      if (job['state'] !== 'FINISHED') throw new Error(`job ended ${job['state']}`);
+      const file = (await h.api<{ attempts: Array<{ end: number; outcome: string }> }>('GET', `/api/v1/jobs/${r.body.jobId}/files/0`)).body;
+      const ok = file.attempts.find((a) => a.outcome === 'ok')!;
+      const secs = (ok.end - t0) / 1000;
+      if (statSync(`${base}/dst/port.bin`).size !== BYTES) throw new Error('port: short file');
+      port.push({ rate: BYTES / 1e6 / secs, polledRate: BYTES / 1e6 / polledSecs, cpuPerGiB: (cpu.user + cpu.system) / 1e6 / (BYTES / GIB) });
+      console.log(`run ${i}: curl ${curl.at(-1)!.rate.toFixed(0)} MB/s ${curl.at(-1)!.cpuPerGiB.toFixed(2)} cpu-s/GiB | port ${port.at(-1)!.rate.toFixed(0)} MB/s (polled ${port.at(-1)!.polledRate.toFixed(0)}) ${port.at(-1)!.cpuPerGiB.toFixed(2)} cpu-s/GiB`);
+    }
+    const cr = median(curl.map((x) => x.rate));
+    const cc = median(curl.map((x) => x.cpuPerGiB));
+    const pr = median(port.map((x) => x.rate));
+    const pc = median(port.map((x) => x.cpuPerGiB));
+    const paired = median(port.map((p, i) => p.rate / curl[i]!.rate));
+    console.log(`${SIZE_MIB} MiB tmpfs → tmpfs, nginx h2+TLS 2 workers, port job with ${CONNECTIONS} connection(s) × ${STREAMS} stream(s)`);
+    console.log(`iperf3 single-stream TCP loopback: ${iperfMBs.toFixed(0)} MB/s`);
+    console.log(`curl --http2: median ${cr.toFixed(0)} MB/s, ${cc.toFixed(2)} cpu-s/GiB`);
+    console.log(`through the port: median ${pr.toFixed(0)} MB/s, ${pc.toFixed(2)} cpu-s/GiB`);
+    console.log(`RATIO port/curl: rate ${(pr / cr).toFixed(2)} (median of paired ${paired.toFixed(2)}) [target ≥ 1.0, aim 1.2]; cpu-s/GiB ${(pc / cc).toFixed(2)} [target ≤ 1.0]; port/iperf3 ${(pr / iperfMBs).toFixed(2)}, curl/iperf3 ${(cr / iperfMBs).toFixed(2)}`);
+  } finally {
+    await h.close();
+    await run('sh', ['-c', `kill $(cat ${base}/nginx.pid)`]).catch(() => undefined);
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+await main();
