@@ -5,11 +5,17 @@
  *
  * Run: npm run build && node dist/bench/push-small-files.js [files] [KiB]
  *
- * Known problem this reproduces (cause not found yet): with 2,000 files this process, which also runs the storage
- * endpoint, often ends with exit code 13 (a top-level await left unsettled) — even in the curl-only phase, even
- * with a ref'd interval running, and `--trace-exit` shows no process.exit call — and Node warns that a couple of
- * FileHandles were closed by the garbage collector. With 300 files, or against test/support/h2-file-server, it
- * completes. See bench/RESULTS.md.
+ * The exit code 13 this bench used to end with (2,000 files) is explained and fixed (2026-11-22):
+ * - curl 7.88 sends RST_STREAM(STREAM_CLOSED) after many completed uploads; Node 20's nghttp2 counts them as a
+ *   "rapid reset" attack and, past its burst of 1,000, ends the session with GOAWAY(INTERNAL_ERROR) and refuses
+ *   the streams in flight (seen with tshark + --tls-keylog); Node 20 has no option to raise that limit;
+ * - curl then retries those uploads on a new connection with `content-length: N` and an empty body (the libcurl
+ *   bug XRootD 5.5 also shows), which HTTP/2 must reset (PROTOCOL_ERROR), and curl exits 92;
+ * - on our side, a PUT whose body was already aborted while its handler awaited a stat waited forever for events
+ *   that had already fired (write-stream-at.ts now checks), leaking its temp FileHandle (the GC warnings), and
+ *   the storage server's close() waited for the dead sessions with nothing left to keep the process alive
+ *   (exit 13); sessions are now destroyed after a grace (gateway/http2-session-shutdown.ts).
+ * With more than ~1,000 files the curl phase therefore fails (loudly now); use ≤ 1,000 files for a comparison.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -4,7 +4,6 @@
  * Thin by design: routes validate with JSON schemas and call services.
  */
 import { Queue, type ConnectionOptions } from 'bullmq';
-import type { Http2Session } from 'node:http2';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
@@ -13,6 +12,7 @@ import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import type { GatewayContext } from './context.js';
+import { closeHttp2SessionsOnShutdown } from './http2-session-shutdown.js';
 import { sendProblem } from './problem.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { collectOpenApi, docsRoute } from './routes/docs-route.js';
@@ -61,20 +61,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     },
   };
 
-  // HTTP/2 clients keep sessions open; server.close() alone would wait for them (Fastify's
-  // http2SessionTimeout, 72 s). On close, send GOAWAY to every session and destroy stragglers after a grace.
-  const sessions = new Set<Http2Session>();
-  app.server.on('session', (s: Http2Session) => {
-    sessions.add(s);
-    s.once('close', () => sessions.delete(s));
-  });
-  app.addHook('preClose', async () => {
-    for (const s of sessions) s.close();
-    const grace = setTimeout(() => {
-      for (const s of sessions) s.destroy();
-    }, SESSION_CLOSE_GRACE_MS);
-    grace.unref();
-  });
+  closeHttp2SessionsOnShutdown(app, SESSION_CLOSE_GRACE_MS);
 
   app.setErrorHandler((err, req, reply) => sendProblem(reply, req, err));
   app.setNotFoundHandler((req, reply) =>

@@ -39,10 +39,11 @@ export function hrefOf(ctx: StorageContext, path: string, collection = false): s
 /** RFC 7807 problem body; used for every error leaving the storage endpoint. */
 export function sendProblem(reply: FastifyReply, status: number, title: string, extra: Record<string, unknown> = {}) {
   if (reply.sent || reply.raw.headersSent) return reply;
-  return reply
-    .code(status)
-    .header('content-type', 'application/problem+json')
-    .send(JSON.stringify({ type: 'about:blank', title, status, ...extra }));
+  const r = reply.code(status).header('content-type', 'application/problem+json');
+  // A HEAD answer has no body (RFC 9110 §9.3.2): over HTTP/2 Node ends the stream with the headers, and a body
+  // written after that is a stream error on the server.
+  if (reply.request.method === 'HEAD') return r.send();
+  return r.send(JSON.stringify({ type: 'about:blank', title, status, ...extra }));
 }
 
 export function errorToProblem(err: unknown): { status: number; title: string; extra: Record<string, unknown> } {

@@ -136,10 +136,23 @@ export function writeStreamAt(handle: FileHandle, source: Readable, position: nu
     function onClose() {
       if (!ended) onAborted();
     }
+    // A request body may have ended badly before we got here (the handler awaited a stat or an authorisation
+    // first): its 'aborted' / 'close' / 'error' events are gone, and waiting for them would hang this upload, its
+    // temp file and its quota forever.
+    if (isGone(source)) {
+      onAborted();
+      return;
+    }
     source.on('data', onData);
     source.on('end', onEnd);
     source.on('error', onError);
     source.on('close', onClose);
     source.on('aborted', onAborted);
   });
+}
+
+/** True when `source` can no longer deliver its whole body to us (destroyed, aborted, closed, or read by another). */
+function isGone(source: Readable): boolean {
+  const s = source as Readable & { aborted?: boolean };
+  return s.destroyed || s.aborted === true || s.readableAborted || s.closed || s.readableEnded;
 }

@@ -208,3 +208,22 @@ test('symlinks: inside the root are followed, escaping ones are refused for read
   const listing = JSON.parse((await h2Request(s, 'GET', '/data/links/', { ...auth, accept: 'application/json' })).body.toString());
   assert.deepEqual(listing.entries.map((e: { name: string }) => e.name).sort(), ['alias', 'real']);
 });
+
+test('an error answer to HEAD has headers and no body (no stream error on the server)', async () => {
+  const streamErrors: string[] = [];
+  const onSession = (sess: import('node:http2').ServerHttp2Session) =>
+    sess.on('stream', (st) => st.on('error', (e: Error) => streamErrors.push(e.message)));
+  srv.app.server.on('session', onSession);
+  const fresh = h2Connect(srv.origin);
+  try {
+    const r = await h2Request(fresh, 'HEAD', '/data/no/such/file.bin', auth);
+    assert.equal(r.status, 404);
+    assert.equal(r.headers['content-type'], 'application/problem+json');
+    assert.equal(r.body.length, 0);
+    await new Promise((res) => setTimeout(res, 50));
+    assert.deepEqual(streamErrors, []);
+  } finally {
+    fresh.close();
+    srv.app.server.off('session', onSession);
+  }
+});

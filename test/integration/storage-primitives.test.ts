@@ -151,3 +151,32 @@ test('buffer: quota refuses what cannot fit, evicts released copies LRU; nearlin
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('writeStreamAt: a body that ended badly before we read it fails at once instead of waiting forever', async () => {
+  const { writeStreamAt } = await import('../../services/storage/write-stream-at.js');
+  const { PassThrough } = await import('node:stream');
+  const { open } = await import('node:fs/promises');
+  const dir = mkdtempSync(join(tmpdir(), 'cargoport-wsa-'));
+  const fh = await open(join(dir, 'f'), 'w');
+  try {
+    // An HTTP request body whose client went away while the handler awaited a stat: its events are already gone.
+    const gone = new PassThrough();
+    gone.on('error', () => undefined);
+    gone.destroy(new Error('client went away'));
+    await new Promise((r) => setImmediate(r));
+    await assert.rejects(writeStreamAt(fh, gone, 0), (e: Error & { code?: string }) => e.code === 'CARGO_ERR_SHORT_BODY');
+    // A body that was already read to its end by someone else cannot be written either.
+    const consumed = new PassThrough();
+    consumed.end(Buffer.from('x'));
+    consumed.resume();
+    await new Promise((r) => consumed.once('end', r));
+    await assert.rejects(writeStreamAt(fh, consumed, 0), (e: Error & { code?: string }) => e.code === 'CARGO_ERR_SHORT_BODY');
+    // A healthy body still works.
+    const ok = new PassThrough();
+    ok.end(Buffer.from('hello'));
+    assert.equal(await writeStreamAt(fh, ok, 0), 5);
+  } finally {
+    await fh.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -12,6 +12,7 @@ import { storagePlugin, registerTapeRest } from '../../gateway/storage/storage-p
 import type { StorageEndpointOptions } from '../../gateway/storage/storage-options.js';
 import type { ReceptionStage } from '../../services/storage/reception-stage.js';
 import { startHttp1Listener, type Http1Listener } from '../../gateway/http1-listener.js';
+import { closeHttp2SessionsOnShutdown } from '../../gateway/http2-session-shutdown.js';
 
 export interface TestStorageServer {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -55,9 +56,10 @@ export async function startStorageServer(o: TestStorageServerOptions = {}): Prom
   });
   const app = Fastify({
     http2: true,
-    https: { allowHTTP1: true, key: tls.key, cert: tls.cert },
+    https: { allowHTTP1: true, key: tls.key, cert: tls.cert, maxSessionMemory: 256 },
     logger: process.env.CARGOPORT_TEST_LOG ? { level: process.env.CARGOPORT_TEST_LOG } : false,
   });
+  closeHttp2SessionsOnShutdown(app as unknown as FastifyInstance);
   const prefix = o.prefix ?? '/data';
   const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, http1: wantHttp1, dir: _d, receptionStages: _r, ...rest } = o;
   await app.register(storagePlugin, { prefix, storage, ...rest });
