@@ -23,6 +23,8 @@ export interface JobParams {
   bandwidthBytesPerSec?: number;
   processing: string[];
   maxTimeInQueueSec?: number;
+  /** Remote → remote: HTTP third-party copy (pull, push, auto = pull → push → streamed) or streamed (default). */
+  copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
 }
 
 /** One file as submitted, after validation and normalisation. */

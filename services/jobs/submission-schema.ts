@@ -34,6 +34,7 @@ export const paramsSchema = {
     bandwidthBytesPerSec: { type: 'integer', minimum: 1 },
     processing: { type: 'array', maxItems: 16, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.:-]{0,63}$' } },
     maxTimeInQueueSec: { type: 'integer', minimum: 1 },
+    copyMode: { type: 'string', enum: ['auto', 'pull', 'push', 'streamed'] },
   },
 } as const;
 
@@ -68,5 +69,6 @@ export interface RawSubmission {
     bandwidthBytesPerSec?: number;
     processing?: string[];
     maxTimeInQueueSec?: number;
+    copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
   };
 }

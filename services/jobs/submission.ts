@@ -83,6 +83,7 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     bandwidthBytesPerSec: p.bandwidthBytesPerSec,
     processing: p.processing ?? [],
     maxTimeInQueueSec: p.maxTimeInQueueSec,
+    ...(p.copyMode !== undefined ? { copyMode: p.copyMode } : {}),
   };
   const seenDestinations = new Set<string>();
   const files: FileSpec[] = new Array(raw.files.length);

@@ -54,6 +54,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     connections: params.connections ?? deps.defaults.connections,
     streams: params.streams ?? deps.defaults.streams,
     resume: state.rs,
+    ...(params.copyMode !== undefined ? { copyMode: params.copyMode } : {}),
   };
   if (spec.scitag !== undefined) {
     req.sourceHeaders = { SciTag: String(spec.scitag) };

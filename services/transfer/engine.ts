@@ -27,6 +27,7 @@ import {
 import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
 import { checkPushedDestination } from './destination-check.js';
 import { applyStreamStages, type StagedSource } from './stream-stage.js';
+import { thirdPartyCopy } from './third-party-copy.js';
 import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
 
@@ -122,6 +123,10 @@ export const transferFile: TransferFn = async (req, ctl) => {
   watchdog.start();
   try {
     if (destination.kind === 'file') return await toLocalFile(attempt, source, destination.path);
+    if (source.kind === 'http' && !ctl.stages?.length) {
+      const copied = await thirdPartyCopy(attempt, source, destination, pool, engineOptions.stall);
+      if (copied) return copied;
+    }
     return await toRemote(attempt, source, destination);
   } catch (e) {
     throw asAttemptError(e, attempt, source);

@@ -17,6 +17,9 @@ import { StallWatchdog, type StallPolicy } from './stall-watchdog.js';
 import { TransferError, abortedError, classifyError, errorForHttpStatus } from './transfer-errors.js';
 
 export const TPC_FAILED = 'CARGO_ERR_TPC_FAILED';
+export const TPC_UNSUPPORTED = 'CARGO_ERR_TPC_UNSUPPORTED';
+/** COPY answers that mean "no third-party copy here", not "this copy failed". */
+const TPC_REFUSALS = new Set([400, 405, 501]);
 
 export interface TpcCopyRequest {
   mode: 'pull' | 'push';
@@ -106,6 +109,13 @@ export async function tpcCopy(req: TpcCopyRequest, ctl: TpcControl): Promise<Tpc
     });
     if (res.statusCode >= 300) {
       res.body.resume();
+      if (TPC_REFUSALS.has(res.statusCode)) {
+        // The active party does not do this kind of COPY at all (a plain web server: 405; XRootD without a
+        // token for the passive side: 400 on `Credential`): a caller may fall back to another mode.
+        throw new TransferError(TPC_UNSUPPORTED, `${active.origin} refused HTTP third-party copy in ${req.mode} mode (HTTP ${res.statusCode})`, {
+          httpStatus: 502, field: side, retryable: false,
+        });
+      }
       throw errorForHttpStatus(res.statusCode, side, active.url);
     }
     res.body.setEncoding('utf8');

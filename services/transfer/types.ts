@@ -45,6 +45,11 @@ export interface TransferRequest {
   sourceHeaders?: Record<string, string>;
   destinationHeaders?: Record<string, string>;
   resume?: ResumeState;
+  /**
+   * Remote → remote only: let one storage copy from/to the other (HTTP third-party copy) instead of streaming the
+   * bytes through the port; see third-party-copy.ts. Default `streamed`.
+   */
+  copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
 }
 
 export interface TransferProgress {
@@ -77,7 +82,8 @@ export interface TransferResult {
   resumedBytes: number;
   checksum?: { alg: ChecksumAlg; value: string };
   remoteIp?: string;
-  protocol: 'h2' | 'http/1.1' | 'file';
+  /** `tpc-pull` / `tpc-push`: the bytes went directly between the two storages (third-party copy). */
+  protocol: 'h2' | 'http/1.1' | 'file' | 'tpc-pull' | 'tpc-push';
   connections: number;
   streams: number;
   durationMs: number;

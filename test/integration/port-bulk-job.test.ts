@@ -68,6 +68,7 @@ describe('port: bulk job between two HTTPS endpoints', () => {
       ['unknown file field', { files: [{ ...ok, sourcee: 'x' }] }, 'files[0].sourcee'],
       ['unknown param', { files: [ok], params: { priorty: 3 } }, 'params.priorty'],
       ['priority out of range', { files: [ok], params: { priority: 9 } }, 'params.priority'],
+      ['unknown copy mode', { files: [ok], params: { copyMode: 'fast' } }, 'params.copyMode'],
       ['no files', { files: [] }, 'files'],
       ['missing destination', { files: [{ source: ok.source }] }, 'files[0].destination'],
       ['invalid URL', { files: [{ source: 'not a url', destination: ok.destination }] }, 'files[0].source'],
