@@ -5,11 +5,14 @@
  * in the same run; iperf3's single-stream loopback TCP rate is printed for scale.
  *
  * Rates: curl = size / its wall time; cargoport = size / (submission → the worker's END of the file), from the
- * file's attempt record (start, end), and also size / (submission → job seen FINISHED by polling, 50 ms steps).
+ * file's attempt record (start, end), and also size / (submission → job seen FINISHED by polling, 500 ms steps).
  * CPU per GiB: curl = its user + system time; cargoport = this process's user + system time over the job
  * (gateway + worker + engine all run here; the bench itself only polls). redis-server is not counted.
  *
  * Run: npm run build && node dist/bench/port-loopback.js [size_mib=2048] [runs=3] [connections=1] [streams=1]
+ * Emulated WAN (issue 3's second target) through the same path: WAN_RTT=110ms WAN_RATE=125 put
+ * /work/shared/tools/wanproxy (built into bench/out/wanproxy by bench/transfer-wan.sh, or set WANPROXY) between
+ * the clients and nginx; its single-TCP-stream capacity is measured with iperf3 through a second proxy instance.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -25,6 +28,9 @@ const PORT = 19000 + (process.pid % 1000);
 const run = promisify(execFile);
 const BYTES = SIZE_MIB * 1024 * 1024;
 const GIB = 1024 ** 3;
+const WAN_RTT = process.env['WAN_RTT'];
+const WAN_RATE = process.env['WAN_RATE'] ?? '125';
+const WANPROXY = process.env['WANPROXY'] ?? new URL('../../bench/out/wanproxy', import.meta.url).pathname;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -36,13 +42,23 @@ async function timedChild(cmd: string, args: string[]): Promise<{ secs: number; 
   return { secs: e!, cpu: u! + s! };
 }
 
+/** A wanproxy in front of 127.0.0.1:`upstream`, listening on `listen`; killed by the returned function. */
+async function startWanproxy(listen: number, upstream: number): Promise<() => void> {
+  const p = spawn(WANPROXY, ['-listen', `127.0.0.1:${listen}`, '-upstream', `127.0.0.1:${upstream}`, '-rtt', WAN_RTT!, '-rate', WAN_RATE], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  return () => p.kill();
+}
+
+/** iperf3's single-stream rate on loopback, or through a wanproxy when WAN_RTT is set. */
 async function iperf3(): Promise<number> {
   const server = spawn('iperf3', ['-s', '-1', '-p', String(PORT + 1)], { stdio: 'ignore' });
+  const stopProxy = WAN_RTT ? await startWanproxy(PORT + 3, PORT + 1) : () => undefined;
   await new Promise((r) => setTimeout(r, 300));
   try {
-    const { stdout } = await run('iperf3', ['-c', '127.0.0.1', '-p', String(PORT + 1), '-t', '5', '-J']);
+    const { stdout } = await run('iperf3', ['-c', '127.0.0.1', '-p', String(WAN_RTT ? PORT + 3 : PORT + 1), '-t', WAN_RTT ? '15' : '5', '-J']);
     return JSON.parse(stdout).end.sum_received.bits_per_second / 8 / 1e6;
   } finally {
+    stopProxy();
     server.kill();
   }
 }
@@ -71,7 +87,8 @@ http {
 `);
   await run('nginx', ['-c', `${base}/nginx.conf`, '-p', base]);
   const h = await startHarness({ logLevel: 'error', workers: { concurrency: 8 }, transfer: { connections: CONNECTIONS, streams: STREAMS } });
-  const url = `https://127.0.0.1:${PORT}/file.bin`;
+  const stopProxy = WAN_RTT ? await startWanproxy(PORT + 2, PORT) : () => undefined;
+  const url = `https://127.0.0.1:${WAN_RTT ? PORT + 2 : PORT}/file.bin`;
   try {
     const iperfMBs = await iperf3();
     const curl: Array<{ rate: number; cpuPerGiB: number }> = [];
@@ -95,7 +112,8 @@ http {
       for (;;) {
         job = (await h.api<Record<string, unknown>>('GET', `/api/v1/jobs/${r.body.jobId}`)).body;
         if (job['state'] !== 'ACTIVE') break;
-        await new Promise((res) => setTimeout(res, 50));
+        // Coarse on purpose: the rate comes from the attempt record, and polling costs this process CPU.
+        await new Promise((res) => setTimeout(res, 500));
       }
       const polledSecs = (Date.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);
@@ -112,12 +130,14 @@ http {
     const pr = median(port.map((x) => x.rate));
     const pc = median(port.map((x) => x.cpuPerGiB));
     const paired = median(port.map((p, i) => p.rate / curl[i]!.rate));
-    console.log(`${SIZE_MIB} MiB tmpfs → tmpfs, nginx h2+TLS 2 workers, port job with ${CONNECTIONS} connection(s) × ${STREAMS} stream(s)`);
-    console.log(`iperf3 single-stream TCP loopback: ${iperfMBs.toFixed(0)} MB/s`);
+    console.log(`${SIZE_MIB} MiB tmpfs → tmpfs, nginx h2+TLS 2 workers, port job with ${CONNECTIONS} connection(s) × ${STREAMS} stream(s)${WAN_RTT ? `, through wanproxy -rtt ${WAN_RTT} -rate ${WAN_RATE}` : ''}`);
+    console.log(`iperf3 single-stream TCP ${WAN_RTT ? 'through the proxy' : 'loopback'}: ${iperfMBs.toFixed(0)} MB/s`);
+    if (WAN_RTT) console.log(`WAN: port/proxy capacity ${(pr / iperfMBs).toFixed(2)} measured, ${(pr / Number(WAN_RATE)).toFixed(2)} nominal [target ≥ 0.80]; curl ${(cr / iperfMBs).toFixed(2)} measured, ${(cr / Number(WAN_RATE)).toFixed(2)} nominal`);
     console.log(`curl --http2: median ${cr.toFixed(0)} MB/s, ${cc.toFixed(2)} cpu-s/GiB`);
     console.log(`through the port: median ${pr.toFixed(0)} MB/s, ${pc.toFixed(2)} cpu-s/GiB`);
     console.log(`RATIO port/curl: rate ${(pr / cr).toFixed(2)} (median of paired ${paired.toFixed(2)}) [target ≥ 1.0, aim 1.2]; cpu-s/GiB ${(pc / cc).toFixed(2)} [target ≤ 1.0]; port/iperf3 ${(pr / iperfMBs).toFixed(2)}, curl/iperf3 ${(cr / iperfMBs).toFixed(2)}`);
   } finally {
+    stopProxy();
     await h.close();
     await run('sh', ['-c', `kill $(cat ${base}/nginx.pid)`]).catch(() => undefined);
     rmSync(base, { recursive: true, force: true });
