@@ -17,7 +17,8 @@ import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connec
 import { ScopeGates } from '../services/jobs/scope-gates.js';
 import { runFile } from '../services/jobs/transfer-runner.js';
 import type { JobParams } from '../services/jobs/model.js';
-import { TokenBucket } from '../services/throttle/token-bucket.js';
+import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
+import { RateLimitStore } from '../services/jobs/rate-limits.js';
 import type { RateLimiter, ResumeState, TransferFn } from '../services/transfer/types.js';
 
 export interface WorkerPoolOptions {
@@ -75,7 +76,9 @@ export class TransferPool {
   /** Live worker processes (from heartbeats): a job's bandwidth cap is split between them. */
   private aliveWorkers = 1;
   /** Per-job bandwidth buckets shared by that job's transfers in this process. */
-  private readonly jobBuckets = new Map<string, { bucket: TokenBucket; users: number }>();
+  /** Live byte-rate caps by scope (port, link, owner, job), shared with other worker processes. */
+  private readonly limits = new ScopedRateLimits();
+  private readonly limitStore: RateLimitStore;
   private deps: Parameters<typeof runFile>[1] | undefined;
 
   constructor(private readonly cfg: Config, private readonly opts: WorkerPoolOptions) {
@@ -84,6 +87,7 @@ export class TransferPool {
     this.sub = connectRedis(opts.redisUrl, 'worker');
     this.store = new JobStore(this.redis, cfg.redis.prefix);
     this.admin = new AdminStateStore(this.redis, cfg.redis.prefix);
+    this.limitStore = new RateLimitStore(this.redis, cfg.redis.prefix);
     this.queue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(opts.redisUrl, 'worker') as ConnectionOptions, prefix: cfg.redis.prefix });
     this.aliveConcurrency = cfg.workers.concurrency;
   }
@@ -97,7 +101,10 @@ export class TransferPool {
     await this.sub.subscribe(`${prefix}:ctl`);
     this.sub.on('message', (_ch, msg) => this.onControl(msg));
     // Re-read every admin state after a reconnection: pub/sub messages sent meanwhile are lost.
-    this.sub.on('ready', () => void this.syncAdminState());
+    this.sub.on('ready', () => {
+      void this.syncAdminState();
+      void this.syncLimits();
+    });
     this.worker = new Worker(TRANSFER_QUEUE, (job: Job, token?: string) => this.process(job, token), {
       connection: redisOptionsFromUrl(this.opts.redisUrl, 'worker') as ConnectionOptions,
       prefix,
@@ -110,6 +117,7 @@ export class TransferPool {
     });
     this.worker.on('error', (e) => this.log(`queue error: ${e.message}`));
     await this.syncAdminState();
+    await this.syncLimits();
     void this.worker.run();
     await this.worker.waitUntilReady();
     await this.heartbeat();
@@ -148,29 +156,19 @@ export class TransferPool {
       gates: this.gates,
       active: this.active,
       enqueue: (items: Array<{ member: string; delayMs: number }>) => this.enqueue(items),
-      limitersFor: (jobId: string, params: JobParams) => this.jobLimiters(jobId, params),
+      limitersFor: (jobId: string, params: JobParams, link: string) =>
+        this.limits.acquire({ jobId, link, owner: params.owner, jobCap: params.bandwidthBytesPerSec }),
       defaults: { connections: this.cfg.transfer.connections, streams: this.cfg.transfer.streams },
     };
   }
 
-  /**
-   * A job's bandwidth cap, shared by its transfers in this process. With several worker processes each
-   * takes an equal share of the cap (cap / live workers), so the job as a whole stays under it.
-   */
-  private jobLimiters(jobId: string, params: JobParams): { limiters: RateLimiter[]; release(): void } {
-    const cap = params.bandwidthBytesPerSec;
-    if (!cap) return { limiters: [], release: () => undefined };
-    let entry = this.jobBuckets.get(jobId);
-    if (!entry) this.jobBuckets.set(jobId, (entry = { bucket: new TokenBucket({ bytesPerSec: cap }), users: 0 }));
-    entry.bucket.setRate(cap / Math.max(1, this.aliveWorkers));
-    entry.users++;
-    const e = entry;
-    return {
-      limiters: [e.bucket],
-      release: () => {
-        if (--e.users === 0) this.jobBuckets.delete(jobId);
-      },
-    };
+  /** Re-reads every live rate cap (on start, on a `limits` control message, after a reconnection). */
+  private async syncLimits(): Promise<void> {
+    try {
+      this.limits.setCaps(await this.limitStore.caps());
+    } catch (e) {
+      if (!this.closed) this.log(`rate limits sync: ${(e as Error).message}`);
+    }
   }
 
   /** Adds run-queue entries (single members or ','-joined bundles) and confirms their outbox records. */
@@ -287,6 +285,7 @@ export class TransferPool {
         }
       }
       this.aliveWorkers = Math.max(1, alive);
+      this.limits.setWorkers(this.aliveWorkers);
       this.aliveConcurrency = Math.max(sum, this.takingWork() ? this.cfg.workers.concurrency : 0);
     } catch (e) {
       if (!this.closed) this.log(`heartbeat: ${(e as Error).message}`);
@@ -305,6 +304,8 @@ export class TransferPool {
       this.active.abortWhere((t) => t.jobId === m.job && (m.file === undefined || t.idx === m.file), 'cancel');
     } else if (msg.op === 'admin') {
       void this.applyAdmin(msg as AdminEvent);
+    } else if (msg.op === 'limits') {
+      void this.syncLimits();
     }
   }
 

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { ADMIN_OPS, ADMIN_SCOPES, type AdminOp, type AdminScope } from '../../services/jobs/admin-state.js';
 import { portStatus } from '../../services/jobs/port-status.js';
 import type { GatewayContext } from '../context.js';
+import { RateLimitStore } from '../../services/jobs/rate-limits.js';
+import { RATE_LIMIT_SCOPES, type RateLimitScope } from '../../services/throttle/scoped-rate-limits.js';
 
 export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
   const status = () => portStatus(ctx.redis, ctx.cfg.redis.prefix, ctx.store, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
@@ -20,6 +22,26 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
     if (req.params.op === 'status') return status();
     return ctx.admin.apply(req.params.op, req.body?.scope ?? 'port', req.body?.target);
   });
+
+  const limits = new RateLimitStore(ctx.redis, ctx.cfg.redis.prefix);
+  const limitList = { type: 'array', items: { type: 'object', properties: { scope: { type: 'string' }, target: { type: 'string' }, bytesPerSec: { type: 'integer' } } } };
+  app.get('/admin/limits', {
+    schema: { summary: 'Live byte-rate caps (port, link, owner, job), port-wide', response: { 200: limitList } },
+  }, async () => limits.list());
+  app.put<{ Body: { scope: RateLimitScope; target?: string; bytesPerSec: number | null } }>('/admin/limits', {
+    schema: {
+      summary: 'Set (bytesPerSec) or remove (null) a live byte-rate cap; running transfers follow within one control message',
+      body: {
+        type: 'object', additionalProperties: false, required: ['scope', 'bytesPerSec'],
+        properties: {
+          scope: { type: 'string', enum: [...RATE_LIMIT_SCOPES] },
+          target: { type: 'string', minLength: 1, maxLength: 300 },
+          bytesPerSec: { type: ['integer', 'null'], minimum: 1 },
+        },
+      },
+      response: { 200: limitList },
+    },
+  }, async (req) => limits.set(req.body.scope, req.body.target, req.body.bytesPerSec));
 
   app.get('/status', { schema: { summary: 'Port status: scopes, workers, queues, transfers, throughput' } }, status);
 }

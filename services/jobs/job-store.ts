@@ -188,7 +188,7 @@ export class JobStore {
     const created = Date.now();
     const fields: (string | number)[] = [
       'owner', job.owner, 'prio', job.params.priority, 'state', 'ACTIVE', 'created', created, 'n', job.files.length,
-      'params', JSON.stringify(job.params), 'retries', job.params.retries, 'maxq', job.params.maxTimeInQueueSec ?? 0, 'bytesTotal', knownSizes === job.files.length ? bytesTotal : -1,
+      'params', JSON.stringify({ ...job.params, owner: job.owner }), 'retries', job.params.retries, 'maxq', job.params.maxTimeInQueueSec ?? 0, 'bytesTotal', knownSizes === job.files.length ? bytesTotal : -1,
       'bytesFin', 0, 'canceled', 0, ...FILE_STATES.flatMap((s) => [`c:${s}`, s === 'SUBMITTED' ? job.files.length : 0]),
     ];
     await this.redis.cpRegister(this.route, this.prefix, jobId, job.owner, job.params.priority, created, fields.length / 2, ...fields, ...persist);

@@ -25,6 +25,8 @@ export interface JobParams {
   maxTimeInQueueSec?: number;
   /** Remote → remote: HTTP third-party copy (pull, push, auto = pull → push → streamed) or streamed (default). */
   copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
+  /** The job's owner, copied here by the store so workers can apply per-owner rate limits. */
+  owner?: string;
 }
 
 /** One file as submitted, after validation and normalisation. */

@@ -20,7 +20,7 @@ export interface RunnerDeps {
   /** Puts queue members into the run queue (with a delay for retries). */
   enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void>;
   /** Rate limiters for one transfer (job bandwidth cap, …) and how to give them back when it ends. */
-  limitersFor?(jobId: string, params: JobParams): { limiters: RateLimiter[]; release(): void };
+  limitersFor?(jobId: string, params: JobParams, link: string): { limiters: RateLimiter[]; release(): void };
   defaults: { connections: number; streams: number };
 }
 
@@ -60,7 +60,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     req.sourceHeaders = { SciTag: String(spec.scitag) };
     req.destinationHeaders = { SciTag: String(spec.scitag) };
   }
-  const lim = deps.limitersFor?.(jobId, params);
+  const lim = deps.limitersFor?.(jobId, params, spec.link);
   const limiters = lim?.limiters ?? [];
   let report: EndReport;
   let outcome: 'ok' | 'error' | 'requeue' | 'cancel';

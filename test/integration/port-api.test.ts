@@ -3,6 +3,7 @@
  * Prometheus metrics, OpenAPI docs, status with live workers, paging files by state, cancel of one file.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { makeRandomFiles, sleep, tempDir } from '../support/fixtures.js';
@@ -110,6 +111,47 @@ describe('port: API surface', () => {
     assert.equal(job['state'], 'FINISHED');
     // burst allowance is 1 MiB, so 3 MiB need ≥ 2 s at 1 MiB/s
     assert.ok(secs >= 1.9, `finished in ${secs.toFixed(2)} s, faster than the cap allows`);
+  });
+
+  test('live rate caps (admin API): a port cap holds a running transfer back; lifting it lets the job finish', async () => {
+    const bad = [
+      [{ scope: 'link', bytesPerSec: 1000 }, 'target'],
+      [{ scope: 'port', bytesPerSec: 0 }, 'bytesPerSec'],
+      [{ scope: 'galaxy', bytesPerSec: 1000 }, 'scope'],
+    ] as const;
+    for (const [body, field] of bad) {
+      const r = await h.api<Record<string, unknown>>('PUT', '/api/v1/admin/limits', body);
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(JSON.stringify(r.body), new RegExp(field));
+    }
+    const cap = 512 * 1024;
+    const set = await h.api<Array<{ scope: string; bytesPerSec: number }>>('PUT', '/api/v1/admin/limits', { scope: 'port', bytesPerSec: cap });
+    assert.deepEqual(set.body, [{ scope: 'port', bytesPerSec: cap }]);
+    const dir = tempDir('live-cap');
+    const [f] = makeRandomFiles(`${dir}/src`, 1, 8 * 1024 * 1024, 8 * 1024 * 1024);
+    try {
+      const t0 = Date.now();
+      const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+        files: [{ source: `file://${dir}/src/${f!.name}`, destination: `file://${dir}/dst/${f!.name}`, checksum: `adler32:${f!.adler32}` }],
+      });
+      await new Promise((res) => setTimeout(res, 1500));
+      const elapsed = (Date.now() - t0) / 1000;
+      const partBytes = existsSync(`${dir}/dst`)
+        ? readdirSync(`${dir}/dst`).reduce((n, name) => n + statSync(`${dir}/dst/${name}`).size, 0)
+        : 0;
+      // An upper bound (a slow machine only moves less): the 1 MiB burst, the cap over the elapsed time, one
+      // 1 MiB write batch of slack.
+      const allowed = 1024 * 1024 + cap * elapsed + 1024 * 1024;
+      assert.ok(partBytes <= allowed, `${partBytes} bytes moved in ${elapsed.toFixed(1)} s under a ${cap} B/s cap`);
+      const mid = await h.api<Record<string, unknown>>('GET', `/api/v1/jobs/${r.body.jobId}`);
+      assert.equal(mid.body['state'], 'ACTIVE', 'still held back');
+      const lifted = await h.api<unknown[]>('PUT', '/api/v1/admin/limits', { scope: 'port', bytesPerSec: null });
+      assert.deepEqual(lifted.body, []);
+      const job = await h.waitJob(r.body.jobId, 60_000);
+      assert.equal(job['state'], 'FINISHED');
+    } finally {
+      await h.api('PUT', '/api/v1/admin/limits', { scope: 'port', bytesPerSec: null });
+    }
   });
 
   test('maxTimeInQueueSec: files still waiting after it fail with CARGO_ERR_QUEUE_TIMEOUT', async () => {
