@@ -1,6 +1,7 @@
 /** Entry used by `cargoport serve` and `cargoport worker`: one transfer pool in this process. */
 import type { Config } from '../config/schema.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { loadEndpointSettings } from '../services/transfer/endpoint-settings.js';
 import { readFileSync } from 'node:fs';
 import { TransferPool } from './transfer-pool.js';
 
@@ -16,7 +17,11 @@ export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?
     ca: cfg.transfer.caFile ? readFileSync(cfg.transfer.caFile) : undefined,
     connections: cfg.transfer.connections,
     streams: cfg.transfer.streams,
+    stall: { idleMs: cfg.transfer.stallTimeoutSec * 1000 },
   });
+  if (cfg.transfer.endpointsFile) {
+    for (const [origin, opts] of loadEndpointSettings(cfg.transfer.endpointsFile)) await configureTransferEndpoint(origin, opts);
+  }
   const pool = new TransferPool(cfg, { redisUrl: ctx.redisUrl, transfer: transferFile, log: ctx.log, stalledIntervalMs: ctx.stalledIntervalMs });
   await pool.start();
   return {
