@@ -51,6 +51,7 @@ export interface ApiClient {
   readonly baseUrl: string;
   get<T>(path: string, query?: Record<string, string | number | undefined>): Promise<T>;
   post<T>(path: string, body: unknown): Promise<T>;
+  put<T>(path: string, body: unknown): Promise<T>;
   delete<T>(path: string): Promise<T>;
   close(): Promise<void>;
 }
@@ -85,7 +86,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     connect: opts.insecure ? { rejectUnauthorized: false } : ca ? { ca } : {},
   });
 
-  async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
+  async function call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
     const url = new URL(base + '/api/v1' + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
@@ -118,6 +119,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     baseUrl: base,
     get: (path, query) => call('GET', path, undefined, query),
     post: (path, body) => call('POST', path, body),
+    put: (path, body) => call('PUT', path, body),
     delete: (path) => call('DELETE', path),
     close: () => agent.close(),
   };

@@ -1,8 +1,22 @@
-/** `cargoport admin OP [--scope S] [--target NAME]`: the port's admin operations (ARCHITECTURE.md). */
+/**
+ * `cargoport admin OP [--scope S] [--target NAME]`: the port's admin operations (ARCHITECTURE.md), and its live
+ * byte-rate caps: `admin limit --scope S [--target NAME] --bytes-per-sec N|off`, `admin limits`.
+ */
 import { clientOptionHelp, clientOptions, expectPositionals, printJson, withApi, type Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
-export const ADMIN_OPS = ['start', 'stop', 'drain', 'pause', 'resume', 'restart', 'status'] as const;
+export const ADMIN_OPS = ['start', 'stop', 'drain', 'pause', 'resume', 'restart', 'status', 'limit', 'limits'] as const;
+export const LIMIT_SCOPES = ['port', 'link', 'owner', 'job'] as const;
+
+interface RateLimit {
+  scope: string;
+  target?: string;
+  bytesPerSec: number;
+}
+
+function limitLine(l: RateLimit): string {
+  return `${l.scope.padEnd(9)} ${(l.target || '-').padEnd(32)} ${l.bytesPerSec} B/s`;
+}
 export const ADMIN_SCOPES = ['port', 'pool', 'link', 'endpoint'] as const;
 
 export interface ScopeState {
@@ -25,10 +39,12 @@ export const adminCommand: Command = {
   name: 'admin',
   args: `OP  (${ADMIN_OPS.join(' | ')})`,
   summary: 'run an admin operation on a scope of the port',
-  options: { ...clientOptions, scope: { type: 'string' }, target: { type: 'string' } },
+  options: { ...clientOptions, scope: { type: 'string' }, target: { type: 'string' }, 'bytes-per-sec': { type: 'string' } },
   optionHelp: [
     `--scope SCOPE    ${ADMIN_SCOPES.join(' | ')} (default port)`,
     '--target NAME    pool name, link "src-host:port>dst-host:port" or endpoint "host:port"',
+    `limit: --scope ${LIMIT_SCOPES.join(' | ')}, --target NAME (link, owner or job id), --bytes-per-sec N | off`,
+    'limits: list the live byte-rate caps',
     ...clientOptionHelp,
   ],
   async run(ctx) {
@@ -36,6 +52,7 @@ export const adminCommand: Command = {
     const op = ctx.positionals[0]!;
     if (!(ADMIN_OPS as readonly string[]).includes(op)) throw new UsageError(`unknown operation "${op}" (expected ${ADMIN_OPS.join(', ')})`, 'op');
     const scope = ctx.values.scope as string | undefined;
+    if (op === 'limit' || op === 'limits') return rateLimits(ctx, op, scope, ctx.values.target as string | undefined);
     if (scope !== undefined && !(ADMIN_SCOPES as readonly string[]).includes(scope)) {
       throw new UsageError(`--scope must be one of ${ADMIN_SCOPES.join(', ')} (got ${scope})`, 'scope');
     }
@@ -62,3 +79,23 @@ export const adminCommand: Command = {
     });
   },
 };
+
+async function rateLimits(ctx: Parameters<Command['run']>[0], op: 'limit' | 'limits', scope: string | undefined, target: string | undefined): Promise<number> {
+  let body: Record<string, unknown> | undefined;
+  if (op === 'limit') {
+    if (!scope || !(LIMIT_SCOPES as readonly string[]).includes(scope)) throw new UsageError(`limit needs --scope ${LIMIT_SCOPES.join(', ')}`, 'scope');
+    if (scope !== 'port' && !target) throw new UsageError(`--scope ${scope} needs --target`, 'target');
+    const raw = ctx.values['bytes-per-sec'] as string | undefined;
+    if (raw === undefined) throw new UsageError('limit needs --bytes-per-sec N (bytes per second) or off', 'bytes-per-sec');
+    const n = raw === 'off' ? null : Number(raw);
+    if (n !== null && !(Number.isSafeInteger(n) && n > 0)) throw new UsageError(`--bytes-per-sec must be a positive integer or off (got ${raw})`, 'bytes-per-sec');
+    body = { scope, ...(target ? { target } : {}), bytesPerSec: n };
+  }
+  return withApi(ctx, async (api) => {
+    const list = body ? await api.put<RateLimit[]>('/admin/limits', body) : await api.get<RateLimit[]>('/admin/limits');
+    if (ctx.values.json) printJson(ctx, list);
+    else if (list.length === 0) ctx.out.write('no rate limits\n');
+    else for (const l of list) ctx.out.write(limitLine(l) + '\n');
+    return 0;
+  });
+}

@@ -179,6 +179,26 @@ test('jobs follows the cursor; cancel and admin send the right requests', async 
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(seen[0]!.body, { scope: 'link', target: 'a:443>b:443' });
   assert.match(r.stdout, /^link\s+a:443>b:443\s+draining$/m);
+
+  seen.length = 0;
+  handler = (s) => s.path === '/api/v1/admin/limits'
+    ? { status: 200, body: s.method === 'PUT' ? [{ scope: 'owner', target: 'alice', bytesPerSec: 1000000 }] : [] }
+    : { status: 500, body: {} };
+  r = await run(['admin', 'limit', '--scope', 'owner', '--target', 'alice', '--bytes-per-sec', '1000000']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(seen.map((s) => [s.method, s.body]), [['PUT', { scope: 'owner', target: 'alice', bytesPerSec: 1000000 }]]);
+  assert.match(r.stdout, /^owner\s+alice\s+1000000 B\/s$/m);
+  r = await run(['admin', 'limit', '--scope', 'port', '--bytes-per-sec', 'off']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(seen[1]!.body, { scope: 'port', bytesPerSec: null });
+  r = await run(['admin', 'limits']);
+  assert.equal(r.stdout, 'no rate limits\n');
+  r = await run(['admin', 'limit', '--scope', 'link', '--bytes-per-sec', '5']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--scope link needs --target/);
+  r = await run(['admin', 'limit', '--scope', 'port', '--bytes-per-sec', 'fast']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--bytes-per-sec must be a positive integer or off/);
 });
 
 test('status --watch (not a terminal) prints changing lines and ends with the job: 0 if FINISHED, 1 if FAILED', async () => {
