@@ -209,6 +209,9 @@ function isSourceTransportFailure(err: unknown): boolean {
   return typeof code === 'string' && SOURCE_TRANSPORT_CODES.test(code);
 }
 
+/** Declared sizes up to this skip the destination pre-check (see toLocalFile). */
+const SMALL_FILE_EARLY_CHECK_BYTES = 1024 * 1024;
+
 /** Times one attempt may continue a body whose connection dropped, before the attempt itself fails. */
 const MAX_BODY_CONTINUATIONS = 3;
 
@@ -238,7 +241,9 @@ async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource,
 
 async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promise<TransferResult> {
   const { req, ctl } = a;
-  await assertDestinationFree(finalPath, req.overwrite);
+  // The early check spares a large download that could not be published; for a small file it costs more (a
+  // thread-pool round trip) than the bytes it saves, and link(2) at publish refuses an existing file atomically.
+  if (req.size === undefined || req.size > SMALL_FILE_EARLY_CHECK_BYTES) await assertDestinationFree(finalPath, req.overwrite);
   // Staged bytes are not the source's bytes: one stream from byte 0, nothing to resume (stream-stage.ts).
   const stages = ctl.stages?.length ? ctl.stages : undefined;
   const resume = stages ? undefined : req.resume;
