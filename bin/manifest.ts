@@ -12,6 +12,8 @@ import { UsageError } from './usage-error.js';
 type Params = NonNullable<RawSubmission['params']>;
 export type VerifyMode = NonNullable<Params['verifyChecksum']>;
 export const VERIFY_MODES: readonly VerifyMode[] = ['none', 'source', 'destination', 'both'];
+export type CopyMode = NonNullable<Params['copyMode']>;
+export const COPY_MODES: readonly CopyMode[] = ['auto', 'pull', 'push', 'streamed'];
 const CHECKSUM = /^[a-z0-9]+:[0-9a-fA-F]+$/;
 
 export interface SubmitOptions {
@@ -20,6 +22,7 @@ export interface SubmitOptions {
   verify?: VerifyMode;
   overwrite?: boolean;
   streams?: number;
+  copyMode?: CopyMode;
   /** ALG:VALUE, only for a single-file submission */
   checksum?: string;
 }
@@ -95,6 +98,7 @@ export function applyOptions(sub: RawSubmission, opts: SubmitOptions): RawSubmis
   if (opts.verify !== undefined) params.verifyChecksum = opts.verify;
   if (opts.overwrite) params.overwrite = true;
   if (opts.streams !== undefined) params.streams = opts.streams;
+  if (opts.copyMode !== undefined) params.copyMode = opts.copyMode;
   const files = sub.files;
   if (opts.checksum !== undefined) {
     if (files.length !== 1) throw new UsageError(`--checksum applies to a single-file submission (this one has ${files.length} files; put checksums in the manifest)`, 'checksum');
@@ -108,4 +112,10 @@ export function parseVerify(value: string | undefined): VerifyMode | undefined {
   if (value === undefined) return undefined;
   if (!(VERIFY_MODES as readonly string[]).includes(value)) throw new UsageError(`--verify must be one of ${VERIFY_MODES.join(', ')} (got ${value})`, 'verify');
   return value as VerifyMode;
+}
+
+export function parseCopyMode(value: string | undefined): CopyMode | undefined {
+  if (value === undefined) return undefined;
+  if (!(COPY_MODES as readonly string[]).includes(value)) throw new UsageError(`--copy-mode must be one of ${COPY_MODES.join(', ')} (got ${value})`, 'copy-mode');
+  return value as CopyMode;
 }

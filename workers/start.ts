@@ -2,6 +2,7 @@
 import type { Config } from '../config/schema.js';
 import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
 import { loadEndpointSettings } from '../services/transfer/endpoint-settings.js';
+import { setEndpointCopyMode } from '../services/transfer/third-party-copy.js';
 import { readFileSync } from 'node:fs';
 import { TransferPool } from './transfer-pool.js';
 
@@ -20,7 +21,10 @@ export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?
     stall: { idleMs: cfg.transfer.stallTimeoutSec * 1000 },
   });
   if (cfg.transfer.endpointsFile) {
-    for (const [origin, opts] of loadEndpointSettings(cfg.transfer.endpointsFile)) await configureTransferEndpoint(origin, opts);
+    for (const [origin, { copyMode, ...opts }] of loadEndpointSettings(cfg.transfer.endpointsFile)) {
+      await configureTransferEndpoint(origin, opts);
+      setEndpointCopyMode(origin, copyMode);
+    }
   }
   const pool = new TransferPool(cfg, { redisUrl: ctx.redisUrl, transfer: transferFile, log: ctx.log, stalledIntervalMs: ctx.stalledIntervalMs });
   await pool.start();

@@ -1,6 +1,6 @@
 /** `cargoport submit SRC DST [SRC DST …] | --manifest FILE`: POST /api/v1/jobs, prints the job id. */
 import { readFileSync } from 'node:fs';
-import { applyOptions, filesFromPairs, intOption, parseManifest, parseVerify } from '../manifest.js';
+import { applyOptions, filesFromPairs, intOption, parseManifest, parseVerify, parseCopyMode } from '../manifest.js';
 import { clientOptionHelp, clientOptions, printJson, withApi, type Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
@@ -31,6 +31,7 @@ export const submitCommand: Command = {
     verify: { type: 'string' },
     overwrite: { type: 'boolean' },
     streams: { type: 'string' },
+    'copy-mode': { type: 'string' },
     checksum: { type: 'string' },
   },
   optionHelp: [
@@ -40,6 +41,7 @@ export const submitCommand: Command = {
     '--verify MODE    none | source | destination | both',
     '--overwrite      replace existing destinations',
     '--streams N      HTTP/2 streams per connection',
+    '--copy-mode M    remote → remote: streamed (default) | pull | push | auto (HTTP third-party copy, gfal2-style fallback)',
     '--checksum A:V   expected checksum of a single-file job, e.g. adler32:0a1b2c3d',
     ...clientOptionHelp,
   ],
@@ -58,6 +60,7 @@ export const submitCommand: Command = {
       verify: parseVerify(v.verify as string | undefined),
       overwrite: v.overwrite === true,
       streams: intOption(v.streams as string | undefined, '--streams', 1, 256),
+      copyMode: parseCopyMode(v['copy-mode'] as string | undefined),
       checksum: v.checksum as string | undefined,
     });
     const created = await withApi(ctx, (api) => api.post<Created>('/jobs', body));

@@ -1,10 +1,11 @@
 /**
  * Per-endpoint transfer settings from an operator's file (`transfer.endpointsFile`, YAML or JSON): connections and
- * streams, HTTP/1.1 only, ranged uploads to cargoport peers, windows, timeouts — keyed by origin:
+ * streams, HTTP/1.1 only, ranged uploads to cargoport peers, windows, timeouts, and the default `copyMode` for
+ * remote → remote files touching the endpoint (third-party-copy.ts) — keyed by origin:
  *
  *   https://dcache.example.org:2880: { connections: 4, streams: 8 }
  *   https://old-webdav.example.org:  { http1Only: true }
- *   https://peer-port.example.org:8443: { rangedUpload: true }
+ *   https://peer-port.example.org:8443: { rangedUpload: true, copyMode: auto }
  *
  * Everything is validated at start-up; a bad entry stops the process with the origin and field named.
  */
@@ -12,12 +13,18 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { CargoError } from '../errors.js';
 import type { OriginOptions } from './client-pool.js';
+import type { CopyMode } from './third-party-copy.js';
+
+/** Connection settings for the client pool, plus the endpoint's default copy mode. */
+export type EndpointSettings = OriginOptions & { copyMode?: CopyMode };
 
 type Check = (v: unknown) => boolean;
 const intIn = (min: number, max: number): Check => (v) => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
 const isBool: Check = (v) => typeof v === 'boolean';
 
-const FIELDS: Record<keyof OriginOptions, { check: Check; form: string }> = {
+const COPY_MODES: readonly string[] = ['auto', 'pull', 'push', 'streamed'];
+
+const FIELDS: Record<keyof EndpointSettings, { check: Check; form: string }> = {
   connections: { check: intIn(1, 64), form: 'an integer from 1 to 64' },
   streams: { check: intIn(1, 256), form: 'an integer from 1 to 256' },
   maxStreamsPerConnection: { check: intIn(1, 1000), form: 'an integer from 1 to 1000' },
@@ -30,6 +37,7 @@ const FIELDS: Record<keyof OriginOptions, { check: Check; form: string }> = {
   http1Only: { check: isBool, form: 'true or false' },
   rangedUpload: { check: isBool, form: 'true or false (only for cargoport peers)' },
   ciphers: { check: (v) => typeof v === 'string' && v.length > 0 && v.length < 2000, form: 'an OpenSSL cipher list' },
+  copyMode: { check: (v) => typeof v === 'string' && COPY_MODES.includes(v), form: COPY_MODES.join(' | ') },
 };
 
 export class EndpointSettingsError extends CargoError {
@@ -40,7 +48,7 @@ export class EndpointSettingsError extends CargoError {
 }
 
 /** Parses and validates the file; origins are normalised (`https://Host:443/` → `https://host`). */
-export function loadEndpointSettings(path: string): Map<string, OriginOptions> {
+export function loadEndpointSettings(path: string): Map<string, EndpointSettings> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -57,7 +65,7 @@ export function loadEndpointSettings(path: string): Map<string, OriginOptions> {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new EndpointSettingsError(`transfer.endpointsFile ${path} must map origins (https://host[:port]) to settings`, 'transfer.endpointsFile');
   }
-  const out = new Map<string, OriginOptions>();
+  const out = new Map<string, EndpointSettings>();
   for (const [rawOrigin, settings] of Object.entries(doc as Record<string, unknown>)) {
     let origin: string;
     try {
@@ -73,12 +81,12 @@ export function loadEndpointSettings(path: string): Map<string, OriginOptions> {
     }
     const opts: Record<string, unknown> = {};
     for (const [field, value] of Object.entries(settings)) {
-      const spec = FIELDS[field as keyof OriginOptions];
+      const spec = FIELDS[field as keyof EndpointSettings];
       if (!spec) throw new EndpointSettingsError(`${path}: ${origin}: unknown setting "${field}" (known: ${Object.keys(FIELDS).join(', ')})`, `${origin}.${field}`);
       if (!spec.check(value)) throw new EndpointSettingsError(`${path}: ${origin}: ${field} must be ${spec.form} (got ${JSON.stringify(value)})`, `${origin}.${field}`);
       opts[field] = value;
     }
-    out.set(origin, opts as OriginOptions);
+    out.set(origin, opts as EndpointSettings);
   }
   return out;
 }

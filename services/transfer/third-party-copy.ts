@@ -6,6 +6,8 @@
  * - `pull` / `push`: only that mode;
  * - `auto`: pull, then push, then streamed — the next mode is tried only when the active party refuses COPY
  *   (400, 405, 501: gfal2's fallback). A third-party copy that started and failed is a failed attempt (retried).
+ * Without a `copyMode` in the request, the destination's endpoint setting applies, then the source's
+ * (`transfer.endpointsFile`), else `streamed`.
  * Origins that refused COPY are remembered for 10 minutes, so a job of 10,000 files asks them once.
  * After a third-party copy the port checks the destination itself, as FTS does: its size against the source's, and
  * the checksum (Want-Digest) when verification was asked or a value given.
@@ -32,6 +34,14 @@ function refused(origin: string, mode: 'pull' | 'push'): boolean {
   return false;
 }
 
+const endpointModes = new Map<string, CopyMode>();
+
+/** The default copy mode of remote → remote files touching `origin`; undefined removes it. */
+export function setEndpointCopyMode(origin: string, mode: CopyMode | undefined): void {
+  if (mode) endpointModes.set(origin, mode);
+  else endpointModes.delete(origin);
+}
+
 /** Forget what was learned about origins (tests, reconfiguration). */
 export function forgetCopyRefusals(): void {
   refusedCopy.clear();
@@ -44,7 +54,7 @@ export function forgetCopyRefusals(): void {
 export async function thirdPartyCopy(
   a: Attempt, src: HttpEndpoint, dst: HttpEndpoint, pool: ClientPool, stall: StallPolicy,
 ): Promise<TransferResult | null> {
-  const mode: CopyMode = a.req.copyMode ?? 'streamed';
+  const mode: CopyMode = a.req.copyMode ?? endpointModes.get(dst.origin) ?? endpointModes.get(src.origin) ?? 'streamed';
   if (mode === 'streamed') return null;
   const modes: Array<'pull' | 'push'> = mode === 'auto' ? ['pull', 'push'] : [mode];
   const verifying = a.computeChecksum;

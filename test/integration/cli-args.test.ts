@@ -31,6 +31,7 @@ const usageCases: Array<[string, string[], RegExp]> = [
   ['priority out of range', ['submit', 'a', 'b', '--priority', '9'], /--priority must be an integer from 1 to 5 \(got "9"\)/],
   ['retries not a number', ['submit', 'a', 'b', '--retries', 'many'], /--retries must be an integer/],
   ['bad verify mode', ['submit', 'a', 'b', '--verify', 'always'], /--verify must be one of none, source, destination, both/],
+  ['bad copy mode', ['submit', 'a', 'b', '--copy-mode', 'fast'], /--copy-mode must be one of auto, pull, push, streamed/],
   ['checksum on several files', ['submit', 'a', 'b', 'c', 'd', '--checksum', 'adler32:01'], /--checksum applies to a single-file submission/],
   ['malformed checksum', ['submit', 'a', 'b', '--checksum', 'adler32'], /--checksum must be ALG:VALUE/],
   ['unreadable manifest', ['submit', '--manifest', '/nonexistent/manifest.txt'], /cannot read manifest \/nonexistent\/manifest\.txt: ENOENT/],

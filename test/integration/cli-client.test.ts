@@ -82,7 +82,7 @@ test('submit SRC DST pairs with options: one POST over HTTP/2 with the right bod
   seen.length = 0;
   handler = () => ({ status: 201, body: { jobId: 'job-42', files: 2, state: 'ACTIVE' } });
   const r = await run(['submit', 'https://a.example/x', 'file:///buf/x', 'https://a.example/y', 'file:///buf/y',
-    '--priority', '5', '--retries', '2', '--verify', 'both', '--overwrite', '--streams', '8'], { BEARER_TOKEN: 'tok-123' });
+    '--priority', '5', '--retries', '2', '--verify', 'both', '--overwrite', '--streams', '8', '--copy-mode', 'auto'], { BEARER_TOKEN: 'tok-123' });
   assert.equal(r.stderr, '');
   assert.equal(r.code, 0);
   assert.equal(r.stdout, 'job-42\n');
@@ -93,7 +93,7 @@ test('submit SRC DST pairs with options: one POST over HTTP/2 with the right bod
   assert.equal(seen[0]!.authorization, 'Bearer tok-123');
   assert.deepEqual(seen[0]!.body, {
     files: [{ source: 'https://a.example/x', destination: 'file:///buf/x' }, { source: 'https://a.example/y', destination: 'file:///buf/y' }],
-    params: { priority: 5, retries: 2, verifyChecksum: 'both', overwrite: true, streams: 8 },
+    params: { priority: 5, retries: 2, verifyChecksum: 'both', overwrite: true, streams: 8, copyMode: 'auto' },
   });
 });
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
-import { forgetCopyRefusals } from '../../services/transfer/third-party-copy.js';
+import { forgetCopyRefusals, setEndpointCopyMode } from '../../services/transfer/third-party-copy.js';
 import { adler32 } from '../../services/checksum/adler32.js';
 import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
@@ -88,6 +88,19 @@ describe('transfer engine: HTTP third-party copy as the client', () => {
     const r4 = await transferFile(req(plain.url('/plain.bin'), plain.url('/copy-of-plain.bin'), { copyMode: 'auto' }), ctl());
     assert.ok(r4.protocol === 'h2' || r4.protocol === 'http/1.1', `streamed through the port (${r4.protocol})`);
     assert.ok(readFileSync(join(plain.root, 'copy-of-plain.bin')).equals(body));
+  });
+
+  test('without a copyMode in the request, the destination endpoint\'s setting applies', async () => {
+    forgetCopyRefusals();
+    setEndpointCopyMode(b.origin, 'pull');
+    try {
+      const r = await transferFile(req(`${a.base}/src.bin`, `${b.base}/by-endpoint.bin`, {}), ctl());
+      assert.equal(r.protocol, 'tpc-pull');
+      const explicit = await transferFile(req(`${a.base}/src.bin`, `${b.base}/by-job.bin`, { copyMode: 'streamed' }), ctl());
+      assert.ok(explicit.protocol === 'h2', `the job's own mode wins (${explicit.protocol})`);
+    } finally {
+      setEndpointCopyMode(b.origin, undefined);
+    }
   });
 
   test('an explicit mode the active party refuses is a clear, final error', async () => {

@@ -19,6 +19,7 @@ test('endpoint settings: origins normalised, settings typed', () => {
   ]);
   assert.equal(loadEndpointSettings(file('')).size, 0);
   assert.equal(loadEndpointSettings(file('{"https://a.example": {"rangedUpload": true}}')).get('https://a.example')?.rangedUpload, true);
+  assert.equal(loadEndpointSettings(file('https://a.example: { copyMode: auto }')).get('https://a.example')?.copyMode, 'auto');
 });
 
 test('endpoint settings: every mistake names the origin and the field', () => {
@@ -26,6 +27,7 @@ test('endpoint settings: every mistake names the origin and the field', () => {
     ['https://a.example: { conections: 4 }', /https:\/\/a\.example: unknown setting "conections"/],
     ['https://a.example: { connections: 0 }', /connections must be an integer from 1 to 64 \(got 0\)/],
     ['https://a.example: { http1Only: "yes" }', /http1Only must be true or false/],
+    ['https://a.example: { copyMode: tpc }', /copyMode must be auto \| pull \| push \| streamed/],
     ['https://a.example/some/path: { streams: 2 }', /is not an origin/],
     ['gsiftp://a.example: { streams: 2 }', /is not an origin/],
     ['https://a.example: 4', /must map to settings/],
