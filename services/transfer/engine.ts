@@ -15,7 +15,8 @@ import { ClientPool, type OriginOptions, type PooledClient, type TransferClientO
 import { ProgressMeter, pumpBytes } from './byte-pump.js';
 import { FilePump } from './file-pump.js';
 import { PeriodicCheckpoint } from './periodic-checkpoint.js';
-import { pushRanges, type RangedPushPlan } from './ranged-push.js';
+import { localFilePlan, pushRanges, type RangedPushPlan } from './ranged-push.js';
+import { isSum32Alg } from '../checksum/checksummer.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
 import { header, headRequest, putRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
@@ -84,7 +85,47 @@ async function rangedPushPlan(a: Attempt, path: string, dst: HttpEndpoint): Prom
     return null; // the single-stream path reports the missing source
   }
   if (size < engineOptions.multiStream.minFileBytes || size <= engineOptions.multiStream.rangeBytes) return null;
-  return { path, size, lanes };
+  return localFilePlan(path, size, lanes, a);
+}
+
+/**
+ * A ranged stream-through (remote → cargoport peer, no disk): the source is read with ranged GETs guarded by its
+ * validator (If-Range), each range PUT as one part. Only when the source says its size, takes byte ranges and has a
+ * validator, the file is large enough, and the checksum (if any) can be combined from ranges; else single stream.
+ */
+async function rangedStreamThroughPlan(a: Attempt, src: HttpEndpoint, dst: HttpEndpoint): Promise<RangedPushPlan | null> {
+  const o = pool.optionsFor(dst.origin);
+  if (!o.rangedUpload || pool.rangesUnusable(src.origin)) return null;
+  const lanes = Math.max(1, a.req.connections ?? o.connections) * Math.max(1, a.req.streams ?? o.streams);
+  const policy = engineOptions.multiStream;
+  if (lanes <= 1 || (a.req.size !== undefined && a.req.size < policy.minFileBytes)) return null;
+  if (a.computeChecksum && !isSum32Alg(a.alg)) return null;
+  const headers: Record<string, string> = { ...a.req.sourceHeaders };
+  if (a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both')) headers['want-digest'] = wantDigestValue(a.alg);
+  const head = await headRequest(pool, src, 'source', headers, a.signal);
+  if (head.status < 200 || head.status >= 300) return null; // the single-stream path reports the source's answer
+  const len = header(head.headers, 'content-length');
+  const size = len !== undefined && /^\d+$/.test(len) ? Number(len) : NaN;
+  if (!Number.isSafeInteger(size) || size < policy.minFileBytes || size <= policy.rangeBytes) return null;
+  if (!/\bbytes\b/i.test(header(head.headers, 'accept-ranges') ?? '')) return null;
+  const etag = header(head.headers, 'etag');
+  const validator = etag && !etag.startsWith('W/') ? etag : header(head.headers, 'last-modified');
+  if (!validator) return null; // ranges of a source that may change under us could not be trusted
+  return {
+    size,
+    lanes,
+    sourceDigest: digestFromHeaders(head.headers, a.alg),
+    openPart: async (start, end, signal) => {
+      const res = await rangedGet(pool, src, { offset: start, end, validator, headers: { ...a.req.sourceHeaders }, signal });
+      if (res.status !== 206 || res.start !== start) {
+        res.body.destroy();
+        throw new TransferError(TransferErrorCode.sourceChanged, 'source changed during a ranged stream-through (If-Range answered with the whole file)', {
+          httpStatus: 502, field: 'source', retryable: true,
+        });
+      }
+      return res.body;
+    },
+  };
 }
 
 /**
@@ -368,8 +409,8 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     dstHeaders['if-none-match'] = '*';
   }
   const stages = ctl.stages?.length ? ctl.stages : undefined;
-  if (src.kind === 'file' && engineOptions.multiStream.enabled && !stages) {
-    const ranged = await rangedPushPlan(a, src.path, dst);
+  if (engineOptions.multiStream.enabled && !stages) {
+    const ranged = src.kind === 'file' ? await rangedPushPlan(a, src.path, dst) : await rangedStreamThroughPlan(a, src, dst);
     if (ranged) return pushRanges(pool, dst, a, ranged, engineOptions.multiStream, dstHeaders);
   }
   let opened: OpenedSource | undefined;

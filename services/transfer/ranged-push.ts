@@ -1,6 +1,7 @@
 /**
- * Multi-stream push to a cargoport endpoint: a local file cut into byte ranges, each sent as its own PUT with
- * `Content-Range: bytes S-E/T` and a shared `Cargo-Upload-Id` (gateway/storage/README.md, ranged uploads).
+ * Multi-stream push to a cargoport endpoint: a source (a local file, or a remote one read with ranged GETs for a
+ * stream-through) cut into byte ranges, each sent as its own PUT with `Content-Range: bytes S-E/T` and a shared
+ * `Cargo-Upload-Id` (gateway/storage/README.md, ranged uploads).
  * The endpoint assembles the parts and publishes the file when the last one lands (201/204; the others 202).
  *
  * undici 7 dispatches a stream-bodied PUT only on an idle connection, so every lane gets its own connection
@@ -11,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { setMaxListeners } from 'node:events';
+import type { Readable } from 'node:stream';
 import { Sum32Checksummer, isSum32Alg } from '../checksum/checksummer.js';
 import type { CargoError } from '../errors.js';
 import type { Attempt } from './attempt.js';
@@ -26,9 +28,30 @@ import { TransferError, TransferErrorCode, abortedError, classifyError } from '.
 import type { TransferResult } from './types.js';
 
 export interface RangedPushPlan {
-  path: string;
   size: number;
   lanes: number;
+  /** The bytes [start, end) of the source. */
+  openPart(start: number, end: number, signal: AbortSignal): Promise<Readable>;
+  /** Checksum of the whole source for algorithms that cannot be combined from ranges (md5, sha256). */
+  wholeChecksum?(): Promise<string>;
+  /** The source's own digest (RFC 3230), for verify = source | both. */
+  sourceDigest?: string;
+}
+
+/** A plan reading ranges of a local file. */
+export function localFilePlan(path: string, size: number, lanes: number, a: Attempt): RangedPushPlan {
+  return {
+    size,
+    lanes,
+    openPart: async (start, end, signal) => createReadStream(path, { start, end: end - 1, highWaterMark: 1024 * 1024, signal }),
+    wholeChecksum: async () => {
+      // md5/sha256 cannot be combined from ranges: hash the local source once more (a local read).
+      const whole = newChecksum(a.alg);
+      const h = await open(path, 'r');
+      try { await rehashPrefix(whole, h, size); } finally { await h.close(); }
+      return whole.digestHex();
+    },
+  };
 }
 
 /** Transport failures worth re-sending one part for (the endpoint counts a part only once all of it landed). */
@@ -62,7 +85,7 @@ export async function pushRanges(
 
   const sendPart = async (start: number, end: number): Promise<void> => {
     const sum = sum32 ? new Sum32Checksummer(sum32) : null;
-    const file = createReadStream(plan.path, { start, end: end - 1, highWaterMark: 1024 * 1024, signal: partsAbort.signal });
+    const file = await plan.openPart(start, end, partsAbort.signal);
     const body = pumpBytes(file, {
       signal: partsAbort.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: sum, progress,
       onChunk: (n) => a.watchdog.bytesMoved(n),
@@ -125,14 +148,10 @@ export async function pushRanges(
     let value: string | undefined;
     if (sum32) {
       value = new Sum32Checksummer(sum32, combineRangeSums(sum32, rangeSums, size)).digestHex();
-    } else if (a.computeChecksum) {
-      // md5/sha256 cannot be combined from ranges: hash the local source once more (a local read).
-      const whole = newChecksum(a.alg);
-      const h = await open(plan.path, 'r');
-      try { await rehashPrefix(whole, h, size); } finally { await h.close(); }
-      value = whole.digestHex();
+    } else if (a.computeChecksum && plan.wholeChecksum) {
+      value = await plan.wholeChecksum();
     }
-    verifyChecksum(a, value, undefined);
+    verifyChecksum(a, value, plan.sourceDigest);
     await checkPushedDestination(pool, a, dst, completed.headers, value, size);
     return {
       bytes: size,

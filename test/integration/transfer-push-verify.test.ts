@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
 import { defaultMultiStreamPolicy } from '../../services/transfer/multi-stream.js';
@@ -56,6 +58,44 @@ describe('transfer engine: push verification', () => {
       assert.ok(ranged.length >= 2 * 9, 'both pushes were ranged PUTs');
     } finally {
       dst.faults.dropPutBody = false;
+      await configureTransferEndpoint(dst.origin, undefined);
+      await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
+    }
+  });
+});
+
+describe('transfer engine: ranged stream-through to a cargoport peer', () => {
+  let src: H2FileServer;
+  let dst: H2FileServer;
+  before(async () => {
+    await configureTransferEngine({ ca: testTls().cert });
+    src = await startH2FileServer({ root: tempDir('st-src') });
+    dst = await startH2FileServer({ root: tempDir('st-dst') });
+  });
+  after(async () => {
+    await src.close();
+    await dst.close();
+    await closeTransferClients();
+  });
+
+  test('remote → cargoport peer: ranged GETs (If-Range) become ranged PUT parts; the source digest is verified', async () => {
+    const [f] = makeRandomFiles(src.root, 1, 9 * 1024 * 1024, 9 * 1024 * 1024, 'st');
+    const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
+    await configureTransferEndpoint(dst.origin, { rangedUpload: true });
+    await configureTransferEngine({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
+    const srcBefore = src.requests.length;
+    const dstBefore = dst.requests.length;
+    try {
+      const r = await transferFile({ source: src.url(`/${f!.name}`), destination: dst.url(`/through/${f!.name}`), verify: 'source', overwrite: true, connections: 2, streams: 2 }, ctl());
+      assert.equal(r.bytes, 9 * 1024 * 1024);
+      assert.equal(r.checksum?.value, f!.adler32, 'combined from the parts, equal to the source Digest');
+      assert.ok(r.connections * r.streams > 1, 'the ranged path was taken');
+      const gets = src.requests.slice(srcBefore).filter((q) => q.method === 'GET');
+      assert.ok(gets.length >= 9 && gets.every((q) => /^bytes=\d+-\d+$/.test(String(q.headers['range'])) && q.headers['if-range']), 'closed ranges guarded by If-Range');
+      const parts = dst.requests.slice(dstBefore).filter((q) => q.method === 'PUT' && q.headers['content-range']);
+      assert.ok(parts.length >= 9, `${parts.length} ranged PUT parts`);
+      assert.ok(readFileSync(join(dst.root, 'through', f!.name)).equals(readFileSync(join(src.root, f!.name))));
+    } finally {
       await configureTransferEndpoint(dst.origin, undefined);
       await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
     }
