@@ -15,10 +15,11 @@
  * the clients and nginx; its single-TCP-stream capacity is measured with iperf3 through a second proxy instance.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { startHarness } from '../test/support/port-harness.js';
 import { testTls } from '../test/support/tls.js';
+import { startNginx } from './lib/nginx.js';
 
 const SIZE_MIB = Number(process.argv[2] ?? 2048);
 const RUNS = Number(process.argv[3] ?? 3);
@@ -68,24 +69,7 @@ async function main(): Promise<void> {
   mkdirSync(`${base}/src`, { recursive: true });
   await run('sh', ['-c', `head -c ${BYTES} /dev/urandom > ${base}/src/file.bin`]);
   const tls = testTls();
-  writeFileSync(`${base}/nginx.conf`, `worker_processes 2;
-pid ${base}/nginx.pid;
-error_log ${base}/nginx-error.log warn;
-daemon on;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile off;
-  server {
-    listen 127.0.0.1:${PORT} ssl http2;
-    ssl_certificate ${tls.certPath};
-    ssl_certificate_key ${tls.keyPath};
-    root ${base}/src;
-    location / { }
-  }
-}
-`);
-  await run('nginx', ['-c', `${base}/nginx.conf`, '-p', base]);
+  const nginx = await startNginx({ dir: base, root: `${base}/src`, port: PORT, sendfile: false, workerConnections: 1024 });
   const h = await startHarness({ logLevel: 'error', workers: { concurrency: 8 }, transfer: { connections: CONNECTIONS, streams: STREAMS } });
   const stopProxy = WAN_RTT ? await startWanproxy(PORT + 2, PORT) : () => undefined;
   const url = `https://127.0.0.1:${WAN_RTT ? PORT + 2 : PORT}/file.bin`;
@@ -139,7 +123,7 @@ http {
   } finally {
     stopProxy();
     await h.close();
-    await run('sh', ['-c', `kill $(cat ${base}/nginx.pid)`]).catch(() => undefined);
+    await nginx.stop();
     rmSync(base, { recursive: true, force: true });
   }
 }

@@ -8,12 +8,13 @@
  *
  * Run: npm run build && node dist/bench/queue-small-files.js [files] [KiB]
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { startHarness } from '../test/support/port-harness.js';
 import { testTls } from '../test/support/tls.js';
+import { startNginx } from './lib/nginx.js';
 
 const N = Number(process.argv[2] ?? 10_000);
 const KIB = Number(process.argv[3] ?? 64);
@@ -36,23 +37,7 @@ async function main(): Promise<void> {
     writeFileSync(`${src}/f${String(i).padStart(5, '0')}`, data);
   }
   const tls = testTls();
-  writeFileSync(`${base}/nginx.conf`, `worker_processes 2;
-pid ${base}/nginx.pid;
-error_log ${base}/nginx-error.log warn;
-daemon on;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:${PORT} ssl http2;
-    ssl_certificate ${tls.certPath};
-    ssl_certificate_key ${tls.keyPath};
-    root ${src};
-    location / { autoindex on; }
-  }
-}
-`);
-  await run('nginx', ['-c', `${base}/nginx.conf`, '-p', base]);
+  const nginx = await startNginx({ dir: base, root: src, port: PORT, autoindex: true });
   const h = await startHarness({ logLevel: 'error', workers: { concurrency: 64 }, scheduler: { linkMaxActive: 256, endpointMaxActive: 256, bundleMaxBytes: Number(process.env['CP_BUNDLE'] ?? 1048576) }, transfer: { connections: Number(process.env['CP_CONN'] ?? 4), streams: Number(process.env['CP_STREAMS'] ?? 4) } });
   try {
     const names = readdirSync(src).sort();
@@ -85,7 +70,7 @@ http {
     console.log(`rclone copy --transfers 64:          ${rc64.toFixed(0)} files/s   ratio ${(ours / rc64).toFixed(2)}`);
   } finally {
     await h.close();
-    await run('sh', ['-c', `kill $(cat ${base}/nginx.pid)`]).catch(() => undefined);
+    await nginx.stop();
     rmSync(base, { recursive: true, force: true });
   }
 }

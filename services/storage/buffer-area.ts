@@ -107,14 +107,18 @@ export class BufferArea {
     return n;
   }
 
+  /** Staged copies that may go: released, or pinned no longer; least recently used first. */
+  private evictable(): StagedCopy[] {
+    const now = Date.now();
+    return [...this.staged.values()]
+      .filter((c) => c.released || c.pinnedUntil <= now)
+      .sort((a, b) => a.lastAccess - b.lastAccess);
+  }
+
   /** Evict released or expired staged copies (LRU) until `bytes` more fit under the quota. */
   async makeRoom(bytes: number): Promise<void> {
     if (bytes > this.quotaBytes) throw insufficientStorage(`${bytes} bytes exceed the buffer quota`);
-    const now = Date.now();
-    const candidates = [...this.staged.values()]
-      .filter((c) => c.released || c.pinnedUntil <= now)
-      .sort((a, b) => a.lastAccess - b.lastAccess);
-    for (const c of candidates) {
+    for (const c of this.evictable()) {
       if (this.usedBytes + bytes <= this.quotaBytes) return;
       await this.drop(c.path);
     }
@@ -168,11 +172,7 @@ export class BufferArea {
 
   /** Evicts evictable staged copies (LRU) from the accounting at once until `bytes` fit; files go in the background. */
   private evictNow(bytes: number): void {
-    const now = Date.now();
-    const candidates = [...this.staged.values()]
-      .filter((c) => c.released || c.pinnedUntil <= now)
-      .sort((a, b) => a.lastAccess - b.lastAccess);
-    for (const c of candidates) {
+    for (const c of this.evictable()) {
       if (this.usedBytes + bytes <= this.quotaBytes) return;
       this.staged.delete(c.path);
       this.index.saveSoon();

@@ -125,6 +125,12 @@ after(async () => {
 });
 
 const ca = () => testTls().certPath;
+const cargoDavs = (p: string) => `davs://localhost:${cargo.port}/data${p}`;
+const xrdDavs = (p: string) => `davs://localhost:${xrdPort}${p}`;
+// When XRootD is the active party, gfal2 without a token sends `Credential: gridsite`, which XRootD refuses
+// (400: it accepts only `none`). A bearer token makes gfal2 send `Credential: none` + TransferHeaderAuthorization;
+// neither server here checks tokens.
+const env = { BEARER_TOKEN: 'interop-test-token' };
 
 test('curl -X COPY: each side pulls from and pushes to the other', async (t) => {
   if (skipReason) return t.skip(skipReason);
@@ -157,12 +163,6 @@ test('gfal-copy --copy-mode pull between cargoport and XRootD, both directions',
   if (skipReason) return t.skip(skipReason);
   if (!hasTool('gfal-copy')) return t.skip('gfal2-util-scripts not installed');
   testCaDir();
-  const cargoDavs = (p: string) => `davs://localhost:${cargo.port}/data${p}`;
-  const xrdDavs = (p: string) => `davs://localhost:${xrdPort}${p}`;
-  // When XRootD is the active party, gfal2 without a token sends `Credential: gridsite`, which XRootD refuses
-  // (400: it accepts only `none`). A bearer token makes gfal2 send `Credential: none` + TransferHeaderAuthorization;
-  // neither server here checks tokens.
-  const env = { BEARER_TOKEN: 'interop-test-token' };
   const hello = readFileSync(join(dir, 'data', 'hello.bin'));
   // XRootD → cargoport, pull (cargoport active: GET from XRootD).
   const pull = await runTool('gfal-copy', ['-v', '--copy-mode', 'pull', xrdDavs('/hello.bin'), cargoDavs('/g/pulled.bin')], { env });
@@ -179,9 +179,6 @@ test('gfal-copy --copy-mode push between cargoport and XRootD, both directions',
   if (skipReason) return t.skip(skipReason);
   if (!hasTool('gfal-copy')) return t.skip('gfal2-util-scripts not installed');
   testCaDir();
-  const cargoDavs = (p: string) => `davs://localhost:${cargo.port}/data${p}`;
-  const xrdDavs = (p: string) => `davs://localhost:${xrdPort}${p}`;
-  const env = { BEARER_TOKEN: 'interop-test-token' };
   const hello = readFileSync(join(dir, 'data', 'hello.bin'));
   // XRootD → cargoport, push (XRootD active: its libcurl PUTs into cargoport). XRootD 5.5.3 over HTTP/2 sends
   // `content-length: N` and then an empty body, which HTTP/2 must reset; the push therefore targets the

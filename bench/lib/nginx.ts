@@ -1,0 +1,48 @@
+/**
+ * nginx as the peer server of the TypeScript benchmarks: 2 workers, HTTP/2 + TLS (the test certificate), serving
+ * `root` on 127.0.0.1:`port`, configured and run from `dir` (pid, logs). `stop()` ends it.
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { testTls } from '../../test/support/tls.js';
+
+const run = promisify(execFile);
+
+export interface BenchNginx {
+  stop(): Promise<void>;
+}
+
+export async function startNginx(o: {
+  dir: string; root: string; port: number;
+  /** Directory listings (rclone's http backend lists through them). */
+  autoindex?: boolean;
+  /** sendfile off: the TLS path then copies through user space, as for every TLS client. */
+  sendfile?: boolean;
+  workerConnections?: number;
+}): Promise<BenchNginx> {
+  const tls = testTls();
+  writeFileSync(`${o.dir}/nginx.conf`, `worker_processes 2;
+pid ${o.dir}/nginx.pid;
+error_log ${o.dir}/nginx-error.log warn;
+daemon on;
+events { worker_connections ${o.workerConnections ?? 4096}; }
+http {
+  access_log off;
+  ${o.sendfile === false ? 'sendfile off;' : ''}
+  server {
+    listen 127.0.0.1:${o.port} ssl http2;
+    ssl_certificate ${tls.certPath};
+    ssl_certificate_key ${tls.keyPath};
+    root ${o.root};
+    location / { ${o.autoindex ? 'autoindex on;' : ''} }
+  }
+}
+`);
+  await run('nginx', ['-c', `${o.dir}/nginx.conf`, '-p', o.dir]);
+  return {
+    async stop() {
+      await run('sh', ['-c', `kill $(cat ${o.dir}/nginx.pid)`]).catch(() => undefined);
+    },
+  };
+}
