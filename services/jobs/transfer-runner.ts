@@ -33,6 +33,16 @@ export function retryDelayMs(baseSec: number, tries: number): number {
   return Math.min(MAX_RETRY_DELAY_MS, Math.round(exp * (0.5 + Math.random())));
 }
 
+/** How many earlier attempts' part files an attempt looks for (a file rarely runs more often). */
+const STALE_PART_ATTEMPTS = 8;
+
+export function partFileTags(jobId: string, idx: number, run: number): { partTag: string; stalePartTags: string[] } {
+  const base = `${jobId.replace(/-/g, '').slice(0, 12)}-${idx}`;
+  const stalePartTags: string[] = [];
+  for (let k = Math.max(1, run - STALE_PART_ATTEMPTS); k < run; k++) stalePartTags.push(`${base}-${k}`);
+  return { partTag: `${base}-${run}`, stalePartTags };
+}
+
 export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   const { store } = deps;
   const claim = await store.start(member, deps.workerId);
@@ -55,6 +65,8 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     streams: params.streams ?? deps.defaults.streams,
     resume: state.rs,
     ...(params.copyMode !== undefined ? { copyMode: params.copyMode } : {}),
+    // Part files named per attempt, so this attempt removes what earlier ones of this file left behind.
+    ...partFileTags(jobId, idx, run),
   };
   if (spec.scitag !== undefined) {
     req.sourceHeaders = { SciTag: String(spec.scitag) };

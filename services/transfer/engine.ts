@@ -298,7 +298,7 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
     if (plan.kind === 'single-opened') probe = plan.response;
   }
 
-  const part = await LocalPartFile.open(finalPath, probe ? undefined : resume).catch((e: unknown) => {
+  const part = await LocalPartFile.open(finalPath, probe ? undefined : resume, { tag: req.partTag, staleTags: req.stalePartTags }).catch((e: unknown) => {
     probe?.body.destroy();
     throw e;
   });

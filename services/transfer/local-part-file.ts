@@ -12,8 +12,19 @@ import { ensureDirectory, syncDirectory } from './directory-sync.js';
 import type { ResumeState } from './types.js';
 import { TransferError, TransferErrorCode, classifyError } from './transfer-errors.js';
 
-export function partFileName(finalPath: string): string {
-  return join(dirname(finalPath), `.${basename(finalPath)}.cargoport-part-${randomBytes(6).toString('hex')}`);
+/** `.<name>.cargoport-part-<tag>` beside the final name; a random tag when none is given. */
+export function partFileName(finalPath: string, tag?: string): string {
+  return join(dirname(finalPath), `.${basename(finalPath)}.cargoport-part-${tag ?? randomBytes(6).toString('hex')}`);
+}
+
+/**
+ * How an attempt names its part file. With a tag per attempt (the worker uses `<job>-<file>-<attempt>`), the
+ * next attempt knows what an earlier one may have left behind — a worker killed before its first checkpoint —
+ * and removes it (`staleTags`), unless it is the part file being resumed.
+ */
+export interface PartFileNaming {
+  tag?: string;
+  staleTags?: readonly string[];
 }
 
 /** A part file is reusable only if it is ours: beside the final name and carrying our marker. */
@@ -55,9 +66,13 @@ export class LocalPartFile {
    * Returns the part file; `resumedSize` says how much of it the caller may trust (the contiguous prefix of
    * `resume.done` starting at 0, bounded by the file's real size).
    */
-  static async open(finalPath: string, resume?: ResumeState): Promise<LocalPartFile> {
+  static async open(finalPath: string, resume?: ResumeState, naming: PartFileNaming = {}): Promise<LocalPartFile> {
     try {
       await ensureDirectory(dirname(finalPath));
+      for (const stale of naming.staleTags ?? []) {
+        const p = partFileName(finalPath, stale);
+        if (p !== resume?.tempPath) await unlink(p).catch(() => undefined);
+      }
       if (resume?.tempPath && isOurPartFile(resume.tempPath, finalPath)) {
         const prefix = contiguousPrefix(resume.done);
         try {
@@ -68,12 +83,19 @@ export class LocalPartFile {
           if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
         }
       }
-      const tempPath = partFileName(finalPath);
+      let tempPath = partFileName(finalPath, naming.tag);
       let h: FileHandle;
       try {
         h = await open(tempPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST' && naming.tag !== undefined) {
+          // Our tagged name is taken (this attempt opened it before): never share a part file; take a fresh name.
+          tempPath = partFileName(finalPath);
+          h = await open(tempPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+          return new LocalPartFile(finalPath, tempPath, h, 0);
+        }
+        if (code !== 'ENOENT') throw e;
         // The directory was removed since we last saw it.
         await ensureDirectory(dirname(finalPath), true);
         h = await open(tempPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);

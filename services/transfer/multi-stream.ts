@@ -256,7 +256,7 @@ export async function pullRanges(
 ): Promise<TransferResult> {
   const { req, ctl } = a;
   const size = plan.size;
-  const part = await LocalPartFile.open(finalPath, req.resume);
+  const part = await LocalPartFile.open(finalPath, req.resume, { tag: req.partTag, staleTags: req.stalePartTags });
   const reused = req.resume?.tempPath === part.tempPath;
   const resumeValid = reused && req.resume!.size === size &&
     ((plan.etag !== undefined && req.resume!.etag === plan.etag) ||

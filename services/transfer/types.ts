@@ -50,6 +50,13 @@ export interface TransferRequest {
    * bytes through the port; see third-party-copy.ts. Default `streamed`.
    */
   copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
+  /**
+   * Local destinations: names this attempt's part file (`.<name>.cargoport-part-<partTag>`); part files of the
+   * earlier attempts named by `stalePartTags` are removed first unless resumed (a worker killed before its first
+   * checkpoint leaves one behind). Without a tag the name is random.
+   */
+  partTag?: string;
+  stalePartTags?: string[];
 }
 
 export interface TransferProgress {

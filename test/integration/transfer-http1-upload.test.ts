@@ -66,8 +66,10 @@ describe('transfer engine: HTTP/1.1 uploads', () => {
     }
     assert.ok(rawNames.length >= 3);
     for (const names of rawNames) assert.ok(names.includes('Content-Length'), `raw header names: ${names.join(', ')}`);
-    // (undici closes an HTTP/1.1 connection after every HEAD, so only the PUTs' connection can be counted.)
-    assert.equal(putPorts.size, 1, `the uploads reuse one keep-alive connection (${putPorts.size} used)`);
+    // (undici closes an HTTP/1.1 connection after every HEAD, so only the PUTs' connections can be counted. The
+    // agent frees a socket just after the response ends, so a busy machine may open a second one; three would
+    // mean no reuse at all.)
+    assert.ok(putPorts.size < 3, `the uploads reuse keep-alive connections (${putPorts.size} used for 3 PUTs)`);
   });
 
   test('overwrite=false: the existing file is refused before any byte is sent', async () => {
