@@ -19,7 +19,7 @@ import { runFile } from '../services/jobs/transfer-runner.js';
 import type { JobParams } from '../services/jobs/model.js';
 import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
 import { RateLimitStore } from '../services/jobs/rate-limits.js';
-import type { RateLimiter, ResumeState, TransferFn } from '../services/transfer/types.js';
+import type { ResumeState, TransferFn } from '../services/transfer/types.js';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -74,7 +74,6 @@ export class TransferPool {
   private lastBeatAt = Date.now();
   private readonly startedAt = Date.now();
   /** Live worker processes (from heartbeats): a job's bandwidth cap is split between them. */
-  private aliveWorkers = 1;
   /** Per-job bandwidth buckets shared by that job's transfers in this process. */
   /** Live byte-rate caps by scope (port, link, owner, job), shared with other worker processes. */
   private readonly limits = new ScopedRateLimits();
@@ -284,8 +283,7 @@ export class TransferPool {
           alive++;
         }
       }
-      this.aliveWorkers = Math.max(1, alive);
-      this.limits.setWorkers(this.aliveWorkers);
+      this.limits.setWorkers(alive);
       this.aliveConcurrency = Math.max(sum, this.takingWork() ? this.cfg.workers.concurrency : 0);
     } catch (e) {
       if (!this.closed) this.log(`heartbeat: ${(e as Error).message}`);

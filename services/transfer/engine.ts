@@ -20,7 +20,7 @@ import { isSum32Alg } from '../checksum/checksummer.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
 import { header, headRequest, putRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
-import { planPull, pullRanges, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
+import { planFromHead, planPull, pullRanges, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
 import {
   digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue, type RunningChecksum,
@@ -100,21 +100,15 @@ async function rangedStreamThroughPlan(a: Attempt, src: HttpEndpoint, dst: HttpE
   const policy = engineOptions.multiStream;
   if (lanes <= 1 || (a.req.size !== undefined && a.req.size < policy.minFileBytes)) return null;
   if (a.computeChecksum && !isSum32Alg(a.alg)) return null;
-  const headers: Record<string, string> = { ...a.req.sourceHeaders };
-  if (a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both')) headers['want-digest'] = wantDigestValue(a.alg);
-  const head = await headRequest(pool, src, 'source', headers, a.signal);
-  if (head.status < 200 || head.status >= 300) return null; // the single-stream path reports the source's answer
-  const len = header(head.headers, 'content-length');
-  const size = len !== undefined && /^\d+$/.test(len) ? Number(len) : NaN;
-  if (!Number.isSafeInteger(size) || size < policy.minFileBytes || size <= policy.rangeBytes) return null;
-  if (!/\bbytes\b/i.test(header(head.headers, 'accept-ranges') ?? '')) return null;
-  const etag = header(head.headers, 'etag');
-  const validator = etag && !etag.startsWith('W/') ? etag : header(head.headers, 'last-modified');
+  // Any refusal of the HEAD leaves the answer to the single-stream path.
+  const head = await planFromHead(pool, src, a, sourceHeaders(a), 1, 1, policy).catch(() => null);
+  if (!head || head.size < policy.minFileBytes) return null;
+  const { size, validator } = head;
   if (!validator) return null; // ranges of a source that may change under us could not be trusted
   return {
     size,
     lanes,
-    sourceDigest: digestFromHeaders(head.headers, a.alg),
+    sourceDigest: head.sourceDigest,
     openPart: async (start, end, signal) => {
       const res = await rangedGet(pool, src, { offset: start, end, validator, headers: { ...a.req.sourceHeaders }, signal });
       if (res.status !== 206 || res.start !== start) {

@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ClientPool, ConnectionInfo, PooledClient } from './client-pool.js';
-import { canonicalHeaderName, http1Put } from './http1-upload.js';
+import { canonicalHeaders, http1Put } from './http1-upload.js';
 import type { Endpoint } from './endpoint.js';
 import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, type TransferSide } from './transfer-errors.js';
 
@@ -67,7 +67,10 @@ async function sendOnce(
   };
   via.inFlight++;
   try {
-    const res = await via.client.request({ ...opts, headers: canonicalHeaders(opts.headers as Headers | undefined), signal: ac.signal, path: ep.path });
+    // HTTP/1.1 peers get conventional header-name capitalisation (http1-upload.ts); HTTP/2 sends names lower-case
+    // anyway, so a connection known to be h2 skips the copy.
+    const headers = opts.headers && via.info.protocol !== 'h2' ? canonicalHeaders(opts.headers as Headers) : opts.headers;
+    const res = await via.client.request({ ...opts, headers, signal: ac.signal, path: ep.path });
     res.body.once('close', () => {
       via.inFlight--;
       cleanup();
@@ -80,18 +83,6 @@ async function sendOnce(
     if (outer?.aborted) throw outer.reason ?? e;
     throw classifyError(e, side, ep.url);
   }
-}
-
-/**
- * Header names as HTTP/1.1 peers conventionally spell them (`Want-Digest`, `Range`). Names are case-insensitive
- * (RFC 9110 §5.1) but XRootD 5.5 compares them exactly: to it a lower-case `want-digest` or `range` is not there.
- * undici writes names as given over HTTP/1.1; over HTTP/2 they go out lower-case as the protocol requires.
- */
-function canonicalHeaders(h: Headers | undefined): Headers | undefined {
-  if (!h) return h;
-  const out: Headers = {};
-  for (const k in h) out[canonicalHeaderName(k)] = h[k]!;
-  return out;
 }
 
 /** undici's verdict on a response it could not frame (bad header line, body longer than announced). */

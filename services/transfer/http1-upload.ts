@@ -84,8 +84,7 @@ export function http1Put(
   const u = new URL(origin);
   const secure = u.protocol === 'https:';
   // Conventional capitalisation for every header we send (some HTTP/1.1 servers compare names exactly).
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(opts.headers)) headers[canonicalHeaderName(k)] = v;
+  const headers = canonicalHeaders(opts.headers);
   if (opts.size !== undefined) headers['Content-Length'] = String(opts.size);
   const info: ConnectionInfo = { protocol: 'http/1.1' };
   return new Promise<Http1PutResult>((resolve, reject) => {
@@ -139,6 +138,16 @@ export function http1Put(
       }
     })();
   });
+}
+
+/**
+ * Header names as HTTP/1.1 peers conventionally spell them (`Want-Digest`, `Range`). Names are case-insensitive
+ * (RFC 9110 §5.1) but XRootD 5.5 compares them exactly: to it a lower-case `want-digest` or `range` is not there.
+ */
+export function canonicalHeaders(h: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in h) out[canonicalHeaderName(k)] = h[k]!;
+  return out;
 }
 
 /** `content-length` → `Content-Length`, `want-digest` → `Want-Digest`. */

@@ -149,7 +149,7 @@ export async function planPull(
   };
 }
 
-function sourceHeaders(a: Attempt): Record<string, string> {
+export function sourceHeaders(a: Attempt): Record<string, string> {
   const headers: Record<string, string> = { ...a.req.sourceHeaders };
   if (wantsSourceDigest(a)) headers['want-digest'] = wantDigestValue(a.alg);
   return headers;
@@ -159,7 +159,7 @@ function wantsSourceDigest(a: Attempt): boolean {
   return a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both');
 }
 
-async function planFromHead(
+export async function planFromHead(
   pool: ClientPool, src: HttpEndpoint, a: Attempt, headers: Record<string, string>, n: number, m: number,
   policy: MultiStreamPolicy,
 ): Promise<SplitPlan | null> {
