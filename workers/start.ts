@@ -1,7 +1,7 @@
 /** Entry used by `cargoport serve` and `cargoport worker`: one transfer pool in this process. */
 import type { Config } from '../config/schema.js';
 import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
-import { loadEndpointSettings } from '../services/transfer/endpoint-settings.js';
+import { loadEndpointSettings, type EndpointSettings } from '../services/transfer/endpoint-settings.js';
 import { setEndpointCopyMode } from '../services/transfer/third-party-copy.js';
 import { readFileSync } from 'node:fs';
 import { TransferPool } from './transfer-pool.js';
@@ -13,6 +13,8 @@ export interface RunningWorkers {
 }
 
 export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?: (m: string) => void; stalledIntervalMs?: number }): Promise<RunningWorkers> {
+  // Validated before anything is configured: a bad file stops the start with the engine left as it was.
+  const endpoints = cfg.transfer.endpointsFile ? loadEndpointSettings(cfg.transfer.endpointsFile) : new Map<string, EndpointSettings>();
   await configureTransferEngine({
     rejectUnauthorized: !cfg.transfer.insecureTls,
     ca: cfg.transfer.caFile ? readFileSync(cfg.transfer.caFile) : undefined,
@@ -20,11 +22,9 @@ export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?
     streams: cfg.transfer.streams,
     stall: { idleMs: cfg.transfer.stallTimeoutSec * 1000 },
   });
-  if (cfg.transfer.endpointsFile) {
-    for (const [origin, { copyMode, ...opts }] of loadEndpointSettings(cfg.transfer.endpointsFile)) {
-      await configureTransferEndpoint(origin, opts);
-      setEndpointCopyMode(origin, copyMode);
-    }
+  for (const [origin, { copyMode, ...opts }] of endpoints) {
+    await configureTransferEndpoint(origin, opts);
+    setEndpointCopyMode(origin, copyMode);
   }
   const pool = new TransferPool(cfg, { redisUrl: ctx.redisUrl, transfer: transferFile, log: ctx.log, stalledIntervalMs: ctx.stalledIntervalMs });
   await pool.start();

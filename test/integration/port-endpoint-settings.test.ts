@@ -1,6 +1,7 @@
 /**
  * transfer.endpointsFile: per-endpoint settings reach the workers' engine. An origin marked http1Only is pulled
- * over HTTP/1.1 although it offers HTTP/2; another origin on the same server name keeps HTTP/2.
+ * over HTTP/1.1 although it offers HTTP/2; another origin on the same server name keeps HTTP/2. And
+ * transfer.stallTimeoutSec reaches the engine's stall watchdog.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ before(async () => {
   modern = await startH2FileServer({ root: tempDir('ep-modern') });
   const settings = join(tempDir('ep-settings'), 'endpoints.yaml');
   writeFileSync(settings, `${legacy.origin}: { http1Only: true, connections: 2 }\n`);
-  h = await startHarness({ transfer: { endpointsFile: settings } });
+  h = await startHarness({ transfer: { endpointsFile: settings, stallTimeoutSec: 1 } });
 });
 after(async () => {
   await h?.close();
@@ -49,4 +50,22 @@ test('a bad endpoints file stops the worker with the origin and the field named'
   const bad = join(tempDir('ep-bad'), 'endpoints.yaml');
   writeFileSync(bad, 'https://x.example: { streams: 0 }\n');
   await assert.rejects(h.addWorker({ transfer: { endpointsFile: bad } }), /https:\/\/x\.example: streams must be an integer from 1 to 256/);
+});
+
+test('transfer.stallTimeoutSec reaches the engine: a source that goes silent fails with CARGO_ERR_STALLED', async () => {
+  const [f] = makeRandomFiles(modern.root, 1, 2_000_000, 2_000_000, 'stall');
+  modern.faults.stallAfter = { count: 10, afterBytes: 100_000 };
+  try {
+    const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+      files: [{ source: modern.url(`/${f!.name}`), destination: `file://${tempDir('ep-stall')}/${f!.name}` }],
+      params: { retries: 0 },
+    });
+    // With the default of 60 s this would outlast the wait below; 1 s from the configuration ends it.
+    const job = await h.waitJob(r.body.jobId, 30_000);
+    assert.equal(job['state'], 'FAILED', JSON.stringify(job));
+    const file = (await h.api<{ error?: { code: string } }>('GET', `/api/v1/jobs/${r.body.jobId}/files/0`)).body;
+    assert.equal(file.error?.code, 'CARGO_ERR_STALLED');
+  } finally {
+    modern.faults.stallAfter = undefined;
+  }
 });

@@ -227,3 +227,15 @@ test('an error answer to HEAD has headers and no body (no stream error on the se
     srv.app.server.off('session', onSession);
   }
 });
+
+test('close() settles while a client holds an HTTP/2 upload half-finished (GOAWAY, then the session is destroyed)', { timeout: 20_000 }, async () => {
+  const other = await startStorageServer();
+  const sess = h2Connect(other.origin);
+  const put = sess.request({ ':method': 'PUT', ':path': '/data/half.bin', 'content-length': '1000000' });
+  put.on('error', () => undefined);
+  put.write(Buffer.alloc(1000, 1));
+  await new Promise((r) => setTimeout(r, 200));
+  // Without the shutdown helper this waits for Fastify's http2SessionTimeout (72 s) or forever.
+  await other.close();
+  sess.destroy();
+});
