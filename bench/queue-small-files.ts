@@ -57,7 +57,12 @@ async function main(): Promise<void> {
         });
         if (r.status !== 201) throw new Error(JSON.stringify(r.body));
         const job = await h.waitJob(r.body.jobId, 600_000);
-        if (job['state'] !== 'FINISHED') throw new Error(`job ended ${job['state']}: ${JSON.stringify(job['counts'])}`);
+        if (job['state'] !== 'FINISHED') {
+          // Name the cause: every failed file with its attempts (error code, message) before giving up.
+          const failed = await h.api<{ files: unknown[] }>('GET', `/api/v1/jobs/${r.body.jobId}/files?state=FAILED&limit=20`);
+          for (const f of failed.body.files ?? []) console.error(JSON.stringify(f));
+          throw new Error(`job ended ${job['state']}: ${JSON.stringify(job['counts'])}`);
+        }
       });
       return N / secs;
     };

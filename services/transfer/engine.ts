@@ -214,8 +214,12 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
   }
   // A resumed range is closed when the size is known: XRootD 5.5 answers an open one (`bytes=N-`) with no bytes.
   const resumeEnd = validator && offset > 0 && resume?.size !== undefined ? resume.size : undefined;
+  // A part file that already holds every byte (the connection died after the last DATA frame, before the end of
+  // the stream) would ask for an empty range, which servers answer 416: re-read its last byte instead, so the
+  // source still confirms with If-Range that these are its bytes.
+  const from = resumeEnd !== undefined && resumeEnd > 0 ? Math.min(offset, resumeEnd - 1) : offset;
   const res = await rangedGet(pool, src, {
-    offset: validator ? offset : 0, validator, headers, signal: a.signal, ...(resumeEnd !== undefined ? { end: resumeEnd } : {}),
+    offset: validator ? from : 0, validator, headers, signal: a.signal, ...(resumeEnd !== undefined ? { end: resumeEnd } : {}),
   });
   return openedFromResponse(a, res);
 }
@@ -337,6 +341,10 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
       } catch (e) {
         position = pump.position;
         if (staged) throw staged.explain(e);
+        // Every announced byte is written and only the end of the stream was lost with its connection (nginx's
+        // GOAWAY every http2_max_requests can fall between a response's last DATA frame and its END_STREAM):
+        // the body is complete; size and checksum are still verified below.
+        if (src.kind === 'http' && opened.size !== undefined && position === opened.size && !a.signal.aborted && isSourceTransportFailure(e)) break;
         const next = continuation < MAX_BODY_CONTINUATIONS && src.kind === 'http' && !a.signal.aborted
           ? await continueBody(a, src, opened, position, e)
           : undefined;
@@ -375,8 +383,10 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
     staged?.body.destroy();
     const err = asAttemptError(e, a, src);
     const resumable = err.retryable || err.code === TransferErrorCode.aborted;
-    if (!resumable || err.code === TransferErrorCode.checksumMismatch || position === 0 || staged) {
-      // Bad bytes, a fatal error, or nothing written: no part file worth keeping.
+    const badBytes = err.code === TransferErrorCode.checksumMismatch || err.code === TransferErrorCode.sourceChanged;
+    if (!resumable || badBytes || position === 0 || staged) {
+      // Bad bytes (or bytes of a representation the source no longer serves), a fatal error, or nothing
+      // written: no part file worth keeping; the next attempt starts from byte 0.
       await part.discard();
       if (resumable) ctl.onCheckpoint?.({ done: [] });
     } else {

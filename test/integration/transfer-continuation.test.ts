@@ -3,12 +3,14 @@
  * the same attempt with Range + If-Range from the bytes already written, instead of failing into a retry.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { partFileName } from '../../services/transfer/local-part-file.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
+import { h2Connect, h2Request } from '../support/h2-request.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 
@@ -44,5 +46,50 @@ describe('transfer engine: body continuation after a dropped connection', () => 
     assert.ok(from > 0 && from <= 500_000, `continuation asks for the remainder only (${range})`);
     assert.equal(Number(m?.[2]), statSync(join(src.root, f!.name)).size - 1, `up to the last byte (${range})`);
     assert.ok(gets[1]!.headers['if-range'], 'guarded by If-Range');
+  });
+
+  test('a body whose every byte arrived before its stream was reset is complete: one request, verified, published', async () => {
+    const [f] = makeRandomFiles(src.root, 1, 64 * 1024, 64 * 1024, 'end');
+    const dst = tempDir('cont-end');
+    const before = src.requests.length;
+    src.faults.resetAtEnd = { count: 1 };
+    const res = await transferFile(
+      { source: src.url(`/${f!.name}`), destination: `file://${dst}/${f!.name}`, verify: 'none', overwrite: false, checksum: { alg: 'adler32', value: f!.adler32 } },
+      { signal: new AbortController().signal, gate: new PauseGate() },
+    );
+    assert.equal(src.faults.resetAtEnd.count, 0, 'the fault was served');
+    assert.equal(res.bytes, f!.size);
+    assert.equal(res.checksum?.value, f!.adler32);
+    assert.ok(readFileSync(join(dst, f!.name)).equals(readFileSync(join(src.root, f!.name))));
+    assert.equal(src.requests.slice(before).filter((r) => r.method === 'GET').length, 1, 'nothing asked again');
+  });
+
+  test('a resumed part file that already holds every byte re-reads only the last one, under If-Range', async () => {
+    const [f] = makeRandomFiles(src.root, 1, 100_000, 100_000, 'full');
+    const dst = tempDir('cont-full');
+    const finalPath = join(dst, f!.name);
+    const tempPath = partFileName(finalPath, 'complete');
+    copyFileSync(join(src.root, f!.name), tempPath);
+    const session = h2Connect(src.origin);
+    const head = await h2Request(session, 'HEAD', `/${f!.name}`);
+    session.close();
+    const before = src.requests.length;
+    const res = await transferFile(
+      {
+        source: src.url(`/${f!.name}`), destination: `file://${finalPath}`, verify: 'none', overwrite: false,
+        checksum: { alg: 'adler32', value: f!.adler32 },
+        resume: { tempPath, done: [[0, f!.size]], size: f!.size, etag: String(head.headers['etag']) },
+      },
+      { signal: new AbortController().signal, gate: new PauseGate() },
+    );
+    assert.equal(res.bytes, f!.size);
+    assert.equal(res.resumedBytes, f!.size - 1);
+    assert.equal(res.checksum?.value, f!.adler32, 'checksum of the resumed prefix plus the re-read byte');
+    assert.ok(readFileSync(finalPath).equals(readFileSync(join(src.root, f!.name))));
+    assert.equal(existsSync(tempPath), false, 'part file published');
+    const gets = src.requests.slice(before).filter((r) => r.method === 'GET');
+    assert.equal(gets.length, 1);
+    assert.equal(gets[0]!.headers['range'], `bytes=${f!.size - 1}-${f!.size - 1}`);
+    assert.equal(gets[0]!.headers['if-range'], head.headers['etag']);
   });
 });

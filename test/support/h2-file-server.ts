@@ -8,7 +8,7 @@
  * bytes. Records requests and each HTTP/2 session's SETTINGS as received from the client.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, truncate } from 'node:fs/promises';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -33,6 +33,9 @@ export interface ServerFaults {
   /** Reset (RST_STREAM / socket destroy) the next `count` GET responses after `afterBytes` body bytes
    *  (after letting `skip` responses through untouched). */
   resetAfter?: { count: number; afterBytes: number; skip?: number };
+  /** Send the whole body of the next `count` GET responses, let it reach the client, then reset the stream
+   *  instead of ending it (the end of the stream lost with its connection). HTTP/2 only. */
+  resetAtEnd?: { count: number };
   /** Stop sending the next `count` GET responses after `afterBytes` bytes, holding the stream open. */
   stallAfter?: { count: number; afterBytes: number };
   /** Send GOAWAY on the session of the next `count` GET responses after `afterBytes` bytes (HTTP/2 only). */
@@ -220,6 +223,15 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
   }
 
   async function sendBody(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, path: string, start: number, end: number): Promise<void> {
+    if (faults.resetAtEnd && faults.resetAtEnd.count > 0 && req.stream) {
+      faults.resetAtEnd.count--;
+      const body = await readFile(path);
+      // Headers and every DATA frame are flushed before the reset, so the client holds the whole body.
+      await new Promise<void>((resolve) => res.write(body.subarray(start, end), () => resolve()));
+      await new Promise((r) => setTimeout(r, 50));
+      req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
     const reset = consumeFault('resetAfter');
     const stall = consumeFault('stallAfter');
     let goaway = req.stream ? consumeFault('goawayAfter') : undefined;
