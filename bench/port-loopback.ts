@@ -20,6 +20,8 @@ import { promisify } from 'node:util';
 import { startHarness } from '../test/support/port-harness.js';
 import { testTls } from '../test/support/tls.js';
 import { startNginx } from './lib/nginx.js';
+import { cpuSecondsOf } from './lib/proc-cpu.js';
+import { startWorkerProcesses, stopWorkerProcesses } from './lib/worker-processes.js';
 
 const SIZE_MIB = Number(process.argv[2] ?? 2048);
 const RUNS = Number(process.argv[3] ?? 3);
@@ -70,7 +72,12 @@ async function main(): Promise<void> {
   await run('sh', ['-c', `head -c ${BYTES} /dev/urandom > ${base}/src/file.bin`]);
   const tls = testTls();
   const nginx = await startNginx({ dir: base, root: `${base}/src`, port: PORT, sendfile: false, workerConnections: 1024 });
-  const h = await startHarness({ logLevel: 'error', workers: { concurrency: 8 }, transfer: { connections: CONNECTIONS, streams: STREAMS } });
+  // PORT_WORKER_PROC=1: the transfer runs in a separate `cargoport worker` process (scale-out roles); the CPU
+  // counted is then this process's (gateway) plus the worker's.
+  const workerProcs = Number(process.env['PORT_WORKER_PROC'] ?? 0);
+  const h = await startHarness({ logLevel: 'error', workers: { concurrency: 8 }, transfer: { connections: CONNECTIONS, streams: STREAMS } }, { workers: workerProcs > 0 ? 0 : 1 });
+  const workerChildren = await startWorkerProcesses(h.cfg, workerProcs, base);
+  const workerCpu = () => cpuSecondsOf(workerChildren.map((c) => c.pid!));
   const stopProxy = WAN_RTT ? await startWanproxy(PORT + 2, PORT) : () => undefined;
   const url = `https://127.0.0.1:${WAN_RTT ? PORT + 2 : PORT}/file.bin`;
   try {
@@ -86,6 +93,7 @@ async function main(): Promise<void> {
       rmSync(`${base}/dst/curl.bin`);
 
       const cpu0 = process.cpuUsage();
+      const wcpu0 = workerCpu();
       const t0 = Date.now();
       const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
         files: [{ source: url, destination: `file://${base}/dst/port.bin`, size: BYTES }],
@@ -106,7 +114,7 @@ async function main(): Promise<void> {
       const ok = file.attempts.find((a) => a.outcome === 'ok')!;
       const secs = (ok.end - t0) / 1000;
       if (statSync(`${base}/dst/port.bin`).size !== BYTES) throw new Error('port: short file');
-      port.push({ rate: BYTES / 1e6 / secs, polledRate: BYTES / 1e6 / polledSecs, cpuPerGiB: (cpu.user + cpu.system) / 1e6 / (BYTES / GIB) });
+      port.push({ rate: BYTES / 1e6 / secs, polledRate: BYTES / 1e6 / polledSecs, cpuPerGiB: ((cpu.user + cpu.system) / 1e6 + workerCpu() - wcpu0) / (BYTES / GIB) });
       console.log(`run ${i}: curl ${curl.at(-1)!.rate.toFixed(0)} MB/s ${curl.at(-1)!.cpuPerGiB.toFixed(2)} cpu-s/GiB | port ${port.at(-1)!.rate.toFixed(0)} MB/s (polled ${port.at(-1)!.polledRate.toFixed(0)}) ${port.at(-1)!.cpuPerGiB.toFixed(2)} cpu-s/GiB`);
     }
     const cr = median(curl.map((x) => x.rate));
@@ -122,6 +130,7 @@ async function main(): Promise<void> {
     console.log(`RATIO port/curl: rate ${(pr / cr).toFixed(2)} (median of paired ${paired.toFixed(2)}) [target ≥ 1.0, aim 1.2]; cpu-s/GiB ${(pc / cc).toFixed(2)} [target ≤ 1.0]; port/iperf3 ${(pr / iperfMBs).toFixed(2)}, curl/iperf3 ${(cr / iperfMBs).toFixed(2)}`);
   } finally {
     stopProxy();
+    await stopWorkerProcesses(workerChildren);
     await h.close();
     await nginx.stop();
     rmSync(base, { recursive: true, force: true });

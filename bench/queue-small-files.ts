@@ -10,6 +10,9 @@
  * prints the CPU its client, nginx's workers and redis-server spent per file, from /proc.
  *
  * Run: npm run build && node dist/bench/queue-small-files.js [files] [KiB]
+ * Knobs for experiments (environment): CP_CONN, CP_STREAMS (per origin), CP_BUNDLE (bytes), CP_CONCURRENCY (worker
+ * slots), CP_LINK_MAX / CP_EP_MAX (active-transfer slots), CP_WORKER_PROCS=N (gateway here, N `cargoport worker`
+ * processes), CP_ONLY=1 (the port's phase alone, with the worker's mean number of transfers in flight).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +22,7 @@ import { startHarness } from '../test/support/port-harness.js';
 import { testTls } from '../test/support/tls.js';
 import { startNginx } from './lib/nginx.js';
 import { childPids, cpuSecondsOf } from './lib/proc-cpu.js';
+import { startWorkerProcesses, stopWorkerProcesses } from './lib/worker-processes.js';
 
 const N = Number(process.argv[2] ?? 10_000);
 const KIB = Number(process.argv[3] ?? 64);
@@ -63,7 +67,11 @@ async function main(): Promise<void> {
   }
   const tls = testTls();
   const nginx = await startNginx({ dir: base, root: src, port: PORT, autoindex: true });
-  const h = await startHarness({ logLevel: 'error', workers: { concurrency: 64 }, scheduler: { linkMaxActive: Number(process.env['CP_LINK_MAX'] ?? 256), endpointMaxActive: Number(process.env['CP_EP_MAX'] ?? 256), bundleMaxBytes: Number(process.env['CP_BUNDLE'] ?? 1048576) }, transfer: { connections: Number(process.env['CP_CONN'] ?? 4), streams: Number(process.env['CP_STREAMS'] ?? 4) } });
+  // CP_WORKER_PROCS=N: the scale-out deployment instead of one process: this process is the gateway, N
+  // `cargoport worker` processes (the CLI role, same Redis and prefix) move the files.
+  const workerProcs = Number(process.env['CP_WORKER_PROCS'] ?? 0);
+  const h = await startHarness({ logLevel: 'error', workers: { concurrency: Number(process.env['CP_CONCURRENCY'] ?? 64) }, scheduler: { linkMaxActive: Number(process.env['CP_LINK_MAX'] ?? 256), endpointMaxActive: Number(process.env['CP_EP_MAX'] ?? 256), bundleMaxBytes: Number(process.env['CP_BUNDLE'] ?? 1048576) }, transfer: { connections: Number(process.env['CP_CONN'] ?? 4), streams: Number(process.env['CP_STREAMS'] ?? 4) } }, { workers: workerProcs > 0 ? 0 : 1 });
+  const workerChildren = await startWorkerProcesses(h.cfg, workerProcs, base);
   const nginxPids = childPids(Number(readFileSync(`${base}/nginx.pid`, 'utf8').trim()));
   const redisPid = Number(/process_id:(\d+)/.exec(await h.redis.info('server'))?.[1]);
   const origin = `https://127.0.0.1:${PORT}`;
@@ -73,12 +81,14 @@ async function main(): Promise<void> {
     const n0 = cpuSecondsOf(nginxPids);
     const r0 = cpuSecondsOf([redisPid]);
     const c0 = process.cpuUsage();
+    const w0 = cpuSecondsOf(workerChildren.map((c) => c.pid!));
     process.stderr.write(`${name} …\n`);
     const r = await fn();
     const own = process.cpuUsage(c0);
+    const childCpu = cpuSecondsOf(workerChildren.map((c) => c.pid!)) - w0;
     const ms = (s: number) => (s * 1000) / N;
     phases.push({
-      name, filesPerSec: N / r.secs, clientMs: ms(r.cpu ?? (own.user + own.system) / 1e6), nginxMs: ms(cpuSecondsOf(nginxPids) - n0),
+      name, filesPerSec: N / r.secs, clientMs: ms(r.cpu ?? (own.user + own.system) / 1e6 + childCpu), nginxMs: ms(cpuSecondsOf(nginxPids) - n0),
       ...(withRedis ? { redisMs: ms(cpuSecondsOf([redisPid]) - r0) } : {}), ...(r.note ? { note: r.note } : {}),
     });
   };
@@ -137,7 +147,7 @@ async function main(): Promise<void> {
       // Experiments (profiling the port's phase alone): no peers, no ratio.
       // How many files are really in flight in the worker (sampled every 5 ms).
       const samples: number[] = [];
-      const sampler = setInterval(() => samples.push(h.workers[0]!.pool.active.size), 5);
+      const sampler = setInterval(() => { samples.push(h.workers[0]?.pool.active.size ?? NaN); }, 5);
       await cargoport();
       clearInterval(sampler);
       const mean = samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
@@ -161,6 +171,7 @@ async function main(): Promise<void> {
     }
     console.log(`RATIO cargoport/rclone: ${rc.map((p) => `${(ours.filesPerSec / p.filesPerSec).toFixed(2)} (${p.name.replace('rclone copy ', '')})`).join(', ')}  [target ≥ 3]`);
   } finally {
+    await stopWorkerProcesses(workerChildren);
     await h.close();
     await nginx.stop();
     rmSync(base, { recursive: true, force: true });
