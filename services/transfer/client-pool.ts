@@ -115,6 +115,8 @@ export class ClientPool {
   private readonly noRanges = new Set<string>();
   /** Node http(s) agents for PUTs to HTTP/1.1 origins (http1-upload.ts explains why not undici). */
   private readonly http1Agents = new Map<string, Http1Agent>();
+  /** Origins whose first connection is being made; later requests wait for its ALPN answer (protocolKnown). */
+  private readonly firstContact = new Map<string, { promise: Promise<void>; settle: () => void }>();
   private opts: TransferClientOptions;
   private pacer: ConnectionPacer;
 
@@ -146,6 +148,7 @@ export class ClientPool {
     this.uploads.delete(origin);
     this.negotiated.delete(origin);
     this.noRanges.delete(origin);
+    this.settleFirstContact(origin);
     this.http1Agents.get(origin)?.destroy();
     this.http1Agents.delete(origin);
     await Promise.allSettled([...(entry?.clients ?? []), ...uploads].map((c) => c.client.close()));
@@ -180,7 +183,7 @@ export class ClientPool {
   pick(origin: string, connections?: number): PooledClient {
     const list = this.clientsFor(origin, connections);
     const entry = this.origins.get(origin)!;
-    if (list[0]!.info.protocol === 'http/1.1') {
+    if (this.protocolOf(origin) === 'http/1.1' || list[0]!.info.protocol === 'http/1.1') {
       const idle = entry.clients.find((c) => c.inFlight === 0);
       if (idle) return idle;
       if (entry.clients.length < this.optionsFor(origin).maxHttp1ConnectionsPerOrigin) {
@@ -198,6 +201,35 @@ export class ClientPool {
   /** The protocol `origin` negotiated on its latest connection, if any connection was made yet. */
   protocolOf(origin: string): ConnectionInfo['protocol'] | undefined {
     return this.optionsFor(origin).http1Only ? 'http/1.1' : this.negotiated.get(origin);
+  }
+
+  /**
+   * Undefined when `origin`'s protocol is known (or nobody is finding it out: the caller's request will), else a
+   * promise that settles once the first connection has negotiated it. Without this, a burst of transfers to a
+   * fresh HTTP/1.1 server (dCache, XRootD, StoRM) would all be dispatched to the connection the first request
+   * opens, and run one after another on it, instead of each getting a connection of its own (pick).
+   */
+  protocolKnown(origin: string): Promise<void> | undefined {
+    if (this.protocolOf(origin)) return undefined;
+    const pending = this.firstContact.get(origin);
+    if (pending) return pending.promise;
+    let settle!: () => void;
+    const promise = new Promise<void>((resolve) => {
+      // Never wait longer than a connection may take: the first request may have been aborted before it connected.
+      const timer = setTimeout(() => settle(), this.optionsFor(origin).connectTimeoutMs);
+      timer.unref();
+      settle = () => {
+        clearTimeout(timer);
+        if (this.firstContact.get(origin)?.promise === promise) this.firstContact.delete(origin);
+        resolve();
+      };
+    });
+    this.firstContact.set(origin, { promise, settle });
+    return undefined;
+  }
+
+  private settleFirstContact(origin: string): void {
+    this.firstContact.get(origin)?.settle();
   }
 
   /** True once `origin` sent a 206 answer no parser accepts (http-requests.ts `rangedGet`). */
@@ -243,6 +275,7 @@ export class ClientPool {
     this.origins.clear();
     this.negotiated.clear();
     this.noRanges.clear();
+    for (const fc of [...this.firstContact.values()]) fc.settle();
     for (const agent of this.http1Agents.values()) agent.destroy();
     this.http1Agents.clear();
     await Promise.allSettled(all.map((c) => c.client.close()));
@@ -265,6 +298,7 @@ export class ClientPool {
     const onSocket = o.onSocket;
     const pacer = this.pacer;
     const negotiated = this.negotiated;
+    const firstContactDone = (): void => this.settleFirstContact(origin);
     const connect: buildConnector.connector = (connectOpts, callback) => {
       let tries = 0;
       const attemptConnect = (release: () => void): void => baseConnect(connectOpts, (err, socket) => {
@@ -286,6 +320,8 @@ export class ClientPool {
           socket.setNoDelay(true);
           onSocket?.(socket as Socket, origin);
         }
+        // Requests waiting for the first connection's answer go ahead (on failure too: one of them tries next).
+        firstContactDone();
         // undici's callback type is a union of (err, null) | (null, socket).
         (callback as (e: Error | null, s: unknown) => void)(err, socket);
       });

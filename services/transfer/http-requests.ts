@@ -123,6 +123,7 @@ async function send(
 export async function headRequest(
   pool: ClientPool, ep: HttpEndpoint, side: TransferSide, headers: Headers, signal: AbortSignal,
 ): Promise<HttpResponseMeta> {
+  await pool.protocolKnown(ep.origin);
   let via = pool.pick(ep.origin);
   const res = await send(via, ep, side, { method: 'HEAD', headers, signal }, () => (via = pool.pick(ep.origin)));
   res.body.resume();
@@ -141,6 +142,7 @@ export async function rangedGet(
     probe?: boolean;
   },
 ): Promise<RangedGetResponse> {
+  if (!opts.via) await pool.protocolKnown(ep.origin);
   let via = opts.via ?? pool.pick(ep.origin);
   const headers: Headers = { ...opts.headers };
   // Without usable ranges the whole representation comes back (200): callers see `start === 0`.
