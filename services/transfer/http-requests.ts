@@ -93,6 +93,20 @@ function isUnparsableResponse(e: unknown): boolean {
   return false;
 }
 
+/**
+ * Failures before any byte reached a server: refused, unreachable, unresolvable, connect timeout. The connector
+ * already retried what is worth retrying (client-pool.ts), so replaying the request would only repeat those
+ * attempts and hold a worker slot four times as long against an endpoint that is down.
+ */
+const CONNECT_FAILURE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export function isConnectFailure(e: unknown): boolean {
+  for (let c = e as { code?: unknown; cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++) {
+    if (typeof c.code === 'string' && CONNECT_FAILURE_CODES.has(c.code)) return true;
+  }
+  return false;
+}
+
 /** Replays of an idempotent request whose connection dropped before its response arrived. */
 const MAX_REPLAYS = 3;
 
@@ -113,7 +127,7 @@ async function send(
     } catch (e) {
       const outer = opts.signal as AbortSignal | undefined;
       // A response no parser accepts is the server's doing: sending it again gets the same answer.
-      const dropped = e instanceof TransferError && e.code === TransferErrorCode.network && !isUnparsableResponse(e);
+      const dropped = e instanceof TransferError && e.code === TransferErrorCode.network && !isUnparsableResponse(e) && !isConnectFailure(e);
       if (!idempotent || !dropped || replay >= MAX_REPLAYS || outer?.aborted) throw e;
       if (repick) via = repick();
     }

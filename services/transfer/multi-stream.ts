@@ -16,7 +16,7 @@ import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
 import { ProgressMeter } from './byte-pump.js';
 import { FilePump } from './file-pump.js';
 import { PeriodicCheckpoint } from './periodic-checkpoint.js';
-import { header, headRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
+import { header, headRequest, isConnectFailure, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile } from './local-part-file.js';
 import { digestFromHeaders, newChecksum, rehashPrefix, wantDigestValue } from './transfer-checksum.js';
 import type { CargoError } from '../errors.js';
@@ -68,14 +68,17 @@ function rangeRetryable(err: CargoError): boolean {
   return err.code === TransferErrorCode.network || err.code === TransferErrorCode.sizeMismatch;
 }
 
-/** A request refused before any byte (REFUSED_STREAM, ENHANCE_YOUR_CALM, reset) is simply asked again. */
+/**
+ * A request refused before any byte (REFUSED_STREAM, ENHANCE_YOUR_CALM, reset) is simply asked again; a server
+ * that cannot be connected to at all is not (the connector already retried it: http-requests `isConnectFailure`).
+ */
 async function withRetries<T>(policy: MultiStreamPolicy, signal: AbortSignal, url: string, fn: () => Promise<T>): Promise<T> {
   for (let tries = 0; ; tries++) {
     try {
       return await fn();
     } catch (e) {
       const err = classifyError(e, 'source', url);
-      if (signal.aborted || !rangeRetryable(err) || tries >= policy.rangeRetries) throw e;
+      if (signal.aborted || !rangeRetryable(err) || isConnectFailure(e) || tries >= policy.rangeRetries) throw e;
       await sleep(policy.rangeRetryDelayMs * 2 ** tries * (0.5 + Math.random()), signal);
     }
   }

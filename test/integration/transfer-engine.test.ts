@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createChecksummer } from '../../services/checksum/checksummer.js';
-import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, engineClientPool, transferFile } from '../../services/transfer/engine.js';
 import type { RateLimiter, ResumeState, TransferControl, TransferProgress, TransferRequest } from '../../services/transfer/types.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { isCargoError } from '../../services/errors.js';
@@ -170,9 +170,21 @@ describe('transfer engine: refusals and error classification', () => {
       (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_UNSUPPORTED_SCHEME' && e.field === 'destination');
   });
 
-  it('fails with a retryable network error when nothing listens', async () => {
-    await rejectsWithCode(transferFile(req('https://127.0.0.1:1/x', pathToFileURL(join(work, 'nl')).href), ctl()),
-      'CARGO_ERR_NETWORK', true);
+  it('fails with a retryable network error when nothing listens, without replaying the request', async () => {
+    // One connect of the pooled connection (the connector retries a refusal itself, paced): the request is not
+    // replayed on top, which would hold a worker slot several times as long against an endpoint that is down.
+    const origin = 'https://127.0.0.1:1';
+    const [pooled] = engineClientPool().clientsFor(origin, 1);
+    let connectFailures = 0;
+    const onError = (): void => { connectFailures++; };
+    pooled!.client.on('connectionError', onError);
+    try {
+      await rejectsWithCode(transferFile(req(`${origin}/x`, pathToFileURL(join(work, 'nl')).href), ctl()),
+        'CARGO_ERR_NETWORK', true);
+    } finally {
+      pooled!.client.off('connectionError', onError);
+    }
+    assert.equal(connectFailures, 1);
   });
 
   it('reports a checksum mismatch (retryable) and publishes nothing', async () => {
