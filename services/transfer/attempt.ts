@@ -40,10 +40,21 @@ export function verifyChecksum(a: Attempt, computed: string | undefined, sourceD
   if (a.req.verify === 'source' || a.req.verify === 'both') {
     if (sourceDigest !== undefined) {
       if (sourceDigest !== computed) throw checksumMismatch(a.alg, computed, sourceDigest, 'source');
-    } else if (expected === undefined && !a.req.source.startsWith('file:')) {
-      throw new TransferError(TransferErrorCode.checksumUnavailable,
-        `source did not report a ${a.alg} checksum (Want-Digest) and none was given`,
-        { httpStatus: 502, field: 'source', retryable: false });
+    } else {
+      const missing = missingSourceDigest(a, sourceDigest);
+      if (missing) throw missing;
     }
   }
+}
+
+/**
+ * The error verifyChecksum will raise for a remote source that announced no checksum when one is required — known
+ * as soon as the response headers arrive, so a push or stream-through can refuse before it writes anything.
+ */
+export function missingSourceDigest(a: Attempt, sourceDigest: string | undefined): TransferError | undefined {
+  if (!a.computeChecksum || sourceDigest !== undefined || (a.req.verify !== 'source' && a.req.verify !== 'both')) return undefined;
+  if (a.req.checksum?.value !== undefined || a.req.source.startsWith('file:')) return undefined;
+  return new TransferError(TransferErrorCode.checksumUnavailable,
+    `source did not report a ${a.alg} checksum (Want-Digest) and none was given`,
+    { httpStatus: 502, field: 'source', retryable: false });
 }

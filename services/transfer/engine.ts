@@ -18,7 +18,7 @@ import { PeriodicCheckpoint } from './periodic-checkpoint.js';
 import { localFilePlan, pushRanges, type RangedPushPlan } from './ranged-push.js';
 import { isSum32Alg } from '../checksum/checksummer.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
-import { header, headRequest, putRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
+import { deleteQuietly, header, headRequest, putRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
 import { planFromHead, planPull, pullRanges, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
@@ -29,7 +29,7 @@ import { TransferError, TransferErrorCode, abortedError, classifyError } from '.
 import { checkPushedDestination } from './destination-check.js';
 import { applyStreamStages, type StagedSource } from './stream-stage.js';
 import { thirdPartyCopy } from './third-party-copy.js';
-import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
+import { asAttemptError, missingSourceDigest, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
 
 export interface TransferEngineOptions extends TransferClientOptions {
@@ -419,8 +419,13 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
   }
   let opened: OpenedSource | undefined;
   let staged: StagedSource | undefined;
+  /** The destination holds our upload: a failure from here on removes it (deleteQuietly). */
+  let stored = false;
   try {
     opened = await openSource(a, src, 0);
+    // Refuse before writing anything when the source's checksum is required and it announced none.
+    const missing = missingSourceDigest(a, opened.sourceDigest);
+    if (missing) throw missing;
     const checksum = a.computeChecksum ? newChecksum(a.alg) : null;
     // With stages: `checksum` covers the source bytes; the destination is compared with the output's own sum.
     const outputChecksum = stages && checksum && (req.verify === 'destination' || req.verify === 'both') ? newChecksum(a.alg) : null;
@@ -436,6 +441,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
       dstHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
     }
     const put = await putRequest(pool, dst, { body: chunks, size, headers: dstHeaders, signal: a.signal });
+    stored = true;
     progress.flush();
     if (size !== undefined && progress.value !== size) {
       throw new TransferError(TransferErrorCode.sizeMismatch, `sent ${progress.value} bytes, expected ${size}`, {
@@ -465,6 +471,11 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     opened?.body.destroy();
     staged?.body.destroy();
     const err = asAttemptError(staged ? staged.explain(e) : e, a, src);
+    if (stored) {
+      // Stored but not verified (checksum, size, destination check): not a file to leave published.
+      const { 'if-none-match': _inm, digest: _digest, ...deleteHeaders } = dstHeaders;
+      await deleteQuietly(pool, dst, deleteHeaders);
+    }
     // A remote destination keeps no partial data we could resume into (single-stream PUT).
     if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
     throw err;

@@ -211,6 +211,23 @@ export async function rangedGet(
   throw errorForHttpStatus(status, 'source', ep.url);
 }
 
+/**
+ * Removes what an attempt stored at a remote destination and then could not verify, so a wrong or unproven file
+ * does not stay published (and a retry without overwrite does not meet its own leftover). Best effort, with its
+ * own time limit: the attempt's signal may be the reason it failed. Resolves with the status, or undefined.
+ */
+export async function deleteQuietly(pool: ClientPool, ep: HttpEndpoint, headers: Headers): Promise<number | undefined> {
+  try {
+    await pool.protocolKnown(ep.origin);
+    const via = pool.pick(ep.origin);
+    const res = await sendOnce(via, ep, 'destination', { method: 'DELETE', headers, signal: AbortSignal.timeout(pool.optionsFor(ep.origin).headersTimeoutMs) });
+    res.body.resume();
+    return res.statusCode;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface PutResponse {
   status: number;
   headers: Dispatcher.ResponseData['headers'];

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
@@ -99,5 +99,60 @@ describe('transfer engine: ranged stream-through to a cargoport peer', () => {
       await configureTransferEndpoint(dst.origin, undefined);
       await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
     }
+  });
+});
+
+describe('transfer engine: a stream-through that cannot be verified leaves nothing at the destination', () => {
+  let src: H2FileServer;
+  let dst: H2FileServer;
+  const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
+  before(async () => {
+    await configureTransferEngine({ ca: testTls().cert });
+    src = await startH2FileServer({ root: tempDir('nv-src') });
+    dst = await startH2FileServer({ root: tempDir('nv-dst') });
+  });
+  after(async () => {
+    src.faults.noDigest = false;
+    src.faults.wrongDigest = false;
+    await src.close();
+    await dst.close();
+    await closeTransferClients();
+  });
+
+  test('verify source against a source that announces no checksum: refused before any byte is written', async () => {
+    const [f] = makeRandomFiles(src.root, 1, 100_000, 100_000, 'nd');
+    const before = dst.requests.length;
+    src.faults.noDigest = true;
+    try {
+      await assert.rejects(
+        transferFile({ source: src.url(`/${f!.name}`), destination: dst.url(`/nd/${f!.name}`), verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl()),
+        (e: Error & { code?: string; field?: string }) => e.code === 'CARGO_ERR_CHECKSUM_UNAVAILABLE' && e.field === 'source',
+      );
+    } finally {
+      src.faults.noDigest = false;
+    }
+    assert.deepEqual(dst.requests.slice(before).map((r) => r.method).filter((m) => m === 'PUT'), [], 'no upload started');
+    assert.equal(existsSync(join(dst.root, 'nd', f!.name)), false);
+  });
+
+  test('a source checksum mismatch found after the upload removes the uploaded file; the retry (no overwrite) then succeeds', async () => {
+    const [f] = makeRandomFiles(src.root, 1, 100_000, 100_000, 'wd');
+    const target = dst.url(`/wd/${f!.name}`);
+    const before = dst.requests.length;
+    src.faults.wrongDigest = true;
+    try {
+      await assert.rejects(
+        transferFile({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl()),
+        (e: Error & { code?: string }) => e.code === 'CARGO_ERR_CHECKSUM_MISMATCH',
+      );
+    } finally {
+      src.faults.wrongDigest = false;
+    }
+    const methods = dst.requests.slice(before).map((r) => r.method);
+    assert.ok(methods.includes('PUT') && methods.includes('DELETE'), `uploaded, then removed: ${methods.join(' ')}`);
+    assert.equal(existsSync(join(dst.root, 'wd', f!.name)), false, 'nothing unverified stays published');
+    const ok = await transferFile({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl());
+    assert.equal(ok.checksum?.value, f!.adler32);
+    assert.ok(readFileSync(join(dst.root, 'wd', f!.name)).equals(readFileSync(join(src.root, f!.name))));
   });
 });

@@ -8,7 +8,7 @@
  * bytes. Records requests and each HTTP/2 session's SETTINGS as received from the client.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -186,6 +186,11 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
     const path = resolvePath(req.url);
     if (!path) { res.statusCode = 400; res.end(); return; }
     if (req.method === 'PUT') return handlePut(req, res, path);
+    if (req.method === 'DELETE') {
+      res.statusCode = await unlink(path).then(() => 204, () => 404);
+      res.end();
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') { res.statusCode = 405; res.end(); return; }
 
     let st;
