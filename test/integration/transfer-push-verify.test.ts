@@ -155,4 +155,30 @@ describe('transfer engine: a stream-through that cannot be verified leaves nothi
     assert.equal(ok.checksum?.value, f!.adler32);
     assert.ok(readFileSync(join(dst.root, 'wd', f!.name)).equals(readFileSync(join(src.root, f!.name))));
   });
+
+  test('the ranged (multi-connection) stream-through to a cargoport peer removes an assembled file it cannot verify', async () => {
+    const [f] = makeRandomFiles(src.root, 1, 5 * 1024 * 1024, 5 * 1024 * 1024, 'rwd');
+    const target = dst.url(`/rwd/${f!.name}`);
+    await configureTransferEndpoint(dst.origin, { rangedUpload: true });
+    await configureTransferEngine({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
+    const before = dst.requests.length;
+    src.faults.wrongDigest = true;
+    try {
+      await assert.rejects(
+        transferFile({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 2, streams: 2 }, ctl()),
+        (e: Error & { code?: string }) => e.code === 'CARGO_ERR_CHECKSUM_MISMATCH',
+      );
+      const methods = dst.requests.slice(before).map((r) => r.method);
+      assert.ok(methods.filter((m) => m === 'PUT').length >= 5 && methods.includes('DELETE'), `parts uploaded, then removed: ${methods.join(' ')}`);
+      assert.equal(existsSync(join(dst.root, 'rwd', f!.name)), false, 'nothing unverified stays published');
+      src.faults.wrongDigest = false;
+      const ok = await transferFile({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 2, streams: 2 }, ctl());
+      assert.ok(ok.connections * ok.streams > 1, 'the ranged path was taken');
+      assert.ok(readFileSync(join(dst.root, 'rwd', f!.name)).equals(readFileSync(join(src.root, f!.name))));
+    } finally {
+      src.faults.wrongDigest = false;
+      await configureTransferEndpoint(dst.origin, undefined);
+      await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
+    }
+  });
 });
