@@ -21,6 +21,7 @@ import { startHarness } from '../test/support/port-harness.js';
 import { testTls } from '../test/support/tls.js';
 import { startNginx } from './lib/nginx.js';
 import { cpuSecondsOf } from './lib/proc-cpu.js';
+import { timedChild } from './lib/timed-child.js';
 import { startWorkerProcesses, stopWorkerProcesses } from './lib/worker-processes.js';
 
 const SIZE_MIB = Number(process.argv[2] ?? 2048);
@@ -36,14 +37,6 @@ const WAN_RATE = process.env['WAN_RATE'] ?? '125';
 const WANPROXY = process.env['WANPROXY'] ?? new URL('../../bench/out/wanproxy', import.meta.url).pathname;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function timedChild(cmd: string, args: string[]): Promise<{ secs: number; cpu: number }> {
-  const out = await run('/usr/bin/time', ['-f', '%e %U %S', cmd, ...args], { maxBuffer: 1 << 20 }).catch((e: { stderr?: string }) => {
-    throw new Error(`${cmd} failed: ${e.stderr ?? e}`);
-  });
-  const [e, u, s] = out.stderr.trim().split('\n').pop()!.split(' ').map(Number);
-  return { secs: e!, cpu: u! + s! };
-}
 
 /** A wanproxy in front of 127.0.0.1:`upstream`, listening on `listen`; killed by the returned function. */
 async function startWanproxy(listen: number, upstream: number): Promise<() => void> {

@@ -22,6 +22,7 @@ import { startHarness } from '../test/support/port-harness.js';
 import { testTls } from '../test/support/tls.js';
 import { startNginx } from './lib/nginx.js';
 import { childPids, cpuSecondsOf } from './lib/proc-cpu.js';
+import { timedChild } from './lib/timed-child.js';
 import { startWorkerProcesses, stopWorkerProcesses } from './lib/worker-processes.js';
 
 const N = Number(process.argv[2] ?? 10_000);
@@ -37,23 +38,6 @@ interface Phase {
   nginxMs: number;
   redisMs?: number;
   note?: string;
-}
-
-/** Runs `cmd` under /usr/bin/time: wall seconds and the child's own CPU seconds. */
-async function timedChild(cmd: string, args: string[], input?: string): Promise<{ secs: number; cpu: number; stdout: string }> {
-  const child = execFile('/usr/bin/time', ['-f', 'TIME %e %U %S', cmd, ...args], { maxBuffer: 1 << 26 });
-  if (input !== undefined) {
-    child.stdin!.on('error', () => undefined); // a child that exits early reports through its exit code
-    child.stdin!.end(input);
-  }
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: string) => { stdout += c; });
-  child.stderr!.on('data', (c: string) => { stderr += c; });
-  const code = await new Promise<number | null>((r) => child.on('close', r));
-  const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+)/.exec(stderr);
-  if (code !== 0 || !m) throw new Error(`${cmd} failed (${code}): ${stderr.slice(-2000)}`);
-  return { secs: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), stdout };
 }
 
 async function main(): Promise<void> {

@@ -8,19 +8,17 @@
  *
  * Run: npm run build && node dist/bench/worker-rss.js [files=64] [mib=64] [connections=1] [streams=4]
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { startHarness } from '../test/support/port-harness.js';
 import { testTls } from '../test/support/tls.js';
 import { startNginx } from './lib/nginx.js';
+import { timedChild } from './lib/timed-child.js';
 import { startWorkerProcesses, stopWorkerProcesses } from './lib/worker-processes.js';
 
 const [FILES = 64, MIB = 64, CONNECTIONS = 1, STREAMS = 4] = process.argv.slice(2).map(Number);
 const PORT = 20000 + (process.pid % 1000);
 const BUDGET_MB = 300;
-const run = promisify(execFile);
 
 /** Resident set size (kB) of `pid`: `VmRSS`, or `VmHWM` (its peak since start). */
 function memKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -76,10 +74,8 @@ async function main(): Promise<void> {
 
     const curlDst = `${base}/curl`;
     mkdirSync(curlDst);
-    const args = ['-f', '%e %M', 'curl', '-sS', '--http2', '--cacert', tls.certPath, '--parallel', '--parallel-max', String(FILES),
-      ...Array.from({ length: FILES }, (_, i) => [`${origin}/f${i}.bin`, '-o', `${curlDst}/f${i}.bin`]).flat()];
-    const c = await run('/usr/bin/time', args, { maxBuffer: 1 << 20 });
-    const [curlSecs, curlKb] = c.stderr.trim().split('\n').at(-1)!.split(' ').map(Number) as [number, number];
+    const { secs: curlSecs, peakRssKb: curlKb } = await timedChild('curl', ['-sS', '--http2', '--cacert', tls.certPath, '--parallel', '--parallel-max', String(FILES),
+      ...Array.from({ length: FILES }, (_, i) => [`${origin}/f${i}.bin`, '-o', `${curlDst}/f${i}.bin`]).flat()]);
     if (readdirSync(curlDst).length !== FILES) throw new Error('curl did not fetch every file');
 
     console.log(`${FILES} × ${MIB} MiB from nginx (HTTP/2, TLS) to tmpfs, ${CONNECTIONS} connection(s) × ${STREAMS} stream(s) per file`);
