@@ -18,7 +18,7 @@ import { PeriodicCheckpoint } from './periodic-checkpoint.js';
 import { localFilePlan, pushRanges, type RangedPushPlan } from './ranged-push.js';
 import { isSum32Alg } from '../checksum/checksummer.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
-import { deleteQuietly, header, headRequest, putRequest, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
+import { header, headRequest, putRequest, rangedGet, removeUnverifiedUpload, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
 import { planFromHead, planPull, pullRanges, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
@@ -419,7 +419,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
   }
   let opened: OpenedSource | undefined;
   let staged: StagedSource | undefined;
-  /** The destination holds our upload: a failure from here on removes it (deleteQuietly). */
+  /** The destination holds our upload: a failure from here on removes it (removeUnverifiedUpload). */
   let stored = false;
   try {
     opened = await openSource(a, src, 0);
@@ -471,11 +471,8 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     opened?.body.destroy();
     staged?.body.destroy();
     const err = asAttemptError(staged ? staged.explain(e) : e, a, src);
-    if (stored) {
-      // Stored but not verified (checksum, size, destination check): not a file to leave published.
-      const { 'if-none-match': _inm, digest: _digest, ...deleteHeaders } = dstHeaders;
-      await deleteQuietly(pool, dst, deleteHeaders);
-    }
+    // Stored but not verified (checksum, size, destination check): not a file to leave published.
+    if (stored) await removeUnverifiedUpload(pool, dst, dstHeaders);
     // A remote destination keeps no partial data we could resume into (single-stream PUT).
     if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
     throw err;

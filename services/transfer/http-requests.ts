@@ -85,12 +85,17 @@ async function sendOnce(
   }
 }
 
-/** undici's verdict on a response it could not frame (bad header line, body longer than announced). */
-function isUnparsableResponse(e: unknown): boolean {
+/** True when `e` or one of its causes (classifyError wraps the transport's error) carries a code `test` accepts. */
+function hasCauseCode(e: unknown, test: (code: string) => boolean): boolean {
   for (let c = e as { code?: unknown; cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++) {
-    if (c.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (typeof c.code === 'string' && c.code.startsWith('HPE_'))) return true;
+    if (typeof c.code === 'string' && test(c.code)) return true;
   }
   return false;
+}
+
+/** undici's verdict on a response it could not frame (bad header line, body longer than announced). */
+function isUnparsableResponse(e: unknown): boolean {
+  return hasCauseCode(e, (code) => code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code.startsWith('HPE_'));
 }
 
 /**
@@ -101,10 +106,7 @@ function isUnparsableResponse(e: unknown): boolean {
 const CONNECT_FAILURE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
 export function isConnectFailure(e: unknown): boolean {
-  for (let c = e as { code?: unknown; cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++) {
-    if (typeof c.code === 'string' && CONNECT_FAILURE_CODES.has(c.code)) return true;
-  }
-  return false;
+  return hasCauseCode(e, (code) => CONNECT_FAILURE_CODES.has(code));
 }
 
 /** Replays of an idempotent request whose connection dropped before its response arrived. */
@@ -213,19 +215,19 @@ export async function rangedGet(
 
 /**
  * Removes what an attempt stored at a remote destination and then could not verify, so a wrong or unproven file
- * does not stay published (and a retry without overwrite does not meet its own leftover). Best effort, with its
- * own time limit: the attempt's signal may be the reason it failed. Resolves with the status, or undefined.
+ * does not stay published (and a retry without overwrite does not meet its own leftover). `uploadHeaders` are
+ * the upload's (credentials, SciTag); its conditions and body digest do not apply to a DELETE. Best effort, with
+ * its own time limit: the attempt's signal may be the reason it failed.
  */
-export async function deleteQuietly(pool: ClientPool, ep: HttpEndpoint, headers: Headers): Promise<number | undefined> {
+export async function removeUnverifiedUpload(pool: ClientPool, ep: HttpEndpoint, uploadHeaders: Headers): Promise<void> {
+  const { 'if-none-match': _condition, digest: _digest, ...headers } = uploadHeaders;
   try {
     await pool.protocolKnown(ep.origin);
-    const via = pool.pick(ep.origin);
-    const res = await sendOnce(via, ep, 'destination', { method: 'DELETE', headers, signal: AbortSignal.timeout(pool.optionsFor(ep.origin).headersTimeoutMs) });
+    const res = await sendOnce(pool.pick(ep.origin), ep, 'destination', {
+      method: 'DELETE', headers, signal: AbortSignal.timeout(pool.optionsFor(ep.origin).headersTimeoutMs),
+    });
     res.body.resume();
-    return res.statusCode;
-  } catch {
-    return undefined;
-  }
+  } catch { /* best effort: the attempt's own error is what the caller reports */ }
 }
 
 export interface PutResponse {

@@ -21,7 +21,7 @@ import { checkPushedDestination } from './destination-check.js';
 import { ProgressMeter, pumpBytes } from './byte-pump.js';
 import type { ClientPool } from './client-pool.js';
 import type { HttpEndpoint } from './http-requests.js';
-import { deleteQuietly, putRequest } from './http-requests.js';
+import { putRequest, removeUnverifiedUpload } from './http-requests.js';
 import { combineRangeSums, missingRanges, type MultiStreamPolicy } from './multi-stream.js';
 import { digestHeaderFor, newChecksum, rehashPrefix } from './transfer-checksum.js';
 import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
@@ -64,6 +64,9 @@ export async function pushRanges(
   dstHeaders: Record<string, string>,
 ): Promise<TransferResult> {
   const { req, ctl } = a;
+  // Refuse before writing anything when the source's checksum is required and it announced none.
+  const missing = missingSourceDigest(a, plan.sourceDigest);
+  if (missing) throw missing;
   const { size } = plan;
   const uploadId = randomBytes(12).toString('hex');
   const todo = missingRanges([], size, policy.rangeBytes);
@@ -82,13 +85,6 @@ export async function pushRanges(
   if (!req.overwrite) baseHeaders['overwrite'] = 'F';
   // The endpoint verifies the assembled file against this before publishing (412 on mismatch).
   if (req.checksum?.value) baseHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
-
-  // Refuse before writing anything when the source's checksum is required and it announced none.
-  const missing = missingSourceDigest(a, plan.sourceDigest);
-  if (missing) {
-    a.signal.removeEventListener('abort', onAttemptAbort);
-    throw missing;
-  }
 
   const sendPart = async (start: number, end: number): Promise<void> => {
     const sum = sum32 ? new Sum32Checksummer(sum32) : null;
@@ -172,11 +168,8 @@ export async function pushRanges(
     };
   } catch (e) {
     const err = a.signal.aborted ? abortedError(a.signal.reason) : classifyError(e, 'destination', dst.url);
-    if (completed) {
-      // The assembled file was published but is not verified (checksum, size): not a file to leave there.
-      const { 'if-none-match': _inm, digest: _digest, ...deleteHeaders } = dstHeaders;
-      await deleteQuietly(pool, dst, deleteHeaders);
-    }
+    // The assembled file was published but is not verified (checksum, size): not a file to leave there.
+    if (completed) await removeUnverifiedUpload(pool, dst, dstHeaders);
     if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
     throw err;
   }
