@@ -32,8 +32,8 @@ function pathList(body: unknown, key: 'paths'): string[] {
 export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOptions): Promise<void> {
   const requests = await StageRequests.open(opts.storage, opts.requestTtlMs);
   app.addHook('onClose', async () => {
-    await requests.flush();
-    await opts.storage.buffer.flush();
+    await requests.close();
+    await opts.storage.buffer.close();
   });
   const access = new AccessDecision([], opts.authorize);
   const prefix = (opts.storagePrefix ?? '').replace(/\/$/, '');

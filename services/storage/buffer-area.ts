@@ -96,9 +96,9 @@ export class BufferArea {
     await this.index.save();
   }
 
-  /** Writes the staged-copy records now (shutdown). */
-  flush(): Promise<void> {
-    return this.index.flush();
+  /** Writes the staged-copy records now and no more afterwards (shutdown; json-state-file.ts says why). */
+  close(): Promise<void> {
+    return this.index.close();
   }
 
   get usedBytes(): number {

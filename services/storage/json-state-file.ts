@@ -2,7 +2,9 @@
  * A small piece of state kept in one JSON file, written atomically (temp file, fsync, rename, directory fsync)
  * so a crash leaves either the previous or the new version, never a torn one. `save()` resolves once the value is
  * durable; `saveSoon()` coalesces bursts of changes into one write (for state that can be recomputed if the last
- * few changes are lost). Writes are serialised: the file always ends up holding the latest value.
+ * few changes are lost). Writes are serialised: the file always ends up holding the latest value. After `close()`
+ * nothing is written any more: work still finishing in a closed instance (a recall that outlives its endpoint) must
+ * not overwrite the file of the instance that replaced it in the same process.
  */
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -10,6 +12,7 @@ import { dirname } from 'node:path';
 export class JsonStateFile<T> {
   private writing: Promise<void> = Promise.resolve();
   private soon: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     readonly path: string,
@@ -36,6 +39,7 @@ export class JsonStateFile<T> {
 
   /** Write the current state now; resolves when it is on disk. */
   save(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (this.soon) {
       clearTimeout(this.soon);
       this.soon = undefined;
@@ -47,7 +51,7 @@ export class JsonStateFile<T> {
 
   /** Write the current state within `coalesceMs`, once for any number of calls. */
   saveSoon(): void {
-    if (this.soon) return;
+    if (this.soon || this.closed) return;
     this.soon = setTimeout(() => {
       this.soon = undefined;
       void this.save().catch(() => undefined);
@@ -55,10 +59,11 @@ export class JsonStateFile<T> {
     this.soon.unref();
   }
 
-  /** Write pending changes (at shutdown). */
-  async flush(): Promise<void> {
+  /** Write pending changes, then accept no more (shutdown). */
+  async close(): Promise<void> {
     if (this.soon) await this.save();
     else await this.writing;
+    this.closed = true;
   }
 
   private async writeNow(): Promise<void> {

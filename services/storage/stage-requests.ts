@@ -68,9 +68,9 @@ export class StageRequests {
     return self;
   }
 
-  /** Writes pending progress now (shutdown). */
-  flush(): Promise<void> {
-    return this.journal.flush();
+  /** Writes pending progress now and no more afterwards (shutdown; json-state-file.ts says why). */
+  close(): Promise<void> {
+    return this.journal.close();
   }
 
   get(id: string): StageRequest | undefined {

@@ -16,6 +16,7 @@ import { addRange, coveredBytes } from '../../services/storage/ranged-upload.js'
 import { parseRangeHeader, parseContentRange } from '../../gateway/storage/range-header.js';
 import { parseIsoDurationMs } from '../../gateway/storage/iso-duration.js';
 import { isCargoError } from '../../services/errors.js';
+import { JsonStateFile } from '../../services/storage/json-state-file.js';
 
 const code = (fn: () => unknown): string | undefined => {
   try {
@@ -179,4 +180,26 @@ test('writeStreamAt: a body that ended badly before we read it fails at once ins
     await fh.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('JsonStateFile: writes the latest state atomically; a closed one writes nothing more', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cargoport-state-'));
+  const path = join(dir, 'state.json');
+  let value = { n: 1 };
+  const file = new JsonStateFile(path, () => value, 10);
+  await file.save();
+  assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { n: 1 });
+  value = { n: 2 };
+  file.saveSoon();
+  await file.close();
+  assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { n: 2 }, 'close writes what is pending');
+  // Work finishing in the closed instance (e.g. a recall that outlived its endpoint) must not overwrite the file
+  // a new instance now owns.
+  value = { n: 3 };
+  await file.save();
+  file.saveSoon();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { n: 2 });
+  assert.deepEqual(readdirSync(dir), ['state.json'], 'no temp file left');
+  rmSync(dir, { recursive: true, force: true });
 });
