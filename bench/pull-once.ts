@@ -3,7 +3,7 @@
  * protocol, connections × streams and this process's CPU seconds (user + system).
  *
  *   node dist/bench/pull-once.js <source-url> <destination-url> [--ca cert.pem] [--connections N] [--streams M]
- *        [--window-mib W] [--conn-window-mib C] [--checksum adler32|none] [--range-mib R] [--http1] [--ciphers openssl-list]
+ *        [--window-mib W] [--conn-window-mib C] [--checksum ALG[:VALUE]|none] [--range-mib R] [--http1] [--ciphers openssl-list]
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -41,13 +41,15 @@ await configureTransferEngine({
   ...(values.ciphers ? { ciphers: values.ciphers } : {}),
   multiStream: { enabled: true, minFileBytes: 2 * Number(values['range-mib']) * MiB, rangeBytes: Number(values['range-mib']) * MiB },
 });
-const alg = values.checksum === 'none' ? undefined : (values.checksum as ChecksumAlg);
+// `--checksum ALG` verifies against the source's Digest; `--checksum ALG:VALUE` verifies the given value (any source).
+const [algName, expected] = values.checksum.split(':') as [string, string | undefined];
+const alg = algName === 'none' ? undefined : (algName as ChecksumAlg);
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const res = await transferFile({
   source, destination, overwrite: true,
-  verify: alg ? 'source' : 'none',
-  ...(alg ? { checksum: { alg } } : {}),
+  verify: alg && expected === undefined ? 'source' : 'none',
+  ...(alg ? { checksum: expected === undefined ? { alg } : { alg, value: expected } } : {}),
 }, { signal: new AbortController().signal, gate: new PauseGate() });
 const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);

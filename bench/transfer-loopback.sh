@@ -6,6 +6,7 @@
 #
 #   bench/transfer-loopback.sh [size_mib=2048] [runs=3] [engine options for bench/pull-once.ts…]
 #   e.g. bench/transfer-loopback.sh 2048 5 --connections 1 --streams 1
+#   CHECKSUM_ALG=adler32 bench/transfer-loopback.sh …   (the engine verifies a given checksum while it streams)
 # Needs: nginx, curl, iperf3, openssl, a built tree (npx tsc -p tsconfig.json).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,12 @@ source "$ROOT/bench/lib/bench-env.sh"
 bench_setup
 start_nginx
 URL=https://127.0.0.1:$PORT$URL_PATH
+# CHECKSUM_ALG=adler32|crc32c|md5|sha256: the engine verifies the file's value (computed here beforehand) while it
+# streams, as for a Rucio/FTS transfer that carries a checksum; nginx itself sends none.
+if [ -n "${CHECKSUM_ALG:-}" ]; then
+  VALUE=$(node --input-type=module -e "import { createChecksummer } from '$ROOT/dist/services/checksum/checksummer.js'; import { createReadStream } from 'node:fs'; const s = createChecksummer('$CHECKSUM_ALG'); for await (const c of createReadStream('$SHM/src/file.bin', { highWaterMark: 1 << 20 })) s.update(c); console.log(s.digestHex());")
+  ENGINE_OPTS+=(--checksum "$CHECKSUM_ALG:$VALUE")
+fi
 
 iperf3 -s -1 -p "$IPERF_PORT" >/dev/null 2>&1 &
 sleep 0.3

@@ -5,6 +5,7 @@
  * State is the 32-bit checksum itself (b << 16 | a); start from ADLER32_INITIAL (= 1).
  */
 import { LITTLE_ENDIAN, wordView } from './word-view.js';
+import { nativeAdler32, NATIVE_SUM_MIN_BYTES } from './native-sums.js';
 
 /** Largest prime below 2^16. */
 const ADLER_MOD = 65521;
@@ -30,6 +31,12 @@ const WORDS_PER_BLOCK = 256;
  * Pass ADLER32_INITIAL for the first call. No allocation in the steady state (see word-view.ts).
  */
 export function adler32Update(state: number, buf: Uint8Array, start = 0, end = buf.length): number {
+  if (nativeAdler32 !== undefined && end - start >= NATIVE_SUM_MIN_BYTES) return nativeAdler32(state, buf, start, end);
+  return adler32UpdateJs(state, buf, start, end);
+}
+
+/** The pure-JS Adler-32: the fallback without the native addon, and the reference the tests compare it with. */
+export function adler32UpdateJs(state: number, buf: Uint8Array, start = 0, end = buf.length): number {
   if (LITTLE_ENDIAN && end - start >= WORD_PATH_MIN) return adler32Words(state, buf, start, end);
   return adler32Bytes(state, buf, start, end);
 }

@@ -9,6 +9,7 @@
  * The pre/post inversion is applied inside each call so states can be passed around and combined.
  */
 import { LITTLE_ENDIAN, wordView } from './word-view.js';
+import { nativeCrc32c, NATIVE_SUM_MIN_BYTES } from './native-sums.js';
 
 const CASTAGNOLI_REFLECTED = 0x82f63b78;
 
@@ -46,6 +47,12 @@ const WORD_PATH_MIN = 64;
 
 /** Feed `buf[start, end)` into a running CRC-32C and return the new value (unsigned 32-bit). */
 export function crc32cUpdate(crc: number, buf: Uint8Array, start = 0, end = buf.length): number {
+  if (nativeCrc32c !== undefined && end - start >= NATIVE_SUM_MIN_BYTES) return nativeCrc32c(crc, buf, start, end);
+  return crc32cUpdateJs(crc, buf, start, end);
+}
+
+/** The pure-JS CRC-32C: the fallback without the native addon, and the reference the tests compare it with. */
+export function crc32cUpdateJs(crc: number, buf: Uint8Array, start = 0, end = buf.length): number {
   const t = TABLES;
   let c = ~crc;
   let i = start;

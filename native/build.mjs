@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Builds the native checksum addon (native/sums) with the node-gyp that ships with npm. Run by
+// `npm ci` / `npm install` (the package's install script) and usable by hand: `node native/build.mjs`.
+//
+// Headers: a distribution's Node (Debian's /usr/bin/node) carries them in <prefix>/include/node; point
+// node-gyp there instead of letting it download them (the machines this runs on may be offline).
+//
+// A failed build does not fail the install: the port then runs the JS checksums (same results, about
+// 0.8–1 more CPU-second per GiB) and says so. CI insists on the native path (test/unit/checksum-native).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const addonDir = join(dirname(fileURLToPath(import.meta.url)), 'sums');
+
+function findNodeGyp() {
+  const candidates = [];
+  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
+  if (process.env.npm_execpath) candidates.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  candidates.push(join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  try {
+    candidates.push(createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js'));
+  } catch { /* not a dependency: fine */ }
+  return candidates.find((c) => existsSync(c));
+}
+
+const nodeGyp = findNodeGyp();
+if (!nodeGyp) {
+  console.warn('cargoport: node-gyp not found; native checksums not built, the JS checksums will run');
+  process.exit(0);
+}
+const args = [nodeGyp, 'rebuild'];
+const prefix = resolve(dirname(process.execPath), '..');
+if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+const run = spawnSync(process.execPath, args, { cwd: addonDir, stdio: ['ignore', 'inherit', 'inherit'] });
+if (run.status !== 0) {
+  console.warn(`cargoport: building native/sums failed (${run.error?.message ?? `exit ${run.status}`}); the JS checksums will run`);
+}
