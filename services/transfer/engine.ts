@@ -20,7 +20,7 @@ import { isSum32Alg } from '../checksum/checksummer.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
 import { header, headRequest, putRequest, rangedGet, removeUnverifiedUpload, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
-import { planFromHead, planPull, pullRanges, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
+import { planFromHead, planPull, pullRanges, sourceDigestBeforeDownload, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
 import {
   digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue, type RunningChecksum,
@@ -278,6 +278,12 @@ async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource,
   return undefined;
 }
 
+/** verify = source | both against a source that announced no checksum: fail before a byte is downloaded. */
+function refuseWithoutSourceDigest(a: Attempt, sourceDigest: string | undefined): void {
+  const missing = missingSourceDigest(a, sourceDigest);
+  if (missing) throw missing;
+}
+
 async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promise<TransferResult> {
   const { req, ctl } = a;
   // The early check spares a large download that could not be published; for a small file it costs more (a
@@ -291,6 +297,13 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
   if (src.kind === 'http' && engineOptions.multiStream.enabled && !stages) {
     const plan = await planPull(pool, src, a, engineOptions.multiStream);
     if (plan.kind === 'split') {
+      try {
+        plan.plan.sourceDigest = await sourceDigestBeforeDownload(pool, src, a, plan.plan.sourceDigest, true);
+        refuseWithoutSourceDigest(a, plan.plan.sourceDigest);
+      } catch (e) {
+        plan.first?.body.destroy();
+        throw e;
+      }
       return pullRanges(pool, src, finalPath, a, plan.plan, engineOptions.multiStream, plan.first, engineOptions.checkpointIntervalMs);
     }
     if (plan.kind === 'single-opened') probe = plan.response;
@@ -310,6 +323,10 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
   let staged: StagedSource | undefined;
   try {
     opened = probe ? openedFromResponse(a, probe) : await openSource(a, src, part.resumedSize, resume);
+    if (src.kind === 'http') {
+      opened.sourceDigest = await sourceDigestBeforeDownload(pool, src, a, opened.sourceDigest, opened.start > 0);
+      refuseWithoutSourceDigest(a, opened.sourceDigest);
+    }
     validators = { etag: opened.etag, lastModified: opened.lastModified, size: opened.size };
     if (opened.start !== part.resumedSize) {
       // The source could not continue where the part file ends: start over.

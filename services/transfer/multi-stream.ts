@@ -158,6 +158,20 @@ export function sourceHeaders(a: Attempt): Record<string, string> {
   return headers;
 }
 
+/**
+ * The source's checksum for verify = source | both, known before any body byte is stored: the one in `announced`
+ * (the headers already received), else — a ranged answer (206) need not carry the digest of the whole file, and
+ * some servers send it only on full responses — one HEAD. Undefined when it is not needed or the source has none;
+ * the caller then refuses at once (missingSourceDigest) instead of downloading a file it could not publish.
+ */
+export async function sourceDigestBeforeDownload(
+  pool: ClientPool, src: HttpEndpoint, a: Attempt, announced: string | undefined, ranged: boolean,
+): Promise<string | undefined> {
+  if (announced !== undefined || !ranged || !wantsSourceDigest(a) || a.req.checksum?.value !== undefined) return announced;
+  const head = await headRequest(pool, src, 'source', sourceHeaders(a), a.signal);
+  return head.status >= 200 && head.status < 300 ? digestFromHeaders(head.headers, a.alg) : undefined;
+}
+
 function wantsSourceDigest(a: Attempt): boolean {
   return a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both');
 }
@@ -418,13 +432,7 @@ export async function pullRanges(
       await rehashPrefix(whole, part.handle, size);
       value = whole.digestHex();
     }
-    let sourceDigest = plan.sourceDigest;
-    if (sourceDigest === undefined && value !== undefined && wantsSourceDigest(a) && req.checksum?.value === undefined) {
-      // Some servers send Digest only on full responses: ask once more, without a body.
-      const head = await headRequest(pool, src, 'source', sourceHeaders(a), a.signal);
-      if (head.status >= 200 && head.status < 300) sourceDigest = digestFromHeaders(head.headers, a.alg);
-    }
-    verifyChecksum(a, value, sourceDigest);
+    verifyChecksum(a, value, plan.sourceDigest);
     await part.publish(req.overwrite);
     const via = clients[0]!;
     return {

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createChecksummer } from '../../services/checksum/checksummer.js';
 import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, engineClientPool, transferFile } from '../../services/transfer/engine.js';
+import { defaultMultiStreamPolicy } from '../../services/transfer/multi-stream.js';
 import type { RateLimiter, ResumeState, TransferControl, TransferProgress, TransferRequest } from '../../services/transfer/types.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { isCargoError } from '../../services/errors.js';
@@ -131,6 +132,31 @@ describe('transfer engine: modes', () => {
 });
 
 describe('transfer engine: refusals and error classification', () => {
+  it('verify source against a source that sends no checksum: refused before the body is downloaded (single and ranged)', async () => {
+    await makeFile('no-digest.bin', 6 * 1024 * 1024);
+    await configureTransferEngine({ multiStream: { ...defaultMultiStreamPolicy, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
+    srv.faults.noDigest = true;
+    try {
+      for (const [label, connections, streams] of [['single', 1, 1], ['ranged', 2, 2]] as const) {
+        const dst = join(work, `no-digest-${label}.bin`);
+        let bytes = 0;
+        const before = srv.requests.length;
+        await rejectsWithCode(
+          transferFile(req(srv.url('/no-digest.bin'), pathToFileURL(dst).href, { verify: 'source', checksum: { alg: 'adler32' }, connections, streams }),
+            ctl({ onProgress: (p) => { bytes = Math.max(bytes, p.bytes); } })),
+          'CARGO_ERR_CHECKSUM_UNAVAILABLE', false);
+        assert.equal(bytes, 0, `${label}: no byte stored before the refusal`);
+        const gets = srv.requests.slice(before).filter((r) => r.method === 'GET');
+        assert.ok(gets.length <= 1, `${label}: at most the opening GET (${gets.length} GETs)`);
+        await assert.rejects(stat(dst), { code: 'ENOENT' });
+        assert.deepEqual(await partFiles(work), [], `${label}: no part file left`);
+      }
+    } finally {
+      srv.faults.noDigest = false;
+      await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
+    }
+  });
+
   it('refuses to overwrite an existing destination (CARGO_ERR_DEST_EXISTS) and leaves it intact', async () => {
     await makeFile('exists.bin', 1000);
     const dst = join(work, 'exists.bin');
