@@ -14,7 +14,7 @@
  */
 import type { Attempt } from './attempt.js';
 import type { ClientPool } from './client-pool.js';
-import { header, headRequest, type HttpEndpoint } from './http-requests.js';
+import { header, headRequest, removeUnverifiedUpload, type HttpEndpoint } from './http-requests.js';
 import type { StallPolicy } from './stall-watchdog.js';
 import { TPC_UNSUPPORTED, tpcCopy } from './tpc-client.js';
 import { checksumMismatch, digestFromHeaders, wantDigestValue } from './transfer-checksum.js';
@@ -80,7 +80,12 @@ export async function thirdPartyCopy(
         signal: a.signal, gate: a.ctl.gate, pool, stall,
         onMarker: (_m, total) => a.ctl.onProgress?.({ bytes: total, ...(a.req.size !== undefined ? { total: a.req.size } : {}) }),
       });
-      const checked = await checkDestination(a, src, dst, pool);
+      const checked = await checkDestination(a, src, dst, pool).catch(async (e: unknown) => {
+        // The copy stored bytes this transfer cannot vouch for: remove them, as a push does, so nothing unverified
+        // stays published and a retry without overwrite does not meet its own leftover (CARGO_ERR_DEST_EXISTS).
+        if (!a.signal.aborted) await removeUnverifiedUpload(pool, dst, { ...a.req.destinationHeaders });
+        throw e;
+      });
       return {
         bytes: checked.size,
         resumedBytes: 0,

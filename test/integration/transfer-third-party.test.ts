@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
@@ -68,6 +68,11 @@ describe('transfer engine: HTTP third-party copy as the client', () => {
       transferFile(req(`${a.base}/src.bin`, `${b.base}/pushed-2.bin`, { copyMode: 'push', checksum: { alg: 'adler32', value: '00000001' } }), ctl()),
       (e: Error & { code?: string }) => e.code === 'CARGO_ERR_CHECKSUM_MISMATCH',
     );
+    // The copied file failed the port's check: it is removed, so the retry (no overwrite) does not meet it.
+    assert.equal(existsSync(join(b.permanentDir, 'pushed-2.bin')), false, 'nothing unverified stays at the destination');
+    const retry = await transferFile(req(`${a.base}/src.bin`, `${b.base}/pushed-2.bin`, { copyMode: 'push', checksum: { alg: 'adler32', value: hex(body) } }), ctl());
+    assert.equal(retry.protocol, 'tpc-push');
+    assert.ok(readFileSync(join(b.permanentDir, 'pushed-2.bin')).equals(body));
   });
 
   test('auto: a destination that refuses COPY → push from the source; nothing does COPY → streamed; refusals remembered', async () => {
