@@ -13,6 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { Client, buildConnector } from 'undici';
 import { ConnectionPacer, defaultConnectionPacing, type ConnectionPacerOptions } from '../throttle/connection-pacer.js';
 import { createHttp1Agent, type Http1Agent } from './http1-upload.js';
+import { H2BulkSession } from './h2-bulk/bulk-session.js';
 
 export interface TransferClientOptions {
   /** Extra trust anchors (PEM) for TLS; tests pass the self-signed test CA. */
@@ -46,6 +47,11 @@ export interface TransferClientOptions {
   rangedUpload: boolean;
   /** Per-host pacing of new connections (handshakes in flight, connections started per second). */
   connectionPacing: ConnectionPacerOptions;
+  /**
+   * GET bodies from HTTP/2 origins on the bulk receive path (h2-bulk/bulk-session.ts: our own framing over TLS,
+   * no Buffer per DATA frame) instead of undici. Multi-stream range lanes, HEAD, PUT and COPY stay on undici.
+   */
+  bulkReceive: boolean;
   /** Called for each new connection (marking backends set flow labels / read TCP_INFO here). */
   onSocket?: (socket: Socket, origin: string) => void;
 }
@@ -64,6 +70,7 @@ export const defaultClientOptions: TransferClientOptions = {
   bodyTimeoutMs: 120_000,
   http1Only: false,
   connectionPacing: defaultConnectionPacing,
+  bulkReceive: process.env['CARGOPORT_BULK_RECEIVE'] !== '0',
 };
 
 /** Connect failures worth a paced retry: an overflowing accept backlog answers with RST / refusal. */
@@ -98,7 +105,7 @@ interface OriginClients {
 export type OriginOptions = Partial<Pick<TransferClientOptions,
   'connections' | 'streams' | 'maxStreamsPerConnection' | 'maxHttp1ConnectionsPerOrigin' | 'initialWindowSize' |
   'connectionWindowSize' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'http1Only' | 'ciphers' |
-  'rangedUpload'>>;
+  'rangedUpload' | 'bulkReceive'>>;
 
 export class ClientPool {
   private readonly origins = new Map<string, OriginClients>();
@@ -117,6 +124,8 @@ export class ClientPool {
   private readonly http1Agents = new Map<string, Http1Agent>();
   /** Origins whose first connection is being made; later requests wait for its ALPN answer (protocolKnown). */
   private readonly firstContact = new Map<string, { promise: Promise<void>; settle: () => void }>();
+  /** One bulk receive session per HTTP/2 origin (bulkReceive). */
+  private readonly bulkSessions = new Map<string, H2BulkSession>();
   private opts: TransferClientOptions;
   private pacer: ConnectionPacer;
 
@@ -151,6 +160,8 @@ export class ClientPool {
     this.settleFirstContact(origin);
     this.http1Agents.get(origin)?.destroy();
     this.http1Agents.delete(origin);
+    this.bulkSessions.get(origin)?.close();
+    this.bulkSessions.delete(origin);
     await Promise.allSettled([...(entry?.clients ?? []), ...uploads].map((c) => c.client.close()));
   }
 
@@ -232,6 +243,33 @@ export class ClientPool {
     this.firstContact.get(origin)?.settle();
   }
 
+  /**
+   * The bulk receive session for GETs from `origin`, or undefined when that origin does not use it (bulkReceive
+   * off, HTTP/1.1 only or negotiated, plain http). A closed or closing session is replaced by a new one.
+   */
+  bulkSession(origin: string): H2BulkSession | undefined {
+    const o = this.optionsFor(origin);
+    if (!o.bulkReceive || o.http1Only || this.negotiated.get(origin) === 'http/1.1' || !origin.startsWith('https:')) return undefined;
+    let session = this.bulkSessions.get(origin);
+    if (!session || !session.usable) {
+      session = new H2BulkSession({
+        origin, ca: o.ca, rejectUnauthorized: o.rejectUnauthorized, ciphers: o.ciphers,
+        connectTimeoutMs: o.connectTimeoutMs, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
+        initialWindowSize: o.initialWindowSize, connectionWindowSize: o.connectionWindowSize,
+        pacer: this.pacer, onSocket: o.onSocket,
+      });
+      this.bulkSessions.set(origin, session);
+    }
+    return session;
+  }
+
+  /** `origin` answered a bulk session without h2: it is an HTTP/1.1 origin for every path from now on. */
+  noteNotHttp2(origin: string): void {
+    this.negotiated.set(origin, 'http/1.1');
+    this.bulkSessions.delete(origin);
+    this.settleFirstContact(origin);
+  }
+
   /** True once `origin` sent a 206 answer no parser accepts (http-requests.ts `rangedGet`). */
   rangesUnusable(origin: string): boolean {
     return this.noRanges.has(origin);
@@ -278,6 +316,8 @@ export class ClientPool {
     for (const fc of [...this.firstContact.values()]) fc.settle();
     for (const agent of this.http1Agents.values()) agent.destroy();
     this.http1Agents.clear();
+    for (const session of this.bulkSessions.values()) session.close();
+    this.bulkSessions.clear();
     await Promise.allSettled(all.map((c) => c.client.close()));
   }
 

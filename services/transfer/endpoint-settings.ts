@@ -36,6 +36,7 @@ const FIELDS: Record<keyof EndpointSettings, { check: Check; form: string }> = {
   bodyTimeoutMs: { check: intIn(100, 3_600_000), form: 'milliseconds, 100 to 3600000' },
   http1Only: { check: isBool, form: 'true or false' },
   rangedUpload: { check: isBool, form: 'true or false (only for cargoport peers)' },
+  bulkReceive: { check: isBool, form: 'true or false' },
   ciphers: { check: (v) => typeof v === 'string' && v.length > 0 && v.length < 2000, form: 'an OpenSSL cipher list' },
   copyMode: { check: (v) => typeof v === 'string' && COPY_MODES.includes(v), form: COPY_MODES.join(' | ') },
 };

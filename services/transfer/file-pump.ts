@@ -48,6 +48,8 @@ export class FilePump {
   private settle!: { resolve: () => void; reject: (e: unknown) => void };
   private readonly flushBytes: number;
   private readonly flushAfterMs: number;
+  /** A source that takes written chunks back for reuse (the bulk receive path's body). */
+  private readonly recycle: ((bufs: readonly Buffer[]) => void) | undefined;
   private readonly maxBuffered: number;
   /** When the oldest unwritten chunk arrived. */
   private pendingSince = 0;
@@ -57,6 +59,8 @@ export class FilePump {
     this.flushBytes = o.flushBytes ?? 1024 * 1024;
     this.flushAfterMs = o.flushAfterMs ?? 200;
     this.maxBuffered = o.maxBufferedBytes ?? 8 * 1024 * 1024;
+    const r = (o.source as Partial<{ recycle(bufs: readonly Buffer[]): void }>).recycle;
+    this.recycle = typeof r === 'function' ? r.bind(o.source) : undefined;
   }
 
   run(): Promise<number> {
@@ -159,6 +163,8 @@ export class FilePump {
     this.o.writev(bufs, this.position).then(() => {
       this.writing = false;
       this.position += bytes;
+      // On disk now, and already checksummed on arrival: the source may reuse these buffers.
+      this.recycle?.(bufs);
       this.o.progress.add(bytes);
       if (this.failed !== undefined) this.drainAfterFailure();
       else this.maybeFlush();
@@ -203,6 +209,7 @@ export class FilePump {
     this.o.writev(bufs, this.position).then(() => {
       this.writing = false;
       this.position += bytes;
+      this.recycle?.(bufs);
       this.o.progress.add(bytes);
       this.settle.reject(this.failed);
     }, () => {

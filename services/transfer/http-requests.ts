@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ClientPool, ConnectionInfo, PooledClient } from './client-pool.js';
 import { canonicalHeaders, http1Put } from './http1-upload.js';
+import { BulkTransportError, NotHttp2Error, type BulkResponse } from './h2-bulk/bulk-session.js';
 import type { Endpoint } from './endpoint.js';
 import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, type TransferSide } from './transfer-errors.js';
 
@@ -147,6 +148,37 @@ export async function headRequest(
 }
 
 /**
+ * One GET on the origin's bulk receive session (h2-bulk/bulk-session.ts), or undefined when the ordinary undici
+ * path must take it: the origin does not use the bulk path, turned out not to speak HTTP/2, or cannot be
+ * connected to (undici's connector then makes the attempt and classifies the failure as for any request).
+ * Requests the server provably did not process (GOAWAY, refused stream, connection lost before the answer) are
+ * replayed on a fresh session, as send() does for undici.
+ */
+async function bulkGet(
+  pool: ClientPool, ep: HttpEndpoint, headers: Headers, signal: AbortSignal,
+): Promise<{ res: BulkResponse; via: PooledClient } | undefined> {
+  for (let replay = 0; ; replay++) {
+    const session = pool.bulkSession(ep.origin);
+    if (!session) return undefined;
+    try {
+      const res = await session.request(ep.path, headers, signal);
+      // The result reports the connection's address and protocol; the undici Client here only fills the type
+      // (multi-stream lanes that pin this response's connection get an undici connection to the same origin).
+      const via: PooledClient = { client: pool.pick(ep.origin).client, info: { remoteIp: session.remoteIp, protocol: 'h2' }, inFlight: 0 };
+      return { res, via };
+    } catch (e) {
+      if (signal.aborted) throw signal.reason ?? e;
+      if (e instanceof NotHttp2Error) {
+        pool.noteNotHttp2(ep.origin);
+        return undefined;
+      }
+      if (!(e instanceof BulkTransportError)) return undefined; // the session could not connect
+      if (!e.unprocessed || replay >= MAX_REPLAYS) throw e;
+    }
+  }
+}
+
+/**
  * GET from `offset` to the end (or [offset, end) when `end` is given). When resuming, `validator` (ETag or
  * Last-Modified) goes into If-Range so a changed source answers 200 with the full body instead of mixing
  * old and new bytes; the caller sees that as `start === 0`.
@@ -158,8 +190,6 @@ export async function rangedGet(
     probe?: boolean;
   },
 ): Promise<RangedGetResponse> {
-  if (!opts.via) await pool.protocolKnown(ep.origin);
-  let via = opts.via ?? pool.pick(ep.origin);
   const headers: Headers = { ...opts.headers };
   // Without usable ranges the whole representation comes back (200): callers see `start === 0`.
   const ranged = (opts.offset > 0 || opts.end !== undefined) && !pool.rangesUnusable(ep.origin);
@@ -167,16 +197,26 @@ export async function rangedGet(
     headers['range'] = `bytes=${opts.offset}-${opts.end !== undefined ? opts.end - 1 : ''}`;
     if (opts.validator) headers['if-range'] = opts.validator;
   }
-  let res: Dispatcher.ResponseData;
-  try {
-    // A caller that chose the connection (multi-stream ranges) keeps it; undici reconnects it for the replay.
-    res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal }, opts.via ? undefined : () => (via = pool.pick(ep.origin)));
-  } catch (e) {
-    if (!ranged || !isUnparsableResponse(e)) throw e;
-    // XRootD 5.5 ends the Content-Range line of a 206 with a bare LF once it holds a checksum of the file, which
-    // no strict parser accepts. Such a server is read whole from now on (no multi-stream, no resume offset).
-    pool.markRangesUnusable(ep.origin);
-    return rangedGet(pool, ep, { ...opts, via: undefined });
+  // A single-stream GET goes on the bulk receive path when the origin speaks HTTP/2. Multi-stream lanes (pinned
+  // connections) and their probe stay on undici, so a split file uses exactly the connections it asked for.
+  const bulk = opts.via || opts.probe ? undefined : await bulkGet(pool, ep, headers, opts.signal);
+  if (!opts.via && !bulk) await pool.protocolKnown(ep.origin);
+  let via = bulk ? bulk.via : opts.via ?? pool.pick(ep.origin);
+  let res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'>;
+  if (bulk) {
+    // Callers use the body as a Readable only (pipe, events, destroy); undici's body mixin is not needed.
+    res = bulk.res as unknown as Dispatcher.ResponseData;
+  } else {
+    try {
+      // A caller that chose the connection (multi-stream ranges) keeps it; undici reconnects it for the replay.
+      res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal }, opts.via ? undefined : () => (via = pool.pick(ep.origin)));
+    } catch (e) {
+      if (!ranged || !isUnparsableResponse(e)) throw e;
+      // XRootD 5.5 ends the Content-Range line of a 206 with a bare LF once it holds a checksum of the file, which
+      // no strict parser accepts. Such a server is read whole from now on (no multi-stream, no resume offset).
+      pool.markRangesUnusable(ep.origin);
+      return rangedGet(pool, ep, { ...opts, via: undefined });
+    }
   }
   const status = res.statusCode;
   if (status === 200) {

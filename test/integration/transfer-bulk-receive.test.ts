@@ -1,0 +1,188 @@
+/**
+ * The bulk receive path (services/transfer/h2-bulk): our own HTTP/2 framing over TLS for GET bodies. Against a
+ * node:http2 server (nghttp2: Huffman, dynamic table) and a real nginx: many concurrent streams decode their
+ * headers and bodies exactly, flow control holds a consumer that does not read, an abort resets only its stream,
+ * the engine's pulls take this path and verify against the source's Digest, and a server without h2 falls back.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { ConnectionPacer, defaultConnectionPacing } from '../../services/throttle/connection-pacer.js';
+import { PauseGate } from '../../services/throttle/pause-gate.js';
+import { H2BulkSession, type BulkResponse } from '../../services/transfer/h2-bulk/bulk-session.js';
+import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
+import { makeRandomFiles, tempDir } from '../support/fixtures.js';
+import { hasTool } from '../support/external-tools.js';
+import { testTls } from '../support/tls.js';
+import { startNginx } from '../../bench/lib/nginx.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function session(origin: string, extra: Partial<ConstructorParameters<typeof H2BulkSession>[0]> = {}): H2BulkSession {
+  return new H2BulkSession({
+    origin, ca: testTls().cert, connectTimeoutMs: 5000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000,
+    initialWindowSize: 4 * 1024 * 1024, connectionWindowSize: 16 * 1024 * 1024,
+    pacer: new ConnectionPacer(defaultConnectionPacing), ...extra,
+  });
+}
+
+async function readAll(res: BulkResponse): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of res.body) parts.push(Buffer.from(c as Buffer));
+  return Buffer.concat(parts);
+}
+
+describe('bulk receive path against a node:http2 server', () => {
+  let srv: H2FileServer;
+  before(async () => {
+    srv = await startH2FileServer({ root: tempDir('bulk-srv') });
+  });
+  after(async () => {
+    await closeTransferClients();
+    await srv.close();
+  });
+
+  test('40 concurrent GETs on one connection: every header and body byte as served (HPACK state across responses)', async () => {
+    const files = makeRandomFiles(srv.root, 40, 1, 300_000, 'c');
+    const s = session(srv.origin);
+    try {
+      const results = await Promise.all(files.map(async (f) => {
+        const res = await s.request(`/${f.name}`, { 'want-digest': 'adler32' }, new AbortController().signal);
+        return { f, res, body: await readAll(res) };
+      }));
+      for (const { f, res, body } of results) {
+        assert.equal(res.statusCode, 200);
+        assert.equal(res.headers['content-length'], String(f.size), f.name);
+        assert.equal(res.headers['digest'], `adler32=${f.adler32}`, f.name);
+        assert.equal(sha(body), sha(readFileSync(join(srv.root, f.name))), f.name);
+      }
+      assert.equal(s.activeStreams, 0);
+      assert.equal(srv.clientSettings.at(-1)?.maxFrameSize, 65_536, 'the SETTINGS came from the bulk session');
+    } finally {
+      s.close();
+    }
+  });
+
+  test('a consumer that does not read holds the server at the stream window; the rest then arrives intact', async () => {
+    const [f] = makeRandomFiles(srv.root, 1, 8 * 1024 * 1024, 8 * 1024 * 1024, 'w');
+    const window = 256 * 1024;
+    const s = session(srv.origin, { initialWindowSize: window });
+    try {
+      const res = await s.request(`/${f!.name}`, {}, new AbortController().signal);
+      res.body.pause();
+      await new Promise((r) => setTimeout(r, 400));
+      const held = res.body.readableLength;
+      await new Promise((r) => setTimeout(r, 400));
+      // The body stream buffers up to its high-water mark (4 MiB), then window updates stop: at most one more
+      // window arrives, and nothing after that.
+      assert.ok(held <= 4 * 1024 * 1024 + window, `buffered ${held} bytes`);
+      assert.equal(res.body.readableLength, held, 'nothing more arrived while the consumer did not read');
+      assert.equal(sha(await readAll(res)), sha(readFileSync(join(srv.root, f!.name))));
+    } finally {
+      s.close();
+    }
+  });
+
+  test('aborting one request resets only its stream: the connection carries the next one', async () => {
+    const [big, small] = makeRandomFiles(srv.root, 2, 4 * 1024 * 1024, 4 * 1024 * 1024, 'a');
+    const s = session(srv.origin);
+    try {
+      const ac = new AbortController();
+      const res = await s.request(`/${big!.name}`, {}, ac.signal);
+      const failed = new Promise<Error>((resolve) => res.body.once('error', resolve));
+      res.body.once('data', () => ac.abort(new Error('stop')));
+      res.body.resume();
+      assert.equal((await failed).message, 'stop');
+      const next = await s.request(`/${small!.name}`, {}, new AbortController().signal);
+      assert.equal(sha(await readAll(next)), sha(readFileSync(join(srv.root, small!.name))));
+      assert.equal(s.activeStreams, 0);
+      assert.ok(s.usable);
+    } finally {
+      s.close();
+    }
+  });
+
+  test('a missing file is an answer (404), not a transport error', async () => {
+    const s = session(srv.origin);
+    try {
+      const res = await s.request('/does-not-exist', {}, new AbortController().signal);
+      assert.equal(res.statusCode, 404);
+      await readAll(res);
+    } finally {
+      s.close();
+    }
+  });
+
+  test('the engine pulls on the bulk path, verified against the Digest; with bulkReceive off it uses undici', async () => {
+    const [f] = makeRandomFiles(srv.root, 1, 3 * 1024 * 1024, 3 * 1024 * 1024, 'e');
+    const dst = tempDir('bulk-dst');
+    const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
+    for (const bulkReceive of [true, false]) {
+      await configureTransferEngine({ ca: testTls().cert, bulkReceive });
+      const sessions = srv.clientSettings.length;
+      const out = join(dst, `${f!.name}-${bulkReceive}`);
+      const r = await transferFile({ source: srv.url(`/${f!.name}`), destination: pathToFileURL(out).href, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl());
+      assert.equal(r.checksum?.value, f!.adler32);
+      assert.equal(r.protocol, 'h2');
+      assert.equal(sha(readFileSync(out)), sha(readFileSync(join(srv.root, f!.name))));
+      const mine = srv.clientSettings.slice(sessions).filter((x) => x.maxFrameSize === 65_536);
+      assert.equal(mine.length, bulkReceive ? 1 : 0, `bulk sessions opened with bulkReceive=${bulkReceive}`);
+    }
+    await configureTransferEngine({ bulkReceive: true });
+  });
+
+  test('a server that does not speak h2 falls back to the HTTP/1.1 path', async () => {
+    const h1 = await startH2FileServer({ root: tempDir('bulk-h1'), http1Only: true });
+    try {
+      const [f] = makeRandomFiles(h1.root, 1, 100_000, 100_000, 'h');
+      const out = join(tempDir('bulk-h1-dst'), f!.name);
+      const r = await transferFile({ source: h1.url(`/${f!.name}`), destination: pathToFileURL(out).href, verify: 'none', overwrite: false, connections: 1, streams: 1 },
+        { signal: new AbortController().signal, gate: new PauseGate() });
+      assert.equal(r.protocol, 'http/1.1');
+      assert.equal(sha(readFileSync(out)), sha(readFileSync(join(h1.root, f!.name))));
+    } finally {
+      await h1.close();
+    }
+  });
+});
+
+describe('bulk receive path against nginx', { skip: hasTool('nginx') ? false : 'nginx is not installed' }, () => {
+  const dir = tempDir('bulk-nginx');
+  const port = 19_700 + (process.pid % 200);
+  let stop: (() => Promise<void>) | undefined;
+  before(async () => {
+    mkdirSync(join(dir, 'root'), { recursive: true });
+    // nginx's workers run as an unprivileged user: the (private) temp directory must be readable to them.
+    chmodSync(dir, 0o755);
+    chmodSync(join(dir, 'root'), 0o755);
+    const n = await startNginx({ dir, root: join(dir, 'root'), port, sendfile: false });
+    stop = () => n.stop();
+  });
+  after(async () => {
+    await stop?.();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('ranged and whole GETs from nginx (Huffman-coded headers, 8 KiB DATA frames) arrive exactly', async () => {
+    const body = randomBytes(20 * 1024 * 1024 + 123);
+    writeFileSync(join(dir, 'root', 'big.bin'), body, { mode: 0o644 });
+    const s = session(`https://localhost:${port}`);
+    try {
+      const whole = await s.request('/big.bin', {}, new AbortController().signal);
+      assert.equal(whole.statusCode, 200);
+      assert.equal(whole.headers['content-length'], String(body.length));
+      assert.ok(typeof whole.headers['etag'] === 'string' && typeof whole.headers['last-modified'] === 'string');
+      assert.equal(sha(await readAll(whole)), sha(body));
+      const part = await s.request('/big.bin', { range: 'bytes=1000-1999999' }, new AbortController().signal);
+      assert.equal(part.statusCode, 206);
+      assert.equal(part.headers['content-range'], `bytes 1000-1999999/${body.length}`);
+      assert.ok((await readAll(part)).equals(body.subarray(1000, 2_000_000)));
+    } finally {
+      s.close();
+    }
+  });
+});
