@@ -5,7 +5,7 @@
  * Why: node:http2 hands every DATA frame (8–16 KiB) to JS as a Buffer of its own, and undici wraps each in a
  * stream chunk. At 500 MB/s that is 40–60 thousand short-lived Buffers a second, and V8 spends as much CPU
  * collecting them as curl spends on the whole download (bench/RESULTS.md, session 5). Here TLS decrypts into
- * one reused buffer, DATA payloads are copied once into 1 MiB chunk buffers, and the body stream gets ≥ 64 KiB
+ * one reused buffer, DATA payloads are copied once into 256 KiB chunk buffers (recycled), and the body stream gets ≥ 64 KiB
  * views of those: the garbage per GiB drops a hundredfold and the memcpy costs ~0.1 cpu-s/GiB.
  *
  * Scope: GET requests (no request body), response headers through a full HPACK decoder, flow control with
@@ -57,7 +57,7 @@ const MAX_FRAME_SIZE = 1 << 16;
 const DEFAULT_PEER_MAX_FRAME = 16384;
 const MAX_WINDOW = 2 ** 31 - 1;
 /** Body chunk buffers: DATA payloads are copied here, and the body stream gets views of them. */
-const CHUNK_BYTES = 1 << 20;
+const CHUNK_BYTES = 256 * 1024;
 /** A view goes to the body stream once this much is waiting, or after FLUSH_AFTER_MS on a slow stream. */
 const PUSH_BYTES = 64 * 1024;
 const FLUSH_AFTER_MS = 20;
@@ -129,7 +129,7 @@ interface Stream {
 
 /**
  * A body stream that takes its chunks back: a consumer that is done with chunks it read (written to disk, say)
- * may hand them to recycle(), and their memory carries later bytes. Allocating a fresh 1 MiB buffer per MiB
+ * may hand them to recycle(), and their memory carries later bytes. Allocating fresh chunk buffers for every MiB
  * instead costs a V8 mark-compact every ~40 MiB (external memory pressure): 28 per GiB, measured.
  */
 export interface RecyclingReadable extends Readable {
@@ -144,12 +144,12 @@ interface ChunkRecord {
   sealed: boolean;
 }
 
-/** Chunk buffers kept for reuse per session (8 MiB). */
-const FREE_CHUNKS = 8;
+/** Chunk buffers kept for reuse per session (32 × 256 KiB = 8 MiB). */
+const FREE_CHUNKS = 32;
 
 class BulkBody extends Readable implements RecyclingReadable {
   constructor(private readonly session: H2BulkSession, private readonly stream: Stream) {
-    super({ highWaterMark: 4 * 1024 * 1024 });
+    super({ highWaterMark: 1024 * 1024 });
   }
   recycle(views: readonly Buffer[]): void {
     this.session.recycle(views);
