@@ -256,7 +256,13 @@ export class ClientPool {
         origin, ca: o.ca, rejectUnauthorized: o.rejectUnauthorized, ciphers: o.ciphers,
         connectTimeoutMs: o.connectTimeoutMs, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
         initialWindowSize: o.initialWindowSize, connectionWindowSize: o.connectionWindowSize,
-        pacer: this.pacer, onSocket: o.onSocket,
+        pacer: this.pacer,
+        onSocket: (socket, at) => {
+          // An h2 answer settles what the undici paths (HEAD, PUT, lanes) would otherwise wait to find out.
+          this.negotiated.set(origin, 'h2');
+          this.settleFirstContact(origin);
+          o.onSocket?.(socket, at);
+        },
       });
       this.bulkSessions.set(origin, session);
     }

@@ -149,8 +149,7 @@ export async function headRequest(
 
 /**
  * One GET on the origin's bulk receive session (h2-bulk/bulk-session.ts), or undefined when the ordinary undici
- * path must take it: the origin does not use the bulk path, turned out not to speak HTTP/2, or cannot be
- * connected to (undici's connector then makes the attempt and classifies the failure as for any request).
+ * path must take it: the origin does not use the bulk path or turned out not to speak HTTP/2.
  * Requests the server provably did not process (GOAWAY, refused stream, connection lost before the answer) are
  * replayed on a fresh session, as send() does for undici.
  */
@@ -172,7 +171,9 @@ async function bulkGet(
         pool.noteNotHttp2(ep.origin);
         return undefined;
       }
-      if (!(e instanceof BulkTransportError)) return undefined; // the session could not connect
+      // The session could not connect (refused, unreachable, TLS): the same classified error undici's path gives,
+      // without a second round of connection attempts against an endpoint that is down.
+      if (!(e instanceof BulkTransportError)) throw classifyError(e, 'source', ep.url);
       if (!e.unprocessed || replay >= MAX_REPLAYS) throw e;
     }
   }

@@ -9,6 +9,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { ConnectionPacer, defaultConnectionPacing } from '../../services/throttle/connection-pacer.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
@@ -185,4 +187,73 @@ describe('bulk receive path against nginx', { skip: hasTool('nginx') ? false : '
       s.close();
     }
   });
+});
+
+/**
+ * A hostile or broken HTTP/2 server: raw frames over TLS (ALPN h2). Each misbehaviour must end the request with an
+ * error that names it — never a hang, an unbounded buffer or a crash.
+ */
+describe('bulk receive path against a broken HTTP/2 server', () => {
+  const frameOf = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
+    const b = Buffer.alloc(9 + payload.length);
+    b.writeUIntBE(payload.length, 0, 3);
+    b[3] = type;
+    b[4] = flags;
+    b.writeUInt32BE(stream, 5);
+    payload.copy(b, 9);
+    return b;
+  };
+  /** Serves one connection: waits for the client's first request, then writes what `respond` returns. */
+  async function brokenServer(respond: () => Buffer[]): Promise<{ origin: string; close(): Promise<void> }> {
+    const tls = testTls();
+    const server = createTlsServer({ key: tls.key, cert: tls.cert, ALPNProtocols: ['h2'] }, (socket) => {
+      let seen = Buffer.alloc(0);
+      let answered = false;
+      socket.on('data', (d: Buffer) => {
+        seen = Buffer.concat([seen, d]);
+        // Preface (24 bytes), then frames: answer once the client's HEADERS frame (type 1) has arrived.
+        let gotHeaders = false;
+        for (let p = 24; p + 9 <= seen.length; p += 9 + seen.readUIntBE(p, 3)) if (seen[p + 3] === 1) gotHeaders = true;
+        if (!answered && gotHeaders) {
+          answered = true;
+          socket.write(frameOf(4, 0, 0, Buffer.alloc(0)));
+          for (const f of respond()) socket.write(f);
+        }
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    return { origin: `https://localhost:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+
+  const cases: Array<[string, () => Buffer[], RegExp]> = [
+    ['an HPACK index that is not in the table', () => [frameOf(1, 0x4 | 0x1, 1, Buffer.from([0xff, 0x80, 0x01]))], /not in the table/],
+    ['a header block continued without end', () => {
+      const frames = [frameOf(1, 0, 1, Buffer.from([0x88]))];
+      for (let i = 0; i < 20; i++) frames.push(frameOf(9, 0, 1, Buffer.alloc(16_384, 0x88)));
+      return frames;
+    }, /header block larger than/],
+    ['a frame above our maximum frame size', () => [frameOf(0, 0, 1, Buffer.alloc(70_000))], /above our limit/],
+    ['DATA before the response headers', () => [frameOf(0, 0, 1, Buffer.from('early'))], /DATA before response headers/],
+    ['a response without :status', () => [frameOf(1, 0x4 | 0x1, 1, Buffer.from([0x00, 0x01, 0x61, 0x01, 0x62]))], /without a valid :status/],
+  ];
+  for (const [what, respond, expected] of cases) {
+    test(`${what}: the request fails with that reason`, async () => {
+      const srv = await brokenServer(respond);
+      const s = session(srv.origin);
+      try {
+        await assert.rejects(
+          (async () => {
+            const res = await s.request('/x', {}, new AbortController().signal);
+            await readAll(res);
+          })(),
+          (e: Error) => expected.test(e.message),
+        );
+      } finally {
+        s.close();
+        await srv.close();
+      }
+    });
+  }
 });

@@ -62,6 +62,8 @@ const CHUNK_BYTES = 256 * 1024;
 const PUSH_BYTES = 64 * 1024;
 const FLUSH_AFTER_MS = 20;
 const READ_BUFFER_BYTES = 256 * 1024;
+/** Largest response header block accepted (all HEADERS + CONTINUATION fragments together). */
+const MAX_HEADER_BLOCK = 256 * 1024;
 /** Connect failures worth a paced retry (as client-pool.ts): an overflowing accept backlog refuses or resets. */
 const CONNECT_RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
 const CONNECT_RETRIES = 3;
@@ -198,6 +200,7 @@ export class H2BulkSession {
   private block: Buffer[] = [];
   private blockStream = 0;
   private blockEndStream = false;
+  private blockBytes = 0;
 
   constructor(private readonly o: BulkSessionOptions) {
     this.origin = o.origin;
@@ -278,7 +281,9 @@ export class H2BulkSession {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const socket = tlsConnect({
-        host, port, servername: /^[\d.:]+$/.test(host) ? undefined : host, ALPNProtocols: ['h2'],
+        // http/1.1 offered too: a server without h2 then says so (→ NotHttp2Error, the undici path) instead of
+        // refusing the handshake with a no_application_protocol alert.
+        host, port, servername: /^[\d.:]+$/.test(host) ? undefined : host, ALPNProtocols: ['h2', 'http/1.1'],
         ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
         ...(this.o.rejectUnauthorized !== undefined ? { rejectUnauthorized: this.o.rejectUnauthorized } : {}),
         ...(this.o.ciphers !== undefined ? { ciphers: this.o.ciphers } : {}),
@@ -309,7 +314,8 @@ export class H2BulkSession {
         clearTimeout(timer);
         if (!settled) {
           settled = true;
-          reject(e);
+          const code = (e as NodeJS.ErrnoException).code;
+          reject(code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL' ? new NotHttp2Error(false) : e);
           return;
         }
         this.shutdown(new BulkTransportError(`HTTP/2 connection to ${this.origin} failed: ${e.message}`, false, e), ERR_NO_ERROR);
@@ -637,9 +643,16 @@ export class H2BulkSession {
           return true;
         }
         this.block.push(Buffer.from(fragment));
+        this.blockBytes += fragment.length;
+        if (this.blockBytes > MAX_HEADER_BLOCK) {
+          // A header block without end (CONTINUATION flood) would grow without bound.
+          this.connectionError(ERR_PROTOCOL, `header block larger than ${MAX_HEADER_BLOCK} bytes`);
+          return true;
+        }
         if (flags & FLAG_END_HEADERS) {
           const block = Buffer.concat(this.block);
           this.block = [];
+          this.blockBytes = 0;
           this.onHeaderBlock(this.blockStream, block, this.blockEndStream);
         }
         break;
