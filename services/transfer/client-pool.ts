@@ -124,8 +124,9 @@ export class ClientPool {
   private readonly http1Agents = new Map<string, Http1Agent>();
   /** Origins whose first connection is being made; later requests wait for its ALPN answer (protocolKnown). */
   private readonly firstContact = new Map<string, { promise: Promise<void>; settle: () => void }>();
-  /** One bulk receive session per HTTP/2 origin (bulkReceive). */
+  /** Bulk receive sessions (bulkReceive), keyed by origin and connection slot. */
   private readonly bulkSessions = new Map<string, H2BulkSession>();
+  private readonly bulkRoundRobin = new Map<string, number>();
   private opts: TransferClientOptions;
   private pacer: ConnectionPacer;
 
@@ -160,8 +161,7 @@ export class ClientPool {
     this.settleFirstContact(origin);
     this.http1Agents.get(origin)?.destroy();
     this.http1Agents.delete(origin);
-    this.bulkSessions.get(origin)?.close();
-    this.bulkSessions.delete(origin);
+    this.dropBulkSessions(origin, true);
     await Promise.allSettled([...(entry?.clients ?? []), ...uploads].map((c) => c.client.close()));
   }
 
@@ -244,13 +244,16 @@ export class ClientPool {
   }
 
   /**
-   * The bulk receive session for GETs from `origin`, or undefined when that origin does not use it (bulkReceive
-   * off, HTTP/1.1 only or negotiated, plain http). A closed or closing session is replaced by a new one.
+   * The bulk receive session for GETs from `origin` on connection slot `lane` (multi-stream lanes keep the slot of
+   * the connection they were given, so a split file uses exactly its N connections), or undefined when that
+   * origin does not use the bulk path (bulkReceive off, HTTP/1.1 only or negotiated, plain http). A closed or
+   * closing session is replaced by a new one.
    */
-  bulkSession(origin: string): H2BulkSession | undefined {
+  bulkSession(origin: string, lane: number): H2BulkSession | undefined {
     const o = this.optionsFor(origin);
     if (!o.bulkReceive || o.http1Only || this.negotiated.get(origin) === 'http/1.1' || !origin.startsWith('https:')) return undefined;
-    let session = this.bulkSessions.get(origin);
+    const key = `${origin} ${lane}`;
+    let session = this.bulkSessions.get(key);
     if (!session || !session.usable) {
       session = new H2BulkSession({
         origin, ca: o.ca, rejectUnauthorized: o.rejectUnauthorized, ciphers: o.ciphers,
@@ -258,22 +261,43 @@ export class ClientPool {
         initialWindowSize: o.initialWindowSize, connectionWindowSize: o.connectionWindowSize,
         pacer: this.pacer,
         onSocket: (socket, at) => {
-          // An h2 answer settles what the undici paths (HEAD, PUT, lanes) would otherwise wait to find out.
+          // An h2 answer settles what the undici paths (HEAD, PUT) would otherwise wait to find out.
           this.negotiated.set(origin, 'h2');
           this.settleFirstContact(origin);
           o.onSocket?.(socket, at);
         },
       });
-      this.bulkSessions.set(origin, session);
+      this.bulkSessions.set(key, session);
     }
     return session;
+  }
+
+  /** The connection slot of `via` among `origin`'s pooled connections, or −1 (an upload connection, say). */
+  connectionSlot(origin: string, via: PooledClient): number {
+    return this.origins.get(origin)?.clients.indexOf(via) ?? -1;
+  }
+
+  /** Slot for an unpinned GET: round robin over the origin's connections, as pick() does for undici. */
+  nextBulkLane(origin: string): number {
+    const n = Math.max(1, this.optionsFor(origin).connections);
+    const lane = (this.bulkRoundRobin.get(origin) ?? 0) % n;
+    this.bulkRoundRobin.set(origin, lane + 1);
+    return lane;
   }
 
   /** `origin` answered a bulk session without h2: it is an HTTP/1.1 origin for every path from now on. */
   noteNotHttp2(origin: string): void {
     this.negotiated.set(origin, 'http/1.1');
-    this.bulkSessions.delete(origin);
+    this.dropBulkSessions(origin);
     this.settleFirstContact(origin);
+  }
+
+  private dropBulkSessions(origin: string, close = false): void {
+    for (const [key, session] of [...this.bulkSessions]) {
+      if (!key.startsWith(`${origin} `)) continue;
+      if (close) session.close();
+      this.bulkSessions.delete(key);
+    }
   }
 
   /** True once `origin` sent a 206 answer no parser accepts (http-requests.ts `rangedGet`). */

@@ -154,16 +154,18 @@ export async function headRequest(
  * replayed on a fresh session, as send() does for undici.
  */
 async function bulkGet(
-  pool: ClientPool, ep: HttpEndpoint, headers: Headers, signal: AbortSignal,
+  pool: ClientPool, ep: HttpEndpoint, headers: Headers, signal: AbortSignal, lane: number,
 ): Promise<{ res: BulkResponse; via: PooledClient } | undefined> {
   for (let replay = 0; ; replay++) {
-    const session = pool.bulkSession(ep.origin);
+    const session = pool.bulkSession(ep.origin, lane);
     if (!session) return undefined;
     try {
       const res = await session.request(ep.path, headers, signal);
-      // The result reports the connection's address and protocol; the undici Client here only fills the type
-      // (multi-stream lanes that pin this response's connection get an undici connection to the same origin).
-      const via: PooledClient = { client: pool.pick(ep.origin).client, info: { remoteIp: session.remoteIp, protocol: 'h2' }, inFlight: 0 };
+      // `via` is the pooled connection of the same slot: multi-stream lanes started from this response (the probe)
+      // stay on this session, and the result reports the bulk connection's address and protocol.
+      const via = pool.clientsFor(ep.origin, lane + 1)[lane]!;
+      via.info.remoteIp = session.remoteIp;
+      via.info.protocol = 'h2';
       return { res, via };
     } catch (e) {
       if (signal.aborted) throw signal.reason ?? e;
@@ -198,9 +200,9 @@ export async function rangedGet(
     headers['range'] = `bytes=${opts.offset}-${opts.end !== undefined ? opts.end - 1 : ''}`;
     if (opts.validator) headers['if-range'] = opts.validator;
   }
-  // A single-stream GET goes on the bulk receive path when the origin speaks HTTP/2. Multi-stream lanes (pinned
-  // connections) and their probe stay on undici, so a split file uses exactly the connections it asked for.
-  const bulk = opts.via || opts.probe ? undefined : await bulkGet(pool, ep, headers, opts.signal);
+  // GETs go on the bulk receive path when the origin speaks HTTP/2; a multi-stream lane keeps its connection slot.
+  const lane = opts.via ? pool.connectionSlot(ep.origin, opts.via) : pool.nextBulkLane(ep.origin);
+  const bulk = lane >= 0 ? await bulkGet(pool, ep, headers, opts.signal, lane) : undefined;
   if (!opts.via && !bulk) await pool.protocolKnown(ep.origin);
   let via = bulk ? bulk.via : opts.via ?? pool.pick(ep.origin);
   let res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'>;

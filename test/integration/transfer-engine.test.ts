@@ -199,7 +199,9 @@ describe('transfer engine: refusals and error classification', () => {
   it('fails with a retryable network error when nothing listens, without replaying the request', async () => {
     // One connect of the pooled connection (the connector retries a refusal itself, paced): the request is not
     // replayed on top, which would hold a worker slot several times as long against an endpoint that is down.
+    // (The undici path, counted through its Client's events; the bulk receive path is checked below.)
     const origin = 'https://127.0.0.1:1';
+    await configureTransferEngine({ bulkReceive: false });
     const [pooled] = engineClientPool().clientsFor(origin, 1);
     let connectFailures = 0;
     const onError = (): void => { connectFailures++; };
@@ -209,8 +211,25 @@ describe('transfer engine: refusals and error classification', () => {
         'CARGO_ERR_NETWORK', true);
     } finally {
       pooled!.client.off('connectionError', onError);
+      await configureTransferEngine({ bulkReceive: true });
     }
     assert.equal(connectFailures, 1);
+    // The bulk receive path reports the refusal itself (classified, its cause's code kept), with no undici
+    // connection attempted on top.
+    const [again] = engineClientPool().clientsFor(origin, 1);
+    let undiciConnects = 0;
+    const onUndici = (): void => { undiciConnects++; };
+    again!.client.on('connectionError', onUndici);
+    try {
+      await assert.rejects(transferFile(req(`${origin}/x`, pathToFileURL(join(work, 'nl2')).href), ctl()), (e: unknown) => {
+        assert.ok(isCargoError(e) && e.code === 'CARGO_ERR_NETWORK' && e.retryable, String(e));
+        assert.equal((e.cause as NodeJS.ErrnoException | undefined)?.code, 'ECONNREFUSED');
+        return true;
+      });
+    } finally {
+      again!.client.off('connectionError', onUndici);
+    }
+    assert.equal(undiciConnects, 0);
   });
 
   it('reports a checksum mismatch (retryable) and publishes nothing', async () => {
