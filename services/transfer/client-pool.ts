@@ -49,7 +49,7 @@ export interface TransferClientOptions {
   connectionPacing: ConnectionPacerOptions;
   /**
    * GET bodies from HTTP/2 origins on the bulk receive path (h2-bulk/bulk-session.ts: our own framing over TLS,
-     * no Buffer per DATA frame) instead of undici, single-stream and multi-stream lanes alike. HEAD, PUT, COPY stay on undici.
+   * no Buffer per DATA frame) instead of undici, single-stream and multi-stream lanes alike. HEAD, PUT, COPY stay on undici.
    */
   bulkReceive: boolean;
   /** Called for each new connection (marking backends set flow labels / read TCP_INFO here). */
