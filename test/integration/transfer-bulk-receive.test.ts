@@ -14,7 +14,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { ConnectionPacer, defaultConnectionPacing } from '../../services/throttle/connection-pacer.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { H2BulkSession, type BulkResponse } from '../../services/transfer/h2-bulk/bulk-session.js';
+import { H2BulkSession, frame, type BulkResponse } from '../../services/transfer/h2-bulk/bulk-session.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
@@ -194,15 +194,7 @@ describe('bulk receive path against nginx', { skip: hasTool('nginx') ? false : '
  * error that names it — never a hang, an unbounded buffer or a crash.
  */
 describe('bulk receive path against a broken HTTP/2 server', () => {
-  const frameOf = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
-    const b = Buffer.alloc(9 + payload.length);
-    b.writeUIntBE(payload.length, 0, 3);
-    b[3] = type;
-    b[4] = flags;
-    b.writeUInt32BE(stream, 5);
-    payload.copy(b, 9);
-    return b;
-  };
+  const frameOf = frame;
   /** Serves one connection: waits for the client's first request, then writes what `respond` returns. */
   async function brokenServer(respond: () => Buffer[]): Promise<{ origin: string; close(): Promise<void> }> {
     const tls = testTls();

@@ -745,7 +745,8 @@ export class H2BulkSession {
   }
 }
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+/** One HTTP/2 frame: 9-byte header (length, type, flags, stream) and payload. */
+export function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
   const b = Buffer.allocUnsafe(9 + payload.length);
   b.writeUIntBE(payload.length, 0, 3);
   b[3] = type;
