@@ -108,6 +108,20 @@ describe('bulk receive path against a node:http2 server', () => {
     }
   });
 
+  test('an idle connection is closed after its idle timeout and takes no new request (the pool opens a fresh session)', async () => {
+    const [f] = makeRandomFiles(srv.root, 1, 1000, 1000, 'i');
+    const s = session(srv.origin, { idleTimeoutMs: 200 });
+    try {
+      await readAll(await s.request(`/${f!.name}`, {}, new AbortController().signal));
+      assert.ok(s.usable);
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(s.usable, false, 'closed while idle');
+      await assert.rejects(s.request(`/${f!.name}`, {}, new AbortController().signal), /closing/);
+    } finally {
+      s.close();
+    }
+  });
+
   test('a missing file is an answer (404), not a transport error', async () => {
     const s = session(srv.origin);
     try {

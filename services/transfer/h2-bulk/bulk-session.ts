@@ -82,6 +82,8 @@ export interface BulkSessionOptions {
   connectionWindowSize: number;
   pacer: ConnectionPacer;
   onSocket?: (socket: Socket, origin: string) => void;
+  /** Close the connection after this long without a stream (undici's keep-alive default: 30 s). */
+  idleTimeoutMs?: number;
 }
 
 export interface BulkResponse {
@@ -181,6 +183,8 @@ export class H2BulkSession {
   private readonly hpack = new HpackDecoder();
   private connUngranted = 0;
   private readonly ticker: NodeJS.Timeout;
+  /** When the last stream ended (idle close). */
+  private idleSince = Date.now();
   private readonly chunks = new WeakMap<ArrayBufferLike, ChunkRecord>();
   private readonly freeChunks: Buffer[] = [];
   // Frame parser state, carried across reads.
@@ -416,6 +420,7 @@ export class H2BulkSession {
     if (s.headersTimer) clearTimeout(s.headersTimer);
     if (s.onAbort) s.signal?.removeEventListener('abort', s.onAbort);
     this.waiting.shift()?.();
+    if (this.streams.size === 0) this.idleSince = Date.now();
     if (this.goingAway && this.streams.size === 0) this.close();
   }
 
@@ -517,6 +522,12 @@ export class H2BulkSession {
 
   private tick(): void {
     const now = Date.now();
+    // An idle connection is closed, as undici's keep-alive does: a worker that once pulled from many servers
+    // must not hold a TLS connection to each of them for ever.
+    if (this.streams.size === 0 && this.socket && now - this.idleSince > (this.o.idleTimeoutMs ?? 30_000)) {
+      this.close();
+      return;
+    }
     for (const s of this.streams.values()) {
       if (!s.answered) continue;
       this.pushData(s, false);
