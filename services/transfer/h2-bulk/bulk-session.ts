@@ -287,7 +287,8 @@ export class H2BulkSession {
       const socket = tlsConnect({
         // http/1.1 offered too: a server without h2 then says so (→ NotHttp2Error, the undici path) instead of
         // refusing the handshake with a no_application_protocol alert.
-        host, port, servername: isIP(host) ? undefined : host, // SNI carries names only (RFC 6066 §3) ALPNProtocols: ['h2', 'http/1.1'],
+        // SNI carries names only (RFC 6066 §3).
+        host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['h2', 'http/1.1'],
         ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
         ...(this.o.rejectUnauthorized !== undefined ? { rejectUnauthorized: this.o.rejectUnauthorized } : {}),
         ...(this.o.ciphers !== undefined ? { ciphers: this.o.ciphers } : {}),
