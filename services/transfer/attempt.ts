@@ -38,23 +38,24 @@ export function verifyChecksum(a: Attempt, computed: string | undefined, sourceD
     throw checksumMismatch(a.alg, computed, expected, 'checksum');
   }
   if (a.req.verify === 'source' || a.req.verify === 'both') {
-    if (sourceDigest !== undefined) {
-      if (sourceDigest !== computed) throw checksumMismatch(a.alg, computed, sourceDigest, 'source');
-    } else {
-      const missing = missingSourceDigest(a, sourceDigest);
-      if (missing) throw missing;
-    }
+    if (sourceDigest !== undefined && sourceDigest !== computed) throw checksumMismatch(a.alg, computed, sourceDigest, 'source');
+    refuseWithoutSourceDigest(a, sourceDigest);
   }
 }
 
+/** verify = source | both with nothing else to compare against: no user value, and a remote source. */
+export function sourceDigestRequired(a: Attempt): boolean {
+  return a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both') &&
+    a.req.checksum?.value === undefined && !a.req.source.startsWith('file:');
+}
+
 /**
- * The error verifyChecksum will raise for a remote source that announced no checksum when one is required — known
- * as soon as the response headers arrive, so a push or stream-through can refuse before it writes anything.
+ * The error verifyChecksum raises for a remote source that announced no checksum when one is required — known as
+ * soon as the response headers arrive, so pulls, pushes and stream-throughs call it then and move no byte.
  */
-export function missingSourceDigest(a: Attempt, sourceDigest: string | undefined): TransferError | undefined {
-  if (!a.computeChecksum || sourceDigest !== undefined || (a.req.verify !== 'source' && a.req.verify !== 'both')) return undefined;
-  if (a.req.checksum?.value !== undefined || a.req.source.startsWith('file:')) return undefined;
-  return new TransferError(TransferErrorCode.checksumUnavailable,
+export function refuseWithoutSourceDigest(a: Attempt, sourceDigest: string | undefined): void {
+  if (sourceDigest !== undefined || !sourceDigestRequired(a)) return;
+  throw new TransferError(TransferErrorCode.checksumUnavailable,
     `source did not report a ${a.alg} checksum (Want-Digest) and none was given`,
     { httpStatus: 502, field: 'source', retryable: false });
 }

@@ -29,7 +29,7 @@ import { TransferError, TransferErrorCode, abortedError, classifyError } from '.
 import { checkPushedDestination } from './destination-check.js';
 import { applyStreamStages, type StagedSource } from './stream-stage.js';
 import { thirdPartyCopy } from './third-party-copy.js';
-import { asAttemptError, missingSourceDigest, verifyChecksum, type Attempt } from './attempt.js';
+import { asAttemptError, refuseWithoutSourceDigest, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
 
 export interface TransferEngineOptions extends TransferClientOptions {
@@ -278,12 +278,6 @@ async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource,
   return undefined;
 }
 
-/** verify = source | both against a source that announced no checksum: fail before a byte is downloaded. */
-function refuseWithoutSourceDigest(a: Attempt, sourceDigest: string | undefined): void {
-  const missing = missingSourceDigest(a, sourceDigest);
-  if (missing) throw missing;
-}
-
 async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promise<TransferResult> {
   const { req, ctl } = a;
   // The early check spares a large download that could not be published; for a small file it costs more (a
@@ -441,8 +435,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
   try {
     opened = await openSource(a, src, 0);
     // Refuse before writing anything when the source's checksum is required and it announced none.
-    const missing = missingSourceDigest(a, opened.sourceDigest);
-    if (missing) throw missing;
+    refuseWithoutSourceDigest(a, opened.sourceDigest);
     const checksum = a.computeChecksum ? newChecksum(a.alg) : null;
     // With stages: `checksum` covers the source bytes; the destination is compared with the output's own sum.
     const outputChecksum = stages && checksum && (req.verify === 'destination' || req.verify === 'both') ? newChecksum(a.alg) : null;

@@ -12,7 +12,7 @@ import { adler32Combine } from '../checksum/adler32.js';
 import { Sum32Checksummer, isSum32Alg } from '../checksum/checksummer.js';
 import { crc32cCombine } from '../checksum/crc32c.js';
 import type { ClientPool, PooledClient } from './client-pool.js';
-import { asAttemptError, verifyChecksum, type Attempt } from './attempt.js';
+import { asAttemptError, sourceDigestRequired, verifyChecksum, type Attempt } from './attempt.js';
 import { ProgressMeter } from './byte-pump.js';
 import { FilePump } from './file-pump.js';
 import { PeriodicCheckpoint } from './periodic-checkpoint.js';
@@ -162,12 +162,12 @@ export function sourceHeaders(a: Attempt): Record<string, string> {
  * The source's checksum for verify = source | both, known before any body byte is stored: the one in `announced`
  * (the headers already received), else — a ranged answer (206) need not carry the digest of the whole file, and
  * some servers send it only on full responses — one HEAD. Undefined when it is not needed or the source has none;
- * the caller then refuses at once (missingSourceDigest) instead of downloading a file it could not publish.
+ * the caller then refuses at once (refuseWithoutSourceDigest) instead of downloading a file it could not publish.
  */
 export async function sourceDigestBeforeDownload(
   pool: ClientPool, src: HttpEndpoint, a: Attempt, announced: string | undefined, ranged: boolean,
 ): Promise<string | undefined> {
-  if (announced !== undefined || !ranged || !wantsSourceDigest(a) || a.req.checksum?.value !== undefined) return announced;
+  if (announced !== undefined || !ranged || !sourceDigestRequired(a)) return announced;
   const head = await headRequest(pool, src, 'source', sourceHeaders(a), a.signal);
   return head.status >= 200 && head.status < 300 ? digestFromHeaders(head.headers, a.alg) : undefined;
 }

@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { Sum32Checksummer, isSum32Alg } from '../checksum/checksummer.js';
 import type { CargoError } from '../errors.js';
 import type { Attempt } from './attempt.js';
-import { missingSourceDigest, verifyChecksum } from './attempt.js';
+import { refuseWithoutSourceDigest, verifyChecksum } from './attempt.js';
 import { checkPushedDestination } from './destination-check.js';
 import { ProgressMeter, pumpBytes } from './byte-pump.js';
 import type { ClientPool } from './client-pool.js';
@@ -65,8 +65,7 @@ export async function pushRanges(
 ): Promise<TransferResult> {
   const { req, ctl } = a;
   // Refuse before writing anything when the source's checksum is required and it announced none.
-  const missing = missingSourceDigest(a, plan.sourceDigest);
-  if (missing) throw missing;
+  refuseWithoutSourceDigest(a, plan.sourceDigest);
   const { size } = plan;
   const uploadId = randomBytes(12).toString('hex');
   const todo = missingRanges([], size, policy.rangeBytes);

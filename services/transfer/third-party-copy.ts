@@ -83,7 +83,7 @@ export async function thirdPartyCopy(
       const checked = await checkDestination(a, src, dst, pool).catch(async (e: unknown) => {
         // The copy stored bytes this transfer cannot vouch for: remove them, as a push does, so nothing unverified
         // stays published and a retry without overwrite does not meet its own leftover (CARGO_ERR_DEST_EXISTS).
-        if (!a.signal.aborted) await removeUnverifiedUpload(pool, dst, { ...a.req.destinationHeaders });
+        if (!a.signal.aborted) await removeUnverifiedUpload(pool, dst, a.req.destinationHeaders ?? {});
         throw e;
       });
       return {
