@@ -15,6 +15,20 @@ export interface ConnectionPacerOptions {
 
 export const defaultConnectionPacing: ConnectionPacerOptions = { maxPending: 32, perSecond: 200 };
 
+/** Connect failures worth another paced turn: an overflowing accept backlog answers with RST / refusal. */
+const RETRYABLE_CONNECT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
+const CONNECT_RETRIES = 3;
+
+/**
+ * How long to wait before paced connect retry number `retry` (1, 2, 3) after a failure with error `code`, or
+ * undefined when the failure is final (another code, or the retries are used up). Jittered exponential backoff:
+ * ~100, 200, 400 ms. Every connector of the port (undici's, the bulk receive sessions) follows this one policy.
+ */
+export function connectRetryDelayMs(code: string | undefined, retry: number): number | undefined {
+  if (code === undefined || !RETRYABLE_CONNECT_CODES.has(code) || retry > CONNECT_RETRIES) return undefined;
+  return 50 * 2 ** retry * (0.5 + Math.random());
+}
+
 interface HostPace {
   pending: ConcurrencySlots;
   rate: TokenBucket;

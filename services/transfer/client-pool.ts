@@ -11,7 +11,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Client, buildConnector } from 'undici';
-import { ConnectionPacer, defaultConnectionPacing, type ConnectionPacerOptions } from '../throttle/connection-pacer.js';
+import { ConnectionPacer, connectRetryDelayMs, defaultConnectionPacing, type ConnectionPacerOptions } from '../throttle/connection-pacer.js';
 import { createHttp1Agent, type Http1Agent } from './http1-upload.js';
 import { H2BulkSession } from './h2-bulk/bulk-session.js';
 
@@ -72,10 +72,6 @@ export const defaultClientOptions: TransferClientOptions = {
   connectionPacing: defaultConnectionPacing,
   bulkReceive: process.env['CARGOPORT_BULK_RECEIVE'] !== '0',
 };
-
-/** Connect failures worth a paced retry: an overflowing accept backlog answers with RST / refusal. */
-const CONNECT_RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
-const CONNECT_RETRIES = 3;
 
 export interface ConnectionInfo {
   remoteIp?: string;
@@ -251,7 +247,7 @@ export class ClientPool {
    */
   bulkSession(origin: string, lane: number): H2BulkSession | undefined {
     const o = this.optionsFor(origin);
-    if (!o.bulkReceive || o.http1Only || this.negotiated.get(origin) === 'http/1.1' || !origin.startsWith('https:')) return undefined;
+    if (!o.bulkReceive || this.protocolOf(origin) === 'http/1.1' || !origin.startsWith('https:')) return undefined;
     const key = `${origin} ${lane}`;
     let session = this.bulkSessions.get(key);
     if (!session || !session.usable) {
@@ -370,13 +366,13 @@ export class ClientPool {
     const negotiated = this.negotiated;
     const firstContactDone = (): void => this.settleFirstContact(origin);
     const connect: buildConnector.connector = (connectOpts, callback) => {
-      let tries = 0;
+      let retries = 0;
       const attemptConnect = (release: () => void): void => baseConnect(connectOpts, (err, socket) => {
         release();
-        const code = (err as NodeJS.ErrnoException | null)?.code;
-        if (err && code && CONNECT_RETRY_CODES.has(code) && tries++ < CONNECT_RETRIES) {
+        const retryIn = err ? connectRetryDelayMs((err as NodeJS.ErrnoException).code, ++retries) : undefined;
+        if (retryIn !== undefined) {
           // Jittered backoff, then queue for another paced turn.
-          setTimeout(() => void pacer.turn(connectOpts.hostname).then(attemptConnect), 50 * 2 ** tries * (0.5 + Math.random()));
+          setTimeout(() => void pacer.turn(connectOpts.hostname).then(attemptConnect), retryIn);
           return;
         }
         if (socket) {

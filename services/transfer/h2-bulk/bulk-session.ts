@@ -17,7 +17,7 @@
 import { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { isIP, type Socket } from 'node:net';
-import type { ConnectionPacer } from '../../throttle/connection-pacer.js';
+import { connectRetryDelayMs, type ConnectionPacer } from '../../throttle/connection-pacer.js';
 import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 import { encodeGetRequest, HpackDecoder, HpackError } from './hpack.js';
 
@@ -64,9 +64,6 @@ const FLUSH_AFTER_MS = 20;
 const READ_BUFFER_BYTES = 256 * 1024;
 /** Largest response header block accepted (all HEADERS + CONTINUATION fragments together). */
 const MAX_HEADER_BLOCK = 256 * 1024;
-/** Connect failures worth a paced retry (as client-pool.ts): an overflowing accept backlog refuses or resets. */
-const CONNECT_RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
-const CONNECT_RETRIES = 3;
 
 export interface BulkSessionOptions {
   /** `https://host[:port]` */
@@ -195,7 +192,7 @@ export class H2BulkSession {
   private frameFlags = 0;
   private frameStream = 0;
   private remaining = 0;
-  /** DATA frame: pad length byte still to read, data bytes left, padding bytes left. */
+  /** DATA frame: pad length byte still to read, data bytes left (the padding after them is skipped). */
   private padPending = false;
   private dataLeft = 0;
   private control = Buffer.alloc(1024);
@@ -258,19 +255,20 @@ export class H2BulkSession {
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const port = Number(url.port || 443);
     try {
-      for (let tries = 0; ; tries++) {
+      for (let retry = 1; ; retry++) {
         const release = await this.o.pacer.turn(host);
+        let retryIn: number | undefined;
         try {
           await this.connectOnce(host, port);
           return;
         } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          // An overflowing accept backlog answers with RST / refusal: paced retries, as the undici connector does.
-          if (!code || !CONNECT_RETRY_CODES.has(code) || tries >= CONNECT_RETRIES) throw e;
+          // An overflowing accept backlog answers with RST / refusal: paced retries, the pool's one policy.
+          retryIn = connectRetryDelayMs((e as NodeJS.ErrnoException).code, retry);
+          if (retryIn === undefined) throw e;
         } finally {
           release();
         }
-        await new Promise((r) => setTimeout(r, 50 * 2 ** (tries + 1) * (0.5 + Math.random())));
+        await new Promise((r) => setTimeout(r, retryIn));
       }
     } catch (e) {
       this.closed = true;
