@@ -14,7 +14,8 @@ import { createServer as createTlsServer } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { ConnectionPacer, defaultConnectionPacing } from '../../services/throttle/connection-pacer.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { H2BulkSession, frame, type BulkResponse } from '../../services/transfer/h2-bulk/bulk-session.js';
+import { H2BulkSession, frame, type BulkResponse, type RecyclingReadable } from '../../services/transfer/h2-bulk/bulk-session.js';
+import { pooledChunkCount } from '../../services/transfer/h2-bulk/chunk-pool.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
@@ -120,6 +121,38 @@ describe('bulk receive path against a node:http2 server', () => {
     } finally {
       s.close();
     }
+  });
+
+  test('chunks handed back are reused by every session of the process; the pool is bounded and empties once no session is open', async () => {
+    const [f] = makeRandomFiles(srv.root, 1, 8 * 1024 * 1024, 8 * 1024 * 1024, 'p');
+    const s1 = session(srv.origin);
+    const s2 = session(srv.origin);
+    /** Reads like FilePump: every view goes back once "written"; returns the chunk memory the views lived in. */
+    const readRecycling = async (s: H2BulkSession): Promise<{ memory: Set<ArrayBufferLike>; body: Buffer }> => {
+      const res = await s.request(`/${f!.name}`, {}, new AbortController().signal);
+      const memory = new Set<ArrayBufferLike>();
+      const parts: Buffer[] = [];
+      for await (const c of res.body) {
+        const view = c as Buffer;
+        memory.add(view.buffer);
+        parts.push(Buffer.from(view));
+        (res.body as RecyclingReadable).recycle([view]);
+      }
+      return { memory, body: Buffer.concat(parts) };
+    };
+    try {
+      const first = await readRecycling(s1);
+      assert.equal(sha(first.body), sha(readFileSync(join(srv.root, f!.name))));
+      assert.ok(first.memory.size < 8, `8 MiB read back-to-back needed ${first.memory.size} chunks`);
+      assert.ok(pooledChunkCount() > 0 && pooledChunkCount() <= 64, `pooled ${pooledChunkCount()}`);
+      const second = await readRecycling(s2);
+      assert.equal(sha(second.body), sha(first.body));
+      assert.ok([...second.memory].every((m) => first.memory.has(m)), 'the second session\'s body lived in the first one\'s chunks');
+    } finally {
+      s1.close();
+      s2.close();
+    }
+    assert.equal(pooledChunkCount(), 0, 'no session open: nothing kept');
   });
 
   test('a missing file is an answer (404), not a transport error', async () => {

@@ -20,6 +20,7 @@ import { isIP, type Socket } from 'node:net';
 import { connectRetryDelayMs, type ConnectionPacer } from '../../throttle/connection-pacer.js';
 import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 import { encodeGetRequest, HpackDecoder, HpackError } from './hpack.js';
+import { holdChunkPool, returnChunk, takeChunk } from './chunk-pool.js';
 
 const FRAME_DATA = 0x0;
 const FRAME_HEADERS = 0x1;
@@ -56,8 +57,6 @@ const MAX_FRAME_SIZE = 1 << 16;
 /** The server's limit on the frames we send, until its SETTINGS say otherwise (RFC 9113 §6.5.2). */
 const DEFAULT_PEER_MAX_FRAME = 16384;
 const MAX_WINDOW = 2 ** 31 - 1;
-/** Body chunk buffers: DATA payloads are copied here, and the body stream gets views of them. */
-const CHUNK_BYTES = 256 * 1024;
 /** A view goes to the body stream once this much is waiting, or after FLUSH_AFTER_MS on a slow stream. */
 const PUSH_BYTES = 64 * 1024;
 const FLUSH_AFTER_MS = 20;
@@ -145,9 +144,6 @@ interface ChunkRecord {
   sealed: boolean;
 }
 
-/** Chunk buffers kept for reuse per session (32 × 256 KiB = 8 MiB). */
-const FREE_CHUNKS = 32;
-
 class BulkBody extends Readable implements RecyclingReadable {
   constructor(private readonly session: H2BulkSession, private readonly stream: Stream) {
     super({ highWaterMark: 1024 * 1024 });
@@ -183,7 +179,8 @@ export class H2BulkSession {
   /** When the last stream ended (idle close). */
   private idleSince = Date.now();
   private readonly chunks = new WeakMap<ArrayBufferLike, ChunkRecord>();
-  private readonly freeChunks: Buffer[] = [];
+  /** Lets go of the process-wide chunk pool when this session closes. */
+  private readonly releaseChunkPool = holdChunkPool();
   // Frame parser state, carried across reads.
   private readonly head = Buffer.alloc(9);
   private headFill = 0;
@@ -274,6 +271,7 @@ export class H2BulkSession {
       this.closed = true;
       this.closeError = e as Error;
       clearInterval(this.ticker);
+      this.releaseChunkPool();
       throw e;
     }
   }
@@ -372,6 +370,7 @@ export class H2BulkSession {
     this.closed = true;
     this.closeError = err;
     clearInterval(this.ticker);
+    this.releaseChunkPool();
     const s = this.socket;
     if (s && !s.destroyed && s.writable) {
       const payload = Buffer.alloc(8);
@@ -459,7 +458,7 @@ export class H2BulkSession {
       if (!s.chunk || s.fill === s.chunk.length) {
         this.pushData(s, true);
         this.sealChunk(s);
-        const buf = this.freeChunks.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+        const buf = takeChunk();
         const record: ChunkRecord = { buf, outstanding: 0, sealed: false };
         this.chunks.set(buf.buffer, record);
         s.chunk = buf;
@@ -508,7 +507,7 @@ export class H2BulkSession {
   private maybeReuse(record: ChunkRecord): void {
     if (!record.sealed || record.outstanding !== 0) return;
     this.chunks.delete(record.buf.buffer);
-    if (this.freeChunks.length < FREE_CHUNKS) this.freeChunks.push(record.buf);
+    returnChunk(record.buf);
   }
 
   private endStream(s: Stream): void {
