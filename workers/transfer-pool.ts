@@ -84,7 +84,11 @@ export class TransferPool {
     this.id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.redis = connectRedis(opts.redisUrl, 'worker');
     this.sub = connectRedis(opts.redisUrl, 'worker');
-    this.store = new JobStore(this.redis, cfg.redis.prefix);
+    this.store = new JobStore(this.redis, cfg.redis.prefix, {
+      failures: cfg.scheduler.endpointBreakerFailures,
+      cooldownMs: cfg.scheduler.endpointBreakerCooldownSec * 1000,
+      maxCooldownMs: cfg.scheduler.endpointBreakerMaxCooldownSec * 1000,
+    });
     this.admin = new AdminStateStore(this.redis, cfg.redis.prefix);
     this.limitStore = new RateLimitStore(this.redis, cfg.redis.prefix);
     this.queue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(opts.redisUrl, 'worker') as ConnectionOptions, prefix: cfg.redis.prefix });

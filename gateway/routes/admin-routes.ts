@@ -20,7 +20,10 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
     },
   }, async (req) => {
     if (req.params.op === 'status') return status();
-    return ctx.admin.apply(req.params.op, req.body?.scope ?? 'port', req.body?.target);
+    const rec = await ctx.admin.apply(req.params.op, req.body?.scope ?? 'port', req.body?.target);
+    // An operator who (re)starts or resumes an endpoint says it is back: its circuit breaker closes now.
+    if (rec.scope === 'endpoint' && rec.state === 'running') await ctx.store.closeEndpointBreaker(rec.target);
+    return rec;
   });
 
   const limits = new RateLimitStore(ctx.redis, ctx.cfg.redis.prefix);

@@ -1,5 +1,6 @@
 /**
- * Server-sent events of job and file state changes (`GET /api/v1/events[?job=ID]`). One Redis subscriber
+ * Server-sent events of job, file and endpoint state changes (`GET /api/v1/events[?job=ID]`; endpoint events, the
+ * circuit breaker's, carry no job and reach only unfiltered clients). One Redis subscriber
  * per gateway fans out to every client; a client that cannot keep up loses events rather than growing
  * memory (clients re-read state with GET after a gap, as with any SSE stream).
  */
@@ -38,7 +39,7 @@ export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { c
 
   app.get<{ Querystring: { job?: string } }>('/events', {
     schema: {
-      summary: 'Server-sent events of job and file state changes',
+      summary: 'Server-sent events of job, file and endpoint (circuit breaker) state changes',
       querystring: { type: 'object', additionalProperties: false, properties: { job: { type: 'string', pattern: '^[0-9a-f-]{36}$' } } },
     },
   }, (req, reply) => {

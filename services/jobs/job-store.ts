@@ -113,11 +113,34 @@ function rateWindow(): number {
   return Math.floor(Date.now() / 1000 / RATE_WINDOW_SEC);
 }
 
+/**
+ * The per-endpoint circuit breaker (scheduler.endpointBreaker*): after `failures` attempts in a row that could not
+ * reach an endpoint at all, no new transfer touching it starts for `cooldownMs` (doubling on every re-trip, up to
+ * `maxCooldownMs`); its files wait in their lanes without spending retries. Then one transfer at a time probes it,
+ * and the first success closes the breaker. State in Redis, so every worker process and the status see it.
+ */
+export interface EndpointBreakerSettings {
+  failures: number;
+  cooldownMs: number;
+  maxCooldownMs: number;
+}
+
+export const DEFAULT_ENDPOINT_BREAKER: EndpointBreakerSettings = { failures: 5, cooldownMs: 30_000, maxCooldownMs: 900_000 };
+
+/** An endpoint whose breaker is tripped: `open` until retryAt, then `half-open` (one probing transfer at a time). */
+export interface UnavailableEndpoint {
+  endpoint: string;
+  state: 'open' | 'half-open';
+  retryAt: string;
+  cooldownMs: number;
+  failuresInARow: number;
+}
+
 export class JobStore {
   readonly redis: ScriptedRedis;
   readonly prefix: string;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: Redis, prefix: string, private readonly breaker: EndpointBreakerSettings = DEFAULT_ENDPOINT_BREAKER) {
     this.prefix = prefix;
     const r = redis as ScriptedRedis;
     const define = (name: string, src: string) => {
@@ -227,14 +250,18 @@ export class JobStore {
     return { kind: 'skip', reason: r[1] ?? 'unknown' };
   }
 
-  /** `link` is the file's link (as returned by start), passed back so END need not decode the spec. */
+  /**
+   * `link` is the file's link (as returned by start), passed back so END need not decode the spec.
+   * `unreachableEndpoint`: the endpoint (`host:port`) this attempt could not reach at all, for the breaker.
+   */
   async end(
     jobId: string, idx: number, run: number, link: string, outcome: EndOutcome, report: EndReport,
-    retryable = false, retryDelayMs = 0, unreportedBytes = 0,
+    retryable = false, retryDelayMs = 0, unreportedBytes = 0, unreachableEndpoint = '',
   ): Promise<EndResult> {
+    const b = this.breaker;
     const r = (await this.redis.cpEnd(
       this.route, this.prefix, jobId, idx, run, outcome, Date.now(), JSON.stringify(report), retryable ? '1' : '0', retryDelayMs, link,
-      Math.max(0, unreportedBytes), rateWindow(),
+      Math.max(0, unreportedBytes), rateWindow(), unreachableEndpoint, b.failures, b.cooldownMs, b.maxCooldownMs,
     )) as [string, string?, number?];
     if (r[0] === 'queued') return { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) };
     return { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
@@ -442,6 +469,26 @@ export class JobStore {
   }
 
   /** Slots held per link and endpoint (files QUEUED or ACTIVE), files QUEUED, and files ACTIVE port-wide. */
+  /** Endpoints whose circuit breaker is tripped (open or half-open), for the status. */
+  async unavailableEndpoints(): Promise<UnavailableEndpoint[]> {
+    const [trip, cd, fails] = await Promise.all([
+      this.redis.hgetall(`${this.prefix}:trip`), this.redis.hgetall(`${this.prefix}:tripcd`), this.redis.hgetall(`${this.prefix}:epfail`),
+    ]);
+    const now = Date.now();
+    return Object.entries(trip).map(([endpoint, until]) => ({
+      endpoint, state: Number(until) > now ? 'open' as const : 'half-open' as const, retryAt: new Date(Number(until)).toISOString(),
+      cooldownMs: Number(cd[endpoint] ?? 0), failuresInARow: Number(fails[endpoint] ?? 0),
+    }));
+  }
+
+  /** An operator says the endpoint is back (admin start/resume on it): its breaker closes now. */
+  async closeEndpointBreaker(endpoint: string): Promise<boolean> {
+    const [[, removed]] = (await this.redis.multi()
+      .hdel(`${this.prefix}:trip`, endpoint).hdel(`${this.prefix}:tripcd`, endpoint).hdel(`${this.prefix}:epfail`, endpoint)
+      .exec()) as Array<[Error | null, number]>;
+    return removed === 1;
+  }
+
   async activeSlots(): Promise<{ links: Record<string, number>; endpoints: Record<string, number>; queued: number; active: number }> {
     const [links, endpoints, queued, active] = await Promise.all([
       this.redis.hgetall(`${this.prefix}:act:link`),

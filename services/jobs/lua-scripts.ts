@@ -56,11 +56,19 @@ end
 local function adminState(scopeKey)
   return redis.call('HGET', P..':admin', scopeKey) or 'running'
 end
-local function linkRunnable(link)
+-- Per-endpoint circuit breaker: trip holds, per endpoint that stopped answering, the time (ms) until which no
+-- transfer touching it starts; after that it is half-open (one transfer at a time, see FEED) until a transfer
+-- through it succeeds. epfail counts unreachable failures since its last success; tripcd the last cool-down.
+local function endpointTripped(ep, now)
+  local u = redis.call('HGET', P..':trip', ep)
+  return u and tonumber(u) > now
+end
+local function linkRunnable(link, now)
   if adminState('link:'..link) ~= 'running' then return false end
   local src, dst = linkEnds(link)
   if adminState('endpoint:'..src) ~= 'running' then return false end
   if adminState('endpoint:'..dst) ~= 'running' then return false end
+  if endpointTripped(src, now) or endpointTripped(dst, now) then return false end
   return true
 end
 local function fileLink(jobId, idx)
@@ -123,12 +131,15 @@ local runnable = {}
 -- Free slots on a link now: min(link headroom, both endpoints' headroom); 0 if not runnable.
 local function headroom(link)
   local r = runnable[link]
-  if r == nil then r = linkRunnable(link); runnable[link] = r end
+  if r == nil then r = linkRunnable(link, now); runnable[link] = r end
   if not r then return 0 end
   local src, dst = linkEnds(link)
   local free = tonumber(redis.call('HGET', P..':lim:link', link) or defLink) - tonumber(redis.call('HGET', actLink, link) or '0')
   for _, ep in ipairs({src, dst}) do
-    local f = tonumber(redis.call('HGET', P..':lim:ep', ep) or defEp) - tonumber(redis.call('HGET', actEp, ep) or '0')
+    local act = tonumber(redis.call('HGET', actEp, ep) or '0')
+    local f = tonumber(redis.call('HGET', P..':lim:ep', ep) or defEp) - act
+    -- half-open breaker: one transfer at a time finds out whether the endpoint is back
+    if redis.call('HEXISTS', P..':trip', ep) == 1 then f = math.min(f, 1 - act) end
     if f < free then free = f end
   end
   return free
@@ -252,7 +263,7 @@ elseif o.s == 'QUEUED' then
     return {'skip', 'canceled'}
   end
   redis.call('DECR', P..':queued')
-  if not linkRunnable(link) then
+  if not linkRunnable(link, now) then
     o.s = 'SUBMITTED'; saveFs(jobId, idx, o); moveState(jobId, idx, 'QUEUED', 'SUBMITTED')
     releaseSlots(link)
     relane(jobId, idx, link, jh[4], (5 - tonumber(jh[5])) * 1e12)
@@ -274,6 +285,9 @@ return {'run', specJson, cjson.encode(o), jh[3], o.r}
  * end: closes run ARGV[4] of a file. ARGV[5] outcome: ok | error | requeue | cancel. A retryable error
  * with tries left, or a requeue, puts the file back to QUEUED with a new generation, keeping its link slot,
  * and records it in the outbox with its due time. Returns {'stale'} if the run is no longer current.
+ * Circuit breaker: ARGV[13] names the endpoint this attempt could not reach at all ('' if none); after ARGV[14]
+ * such failures in a row it trips for ARGV[15] ms, doubling on every re-trip up to ARGV[16] ms. A success
+ * closes the breakers of both ends.
  */
 export const END = COMMON + `
 local jobId, idx, run, outcome, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
@@ -338,6 +352,28 @@ else
 end
 saveFs(jobId, idx, o)
 publish({ t = 'file', job = jobId, file = tonumber(idx), state = o.s })
+local downEp = ARGV[13] or ''
+if downEp ~= '' then
+  local n = tonumber(redis.call('HINCRBY', P..':epfail', downEp, 1))
+  local u = tonumber(redis.call('HGET', P..':trip', downEp) or '0')
+  -- (re)trip only when not already open: transfers in flight when it tripped do not extend it
+  if n >= tonumber(ARGV[14]) and u <= now then
+    local cd = tonumber(ARGV[15])
+    if u > 0 then cd = math.min(tonumber(ARGV[16]), 2 * tonumber(redis.call('HGET', P..':tripcd', downEp) or cd)) end
+    redis.call('HSET', P..':trip', downEp, now + cd)
+    redis.call('HSET', P..':tripcd', downEp, cd)
+    publish({ t = 'endpoint', endpoint = downEp, state = 'unavailable', retryAt = now + cd, failures = n })
+  end
+elseif outcome == 'ok' and redis.call('HLEN', P..':epfail') > 0 then
+  local src, dst = linkEnds(link)
+  for _, ep in ipairs({src, dst}) do
+    redis.call('HDEL', P..':epfail', ep)
+    if redis.call('HDEL', P..':trip', ep) == 1 then
+      redis.call('HDEL', P..':tripcd', ep)
+      publish({ t = 'endpoint', endpoint = ep, state = 'available' })
+    end
+  end
+end
 finishJobIfDone(jobId, now)
 return result
 `;

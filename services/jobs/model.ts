@@ -94,6 +94,12 @@ export function linkOf(source: string, destination: string): string {
   return `${hostKey(source)}>${hostKey(destination)}`;
 }
 
+/** The two endpoints of a link, [source, destination]. */
+export function linkEndpoints(link: string): [string, string] {
+  const i = link.indexOf('>');
+  return [link.slice(0, i), link.slice(i + 1)];
+}
+
 /** The endpoint a URL belongs to, as used for per-endpoint limits and admin scopes: `host:port` or `local`. */
 export function hostKey(url: string): string {
   if (url.startsWith('file:')) return 'local';

@@ -6,7 +6,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AdminStateStore, ScopeRecord } from './admin-state.js';
-import type { JobStore } from './job-store.js';
+import type { JobStore, UnavailableEndpoint } from './job-store.js';
 
 export interface WorkerView {
   id: string;
@@ -28,17 +28,20 @@ export interface PortStatus {
   transfers: { active: number; rateBytesPerSec: number };
   jobs: { active: number };
   slots: { links: Record<string, number>; endpoints: Record<string, number> };
+  /** Endpoints whose circuit breaker is tripped: their files wait instead of spending retries. */
+  unavailableEndpoints: UnavailableEndpoint[];
 }
 
 export async function portStatus(redis: Redis, prefix: string, store: JobStore, admin: AdminStateStore, queue: Queue, heartbeatMs: number): Promise<PortStatus> {
   const now = Date.now();
-  const [scopes, rawWorkers, counts, rate, slots, activeJobs] = await Promise.all([
+  const [scopes, rawWorkers, counts, rate, slots, activeJobs, unavailableEndpoints] = await Promise.all([
     admin.all(),
     redis.hgetall(`${prefix}:workers`),
     queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized'),
     store.rate('_all'),
     store.activeSlots(),
     redis.smembers(`${prefix}:jobs:active`),
+    store.unavailableEndpoints(),
   ]);
   const workers: WorkerView[] = [];
   const stale: string[] = [];
@@ -85,5 +88,6 @@ export async function portStatus(redis: Redis, prefix: string, store: JobStore, 
     transfers: { active: slots.active, rateBytesPerSec: Math.round(rate) },
     jobs: { active: activeJobs.length },
     slots: { links: slots.links, endpoints: slots.endpoints },
+    unavailableEndpoints,
   };
 }

@@ -4,6 +4,7 @@
  * holds its bytes in flight.
  */
 import { CombinedGate, PauseGate, type Gate } from '../throttle/pause-gate.js';
+import { linkEndpoints } from './model.js';
 
 export class ScopeGates {
   readonly port = new PauseGate();
@@ -24,7 +25,7 @@ export class ScopeGates {
   }
 
   forTransfer(link: string): Gate {
-    const i = link.indexOf('>');
-    return new CombinedGate([this.port, this.pool, this.link(link), this.endpoint(link.slice(0, i)), this.endpoint(link.slice(i + 1))]);
+    const [src, dst] = linkEndpoints(link);
+    return new CombinedGate([this.port, this.pool, this.link(link), this.endpoint(src), this.endpoint(dst)]);
   }
 }

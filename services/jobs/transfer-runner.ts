@@ -5,10 +5,11 @@
  */
 import { rm } from 'node:fs/promises';
 import { isCargoError } from '../errors.js';
+import { unreachableSide } from '../transfer/transfer-errors.js';
 import type { ResumeState, TransferFn, TransferRequest, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
 import { parseMember, type EndReport, type JobStore } from './job-store.js';
-import type { JobParams } from './model.js';
+import { linkEndpoints, type JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
 
 export interface RunnerDeps {
@@ -77,6 +78,8 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   let report: EndReport;
   let outcome: 'ok' | 'error' | 'requeue' | 'cancel';
   let retryable = false;
+  /** The endpoint this attempt could not reach at all, for the scheduler's circuit breaker. */
+  let unreachable = '';
   try {
     const res = await deps.transfer(req, {
       signal: controller.signal,
@@ -114,13 +117,15 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     } else {
       outcome = 'error';
       retryable = isCargoError(err) ? err.retryable : true;
+      const side = unreachableSide(err);
+      if (side) unreachable = linkEndpoints(spec.link)[side === 'source' ? 0 : 1];
     }
   } finally {
     deps.active.remove(t);
     lim?.release();
   }
   const moved = outcome === 'ok' ? (report.bytes ?? 0) - (report.resumedBytes ?? 0) : t.bytes;
-  const end = await store.end(jobId, idx, run, spec.link, outcome, report, retryable, retryDelayMs(params.retryDelaySec, state.t + 1), moved - t.reportedBytes);
+  const end = await store.end(jobId, idx, run, spec.link, outcome, report, retryable, retryDelayMs(params.retryDelaySec, state.t + 1), moved - t.reportedBytes, unreachable);
   // The progress flusher must not count these bytes again.
   t.reportedBytes = Math.max(t.reportedBytes, moved);
   // A canceled file keeps nothing: its partial data (kept by the engine for resume) is removed.

@@ -130,3 +130,33 @@ export function redactUrl(url: string): string {
     return url.slice(0, 200);
   }
 }
+
+/**
+ * Socket errors that mean "nobody answered at that address": the connection itself failed, before any request.
+ * A reset or a timeout in the middle of a body is not here: the endpoint answered, and resuming fixes it.
+ */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * Which side of a transfer could not be reached at all (connection refused, no such host, connect timeout),
+ * or undefined when the failure says nothing about reachability. The scheduler's per-endpoint circuit breaker
+ * counts these: files waiting for an endpoint that is down then wait in their lanes instead of spending their
+ * retries against it.
+ */
+export function unreachableSide(err: unknown): TransferSide | undefined {
+  if (!(err instanceof CargoError)) return undefined;
+  if (err.code !== TransferErrorCode.network && err.code !== TransferErrorCode.timeout) return undefined;
+  if (err.field !== 'source' && err.field !== 'destination') return undefined;
+  // The socket's own error is somewhere down the cause chain (undici and the bulk session wrap it).
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 6; depth++) {
+    const x = e as { code?: unknown; errors?: unknown[]; cause?: unknown };
+    if (typeof x.code === 'string' && UNREACHABLE_CODES.has(x.code)) return err.field;
+    // Happy eyeballs reports every address it tried in an AggregateError.
+    if (Array.isArray(x.errors) && x.errors.some((a) => UNREACHABLE_CODES.has((a as { code?: string })?.code ?? ''))) return err.field;
+    e = x.cause;
+  }
+  return undefined;
+}

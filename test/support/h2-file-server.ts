@@ -73,6 +73,8 @@ export interface H2FileServerOptions {
   settings?: http2.Settings;
   /** Refuse h2 in ALPN (HTTP/1.1 only endpoint). */
   http1Only?: boolean;
+  /** Listen on this port (an endpoint that comes back where it was); 0 or absent: any free port. */
+  port?: number;
 }
 
 function etagOf(size: number, mtimeMs: number): string {
@@ -361,7 +363,7 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
     res.end();
   }
 
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   const origin = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {

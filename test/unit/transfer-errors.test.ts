@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CargoError } from '../../services/errors.js';
 import { parseEndpoint } from '../../services/transfer/endpoint.js';
-import { classifyError, errorForHttpStatus, redactUrl } from '../../services/transfer/transfer-errors.js';
+import { classifyError, errorForHttpStatus, redactUrl, unreachableSide } from '../../services/transfer/transfer-errors.js';
 
 describe('errorForHttpStatus', () => {
   const cases: Array<[number, 'source' | 'destination', string, boolean]> = [
@@ -44,6 +44,25 @@ describe('classifyError', () => {
   it('local I/O: a full disk may clear up, a permission error will not', () => {
     assert.equal(classifyError(Object.assign(new Error('f'), { code: 'ENOSPC' }), 'local', '/x').retryable, true);
     assert.equal(classifyError(Object.assign(new Error('p'), { code: 'EACCES' }), 'local', '/x').retryable, false);
+  });
+});
+
+describe('unreachableSide (the circuit breaker counts these)', () => {
+  const sock = (code: string) => Object.assign(new Error(code), { code });
+  it('names the side that refused, had no address, or did not answer the connect', () => {
+    assert.equal(unreachableSide(classifyError(sock('ECONNREFUSED'), 'source', 'u')), 'source');
+    assert.equal(unreachableSide(classifyError(sock('ENOTFOUND'), 'destination', 'u')), 'destination');
+    assert.equal(unreachableSide(classifyError(sock('UND_ERR_CONNECT_TIMEOUT'), 'source', 'u')), 'source');
+    // undici wraps the socket error; happy eyeballs aggregates one per address
+    assert.equal(unreachableSide(classifyError(Object.assign(new Error('fetch failed'), { cause: sock('EHOSTUNREACH') }), 'source', 'u')), 'source');
+    assert.equal(unreachableSide(classifyError(new AggregateError([sock('ECONNREFUSED'), sock('ECONNREFUSED')]), 'source', 'u')), 'source');
+  });
+  it('says nothing for an endpoint that answered: resets, body timeouts, HTTP errors, local I/O', () => {
+    assert.equal(unreachableSide(classifyError(sock('ECONNRESET'), 'source', 'u')), undefined);
+    assert.equal(unreachableSide(classifyError(sock('UND_ERR_BODY_TIMEOUT'), 'source', 'u')), undefined);
+    assert.equal(unreachableSide(errorForHttpStatus(503, 'source', 'u')), undefined);
+    assert.equal(unreachableSide(classifyError(sock('ENOENT'), 'local', '/x')), undefined);
+    assert.equal(unreachableSide(sock('ECONNREFUSED')), undefined, 'unclassified: no side known');
   });
 });
 
