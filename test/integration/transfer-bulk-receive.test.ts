@@ -243,7 +243,7 @@ describe('bulk receive path against nginx', { skip: hasTool('nginx') ? false : '
 describe('bulk receive path against a broken HTTP/2 server', () => {
   const frameOf = frame;
   /** Serves one connection: waits for the client's first request, then writes what `respond` returns. */
-  async function brokenServer(respond: () => Buffer[]): Promise<{ origin: string; close(): Promise<void> }> {
+  async function brokenServer(respond: () => Buffer[], closeAfterMs?: number): Promise<{ origin: string; close(): Promise<void> }> {
     const tls = testTls();
     const server = createTlsServer({ key: tls.key, cert: tls.cert, ALPNProtocols: ['h2'] }, (socket) => {
       let seen = Buffer.alloc(0);
@@ -257,6 +257,7 @@ describe('bulk receive path against a broken HTTP/2 server', () => {
           answered = true;
           socket.write(frameOf(4, 0, 0, Buffer.alloc(0)));
           for (const f of respond()) socket.write(f);
+          if (closeAfterMs !== undefined) setTimeout(() => socket.destroy(), closeAfterMs);
         }
       });
       socket.on('error', () => undefined);
@@ -277,6 +278,23 @@ describe('bulk receive path against a broken HTTP/2 server', () => {
     ['DATA before the response headers', () => [frameOf(0, 0, 1, Buffer.from('early'))], /DATA before response headers/],
     ['a response without :status', () => [frameOf(1, 0x4 | 0x1, 1, Buffer.from([0x00, 0x01, 0x61, 0x01, 0x62]))], /without a valid :status/],
   ];
+  test('a connection lost while nobody reads the body yet: the body holds the error for its reader, the process does not crash', async () => {
+    // Between a response and its consumer (a probe kept across awaits, a part file being opened) the body has no
+    // 'error' listener; an unhandled 'error' there took a worker process down in the 10 %-reset fault bench.
+    const srv = await brokenServer(() => [frameOf(1, 0x4, 1, Buffer.from([0x88])), frameOf(0, 0, 1, Buffer.alloc(1000, 7))], 50);
+    const s = session(srv.origin);
+    try {
+      const res = await s.request('/x', {}, new AbortController().signal);
+      assert.equal(res.statusCode, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(res.body.destroyed, true);
+      assert.match(String(res.body.errored?.message), /closed|ECONNRESET|lost/);
+    } finally {
+      s.close();
+      await srv.close();
+    }
+  });
+
   for (const [what, respond, expected] of cases) {
     test(`${what}: the request fails with that reason`, async () => {
       const srv = await brokenServer(respond);

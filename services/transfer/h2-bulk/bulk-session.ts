@@ -147,6 +147,10 @@ interface ChunkRecord {
 class BulkBody extends Readable implements RecyclingReadable {
   constructor(private readonly session: H2BulkSession, private readonly stream: Stream) {
     super({ highWaterMark: 1024 * 1024 });
+    // Between the response and its reader (a probe kept across awaits, a part file being opened) nobody listens
+    // for 'error', and a connection lost then would be an unhandled 'error' event: a crashed worker. The error
+    // stays on the stream (`destroyed`, `errored`) for the reader, who checks it before reading, as FilePump does.
+    this.on('error', () => undefined);
   }
   recycle(views: readonly Buffer[]): void {
     this.session.recycle(views);
