@@ -106,17 +106,36 @@ export class LocalPartFile {
     }
   }
 
-  /** Writes all of `buf` at `position` (positional, so parallel ranges can share one handle). */
-  async writeAt(buf: Uint8Array, position: number): Promise<void> {
-    let off = 0;
-    while (off < buf.byteLength) {
-      const { bytesWritten } = await this.handle.write(buf, off, buf.byteLength - off, position + off);
-      off += bytesWritten;
+  /**
+   * A failure of the local file system (a full disk, an I/O error) is ours, not the source's: classified here,
+   * where it happens, so that the attempt's catch-all (which blames the source for what a body stream throws)
+   * does not report ENOSPC as a network error of the remote end.
+   */
+  private async local<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      throw classifyError(e, 'local', this.finalPath);
     }
   }
 
+  /** Writes all of `buf` at `position` (positional, so parallel ranges can share one handle). */
+  writeAt(buf: Uint8Array, position: number): Promise<void> {
+    return this.local(async () => {
+      let off = 0;
+      while (off < buf.byteLength) {
+        const { bytesWritten } = await this.handle.write(buf, off, buf.byteLength - off, position + off);
+        off += bytesWritten;
+      }
+    });
+  }
+
   /** Writes `bufs` back to back starting at `position` with as few syscalls as the kernel allows. */
-  async writevAt(bufs: Buffer[], position: number): Promise<void> {
+  writevAt(bufs: Buffer[], position: number): Promise<void> {
+    return this.local(() => this.writevUnclassified(bufs, position));
+  }
+
+  private async writevUnclassified(bufs: Buffer[], position: number): Promise<void> {
     if (bufs.length === 1) return this.writeAt(bufs[0]!, position);
     // IOV_MAX is 1024 on Linux; stay well below.
     for (let i = 0; i < bufs.length; i += 512) {
@@ -144,16 +163,18 @@ export class LocalPartFile {
   async syncAndClose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    try {
-      await this.handle.sync();
-    } finally {
-      await this.handle.close();
-    }
+    await this.local(async () => {
+      try {
+        await this.handle.sync();
+      } finally {
+        await this.handle.close();
+      }
+    });
   }
 
   /** Truncates to `size` (drops bytes past a resume point we could not verify). */
-  async truncate(size: number): Promise<void> {
-    await this.handle.truncate(size);
+  truncate(size: number): Promise<void> {
+    return this.local(() => this.handle.truncate(size));
   }
 
   /**
