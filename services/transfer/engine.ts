@@ -18,7 +18,7 @@ import { PeriodicCheckpoint } from './periodic-checkpoint.js';
 import { localFilePlan, pushRanges, type RangedPushPlan } from './ranged-push.js';
 import { isSum32Alg } from '../checksum/checksummer.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
-import { header, headRequest, putRequest, rangedGet, removeUnverifiedUpload, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
+import { header, headRequest, ifRangeValidator, putRequest, rangedGet, removeUnverifiedUpload, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
 import { planFromHead, planPull, pullRanges, sourceDigestBeforeDownload, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
@@ -207,7 +207,7 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
     const body = createReadStream(src.path, { start, highWaterMark, signal: a.signal });
     return { body, start, size: st.size, lastModified };
   }
-  const validator = resume?.etag ?? resume?.lastModified;
+  const validator = ifRangeValidator(resume?.etag, resume?.lastModified);
   const headers: Record<string, string> = { ...a.req.sourceHeaders };
   if (a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both')) {
     headers['want-digest'] = wantDigestValue(a.alg);
@@ -263,7 +263,7 @@ const MAX_BODY_CONTINUATIONS = 3;
 async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource, position: number, err: unknown): Promise<Readable | undefined> {
   // Only a failure of the source's transport qualifies (not a local write error, an abort or a stall).
   if (!isSourceTransportFailure(err)) return undefined;
-  const validator = opened.etag ?? opened.lastModified;
+  const validator = ifRangeValidator(opened.etag, opened.lastModified);
   if (!validator || (opened.size !== undefined && position >= opened.size)) return undefined;
   try {
     const res = await rangedGet(pool, src, {

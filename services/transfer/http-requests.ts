@@ -34,6 +34,31 @@ export function header(h: Dispatcher.ResponseData['headers'], name: string): str
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
+/**
+ * What goes into If-Range to resume or continue a body: the ETag when it is strong, else Last-Modified. Never a
+ * weak ETag: it cannot match (RFC 9110 §13.1.5), so the server would always answer with the whole body.
+ */
+export function ifRangeValidator(etag: string | undefined, lastModified: string | undefined): string | undefined {
+  return etag !== undefined && !etag.startsWith('W/') ? etag : lastModified;
+}
+
+/**
+ * The validator that lets one file be fetched as several ranges (each carrying If-Range), from the headers of a
+ * response: a strong ETag, else (no ETag) a Last-Modified at least a second older than the response's Date (a
+ * strong date, RFC 9110 §8.8.2.2). `changing` when the source offers only a weak validator: a file modified within
+ * the last second (Apache then sends a weak ETag) may still be being written, and its ranges could not be tied
+ * together. Undefined when the source sends no validator at all.
+ */
+export function splitValidator(h: Dispatcher.ResponseData['headers']): string | 'changing' | undefined {
+  const etag = header(h, 'etag');
+  if (etag !== undefined) return etag.startsWith('W/') ? 'changing' : etag;
+  const lastModified = header(h, 'last-modified');
+  if (lastModified === undefined) return undefined;
+  const lm = lastModified !== undefined ? Date.parse(lastModified) : NaN;
+  const date = Date.parse(header(h, 'date') ?? '');
+  return Number.isFinite(lm) && Number.isFinite(date) && date - lm >= 1000 ? lastModified! : 'changing';
+}
+
 /** Parses `bytes a-b/total` (total may be `*`). */
 export function parseContentRange(v: string | undefined): { start: number; end: number; total?: number } | undefined {
   if (!v) return undefined;

@@ -16,7 +16,7 @@ import { asAttemptError, sourceDigestRequired, verifyChecksum, type Attempt } fr
 import { ProgressMeter } from './byte-pump.js';
 import { FilePump } from './file-pump.js';
 import { PeriodicCheckpoint } from './periodic-checkpoint.js';
-import { header, headRequest, isConnectFailure, rangedGet, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
+import { header, headRequest, isConnectFailure, rangedGet, splitValidator, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile } from './local-part-file.js';
 import { digestFromHeaders, newChecksum, rehashPrefix, wantDigestValue } from './transfer-checksum.js';
 import type { CargoError } from '../errors.js';
@@ -135,6 +135,12 @@ export async function planPull(
     return { kind: 'single' };
   }
   if (size <= policy.rangeBytes) return { kind: 'single-opened', response: res };
+  const validator = splitValidator(res.headers);
+  if (validator === 'changing') {
+    // Modified within the last second: one plain GET, whose body cannot mix two versions.
+    res.body.destroy();
+    return { kind: 'single' };
+  }
   const protocol = res.via.info.protocol ?? 'h2';
   const etag = header(res.headers, 'etag');
   const lastModified = header(res.headers, 'last-modified');
@@ -142,8 +148,7 @@ export async function planPull(
     kind: 'split',
     first: res,
     plan: {
-      size, etag, lastModified,
-      validator: etag && !etag.startsWith('W/') ? etag : lastModified,
+      size, etag, lastModified, validator,
       sourceDigest: digestFromHeaders(res.headers, a.alg),
       connections: protocol === 'h2' ? n : n * m,
       streams: protocol === 'h2' ? m : 1,
@@ -188,18 +193,33 @@ export async function planFromHead(
   const size = len !== undefined ? Number(len) : NaN;
   if (!Number.isSafeInteger(size) || size <= policy.rangeBytes) return null;
   if (!/\bbytes\b/i.test(header(head.headers, 'accept-ranges') ?? '')) return null;
+  const validator = splitValidator(head.headers);
+  if (validator === 'changing') return null; // modified within the last second: not split (see planPull)
   const etag = header(head.headers, 'etag');
   const lastModified = header(head.headers, 'last-modified');
   const protocol = head.via.info.protocol ?? 'h2';
   return {
-    size, etag, lastModified,
-    validator: etag && !etag.startsWith('W/') ? etag : lastModified,
+    size, etag, lastModified, validator,
     sourceDigest: digestFromHeaders(head.headers, a.alg),
     // Over HTTP/1.1 a connection carries one request at a time: N×M connections instead.
     connections: protocol === 'h2' ? n : n * m,
     streams: protocol === 'h2' ? m : 1,
     protocol,
   };
+}
+
+/**
+ * Whether a response (200 or 206) is of the representation a split plan was made for: same size, and the same
+ * ETag (opaque tag) and Last-Modified where both sides have them. RFC 9110 §15.3.7 makes a 206 carry the
+ * validators a 200 would have.
+ */
+export function sameRepresentation(res: Pick<RangedGetResponse, 'headers' | 'size'>, plan: Pick<SplitPlan, 'size' | 'etag' | 'lastModified'>): boolean {
+  if (res.size !== undefined && res.size !== plan.size) return false;
+  const etag = header(res.headers, 'etag');
+  if (etag !== undefined && plan.etag !== undefined && etag.replace(/^W\//, '') !== plan.etag.replace(/^W\//, '')) return false;
+  const lastModified = header(res.headers, 'last-modified');
+  if (lastModified !== undefined && plan.lastModified !== undefined && lastModified !== plan.lastModified) return false;
+  return true;
 }
 
 /** Sorted, merged copy of `ranges`, clipped to [0, size). */
@@ -332,11 +352,20 @@ export async function pullRanges(
       res = await rangedGet(pool, src, {
         offset: start, end, validator: plan.validator, headers, signal, via,
       });
+      if (res.status === 200 && plan.validator !== undefined && sameRepresentation(res, plan)) {
+        // The whole body, yet the same validators and size: the file did not change, the server just did not
+        // honour If-Range (servers differ on which validators they accept there). Ask again without it; the 206
+        // must then carry the plan's validators.
+        res.body.destroy();
+        res = await rangedGet(pool, src, { offset: start, end, headers, signal, via });
+      }
     }
-    if (res.status !== 206) {
+    if (res.status !== 206 || !sameRepresentation(res, plan)) {
       res.body.destroy();
       throw new TransferError(TransferErrorCode.sourceChanged,
-        'source changed during the transfer (If-Range answered with the full body)',
+        res.status === 206
+          ? 'source changed during the transfer (a range came with other validators)'
+          : 'source changed during the transfer (If-Range answered with the full body)',
         { httpStatus: 502, field: 'source', retryable: true });
     }
     const sum = sum32 ? new Sum32Checksummer(sum32) : null;

@@ -93,6 +93,25 @@ describe('multi-stream pull', () => {
     assert.deepEqual((await readdir(work)).filter((n) => n.includes('cargoport-part')), []);
   });
 
+  it('a server that answers If-Range with the whole body of an unchanged file: ranges asked again without it, file complete', async () => {
+    const data = await makeFile('ifrange.bin', 6 * MiB + 7);
+    const before = srv.requests.length;
+    const dst = join(work, 'ifrange.bin');
+    srv.faults.ignoreIfRange = true;
+    try {
+      const res = await transferFile(req(srv.url('/ifrange.bin'), pathToFileURL(dst).href), ctl());
+      assert.deepEqual(await readFile(dst), data);
+      assert.equal(res.checksum?.value, sum('adler32', data));
+      assert.equal(res.streams * res.connections, 8, 'still split');
+    } finally {
+      srv.faults.ignoreIfRange = false;
+    }
+    const gets = rangeRequests('/ifrange.bin', before);
+    // 6 ranges after the probe, each asked with If-Range (answered whole) and again without it.
+    assert.equal(gets.filter((r) => r.headers['if-range'] !== undefined).length, 6);
+    assert.equal(gets.filter((r) => r.headers['if-range'] === undefined).length, 7);
+  });
+
   it('sends the configured windows on the wire (SETTINGS_INITIAL_WINDOW_SIZE, connection WINDOW_UPDATE)', async () => {
     assert.ok(srv.clientSettings.length >= 2);
     for (const s of srv.clientSettings) assert.equal(s.initialWindowSize, STREAM_WINDOW);

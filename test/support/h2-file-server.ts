@@ -50,6 +50,8 @@ export interface ServerFaults {
   wrongDigest?: boolean;
   /** Answer PUTs with 201 but store an empty file (as XRootD 5.5 does with a lower-case content-length). */
   dropPutBody?: boolean;
+  /** Answer every range request that carries If-Range with the whole body, even when the validator matches. */
+  ignoreIfRange?: boolean;
 }
 
 export interface H2FileServer {
@@ -210,7 +212,7 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
     let end = st.size; // exclusive
     const range = req.headers['range'];
     const ifRange = req.headers['if-range'];
-    const rangeApplies = range !== undefined && (ifRange === undefined || ifRange === etag || ifRange === lastModified);
+    const rangeApplies = range !== undefined && (ifRange === undefined || (!faults.ignoreIfRange && (ifRange === etag || ifRange === lastModified)));
     if (rangeApplies) {
       const m = /^bytes=(\d*)-(\d*)$/.exec(String(range));
       if (!m || (m[1] === '' && m[2] === '')) { res.statusCode = 416; res.end(); return; }

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Sum32Checksummer } from '../../services/checksum/checksummer.js';
-import { combineRangeSums, missingRanges, normaliseRanges } from '../../services/transfer/multi-stream.js';
+import { combineRangeSums, missingRanges, normaliseRanges, sameRepresentation } from '../../services/transfer/multi-stream.js';
 import { contiguousPrefix } from '../../services/transfer/local-part-file.js';
+import { ifRangeValidator, splitValidator } from '../../services/transfer/http-requests.js';
 
 describe('range bookkeeping', () => {
   it('normalises: sorts, merges touching/overlapping ranges, clips to the size, drops empties', () => {
@@ -43,4 +44,40 @@ describe('range bookkeeping', () => {
       assert.throws(() => combineRangeSums(alg, sums.slice(1), data.length), /gap|cover/);
     });
   }
+});
+
+describe('validators for ranges (If-Range)', () => {
+  const at = (iso: string) => new Date(iso).toUTCString();
+  it('splits on a strong ETag, or on a Last-Modified at least a second older than Date', () => {
+    assert.equal(splitValidator({ etag: '"abc"', 'last-modified': at('2026-01-01T00:00:00Z'), date: at('2026-01-01T00:00:00Z') }), '"abc"');
+    assert.equal(splitValidator({ 'last-modified': at('2026-01-01T00:00:00Z'), date: at('2026-01-01T00:00:01Z') }), at('2026-01-01T00:00:00Z'));
+    assert.equal(splitValidator({}), undefined, 'no validator at all: the caller decides');
+  });
+  it('a file modified within the last second (weak ETag, Last-Modified = Date) is changing: not split', () => {
+    // What Apache sends for a file written less than a second ago.
+    const lm = at('2026-01-01T00:00:00Z');
+    assert.equal(splitValidator({ etag: 'W/"1312d00-661c703c924ac"', 'last-modified': lm, date: lm }), 'changing');
+    assert.equal(splitValidator({ etag: 'W/"x"' }), 'changing');
+    assert.equal(splitValidator({ etag: 'W/"x"', 'last-modified': lm, date: at('2026-01-01T00:00:05Z') }), 'changing', 'a weak ETag says the server sees it changing');
+    assert.equal(splitValidator({ 'last-modified': lm }), 'changing', 'no Date: the date cannot be shown strong');
+  });
+  it('never puts a weak ETag into If-Range', () => {
+    assert.equal(ifRangeValidator('W/"x"', 'Thu, 01 Jan 2026 00:00:00 GMT'), 'Thu, 01 Jan 2026 00:00:00 GMT');
+    assert.equal(ifRangeValidator('"x"', 'Thu, 01 Jan 2026 00:00:00 GMT'), '"x"');
+    assert.equal(ifRangeValidator('W/"x"', undefined), undefined);
+  });
+});
+
+describe('sameRepresentation (each range of a split file)', () => {
+  const plan = { size: 100, etag: '"e1"', lastModified: 'Thu, 01 Jan 2026 00:00:00 GMT' };
+  it('accepts the same size and validators, and is lenient where a side lacks a header', () => {
+    assert.ok(sameRepresentation({ size: 100, headers: { etag: '"e1"', 'last-modified': plan.lastModified } }, plan));
+    assert.ok(sameRepresentation({ size: undefined, headers: {} }, plan));
+    assert.ok(sameRepresentation({ size: 100, headers: { etag: 'W/"e1"' } }, plan), 'weak and strong forms of one tag');
+  });
+  it('refuses another size, ETag or Last-Modified', () => {
+    assert.equal(sameRepresentation({ size: 101, headers: {} }, plan), false);
+    assert.equal(sameRepresentation({ size: 100, headers: { etag: '"e2"' } }, plan), false);
+    assert.equal(sameRepresentation({ size: 100, headers: { 'last-modified': 'Fri, 02 Jan 2026 00:00:00 GMT' } }, plan), false);
+  });
 });
