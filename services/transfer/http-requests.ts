@@ -45,19 +45,26 @@ export function ifRangeValidator(etag: string | undefined, lastModified: string 
 /**
  * The validator that lets one file be fetched as several ranges (each carrying If-Range), from the headers of a
  * response: a strong ETag, else (no ETag) a Last-Modified at least a second older than the response's Date (a
- * strong date, RFC 9110 §8.8.2.2). `changing` when the source offers only a weak validator: a file modified within
- * the last second (Apache then sends a weak ETag) may still be being written, and its ranges could not be tied
- * together. Undefined when the source sends no validator at all.
+ * strong date, RFC 9110 §8.8.2.2). `changing` when the source offers only a weak validator on a recent file: one
+ * modified within the last second (Apache then sends a weak ETag) may still be being written, and its ranges could
+ * not be tied together. Undefined when there is no validator for If-Range but the file may still be split.
  */
 export function splitValidator(h: Dispatcher.ResponseData['headers']): string | 'changing' | undefined {
   const etag = header(h, 'etag');
-  if (etag !== undefined) return etag.startsWith('W/') ? 'changing' : etag;
+  if (etag !== undefined && !etag.startsWith('W/')) return etag;
   const lastModified = header(h, 'last-modified');
-  if (lastModified === undefined) return undefined;
-  const lm = lastModified !== undefined ? Date.parse(lastModified) : NaN;
-  const date = Date.parse(header(h, 'date') ?? '');
-  return Number.isFinite(lm) && Number.isFinite(date) && date - lm >= 1000 ? lastModified! : 'changing';
+  if (lastModified === undefined) return etag === undefined ? undefined : 'changing';
+  const age = Date.parse(header(h, 'date') ?? '') - Date.parse(lastModified);
+  if (!Number.isFinite(age)) return 'changing';
+  if (etag === undefined) return age >= 1000 ? lastModified : 'changing';
+  // A weak ETag on a file untouched for a minute: a server that only makes weak tags (content coding, say). No
+  // If-Range then (a client holding an ETag must not send a date, RFC 9110 §13.1.5); every range's validators
+  // are compared with the plan's instead (sameRepresentation).
+  return age >= STABLE_AFTER_MS ? undefined : 'changing';
 }
+
+/** A file whose Last-Modified is this much older than the server's Date is not being written any more. */
+const STABLE_AFTER_MS = 60_000;
 
 /** Parses `bytes a-b/total` (total may be `*`). */
 export function parseContentRange(v: string | undefined): { start: number; end: number; total?: number } | undefined {
