@@ -295,6 +295,26 @@ describe('bulk receive path against a broken HTTP/2 server', () => {
     }
   });
 
+  test('a server that ignores the stream window while nobody reads: the stream fails (flow-control error), nothing piles up', async () => {
+    const window = 64 * 1024;
+    const frames = [frameOf(1, 0x4, 1, Buffer.from([0x88]))];
+    // 3 MiB: beyond the body's 1 MiB high-water mark the window is no longer granted back.
+    for (let i = 0; i < 192; i++) frames.push(frameOf(0, 0, 1, Buffer.alloc(16_384, 1)));
+    const srv = await brokenServer(() => frames);
+    const s = session(srv.origin, { initialWindowSize: window });
+    try {
+      const res = await s.request('/x', {}, new AbortController().signal);
+      res.body.pause();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(res.body.destroyed, true);
+      assert.match(String(res.body.errored?.message), /flow-control error.*into a window of 65536/);
+      assert.ok(res.body.readableLength <= 1024 * 1024 + window + 16_384, `buffered ${res.body.readableLength} bytes`);
+    } finally {
+      s.close();
+      await srv.close();
+    }
+  });
+
   for (const [what, respond, expected] of cases) {
     test(`${what}: the request fails with that reason`, async () => {
       const srv = await brokenServer(respond);

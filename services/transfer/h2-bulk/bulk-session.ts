@@ -46,6 +46,7 @@ const SETTINGS_MAX_FRAME_SIZE = 0x5;
 
 const ERR_NO_ERROR = 0x0;
 const ERR_PROTOCOL = 0x1;
+const ERR_FLOW_CONTROL = 0x3;
 const ERR_FRAME_SIZE = 0x6;
 const ERR_REFUSED_STREAM = 0x7;
 const ERR_CANCEL = 0x8;
@@ -632,6 +633,13 @@ export class H2BulkSession {
           break;
         }
         s.ungranted += len;
+        // Bytes received and not yet granted back can only exceed the stream window if the server ignores it.
+        // Such a server would fill our memory while the consumer is slow: the stream ends here (RFC 9113 §6.9.1).
+        if (s.ungranted > this.o.initialWindowSize) {
+          this.failStream(s, new BulkTransportError(
+            `HTTP/2 flow-control error from ${this.origin}: stream ${id} sent ${s.ungranted} bytes into a window of ${this.o.initialWindowSize}`, false), ERR_FLOW_CONTROL);
+          break;
+        }
         if (!s.blocked) this.grantStream(s);
         if (flags & FLAG_END_STREAM) this.endStream(s);
         break;
