@@ -120,6 +120,7 @@ export const schema = {
     endpointBreakerFailures: int('Circuit breaker: attempts in a row that cannot reach an endpoint at all (refused, unknown host, connect timeout) before no new transfer touching it starts for a cool-down; its files wait in their lanes without spending retries.', 1, 10000),
     endpointBreakerCooldownSec: int('First cool-down of a tripped endpoint; then one transfer at a time probes it, and each failed probe doubles the cool-down.', 1, 86400),
     endpointBreakerMaxCooldownSec: int('Longest cool-down of a tripped endpoint.', 1, 86400),
+    endpointBreakerGiveUpSec: int('How long, from its first trip, an endpoint\'s breaker holds files back; after that they run again and fail by their retries (an endpoint gone for good must not keep jobs waiting).', 1, 30 * 86400),
   },
   jobs: {
     maxFilesPerJob: int('Largest number of files in one submission.', 1, 10000000),

@@ -88,6 +88,7 @@ export class TransferPool {
       failures: cfg.scheduler.endpointBreakerFailures,
       cooldownMs: cfg.scheduler.endpointBreakerCooldownSec * 1000,
       maxCooldownMs: cfg.scheduler.endpointBreakerMaxCooldownSec * 1000,
+      giveUpMs: cfg.scheduler.endpointBreakerGiveUpSec * 1000,
     });
     this.admin = new AdminStateStore(this.redis, cfg.redis.prefix);
     this.limitStore = new RateLimitStore(this.redis, cfg.redis.prefix);

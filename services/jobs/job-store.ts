@@ -123,15 +123,21 @@ export interface EndpointBreakerSettings {
   failures: number;
   cooldownMs: number;
   maxCooldownMs: number;
+  /** From its first trip, how long a breaker holds files back; after that they run and fail by their retries. */
+  giveUpMs: number;
 }
 
-export const DEFAULT_ENDPOINT_BREAKER: EndpointBreakerSettings = { failures: 5, cooldownMs: 30_000, maxCooldownMs: 900_000 };
+export const DEFAULT_ENDPOINT_BREAKER: EndpointBreakerSettings = { failures: 5, cooldownMs: 30_000, maxCooldownMs: 900_000, giveUpMs: 3_600_000 };
 
-/** An endpoint whose breaker is tripped: `open` until retryAt, then `half-open` (one probing transfer at a time). */
+/**
+ * An endpoint whose breaker is tripped: `open` until retryAt, then `half-open` (one probing transfer at a time);
+ * `given-up` once it has held files back for the give-up time (they run again and fail by their retries).
+ */
 export interface UnavailableEndpoint {
   endpoint: string;
-  state: 'open' | 'half-open';
+  state: 'open' | 'half-open' | 'given-up';
   retryAt: string;
+  holdsFilesUntil: string;
   cooldownMs: number;
   failuresInARow: number;
 }
@@ -261,7 +267,7 @@ export class JobStore {
     const b = this.breaker;
     const r = (await this.redis.cpEnd(
       this.route, this.prefix, jobId, idx, run, outcome, Date.now(), JSON.stringify(report), retryable ? '1' : '0', retryDelayMs, link,
-      Math.max(0, unreportedBytes), rateWindow(), unreachableEndpoint, b.failures, b.cooldownMs, b.maxCooldownMs,
+      Math.max(0, unreportedBytes), rateWindow(), unreachableEndpoint, b.failures, b.cooldownMs, b.maxCooldownMs, b.giveUpMs,
     )) as [string, string?, number?];
     if (r[0] === 'queued') return { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) };
     return { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
@@ -471,20 +477,26 @@ export class JobStore {
   /** Slots held per link and endpoint (files QUEUED or ACTIVE), files QUEUED, and files ACTIVE port-wide. */
   /** Endpoints whose circuit breaker is tripped (open or half-open), for the status. */
   async unavailableEndpoints(): Promise<UnavailableEndpoint[]> {
-    const [trip, cd, fails] = await Promise.all([
+    const [trip, cd, fails, hold] = await Promise.all([
       this.redis.hgetall(`${this.prefix}:trip`), this.redis.hgetall(`${this.prefix}:tripcd`), this.redis.hgetall(`${this.prefix}:epfail`),
+      this.redis.hgetall(`${this.prefix}:triphold`),
     ]);
     const now = Date.now();
-    return Object.entries(trip).map(([endpoint, until]) => ({
-      endpoint, state: Number(until) > now ? 'open' as const : 'half-open' as const, retryAt: new Date(Number(until)).toISOString(),
-      cooldownMs: Number(cd[endpoint] ?? 0), failuresInARow: Number(fails[endpoint] ?? 0),
-    }));
+    return Object.entries(trip).map(([endpoint, until]) => {
+      const holdUntil = Number(hold[endpoint] ?? 0);
+      const state = holdUntil <= now ? 'given-up' as const : Number(until) > now ? 'open' as const : 'half-open' as const;
+      return {
+        endpoint, state, retryAt: new Date(Number(until)).toISOString(), holdsFilesUntil: new Date(holdUntil).toISOString(),
+        cooldownMs: Number(cd[endpoint] ?? 0), failuresInARow: Number(fails[endpoint] ?? 0),
+      };
+    });
   }
 
   /** An operator says the endpoint is back (admin start/resume on it): its breaker closes now. */
   async closeEndpointBreaker(endpoint: string): Promise<boolean> {
     const [[, removed]] = (await this.redis.multi()
       .hdel(`${this.prefix}:trip`, endpoint).hdel(`${this.prefix}:tripcd`, endpoint).hdel(`${this.prefix}:epfail`, endpoint)
+      .hdel(`${this.prefix}:triphold`, endpoint)
       .exec()) as Array<[Error | null, number]>;
     return removed === 1;
   }

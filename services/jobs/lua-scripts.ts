@@ -58,10 +58,16 @@ local function adminState(scopeKey)
 end
 -- Per-endpoint circuit breaker: trip holds, per endpoint that stopped answering, the time (ms) until which no
 -- transfer touching it starts; after that it is half-open (one transfer at a time, see FEED) until a transfer
--- through it succeeds. epfail counts unreachable failures since its last success; tripcd the last cool-down.
+-- through it succeeds. epfail counts unreachable failures since its last success; tripcd the last cool-down;
+-- triphold the time after which it holds files back no more (they then run, and fail by their retries, as
+-- without a breaker: an endpoint gone for good must not keep a job waiting for weeks).
+local function breakerHolds(ep, now)
+  local h = redis.call('HGET', P..':triphold', ep)
+  return h and tonumber(h) > now
+end
 local function endpointTripped(ep, now)
   local u = redis.call('HGET', P..':trip', ep)
-  return u and tonumber(u) > now
+  return u and tonumber(u) > now and breakerHolds(ep, now)
 end
 local function linkRunnable(link, now)
   if adminState('link:'..link) ~= 'running' then return false end
@@ -139,7 +145,7 @@ local function headroom(link)
     local act = tonumber(redis.call('HGET', actEp, ep) or '0')
     local f = tonumber(redis.call('HGET', P..':lim:ep', ep) or defEp) - act
     -- half-open breaker: one transfer at a time finds out whether the endpoint is back
-    if redis.call('HEXISTS', P..':trip', ep) == 1 then f = math.min(f, 1 - act) end
+    if redis.call('HEXISTS', P..':trip', ep) == 1 and breakerHolds(ep, now) then f = math.min(f, 1 - act) end
     if f < free then free = f end
   end
   return free
@@ -286,8 +292,8 @@ return {'run', specJson, cjson.encode(o), jh[3], o.r}
  * with tries left, or a requeue, puts the file back to QUEUED with a new generation, keeping its link slot,
  * and records it in the outbox with its due time. Returns {'stale'} if the run is no longer current.
  * Circuit breaker: ARGV[13] names the endpoint this attempt could not reach at all ('' if none); after ARGV[14]
- * such failures in a row it trips for ARGV[15] ms, doubling on every re-trip up to ARGV[16] ms. A success
- * closes the breakers of both ends.
+ * such failures in a row it trips for ARGV[15] ms, doubling on every re-trip up to ARGV[16] ms, and holds files
+ * back for at most ARGV[17] ms from its first trip. A success closes the breakers of both ends.
  */
 export const END = COMMON + `
 local jobId, idx, run, outcome, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
@@ -359,7 +365,8 @@ if downEp ~= '' then
   -- (re)trip only when not already open: transfers in flight when it tripped do not extend it
   if n >= tonumber(ARGV[14]) and u <= now then
     local cd = tonumber(ARGV[15])
-    if u > 0 then cd = math.min(tonumber(ARGV[16]), 2 * tonumber(redis.call('HGET', P..':tripcd', downEp) or cd)) end
+    if u > 0 then cd = math.min(tonumber(ARGV[16]), 2 * tonumber(redis.call('HGET', P..':tripcd', downEp) or cd))
+    else redis.call('HSET', P..':triphold', downEp, now + tonumber(ARGV[17])) end
     redis.call('HSET', P..':trip', downEp, now + cd)
     redis.call('HSET', P..':tripcd', downEp, cd)
     publish({ t = 'endpoint', endpoint = downEp, state = 'unavailable', retryAt = now + cd, failures = n })
@@ -370,6 +377,7 @@ elseif outcome == 'ok' and redis.call('HLEN', P..':epfail') > 0 then
     redis.call('HDEL', P..':epfail', ep)
     if redis.call('HDEL', P..':trip', ep) == 1 then
       redis.call('HDEL', P..':tripcd', ep)
+      redis.call('HDEL', P..':triphold', ep)
       publish({ t = 'endpoint', endpoint = ep, state = 'available' })
     end
   end

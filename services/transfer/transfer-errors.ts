@@ -133,10 +133,11 @@ export function redactUrl(url: string): string {
 
 /**
  * Socket errors that mean "nobody answered at that address": the connection itself failed, before any request.
- * A reset or a timeout in the middle of a body is not here: the endpoint answered, and resuming fixes it.
+ * A reset or a timeout in the middle of a body is not here: the endpoint answered, and resuming fixes it. Nor is
+ * ENOTFOUND: the DNS said the name does not exist (a typo waits for nothing); EAI_AGAIN is its transient kin.
  */
 const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT',
+  'ECONNREFUSED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
 /**

@@ -33,7 +33,7 @@ async function until(pred: () => Promise<boolean>, what: string, timeoutMs = 30_
   }
 }
 
-function scenario(cooldownSec: number) {
+function scenario(cooldownSec: number, giveUpSec = 3600) {
   let h: Harness;
   let server: H2FileServer | undefined;
   const ctx = {
@@ -41,7 +41,10 @@ function scenario(cooldownSec: number) {
     async start() {
       h = await startHarness({
         workers: { concurrency: 2 },
-        scheduler: { endpointBreakerFailures: 2, endpointBreakerCooldownSec: cooldownSec, endpointBreakerMaxCooldownSec: cooldownSec * 2 },
+        scheduler: {
+          endpointBreakerFailures: 2, endpointBreakerCooldownSec: cooldownSec, endpointBreakerMaxCooldownSec: cooldownSec * 2,
+          endpointBreakerGiveUpSec: giveUpSec,
+        },
       });
     },
     async stop() {
@@ -136,5 +139,26 @@ describe('port: per-endpoint circuit breaker, closed by an operator', () => {
     const r = await s.h.api('POST', '/api/v1/admin/start', { scope: 'endpoint', target: `127.0.0.1:${t.port}` });
     assert.equal(r.status, 200);
     await s.assertWaitersUntouched(t);
+  });
+});
+
+describe('port: per-endpoint circuit breaker, given up on an endpoint that stays down', () => {
+  const s = scenario(600, 3);
+  before(() => s.start());
+  after(() => s.stop());
+
+  test('after the give-up time the waiting files run again and fail by their retries; the job ends', async () => {
+    const t = await s.tripWith(8);
+    const endpoint = `127.0.0.1:${t.port}`;
+    await until(async () => (await s.h.api<{ state: string }>('GET', `/api/v1/jobs/${t.jobId}`)).body.state !== 'ACTIVE', 'the job to end', 20_000);
+    const job = (await s.h.api<{ state: string; counts: Record<string, number> }>('GET', `/api/v1/jobs/${t.jobId}`)).body;
+    assert.equal(job.state, 'FAILED');
+    assert.equal(job.counts['FAILED'], 8);
+    for (let i = 0; i < 8; i++) {
+      const f = await s.file(t.jobId, i);
+      assert.equal(f.attempts.length, 1, `file ${i}: one attempt (retries 0), made before the trip or after the give-up`);
+    }
+    const ep = (await s.status()).unavailableEndpoints.find((e) => e.endpoint === endpoint);
+    assert.equal(ep?.state, 'given-up');
   });
 });

@@ -49,9 +49,9 @@ describe('classifyError', () => {
 
 describe('unreachableSide (the circuit breaker counts these)', () => {
   const sock = (code: string) => Object.assign(new Error(code), { code });
-  it('names the side that refused, had no address, or did not answer the connect', () => {
+  it('names the side that refused, could not be routed to, or did not answer the connect', () => {
     assert.equal(unreachableSide(classifyError(sock('ECONNREFUSED'), 'source', 'u')), 'source');
-    assert.equal(unreachableSide(classifyError(sock('ENOTFOUND'), 'destination', 'u')), 'destination');
+    assert.equal(unreachableSide(classifyError(sock('EAI_AGAIN'), 'destination', 'u')), 'destination');
     assert.equal(unreachableSide(classifyError(sock('UND_ERR_CONNECT_TIMEOUT'), 'source', 'u')), 'source');
     // undici wraps the socket error; happy eyeballs aggregates one per address
     assert.equal(unreachableSide(classifyError(Object.assign(new Error('fetch failed'), { cause: sock('EHOSTUNREACH') }), 'source', 'u')), 'source');
@@ -59,6 +59,7 @@ describe('unreachableSide (the circuit breaker counts these)', () => {
   });
   it('says nothing for an endpoint that answered: resets, body timeouts, HTTP errors, local I/O', () => {
     assert.equal(unreachableSide(classifyError(sock('ECONNRESET'), 'source', 'u')), undefined);
+    assert.equal(unreachableSide(classifyError(sock('ENOTFOUND'), 'source', 'u')), undefined, 'no such name: the file\'s failure');
     assert.equal(unreachableSide(classifyError(sock('UND_ERR_BODY_TIMEOUT'), 'source', 'u')), undefined);
     assert.equal(unreachableSide(errorForHttpStatus(503, 'source', 'u')), undefined);
     assert.equal(unreachableSide(classifyError(sock('ENOENT'), 'local', '/x')), undefined);
