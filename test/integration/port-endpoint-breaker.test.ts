@@ -6,24 +6,14 @@
  * waiting file completes with one attempt.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, sameContent, sleep, tempDir, type FixtureFile } from '../support/fixtures.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
+import { freePort } from '../support/free-port.js';
 
 interface FileView { state: string; attempts: Array<{ outcome?: string; errorCode?: string }> }
 interface StatusView { unavailableEndpoints: Array<{ endpoint: string; state: string; failuresInARow: number; cooldownMs: number }> }
-
-/** A port nobody listens on (connections to it are refused) — until a server is started there. */
-async function refusingPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function until(pred: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -55,7 +45,7 @@ function scenario(cooldownSec: number, giveUpSec = 3600) {
     file: async (jobId: string, i: number) => (await h.api<FileView>('GET', `/api/v1/jobs/${jobId}/files/${i}`)).body,
     /** Submits `n` files from an endpoint that refuses connections and waits for its breaker to trip. */
     async tripWith(n: number): Promise<{ jobId: string; port: number; files: FixtureFile[]; root: string; dst: string; failedAtTrip: number }> {
-      const port = await refusingPort();
+      const port = await freePort(); // refuses connections until bringBack() starts a server there
       const root = tempDir('breaker-src');
       const dst = tempDir('breaker-dst');
       const files = makeRandomFiles(root, n, 1_000, 40_000, 'b');

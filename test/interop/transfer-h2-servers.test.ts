@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -16,19 +16,12 @@ import { createHash } from 'node:crypto';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
 import { hasTool } from '../support/external-tools.js';
+import { freePort } from '../support/free-port.js';
 import { makeRandomFiles, tempDir, type FixtureFile } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 
 const MiB = 1024 * 1024;
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function listening(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
