@@ -8,12 +8,13 @@
  * Every socket passes through our connector, which records the remote IP and the negotiated protocol (the
  * transfer result reports them) and offers a hook for per-connection socket work (packet marking).
  */
-import type { Socket } from 'node:net';
+import type { LookupFunction, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Client, buildConnector } from 'undici';
 import { ConnectionPacer, connectRetryDelayMs, defaultConnectionPacing, type ConnectionPacerOptions } from '../throttle/connection-pacer.js';
 import { createHttp1Agent, type Http1Agent } from './http1-upload.js';
 import { H2BulkSession } from './h2-bulk/bulk-session.js';
+import { addressOptions } from './address-options.js';
 
 export interface TransferClientOptions {
   /** Extra trust anchors (PEM) for TLS; tests pass the self-signed test CA. */
@@ -54,6 +55,8 @@ export interface TransferClientOptions {
   bulkReceive: boolean;
   /** Called for each new connection (marking backends set flow labels / read TCP_INFO here). */
   onSocket?: (socket: Socket, origin: string) => void;
+  /** Name resolution for every connector; absent: the system resolver (tests give a name several addresses). */
+  lookup?: LookupFunction;
 }
 
 export const defaultClientOptions: TransferClientOptions = {
@@ -252,7 +255,7 @@ export class ClientPool {
     let session = this.bulkSessions.get(key);
     if (!session || !session.usable) {
       session = new H2BulkSession({
-        origin, ca: o.ca, rejectUnauthorized: o.rejectUnauthorized, ciphers: o.ciphers,
+        origin, ca: o.ca, rejectUnauthorized: o.rejectUnauthorized, ciphers: o.ciphers, lookup: o.lookup,
         connectTimeoutMs: o.connectTimeoutMs, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
         initialWindowSize: o.initialWindowSize, connectionWindowSize: o.connectionWindowSize,
         pacer: this.pacer,
@@ -354,9 +357,7 @@ export class ClientPool {
     const baseConnect = buildConnector({
       allowH2,
       timeout: o.connectTimeoutMs,
-      // Happy eyeballs (RFC 8305) across the A/AAAA answers, so a broken IPv6 path costs 250 ms, not a timeout.
-      autoSelectFamily: true,
-      autoSelectFamilyAttemptTimeout: 250,
+      ...addressOptions(o.lookup),
       ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
       ...(o.ca !== undefined ? { ca: o.ca } : {}),
       ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),

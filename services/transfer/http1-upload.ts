@@ -16,6 +16,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { ConnectionPacer } from '../throttle/connection-pacer.js';
 import type { ConnectionInfo, TransferClientOptions } from './client-pool.js';
 import { classifyError } from './transfer-errors.js';
+import { addressOptions } from './address-options.js';
 
 export interface Http1PutResult {
   status: number;
@@ -47,10 +48,9 @@ export function createHttp1Agent(
           ...(o.ca !== undefined ? { ca: o.ca } : {}),
           ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
           ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
-          autoSelectFamily: true,
-          autoSelectFamilyAttemptTimeout: 250,
+          ...addressOptions(o.lookup),
         } as ConnectionOptions)
-        : netConnect({ host: opts.host, port: opts.port, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250 });
+        : netConnect({ host: opts.host, port: opts.port, ...addressOptions(o.lookup) });
       const connectTimer = setTimeout(() => socket.destroy(Object.assign(
         new Error(`connect timeout after ${o.connectTimeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' },
       )), o.connectTimeoutMs);

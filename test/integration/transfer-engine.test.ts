@@ -4,7 +4,10 @@
  * resume; pause gate; rate limiters; stall watchdog.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { lookup as dnsLookup, type LookupOptions } from 'node:dns';
+import type { LookupFunction } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -517,4 +520,63 @@ describe('transfer engine: IPv6', () => {
       await v6.close();
     }
   });
+});
+
+// Last in this file: it installs a resolver for `localhost` in the engine (other tests use IP literals).
+describe('transfer engine: several addresses for one name (happy eyeballs)', () => {
+  /** Answers `localhost` (the name the test certificate carries) with `addresses`, in that order. */
+  const resolver = (addresses: Array<[string, 4 | 6]>): LookupFunction => ((hostname: string, options: LookupOptions, callback: (...a: unknown[]) => void) => {
+    if (hostname !== 'localhost') return dnsLookup(hostname, options, callback as never);
+    const all = addresses.map(([address, family]) => ({ address, family }));
+    if (options.all) callback(null, all);
+    else callback(null, all[0]!.address, all[0]!.family);
+  }) as LookupFunction;
+
+  for (const bulkReceive of [true, false]) {
+    const path = bulkReceive ? 'bulk receive path' : 'undici';
+    it(`an IPv6 answer first, served on IPv4 only, and the reverse: both pulled (${path})`, async () => {
+      const data = await makeFile(`he-${bulkReceive}.bin`, 300_000);
+      for (const [host, order] of [['127.0.0.1', [['::1', 6], ['127.0.0.1', 4]]], ['::1', [['127.0.0.1', 4], ['::1', 6]]]] as const) {
+        const only = await startH2FileServer({ root: srvRoot, host });
+        try {
+          await configureTransferEngine({ bulkReceive, lookup: resolver(order as unknown as Array<[string, 4 | 6]>) });
+          const out = join(work, `he-${bulkReceive}-${host}.bin`);
+          const res = await transferFile(req(`https://localhost:${only.port}/he-${bulkReceive}.bin`, pathToFileURL(out).href), ctl());
+          assert.equal(res.remoteIp, host);
+          assert.deepEqual(await readFile(out), data);
+        } finally {
+          await closeTransferClients();
+          await only.close();
+        }
+      }
+    });
+
+    it(`an address that never answers the connect: the next one is tried, not the connect timeout (${path})`, async () => {
+      const data = await makeFile(`silent-${bulkReceive}.bin`, 300_000);
+      const real = await startH2FileServer({ root: srvRoot, host: '127.0.0.1' });
+      // 127.0.0.2, same port: a listener that never accepts, its one-slot queue already full, so SYNs go unanswered.
+      const silent = spawn('python3', ['-c', [
+        'import socket, sys, time',
+        's = socket.socket(); s.bind(("127.0.0.2", int(sys.argv[1]))); s.listen(0)',
+        'c = socket.create_connection(("127.0.0.2", int(sys.argv[1])))',
+        'print("ready", flush=True); time.sleep(120)',
+      ].join('\n'), String(real.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          silent.stdout!.once('data', () => resolve());
+          silent.once('exit', (code) => reject(new Error(`silent listener exited (${code})`)));
+        });
+        // A connect timeout far beyond the test: the pull only succeeds if the dead address is left after 250 ms.
+        await configureTransferEngine({ bulkReceive, connectTimeoutMs: 600_000, lookup: resolver([['127.0.0.2', 4], ['127.0.0.1', 4]]) });
+        const out = join(work, `silent-${bulkReceive}.bin`);
+        const res = await transferFile(req(`https://localhost:${real.port}/silent-${bulkReceive}.bin`, pathToFileURL(out).href), ctl());
+        assert.equal(res.remoteIp, '127.0.0.1');
+        assert.deepEqual(await readFile(out), data);
+      } finally {
+        silent.kill();
+        await closeTransferClients();
+        await real.close();
+      }
+    });
+  }
 });

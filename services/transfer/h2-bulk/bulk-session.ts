@@ -16,7 +16,8 @@
  */
 import { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { isIP, type Socket } from 'node:net';
+import { isIP, type LookupFunction, type Socket } from 'node:net';
+import { addressOptions } from '../address-options.js';
 import { connectRetryDelayMs, type ConnectionPacer } from '../../throttle/connection-pacer.js';
 import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 import { encodeGetRequest, HpackDecoder, HpackError } from './hpack.js';
@@ -71,6 +72,7 @@ export interface BulkSessionOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   rejectUnauthorized?: boolean;
   ciphers?: string;
+  lookup?: LookupFunction;
   connectTimeoutMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
@@ -293,8 +295,7 @@ export class H2BulkSession {
         ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
         ...(this.o.rejectUnauthorized !== undefined ? { rejectUnauthorized: this.o.rejectUnauthorized } : {}),
         ...(this.o.ciphers !== undefined ? { ciphers: this.o.ciphers } : {}),
-        // Happy eyeballs (RFC 8305) across A/AAAA answers, as the undici connector does.
-        autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250,
+        ...addressOptions(this.o.lookup),
         onread: { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Buffer) => this.onRead(n, buf) },
       } as unknown as ConnectionOptions);
       const timer = setTimeout(() => {
