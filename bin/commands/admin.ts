@@ -24,15 +24,28 @@ export interface ScopeState {
   target: string;
   state: string;
 }
+export interface UnavailableEndpoint {
+  endpoint: string;
+  state: string;
+  retryAt: string;
+  failuresInARow: number;
+}
 export interface PortStatus {
   scopes: ScopeState[];
   workers: unknown[];
   queues: Record<string, unknown>;
   transfers: { active: number; rateBytesPerSec: number };
+  unavailableEndpoints?: UnavailableEndpoint[];
 }
 
 export function scopeLine(s: ScopeState): string {
   return `${s.scope.padEnd(9)} ${(s.target || '-').padEnd(32)} ${s.state}`;
+}
+
+/** A tripped circuit breaker, in the scope lines' columns: `endpoint  host:port  unavailable (…)`. */
+export function breakerLine(e: UnavailableEndpoint): string {
+  const when = e.state === 'open' ? `, next probe ${e.retryAt}` : '';
+  return `${'endpoint'.padEnd(9)} ${e.endpoint.padEnd(32)} unavailable (breaker ${e.state}${when}, ${e.failuresInARow} failed connects in a row)`;
 }
 
 export const adminCommand: Command = {
@@ -65,6 +78,9 @@ export const adminCommand: Command = {
         else {
           const shown = status.scopes.filter((s) => !scope || (s.scope === scope && (!target || s.target === target)));
           for (const s of shown) ctx.out.write(scopeLine(s) + '\n');
+          for (const e of status.unavailableEndpoints ?? []) {
+            if (!scope || (scope === 'endpoint' && (!target || e.endpoint === target))) ctx.out.write(breakerLine(e) + '\n');
+          }
           ctx.out.write(`transfers active ${status.transfers.active}, workers ${status.workers.length}\n`);
         }
         return 0;

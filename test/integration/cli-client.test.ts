@@ -180,6 +180,16 @@ test('jobs follows the cursor; cancel and admin send the right requests', async 
   assert.deepEqual(seen[0]!.body, { scope: 'link', target: 'a:443>b:443' });
   assert.match(r.stdout, /^link\s+a:443>b:443\s+draining$/m);
 
+  handler = (s) => s.path === '/api/v1/status' ? {
+    status: 200, body: {
+      scopes: [{ scope: 'port', target: '', state: 'running' }], workers: [], queues: {}, transfers: { active: 0, rateBytesPerSec: 0 },
+      unavailableEndpoints: [{ endpoint: 'se.example.org:443', state: 'open', retryAt: '2026-12-04T05:00:00.000Z', cooldownMs: 30000, failuresInARow: 5 }],
+    },
+  } : { status: 500, body: {} };
+  r = await run(['admin', 'status']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^endpoint\s+se\.example\.org:443\s+unavailable \(breaker open, next probe 2026-12-04T05:00:00\.000Z, 5 failed connects in a row\)$/m);
+
   seen.length = 0;
   handler = (s) => s.path === '/api/v1/admin/limits'
     ? { status: 200, body: s.method === 'PUT' ? [{ scope: 'owner', target: 'alice', bytesPerSec: 1000000 }] : [] }
