@@ -66,6 +66,17 @@ export function splitValidator(h: Dispatcher.ResponseData['headers']): string | 
 /** A file whose Last-Modified is this much older than the server's Date is not being written any more. */
 const STABLE_AFTER_MS = 60_000;
 
+/**
+ * A Content-Length header's value: digits, or the same digits repeated in a list (RFC 9110 §8.6); NaN for
+ * anything else (negative, fractional, conflicting), which no body can be measured against.
+ */
+export function contentLength(v: string): number {
+  const parts = v.split(',').map((p) => p.trim());
+  if (!parts.every((p) => /^\d{1,16}$/.test(p) && p === parts[0])) return NaN;
+  const n = Number(parts[0]);
+  return Number.isSafeInteger(n) ? n : NaN;
+}
+
 /** Parses `bytes a-b/total` (total may be `*`). */
 export function parseContentRange(v: string | undefined): { start: number; end: number; total?: number } | undefined {
   if (!v) return undefined;
@@ -256,7 +267,14 @@ export async function rangedGet(
   const status = res.statusCode;
   if (status === 200) {
     const len = header(res.headers, 'content-length');
-    return { status, headers: res.headers, via, body: res.body, start: 0, size: len !== undefined ? Number(len) : undefined };
+    const size = len !== undefined ? contentLength(len) : undefined;
+    if (Number.isNaN(size)) {
+      res.body.destroy();
+      throw new TransferError(TransferErrorCode.network, `source answered with an invalid Content-Length ${JSON.stringify(len!.slice(0, 60))}`, {
+        httpStatus: 502, field: 'source', retryable: true,
+      });
+    }
+    return { status, headers: res.headers, via, body: res.body, start: 0, size };
   }
   if (status === 206) {
     const cr = parseContentRange(header(res.headers, 'content-range'));

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { Sum32Checksummer } from '../../services/checksum/checksummer.js';
 import { combineRangeSums, missingRanges, normaliseRanges, sameRepresentation } from '../../services/transfer/multi-stream.js';
 import { contiguousPrefix } from '../../services/transfer/local-part-file.js';
-import { ifRangeValidator, splitValidator } from '../../services/transfer/http-requests.js';
+import { contentLength, ifRangeValidator, splitValidator } from '../../services/transfer/http-requests.js';
 
 describe('range bookkeeping', () => {
   it('normalises: sorts, merges touching/overlapping ranges, clips to the size, drops empties', () => {
@@ -82,5 +82,14 @@ describe('sameRepresentation (each range of a split file)', () => {
     assert.equal(sameRepresentation({ size: 101, headers: {} }, plan), false);
     assert.equal(sameRepresentation({ size: 100, headers: { etag: '"e2"' } }, plan), false);
     assert.equal(sameRepresentation({ size: 100, headers: { 'last-modified': 'Fri, 02 Jan 2026 00:00:00 GMT' } }, plan), false);
+  });
+});
+
+describe('Content-Length of a whole answer', () => {
+  it('digits, or the same digits repeated; anything else is not a length', () => {
+    assert.equal(contentLength('1000'), 1000);
+    assert.equal(contentLength('1000, 1000'), 1000);
+    assert.equal(contentLength('0'), 0);
+    for (const bad of ['-5', '1e3', '10.5', '1000, 999', '', 'abc', '99999999999999999']) assert.ok(Number.isNaN(contentLength(bad)), bad);
   });
 });
