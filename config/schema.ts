@@ -117,7 +117,7 @@ export const schema = {
     bundleMaxBytes: int('Files whose declared size is at most this many bytes are run in bundles (one run-queue entry, one worker slot, one after another), like FTS session reuse. 0 disables bundling.', 0, 1024 ** 3),
     bundleFiles: int('Most small files in one bundle.', 1, 1000),
     feedAheadFactor: num('Run-queue depth kept ahead of the workers, as a multiple of the total worker concurrency.', 1, 100),
-    endpointBreakerFailures: int('Circuit breaker: attempts in a row that cannot reach an endpoint at all (refused, unknown host, connect timeout) before no new transfer touching it starts for a cool-down; its files wait in their lanes without spending retries.', 1, 10000),
+    endpointBreakerFailures: int('Circuit breaker: attempts in a row that cannot reach an endpoint at all (refused, unroutable, connect timeout) before no new transfer touching it starts for a cool-down; its files wait in their lanes without spending retries.', 1, 10000),
     endpointBreakerCooldownSec: int('First cool-down of a tripped endpoint; then one transfer at a time probes it, and each failed probe doubles the cool-down.', 1, 86400),
     endpointBreakerMaxCooldownSec: int('Longest cool-down of a tripped endpoint.', 1, 86400),
     endpointBreakerGiveUpSec: int('How long, from its first trip, an endpoint\'s breaker holds files back; after that they run again and fail by their retries (an endpoint gone for good must not keep jobs waiting).', 1, 30 * 86400),

@@ -16,7 +16,7 @@ import { TRANSFER_QUEUE, transferJobOptions } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import { ScopeGates } from '../services/jobs/scope-gates.js';
 import { runFile } from '../services/jobs/transfer-runner.js';
-import type { JobParams } from '../services/jobs/model.js';
+import { linkEndpoints, type JobParams } from '../services/jobs/model.js';
 import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
 import { RateLimitStore } from '../services/jobs/rate-limits.js';
 import type { ResumeState, TransferFn } from '../services/transfer/types.js';
@@ -347,8 +347,7 @@ export class TransferPool {
       if (state === 'stopped' || (action === 'restart' && !fromSync)) {
         this.active.abortWhere((t) => {
           if (scope === 'link') return t.link === target;
-          const i = t.link.indexOf('>');
-          return t.link.slice(0, i) === target || t.link.slice(i + 1) === target;
+          return linkEndpoints(t.link).includes(target);
         }, 'stop');
       }
       if (state === 'running') this.kickFeeder();

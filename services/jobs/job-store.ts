@@ -474,8 +474,7 @@ export class JobStore {
     else await this.redis.hset(`${this.prefix}:lim:${kind}`, name, limit);
   }
 
-  /** Slots held per link and endpoint (files QUEUED or ACTIVE), files QUEUED, and files ACTIVE port-wide. */
-  /** Endpoints whose circuit breaker is tripped (open or half-open), for the status. */
+  /** Endpoints whose circuit breaker is tripped (open, half-open or given up), for the status. */
   async unavailableEndpoints(): Promise<UnavailableEndpoint[]> {
     const [trip, cd, fails, hold] = await Promise.all([
       this.redis.hgetall(`${this.prefix}:trip`), this.redis.hgetall(`${this.prefix}:tripcd`), this.redis.hgetall(`${this.prefix}:epfail`),
@@ -492,15 +491,20 @@ export class JobStore {
     });
   }
 
-  /** An operator says the endpoint is back (admin start/resume on it): its breaker closes now. */
+  /**
+   * An operator says the endpoint is back (admin start/resume on it): its breaker closes now, announced on the
+   * events channel as END announces a close by success.
+   */
   async closeEndpointBreaker(endpoint: string): Promise<boolean> {
     const [[, removed]] = (await this.redis.multi()
       .hdel(`${this.prefix}:trip`, endpoint).hdel(`${this.prefix}:tripcd`, endpoint).hdel(`${this.prefix}:epfail`, endpoint)
       .hdel(`${this.prefix}:triphold`, endpoint)
       .exec()) as Array<[Error | null, number]>;
+    if (removed === 1) await this.redis.publish(`${this.prefix}:events`, JSON.stringify({ t: 'endpoint', endpoint, state: 'available' }));
     return removed === 1;
   }
 
+  /** Slots held per link and endpoint (files QUEUED or ACTIVE), files QUEUED, and files ACTIVE port-wide. */
   async activeSlots(): Promise<{ links: Record<string, number>; endpoints: Record<string, number>; queued: number; active: number }> {
     const [links, endpoints, queued, active] = await Promise.all([
       this.redis.hgetall(`${this.prefix}:act:link`),

@@ -8,7 +8,7 @@ import type { ClientPool, ConnectionInfo, PooledClient } from './client-pool.js'
 import { canonicalHeaders, http1Put } from './http1-upload.js';
 import { BulkTransportError, NotHttp2Error, type BulkResponse } from './h2-bulk/bulk-session.js';
 import type { Endpoint } from './endpoint.js';
-import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, type TransferSide } from './transfer-errors.js';
+import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, hasCauseCode, isConnectFailure, type TransferSide } from './transfer-errors.js';
 
 export type HttpEndpoint = Extract<Endpoint, { kind: 'http' }>;
 type Headers = Record<string, string>;
@@ -130,27 +130,9 @@ async function sendOnce(
 }
 
 /** True when `e` or one of its causes (classifyError wraps the transport's error) carries a code `test` accepts. */
-function hasCauseCode(e: unknown, test: (code: string) => boolean): boolean {
-  for (let c = e as { code?: unknown; cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++) {
-    if (typeof c.code === 'string' && test(c.code)) return true;
-  }
-  return false;
-}
-
 /** undici's verdict on a response it could not frame (bad header line, body longer than announced). */
 function isUnparsableResponse(e: unknown): boolean {
   return hasCauseCode(e, (code) => code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code.startsWith('HPE_'));
-}
-
-/**
- * Failures before any byte reached a server: refused, unreachable, unresolvable, connect timeout. The connector
- * already retried what is worth retrying (client-pool.ts), so replaying the request would only repeat those
- * attempts and hold a worker slot four times as long against an endpoint that is down.
- */
-const CONNECT_FAILURE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
-
-export function isConnectFailure(e: unknown): boolean {
-  return hasCauseCode(e, (code) => CONNECT_FAILURE_CODES.has(code));
 }
 
 /** Replays of an idempotent request whose connection dropped before its response arrived. */

@@ -16,11 +16,11 @@ import { asAttemptError, sourceDigestRequired, verifyChecksum, type Attempt } fr
 import { ProgressMeter } from './byte-pump.js';
 import { FilePump } from './file-pump.js';
 import { PeriodicCheckpoint } from './periodic-checkpoint.js';
-import { header, headRequest, isConnectFailure, rangedGet, splitValidator, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
+import { contentLength, header, headRequest, rangedGet, splitValidator, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
 import { LocalPartFile } from './local-part-file.js';
 import { digestFromHeaders, newChecksum, rehashPrefix, wantDigestValue } from './transfer-checksum.js';
 import type { CargoError } from '../errors.js';
-import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus } from './transfer-errors.js';
+import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, isConnectFailure } from './transfer-errors.js';
 import type { ResumeState, TransferResult } from './types.js';
 import { setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
@@ -70,7 +70,7 @@ function rangeRetryable(err: CargoError): boolean {
 
 /**
  * A request refused before any byte (REFUSED_STREAM, ENHANCE_YOUR_CALM, reset) is simply asked again; a server
- * that cannot be connected to at all is not (the connector already retried it: http-requests `isConnectFailure`).
+ * that cannot be connected to at all is not (the connector already retried it: transfer-errors `isConnectFailure`).
  */
 async function withRetries<T>(policy: MultiStreamPolicy, signal: AbortSignal, url: string, fn: () => Promise<T>): Promise<T> {
   for (let tries = 0; ; tries++) {
@@ -190,8 +190,8 @@ export async function planFromHead(
   if (head.status === 405 || head.status === 501) return null;
   if (head.status < 200 || head.status >= 300) throw errorForHttpStatus(head.status, 'source', src.url);
   const len = header(head.headers, 'content-length');
-  const size = len !== undefined ? Number(len) : NaN;
-  if (!Number.isSafeInteger(size) || size <= policy.rangeBytes) return null;
+  const size = len !== undefined ? contentLength(len) : NaN;
+  if (Number.isNaN(size) || size <= policy.rangeBytes) return null;
   if (!/\bbytes\b/i.test(header(head.headers, 'accept-ranges') ?? '')) return null;
   const validator = splitValidator(head.headers);
   if (validator === 'changing') return null; // modified within the last second: not split (see planPull)

@@ -132,32 +132,45 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * Whether `e` or an error down its cause chain carries a code that passes `test`. undici and the bulk session
+ * wrap the socket's own error; happy eyeballs reports every address it tried in an AggregateError.
+ */
+export function hasCauseCode(e: unknown, test: (code: string) => boolean): boolean {
+  for (let c = e as { code?: unknown; errors?: unknown; cause?: unknown } | undefined, i = 0; c && i < 6; c = c.cause as typeof c, i++) {
+    if (typeof c.code === 'string' && test(c.code)) return true;
+    if (Array.isArray(c.errors) && c.errors.some((a) => typeof (a as { code?: unknown })?.code === 'string' && test((a as { code: string }).code))) return true;
+  }
+  return false;
+}
+
+/**
  * Socket errors that mean "nobody answered at that address": the connection itself failed, before any request.
- * A reset or a timeout in the middle of a body is not here: the endpoint answered, and resuming fixes it. Nor is
- * ENOTFOUND: the DNS said the name does not exist (a typo waits for nothing); EAI_AGAIN is its transient kin.
+ * A reset or a timeout in the middle of a body is not here: the endpoint answered, and resuming fixes it.
  */
 const UNREACHABLE_CODES = new Set([
   'ECONNREFUSED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
 /**
- * Which side of a transfer could not be reached at all (connection refused, no such host, connect timeout),
- * or undefined when the failure says nothing about reachability. The scheduler's per-endpoint circuit breaker
- * counts these: files waiting for an endpoint that is down then wait in their lanes instead of spending their
- * retries against it.
+ * Failures before any byte reached a server: the unreachable ones, and a name the DNS says does not exist
+ * (ENOTFOUND). The connector already retried what is worth retrying (client-pool.ts), so replaying the request
+ * would only repeat those attempts and hold a worker slot four times as long against an endpoint that is down.
+ */
+const CONNECT_FAILURE_CODES = new Set([...UNREACHABLE_CODES, 'ENOTFOUND']);
+
+export function isConnectFailure(e: unknown): boolean {
+  return hasCauseCode(e, (code) => CONNECT_FAILURE_CODES.has(code));
+}
+
+/**
+ * Which side of a transfer could not be reached at all (connection refused, unroutable, connect timeout), or
+ * undefined when the failure says nothing about reachability. The scheduler's per-endpoint circuit breaker counts
+ * these: files waiting for an endpoint that is down then wait in their lanes instead of spending their retries
+ * against it. Not ENOTFOUND: the DNS said the name does not exist, and a typo waits for nothing.
  */
 export function unreachableSide(err: unknown): TransferSide | undefined {
   if (!(err instanceof CargoError)) return undefined;
   if (err.code !== TransferErrorCode.network && err.code !== TransferErrorCode.timeout) return undefined;
   if (err.field !== 'source' && err.field !== 'destination') return undefined;
-  // The socket's own error is somewhere down the cause chain (undici and the bulk session wrap it).
-  let e: unknown = err;
-  for (let depth = 0; e !== undefined && e !== null && depth < 6; depth++) {
-    const x = e as { code?: unknown; errors?: unknown[]; cause?: unknown };
-    if (typeof x.code === 'string' && UNREACHABLE_CODES.has(x.code)) return err.field;
-    // Happy eyeballs reports every address it tried in an AggregateError.
-    if (Array.isArray(x.errors) && x.errors.some((a) => UNREACHABLE_CODES.has((a as { code?: string })?.code ?? ''))) return err.field;
-    e = x.cause;
-  }
-  return undefined;
+  return hasCauseCode(err, (code) => UNREACHABLE_CODES.has(code)) ? err.field : undefined;
 }

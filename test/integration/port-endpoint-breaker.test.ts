@@ -126,8 +126,26 @@ describe('port: per-endpoint circuit breaker, closed by an operator', () => {
     // Still open: nothing moves during a 10-minute cool-down by itself.
     const waiting = (await s.h.api<{ counts: Record<string, number> }>('GET', `/api/v1/jobs/${t.jobId}`)).body.counts;
     assert.equal(waiting['FINISHED'] ?? 0, 0);
-    const r = await s.h.api('POST', '/api/v1/admin/start', { scope: 'endpoint', target: `127.0.0.1:${t.port}` });
-    assert.equal(r.status, 200);
+    // The close is announced on the events channel (what /events serves), as a close by a successful probe is.
+    const sub = s.h.redis.duplicate();
+    const announced = new Promise<Record<string, unknown>>((resolve) => {
+      sub.on('message', (_ch: string, msg: string) => {
+        const e = JSON.parse(msg) as Record<string, unknown>;
+        if (e['t'] === 'endpoint') resolve(e);
+      });
+    });
+    await sub.subscribe(`${s.h.cfg.redis.prefix}:events`);
+    try {
+      const r = await s.h.api('POST', '/api/v1/admin/start', { scope: 'endpoint', target: `127.0.0.1:${t.port}` });
+      assert.equal(r.status, 200);
+      let timer: NodeJS.Timeout | undefined;
+      const noEvent = new Promise<Record<string, unknown>>((r) => { timer = setTimeout(() => r({ none: 'no endpoint event within 10 s' }), 10_000); });
+      const event = await Promise.race([announced, noEvent]);
+      clearTimeout(timer);
+      assert.deepEqual(event, { t: 'endpoint', endpoint: `127.0.0.1:${t.port}`, state: 'available' });
+    } finally {
+      sub.disconnect();
+    }
     await s.assertWaitersUntouched(t);
   });
 });
