@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { createChecksummer } from '../services/checksum/checksummer.js';
-import { isCargoError } from '../services/errors.js';
+import { isCargoError } from '../errors/cargo-error.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
 import type { ResumeState, TransferRequest } from '../services/transfer/types.js';
 import { PauseGate } from '../services/throttle/pause-gate.js';

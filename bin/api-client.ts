@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
-import { CargoError } from '../services/errors.js';
+import { CargoError } from '../errors/cargo-error.js';
 import { UsageError } from './usage-error.js';
 
 export interface Problem {

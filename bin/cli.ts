@@ -4,7 +4,7 @@
  * 0 ok, 1 failure (API error, unreachable gateway, bad config), 2 usage error.
  */
 import { parseArgs } from 'node:util';
-import { isCargoError } from '../services/errors.js';
+import { isCargoError } from '../errors/cargo-error.js';
 import { ApiError } from './api-client.js';
 import { adminCommand } from './commands/admin.js';
 import { cancelCommand, jobsCommand } from './commands/jobs.js';

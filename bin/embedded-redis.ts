@@ -21,7 +21,7 @@ import { accessSync, constants as fsConstants, mkdirSync, readFileSync, realpath
 import { delimiter, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { CargoError } from '../services/errors.js';
+import { CargoError } from '../errors/cargo-error.js';
 
 export interface EmbeddedRedisLog {
   info(msg: string): void;

@@ -11,7 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { CargoError } from '../services/errors.js';
+import { CargoError } from '../errors/cargo-error.js';
 
 export interface GatewayTls {
   key: Buffer;

@@ -1,4 +1,4 @@
-import { CargoError } from '../services/errors.js';
+import { CargoError } from '../errors/cargo-error.js';
 
 /** A command line the CLI cannot act on; the CLI prints it with a hint and exits with status 2. */
 export class UsageError extends CargoError {

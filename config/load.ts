@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { CargoError } from '../services/errors.js';
+import { CargoError } from '../errors/cargo-error.js';
 import { schema, type Config, type Group, type Leaf } from './schema.js';
 
 export class ConfigError extends CargoError {

@@ -135,7 +135,7 @@ export const schema = {
     stallTimeoutSec: int('An attempt with no progress for this long is aborted and retried.', 1, 86400),
     insecureTls: bool('Skip TLS certificate verification of remote endpoints (tests and labs only).'),
     caFile: str('Extra CA bundle (PEM) trusted for remote endpoints. Empty: the system store only.'),
-    endpointsFile: str('YAML/JSON file of per-endpoint transfer settings, keyed by origin (connections, streams, http1Only, rangedUpload, bulkReceive, windows, timeouts, copyMode); see services/transfer/endpoint-settings.ts. Empty: none.'),
+    endpointsFile: str('YAML/JSON file of per-endpoint transfer settings, keyed by origin (connections, streams, http1Only, rangedUpload, bulkReceive, windows, timeouts, copyMode); see services/transfer/connect/endpoint-settings.ts. Empty: none.'),
   },
   storage: {
     root: str('Root of the storage namespace served under /data (permanent storage, POSIX backend). Empty: <dataDir>/storage.'),

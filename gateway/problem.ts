@@ -4,7 +4,7 @@
  * client learns which field or what about the request is wrong. Never a bare 500 for bad input.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { isCargoError } from '../services/errors.js';
+import { isCargoError } from '../errors/cargo-error.js';
 
 export interface Problem {
   type: string;

@@ -1,8 +1,8 @@
 /** Entry used by `cargoport serve` and `cargoport worker`: one transfer pool in this process. */
 import type { Config } from '../config/schema.js';
 import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
-import { loadEndpointSettings, type EndpointSettings } from '../services/transfer/endpoint-settings.js';
-import { setEndpointCopyMode } from '../services/transfer/third-party-copy.js';
+import { loadEndpointSettings, type EndpointSettings } from '../services/transfer/connect/endpoint-settings.js';
+import { setEndpointCopyMode } from '../services/transfer/tpc/third-party-copy.js';
 import { readFileSync } from 'node:fs';
 import { TransferPool } from './transfer-pool.js';
 

@@ -6,7 +6,7 @@ import type { PortStorage } from '../../services/storage/port-storage.js';
 import type { FileChecksums } from '../../services/storage/file-checksums.js';
 import type { RangedUploads } from '../../services/storage/ranged-upload.js';
 import { parseLogicalPath, type LogicalPath } from '../../services/storage/safe-path.js';
-import { isCargoError } from '../../services/errors.js';
+import { isCargoError } from '../../errors/cargo-error.js';
 import type { AccessDecision } from './access-decision.js';
 import type { StorageEndpointOptions } from './storage-options.js';
 

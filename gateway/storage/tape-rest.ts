@@ -8,7 +8,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseDecodedPath } from '../../services/storage/safe-path.js';
 import { StageRequests, type StageRequest } from '../../services/storage/stage-requests.js';
-import { isCargoError } from '../../services/errors.js';
+import { isCargoError } from '../../errors/cargo-error.js';
 import { AccessDecision } from './access-decision.js';
 import { errorToProblem, sendProblem } from './storage-context.js';
 import { parseIsoDurationMs } from './iso-duration.js';

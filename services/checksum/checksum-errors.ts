@@ -1,4 +1,4 @@
-import { CargoError } from '../errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 
 /**
  * Bad checksum input: a user's `alg:value`, or a Digest / Repr-Digest / Want-* header we cannot use.

@@ -3,7 +3,7 @@
  * our REST API, the CLI). Algorithm names are case-insensitive; the value is optional (`ADLER32`
  * or `adler32:` = "compute adler32, nothing to compare against yet").
  */
-import type { ChecksumAlg, ExpectedChecksum } from '../transfer/types.js';
+import type { ChecksumAlg, ExpectedChecksum } from './checksum-types.js';
 import { DIGEST_BYTES } from './checksum-value.js';
 import { BadChecksumError } from './checksum-errors.js';
 

@@ -3,7 +3,7 @@
  * 8 digits (the form StoRM, davix and FTS compare against). Conversions to and from the binary
  * digest live here so header codecs and the checksummers agree byte for byte.
  */
-import type { ChecksumAlg } from '../transfer/types.js';
+import type { ChecksumAlg } from './checksum-types.js';
 
 export const CHECKSUM_ALGS: readonly ChecksumAlg[] = ['adler32', 'crc32c', 'md5', 'sha256'];
 

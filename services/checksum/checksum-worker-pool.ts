@@ -16,12 +16,12 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { ChecksumAlg } from '../transfer/types.js';
+import type { ChecksumAlg } from './checksum-types.js';
 import { adler32Combine, ADLER32_INITIAL } from './adler32.js';
 import { crc32cCombineWith, crc32cZerosOperator, CRC32C_INITIAL } from './crc32c.js';
 import { hex32 } from './checksum-value.js';
 import { ChecksumStateError } from './checksum-errors.js';
-import { CargoError } from '../errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 import { isSum32Alg } from './checksummer.js';
 import type { FromWorker, ToWorker } from './checksum-worker-protocol.js';
 

@@ -2,7 +2,7 @@
  * Messages between ChecksumWorkerPool (main thread) and checksum-worker.ts. Chunk bytes travel in
  * ArrayBuffers that are transferred (not cloned) both ways, so the pool can recycle them.
  */
-import type { ChecksumAlg } from '../transfer/types.js';
+import type { ChecksumAlg } from './checksum-types.js';
 
 export type ToWorker =
   /** Sum `len` bytes of `buf` from the initial state (adler32 / crc32c; combined on the main thread). */

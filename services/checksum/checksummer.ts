@@ -3,7 +3,7 @@
  * update(), read the canonical value (lowercase hex; adler32/crc32c exactly 8 digits) with digestHex().
  */
 import { createHash, type Hash } from 'node:crypto';
-import type { ChecksumAlg } from '../transfer/types.js';
+import type { ChecksumAlg } from './checksum-types.js';
 import { adler32Update, ADLER32_INITIAL } from './adler32.js';
 import { crc32cUpdate, CRC32C_INITIAL } from './crc32c.js';
 import { hex32 } from './checksum-value.js';

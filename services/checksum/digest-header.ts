@@ -6,7 +6,7 @@
  *    byte sequences (`adler=:A9oBlQ==:`; the key is `adler`, not `adler32`).
  * Everything returned is in the project's canonical form (lowercase hex, 32-bit sums 8 digits).
  */
-import type { ChecksumAlg } from '../transfer/types.js';
+import type { ChecksumAlg } from './checksum-types.js';
 import { CHECKSUM_ALGS, DIGEST_BYTES, checksumHexToBytes, checksumBytesToHex, isCanonicalChecksum } from './checksum-value.js';
 import { normaliseChecksumHex } from './checksum-spec.js';
 import { BadChecksumError, ChecksumStateError } from './checksum-errors.js';

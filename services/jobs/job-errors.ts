@@ -1,5 +1,5 @@
 /** Errors of the job service, each with a stable code and the HTTP status the gateway answers with. */
-import { CargoError } from '../errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 
 export class InvalidSubmissionError extends CargoError {
   constructor(code: string, message: string, field: string) {

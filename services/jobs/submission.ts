@@ -4,7 +4,7 @@
  * field (`files[12].destination`) so clients can fix exactly what is wrong.
  */
 import { parseChecksumSpec } from '../checksum/checksum-spec.js';
-import { CargoError } from '../errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 import { InvalidSubmissionError } from './job-errors.js';
 import type { FileSpec, JobParams, NewJob } from './model.js';
 import { SUPPORTED_SCHEMES, type RawSubmission } from './submission-schema.js';

@@ -4,7 +4,7 @@
  * canceled. Retries and requeues come back as new queue members for the worker shell to enqueue.
  */
 import { rm } from 'node:fs/promises';
-import { isCargoError } from '../errors.js';
+import { isCargoError } from '../../errors/cargo-error.js';
 import { unreachableSide } from '../transfer/transfer-errors.js';
 import type { ResumeState, TransferFn, TransferRequest, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';

@@ -5,7 +5,7 @@
  * "PUT, then HEAD with Want-Digest: adler32" costs no second read.
  */
 import { createChecksummer } from '../checksum/checksummer.js';
-import type { ChecksumAlg } from '../transfer/types.js';
+import type { ChecksumAlg } from '../checksum/checksum-types.js';
 import type { ReadHandle } from './storage-backend.js';
 
 const MAX_ENTRIES = 10_000;

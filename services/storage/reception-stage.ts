@@ -5,7 +5,7 @@
  * unpack). A stage that throws refuses the file: nothing is published and the uploader gets the reason.
  * The processing issue plugs its stages (zstd, tar, custom hooks) in here.
  */
-import { isCargoError } from '../errors.js';
+import { isCargoError } from '../../errors/cargo-error.js';
 import { StorageError } from './storage-errors.js';
 
 export interface ReceivedFile {

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { JsonStateFile } from './json-state-file.js';
 import type { PortStorage } from './port-storage.js';
-import { isCargoError } from '../errors.js';
+import { isCargoError } from '../../errors/cargo-error.js';
 
 export type StageFileState = 'SUBMITTED' | 'STARTED' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 

@@ -2,7 +2,7 @@
  * Storage-layer errors. Every failure a client can cause maps to a stable CARGO_ERR_* code and an HTTP
  * status, so the gateway never turns a bad path or a missing file into a 500.
  */
-import { CargoError } from '../errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 
 type Opts = { field?: string; cause?: unknown };
 

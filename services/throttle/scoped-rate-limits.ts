@@ -5,7 +5,7 @@
  * as a job's own `bandwidthBytesPerSec`. Caps change live: buckets in use are re-timed at once, including their
  * queued waiters; a removed cap makes its bucket unlimited for the transfers still holding it.
  */
-import type { RateLimiter } from '../transfer/types.js';
+import type { RateLimiter } from './rate-limiter.js';
 import { TokenBucket } from './token-bucket.js';
 
 export const RATE_LIMIT_SCOPES = ['port', 'link', 'owner', 'job'] as const;

@@ -6,7 +6,7 @@
  *
  * Fast path: when tokens are available and nobody is queued, `take()` returns null (no promise, no timer).
  */
-import type { RateLimiter } from '../transfer/types.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 export interface TokenBucketOptions {
   /** Bytes per second; `Infinity` (or ≤ 0) means unlimited. */

@@ -2,7 +2,7 @@
  * One attempt of one file transfer: the request, the caller's control, and the attempt's own abort signal
  * (fed by the caller's signal and the stall watchdog). Shared by the single-stream and multi-stream paths.
  */
-import type { CargoError } from '../errors.js';
+import type { CargoError } from '../../errors/cargo-error.js';
 import type { Endpoint } from './endpoint.js';
 import type { StallWatchdog } from './stall-watchdog.js';
 import { checksumMismatch } from './transfer-checksum.js';

@@ -11,24 +11,24 @@ import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { ClientPool, type OriginOptions, type PooledClient, type TransferClientOptions } from './client-pool.js';
-import { ProgressMeter, pumpBytes } from './byte-pump.js';
-import { FilePump } from './file-pump.js';
-import { PeriodicCheckpoint } from './periodic-checkpoint.js';
-import { localFilePlan, pushRanges, type RangedPushPlan } from './ranged-push.js';
+import { ClientPool, type OriginOptions, type PooledClient, type TransferClientOptions } from './connect/client-pool.js';
+import { ProgressMeter, pumpBytes } from './push/byte-pump.js';
+import { FilePump } from './pull/file-pump.js';
+import { PeriodicCheckpoint } from './local/periodic-checkpoint.js';
+import { localFilePlan, pushRanges, type RangedPushPlan } from './push/ranged-push.js';
 import { isSum32Alg } from '../checksum/checksummer.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
-import { header, headRequest, ifRangeValidator, putRequest, rangedGet, removeUnverifiedUpload, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
-import { LocalPartFile, assertDestinationFree } from './local-part-file.js';
-import { planFromHead, planPull, pullRanges, sourceDigestBeforeDownload, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './multi-stream.js';
+import { header, headRequest, ifRangeValidator, putRequest, rangedGet, removeUnverifiedUpload, type HttpEndpoint, type RangedGetResponse } from './http/http-requests.js';
+import { LocalPartFile, assertDestinationFree } from './local/local-part-file.js';
+import { planFromHead, planPull, pullRanges, sourceDigestBeforeDownload, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './pull/multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
 import {
   digestFromHeaders, digestHeaderFor, newChecksum, rehashPrefix, wantDigestValue, type RunningChecksum,
 } from './transfer-checksum.js';
 import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
-import { checkPushedDestination } from './destination-check.js';
+import { checkPushedDestination } from './push/destination-check.js';
 import { applyStreamStages, type StagedSource } from './stream-stage.js';
-import { thirdPartyCopy } from './third-party-copy.js';
+import { thirdPartyCopy } from './tpc/third-party-copy.js';
 import { asAttemptError, refuseWithoutSourceDigest, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
 

@@ -3,7 +3,7 @@
  * alone, so the classification here is the single place that says "a 404 will not get better by trying
  * again, a reset connection might".
  */
-import { CargoError } from '../errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 
 export const TransferErrorCode = {
   auth: 'CARGO_ERR_AUTH',

@@ -6,15 +6,11 @@
  */
 import type { Gate } from '../throttle/pause-gate.js';
 import type { StreamStage } from './stream-stage.js';
+import type { ChecksumAlg, ExpectedChecksum } from '../checksum/checksum-types.js';
+import type { RateLimiter } from '../throttle/rate-limiter.js';
 
-export type ChecksumAlg = 'adler32' | 'crc32c' | 'md5' | 'sha256';
+export type { ChecksumAlg, ExpectedChecksum, RateLimiter };
 export type VerifyMode = 'none' | 'source' | 'destination' | 'both';
-
-export interface ExpectedChecksum {
-  alg: ChecksumAlg;
-  /** Canonical value (lowercase hex; adler32/crc32c padded to 8 digits) when the user supplied one. */
-  value?: string;
-}
 
 /** What survives an aborted attempt, so the next attempt continues instead of restarting. */
 export interface ResumeState {
@@ -65,11 +61,6 @@ export interface TransferProgress {
   total?: number;
 }
 
-/** Byte-rate limiter consulted on the hot path (token buckets: global, link, job, owner). */
-export interface RateLimiter {
-  /** Take `n` bytes; returns null when they are available now, else a promise that settles when they are. */
-  take(n: number): Promise<void> | null;
-}
 
 export interface TransferControl {
   /** Abort = stop this attempt now; partial data is kept and reported through onCheckpoint for resume. */

@@ -15,7 +15,7 @@ import { createPortStorage } from '../../services/storage/port-storage.js';
 import { addRange, coveredBytes } from '../../services/storage/ranged-upload.js';
 import { parseRangeHeader, parseContentRange } from '../../gateway/storage/range-header.js';
 import { parseIsoDurationMs } from '../../gateway/storage/iso-duration.js';
-import { isCargoError } from '../../services/errors.js';
+import { isCargoError } from '../../errors/cargo-error.js';
 import { JsonStateFile } from '../../services/storage/json-state-file.js';
 
 const code = (fn: () => unknown): string | undefined => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
-import { partFileName } from '../../services/transfer/local-part-file.js';
+import { partFileName } from '../../services/transfer/local/local-part-file.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { h2Connect, h2Request } from '../support/h2-request.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';

@@ -16,10 +16,10 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createChecksummer } from '../../services/checksum/checksummer.js';
 import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, engineClientPool, transferFile } from '../../services/transfer/engine.js';
-import { defaultMultiStreamPolicy } from '../../services/transfer/multi-stream.js';
+import { defaultMultiStreamPolicy } from '../../services/transfer/pull/multi-stream.js';
 import type { RateLimiter, ResumeState, TransferControl, TransferProgress, TransferRequest } from '../../services/transfer/types.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { isCargoError } from '../../services/errors.js';
+import { isCargoError } from '../../errors/cargo-error.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { testTls } from '../support/tls.js';
 

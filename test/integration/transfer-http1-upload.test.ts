@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
-import { canonicalHeaderName } from '../../services/transfer/http1-upload.js';
+import { canonicalHeaderName } from '../../services/transfer/http/http1-upload.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 

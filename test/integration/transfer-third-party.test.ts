@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
-import { forgetCopyRefusals, setEndpointCopyMode } from '../../services/transfer/third-party-copy.js';
+import { forgetCopyRefusals, setEndpointCopyMode } from '../../services/transfer/tpc/third-party-copy.js';
 import { adler32 } from '../../services/checksum/adler32.js';
 import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';

@@ -14,7 +14,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
-import { defaultMultiStreamPolicy } from '../../services/transfer/multi-stream.js';
+import { defaultMultiStreamPolicy } from '../../services/transfer/pull/multi-stream.js';
 import { tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatChecksumSpec, parseChecksumSpec } from '../../services/checksum/checksum-spec.js';
-import { CargoError } from '../../services/errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 
 test('FTS-style specs parse to canonical values', () => {
   assert.deepEqual(parseChecksumSpec('ADLER32:03da0195', 'f'), { alg: 'adler32', value: '03da0195' });

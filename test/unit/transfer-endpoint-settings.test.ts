@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadEndpointSettings } from '../../services/transfer/endpoint-settings.js';
+import { loadEndpointSettings } from '../../services/transfer/connect/endpoint-settings.js';
 
 const file = (text: string) => {
   const p = join(mkdtempSync(join(tmpdir(), 'cargoport-endpoints-')), 'endpoints.yaml');

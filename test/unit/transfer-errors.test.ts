@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CargoError } from '../../services/errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 import { parseEndpoint } from '../../services/transfer/endpoint.js';
 import { classifyError, errorForHttpStatus, redactUrl, unreachableSide } from '../../services/transfer/transfer-errors.js';
 

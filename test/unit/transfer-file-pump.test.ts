@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { ProgressMeter } from '../../services/transfer/byte-pump.js';
-import { FilePump } from '../../services/transfer/file-pump.js';
+import { ProgressMeter } from '../../services/transfer/push/byte-pump.js';
+import { FilePump } from '../../services/transfer/pull/file-pump.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import type { RateLimiter } from '../../services/transfer/types.js';
 

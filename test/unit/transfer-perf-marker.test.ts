@@ -3,8 +3,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PerfMarkerParser } from '../../services/transfer/perf-marker-parser.js';
-import { tpcRequestHeaders } from '../../services/transfer/tpc-client.js';
+import { PerfMarkerParser } from '../../services/transfer/tpc/perf-marker-parser.js';
+import { tpcRequestHeaders } from '../../services/transfer/tpc/tpc-client.js';
 
 const xrootd = (bytes: number, ts = 1700000000) =>
   `Perf Marker\nTimestamp: ${ts}\nStripe Index: 0\nStripe Bytes Transferred: ${bytes}\nTotal Stripe Count: 1\nRemoteConnections: tcp:192.0.2.1:1094,tcp:[2001:db8::1]:1094\nEnd\n`;

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Sum32Checksummer } from '../../services/checksum/checksummer.js';
-import { combineRangeSums, missingRanges, normaliseRanges, sameRepresentation } from '../../services/transfer/multi-stream.js';
-import { contiguousPrefix } from '../../services/transfer/local-part-file.js';
-import { contentLength, ifRangeValidator, splitValidator } from '../../services/transfer/http-requests.js';
+import { combineRangeSums, missingRanges, normaliseRanges, sameRepresentation } from '../../services/transfer/pull/multi-stream.js';
+import { contiguousPrefix } from '../../services/transfer/local/local-part-file.js';
+import { contentLength, ifRangeValidator, splitValidator } from '../../services/transfer/http/http-requests.js';
 
 describe('range bookkeeping', () => {
   it('normalises: sorts, merges touching/overlapping ranges, clips to the size, drops empties', () => {

@@ -17,7 +17,7 @@
 import { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { isIP, type LookupFunction, type Socket } from 'node:net';
-import { addressOptions } from '../address-options.js';
+import { addressOptions } from '../connect/address-options.js';
 import { connectRetryDelayMs, type ConnectionPacer } from '../../throttle/connection-pacer.js';
 import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 import { encodeGetRequest, HpackDecoder, HpackError } from './hpack.js';

@@ -4,11 +4,11 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { ClientPool, ConnectionInfo, PooledClient } from './client-pool.js';
+import type { ClientPool, ConnectionInfo, PooledClient } from '../connect/client-pool.js';
 import { canonicalHeaders, http1Put } from './http1-upload.js';
-import { BulkTransportError, NotHttp2Error, type BulkResponse } from './h2-bulk/bulk-session.js';
-import type { Endpoint } from './endpoint.js';
-import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, hasCauseCode, isConnectFailure, type TransferSide } from './transfer-errors.js';
+import { BulkTransportError, NotHttp2Error, type BulkResponse } from '../h2-bulk/bulk-session.js';
+import type { Endpoint } from '../endpoint.js';
+import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, hasCauseCode, isConnectFailure, type TransferSide } from '../transfer-errors.js';
 
 export type HttpEndpoint = Extract<Endpoint, { kind: 'http' }>;
 type Headers = Record<string, string>;

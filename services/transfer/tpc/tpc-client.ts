@@ -8,13 +8,12 @@
  * Aborting closes the connection, which dCache and XRootD treat as "cancel the transfer".
  */
 import { setMaxListeners } from 'node:events';
-import type { Gate } from '../throttle/pause-gate.js';
-import type { ClientPool } from './client-pool.js';
-import { engineClientPool } from './engine.js';
-import { parseEndpoint } from './endpoint.js';
+import type { Gate } from '../../throttle/pause-gate.js';
+import type { ClientPool } from '../connect/client-pool.js';
+import { parseEndpoint } from '../endpoint.js';
 import { PerfMarkerParser, type PerfMarker } from './perf-marker-parser.js';
-import { StallWatchdog, type StallPolicy } from './stall-watchdog.js';
-import { TransferError, abortedError, classifyError, errorForHttpStatus } from './transfer-errors.js';
+import { StallWatchdog, type StallPolicy } from '../stall-watchdog.js';
+import { TransferError, abortedError, classifyError, errorForHttpStatus } from '../transfer-errors.js';
 
 export const TPC_FAILED = 'CARGO_ERR_TPC_FAILED';
 export const TPC_UNSUPPORTED = 'CARGO_ERR_TPC_UNSUPPORTED';
@@ -43,7 +42,8 @@ export interface TpcControl {
   stall?: StallPolicy;
   /** A closed gate suspends the stall clock (the remote transfer itself cannot be paused through COPY). */
   gate?: Gate;
-  pool?: ClientPool;
+  /** The connections the COPY goes over (the engine's, so TLS trust and endpoint settings apply). */
+  pool: ClientPool;
 }
 
 export interface TpcResult {
@@ -83,7 +83,7 @@ export async function tpcCopy(req: TpcCopyRequest, ctl: TpcControl): Promise<Tpc
       httpStatus: 400, field: side, retryable: false,
     });
   }
-  const pool = ctl.pool ?? engineClientPool();
+  const pool = ctl.pool;
   const started = Date.now();
   const abort = new AbortController();
   setMaxListeners(0, abort.signal);

@@ -11,9 +11,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { CargoError } from '../errors.js';
+import { CargoError } from '../../../errors/cargo-error.js';
 import type { OriginOptions } from './client-pool.js';
-import type { CopyMode } from './third-party-copy.js';
+import type { CopyMode } from '../tpc/third-party-copy.js';
 
 /** Connection settings for the client pool, plus the endpoint's default copy mode. */
 export type EndpointSettings = OriginOptions & { copyMode?: CopyMode };

@@ -6,11 +6,11 @@
  * parse a lower-case `content-length` over HTTP/1.1).
  */
 import type { Dispatcher } from 'undici';
-import type { Attempt } from './attempt.js';
-import type { ClientPool } from './client-pool.js';
-import { header, headRequest, type HttpEndpoint } from './http-requests.js';
-import { checksumMismatch, digestFromHeaders, wantDigestValue } from './transfer-checksum.js';
-import { TransferError, TransferErrorCode, redactUrl } from './transfer-errors.js';
+import type { Attempt } from '../attempt.js';
+import type { ClientPool } from '../connect/client-pool.js';
+import { header, headRequest, type HttpEndpoint } from '../http/http-requests.js';
+import { checksumMismatch, digestFromHeaders, wantDigestValue } from '../transfer-checksum.js';
+import { TransferError, TransferErrorCode, redactUrl } from '../transfer-errors.js';
 
 export async function checkPushedDestination(
   pool: ClientPool, a: Attempt, dst: HttpEndpoint, putHeaders: Dispatcher.ResponseData['headers'],

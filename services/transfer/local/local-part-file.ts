@@ -9,8 +9,8 @@ import { constants as fsc } from 'node:fs';
 import { link, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ensureDirectory, syncDirectory } from './directory-sync.js';
-import type { ResumeState } from './types.js';
-import { TransferError, TransferErrorCode, classifyError } from './transfer-errors.js';
+import type { ResumeState } from '../types.js';
+import { TransferError, TransferErrorCode, classifyError } from '../transfer-errors.js';
 
 /** `.<name>.cargoport-part-<tag>` beside the final name; a random tag when none is given. */
 export function partFileName(finalPath: string, tag?: string): string {

@@ -9,10 +9,10 @@
  * the sender is held by flow control and nothing is lost.
  */
 import type { Readable } from 'node:stream';
-import type { Gate } from '../throttle/pause-gate.js';
-import type { ProgressMeter, StreamingChecksum } from './byte-pump.js';
-import { abortedError } from './transfer-errors.js';
-import type { RateLimiter } from './types.js';
+import type { Gate } from '../../throttle/pause-gate.js';
+import type { ProgressMeter, StreamingChecksum } from '../push/byte-pump.js';
+import { abortedError } from '../transfer-errors.js';
+import type { RateLimiter } from '../types.js';
 
 export interface FilePumpOptions {
   source: Readable;

@@ -5,7 +5,7 @@
  * snapshot — so a reported range is always on disk.
  */
 import type { FileHandle } from 'node:fs/promises';
-import type { ResumeState } from './types.js';
+import type { ResumeState } from '../types.js';
 
 export class PeriodicCheckpoint {
   private timer: NodeJS.Timeout | undefined;

@@ -8,20 +8,20 @@
  * Resume works per range: the checkpoint lists every byte range that is durable in the part file, and the
  * next attempt fetches only the gaps (If-Range on the source's ETag, so a changed source restarts cleanly).
  */
-import { adler32Combine } from '../checksum/adler32.js';
-import { Sum32Checksummer, isSum32Alg } from '../checksum/checksummer.js';
-import { crc32cCombine } from '../checksum/crc32c.js';
-import type { ClientPool, PooledClient } from './client-pool.js';
-import { asAttemptError, sourceDigestRequired, verifyChecksum, type Attempt } from './attempt.js';
-import { ProgressMeter } from './byte-pump.js';
+import { adler32Combine } from '../../checksum/adler32.js';
+import { Sum32Checksummer, isSum32Alg } from '../../checksum/checksummer.js';
+import { crc32cCombine } from '../../checksum/crc32c.js';
+import type { ClientPool, PooledClient } from '../connect/client-pool.js';
+import { asAttemptError, sourceDigestRequired, verifyChecksum, type Attempt } from '../attempt.js';
+import { ProgressMeter } from '../push/byte-pump.js';
 import { FilePump } from './file-pump.js';
-import { PeriodicCheckpoint } from './periodic-checkpoint.js';
-import { contentLength, header, headRequest, rangedGet, splitValidator, type HttpEndpoint, type RangedGetResponse } from './http-requests.js';
-import { LocalPartFile } from './local-part-file.js';
-import { digestFromHeaders, newChecksum, rehashPrefix, wantDigestValue } from './transfer-checksum.js';
-import type { CargoError } from '../errors.js';
-import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, isConnectFailure } from './transfer-errors.js';
-import type { ResumeState, TransferResult } from './types.js';
+import { PeriodicCheckpoint } from '../local/periodic-checkpoint.js';
+import { contentLength, header, headRequest, rangedGet, splitValidator, type HttpEndpoint, type RangedGetResponse } from '../http/http-requests.js';
+import { LocalPartFile } from '../local/local-part-file.js';
+import { digestFromHeaders, newChecksum, rehashPrefix, wantDigestValue } from '../transfer-checksum.js';
+import type { CargoError } from '../../../errors/cargo-error.js';
+import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, isConnectFailure } from '../transfer-errors.js';
+import type { ResumeState, TransferResult } from '../types.js';
 import { setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
 

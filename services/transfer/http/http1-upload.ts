@@ -13,10 +13,10 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, t
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import type { ConnectionPacer } from '../throttle/connection-pacer.js';
-import type { ConnectionInfo, TransferClientOptions } from './client-pool.js';
-import { classifyError } from './transfer-errors.js';
-import { addressOptions } from './address-options.js';
+import type { ConnectionPacer } from '../../throttle/connection-pacer.js';
+import type { ConnectionInfo, TransferClientOptions } from '../connect/client-options.js';
+import { classifyError } from '../transfer-errors.js';
+import { addressOptions } from '../connect/address-options.js';
 
 export interface Http1PutResult {
   status: number;

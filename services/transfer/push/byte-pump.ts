@@ -7,9 +7,9 @@
  * Nothing here allocates per chunk on the fast path: `whenOpen()` and `take()` return null when no wait
  * is needed, and the abort race allocates only when we actually wait.
  */
-import type { Gate } from '../throttle/pause-gate.js';
-import type { RateLimiter, TransferProgress } from './types.js';
-import { abortedError } from './transfer-errors.js';
+import type { Gate } from '../../throttle/pause-gate.js';
+import type { RateLimiter, TransferProgress } from '../types.js';
+import { abortedError } from '../transfer-errors.js';
 
 export interface StreamingChecksum {
   update(buf: Uint8Array): void;

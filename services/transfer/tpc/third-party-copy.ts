@@ -12,14 +12,14 @@
  * After a third-party copy the port checks the destination itself, as FTS does: its size against the source's, and
  * the checksum (Want-Digest) when verification was asked or a value given.
  */
-import type { Attempt } from './attempt.js';
-import type { ClientPool } from './client-pool.js';
-import { header, headRequest, removeUnverifiedUpload, type HttpEndpoint } from './http-requests.js';
-import type { StallPolicy } from './stall-watchdog.js';
+import type { Attempt } from '../attempt.js';
+import type { ClientPool } from '../connect/client-pool.js';
+import { header, headRequest, removeUnverifiedUpload, type HttpEndpoint } from '../http/http-requests.js';
+import type { StallPolicy } from '../stall-watchdog.js';
 import { TPC_UNSUPPORTED, tpcCopy } from './tpc-client.js';
-import { checksumMismatch, digestFromHeaders, wantDigestValue } from './transfer-checksum.js';
-import { TransferError, TransferErrorCode, redactUrl } from './transfer-errors.js';
-import type { TransferResult } from './types.js';
+import { checksumMismatch, digestFromHeaders, wantDigestValue } from '../transfer-checksum.js';
+import { TransferError, TransferErrorCode, redactUrl } from '../transfer-errors.js';
+import type { TransferResult } from '../types.js';
 
 export type CopyMode = 'auto' | 'pull' | 'push' | 'streamed';
 

@@ -1,5 +1,7 @@
+import { errorSpec } from './catalogue.js';
+
 /**
- * The one place the services layer declares its error base. Every domain error carries a stable
+ * The one error base of every layer (below config/ and services/, which both use it). Every domain error carries a stable
  * `CARGO_ERR_*` code (clients and tests match on it, never on the message) and, where the gateway
  * should map it to HTTP, a status. Each service module declares its own subclasses next to the
  * behaviour, but always through this base, so the gateway's problem+json mapper needs no table.
@@ -20,9 +22,10 @@ export class CargoError extends Error {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CargoError';
     this.code = code;
-    this.httpStatus = opts.httpStatus ?? 500;
+    const spec = errorSpec(code);
+    this.httpStatus = opts.httpStatus ?? spec?.status ?? 500;
     this.field = opts.field;
-    this.retryable = opts.retryable ?? false;
+    this.retryable = opts.retryable ?? spec?.retryable ?? false;
   }
 }
 
