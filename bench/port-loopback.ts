@@ -12,7 +12,7 @@
  *
  * Run: npm run build && node dist/bench/port-loopback.js [size_mib=2048] [runs=3] [connections=1] [streams=1]
  * Emulated WAN (issue 3's second target) through the same path: WAN_RTT=110ms WAN_RATE=125 put
- * /work/shared/tools/wanproxy (built into bench/out/wanproxy by bench/transfer-wan.sh, or set WANPROXY) between
+ * the wanproxy delay line (../shared/tools/wanproxy beside the repository, built into bench/out/wanproxy by bench/transfer-wan.sh, or set WANPROXY) between
  * the clients and nginx; its single-TCP-stream capacity is measured with iperf3 through a second proxy instance.
  */
 import { execFile, spawn } from 'node:child_process';

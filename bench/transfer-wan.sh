@@ -5,7 +5,8 @@
 # are HTTP/2 streams inside it), so "fraction of capacity" is engine MB/s ÷ rate.
 #
 #   bench/transfer-wan.sh [size_mib=2048] [runs=2] [rtt=110ms] [rate_MBps=125] [engine options…]
-# Needs: nginx, curl, openssl, Go (to build /work/shared/tools/wanproxy into bench/out), a built tree.
+# Needs: nginx, curl, openssl, Go (to build the wanproxy delay line, ../shared/tools/wanproxy beside the repository
+# or $WANPROXY_SRC, into bench/out), a built tree.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SIZE_MIB=${1:-2048}
@@ -20,7 +21,7 @@ PROXY_PORT=${PROXY_PORT:-18900}
 source "$ROOT/bench/lib/bench-env.sh"
 WANPROXY=$ROOT/bench/out/wanproxy
 if [[ ! -x $WANPROXY ]]; then
-  (cd /work/shared/tools/wanproxy && GOCACHE=${GOCACHE:-/tmp/gocache} go build -o "$WANPROXY" .)
+  (cd "${WANPROXY_SRC:-$ROOT/../shared/tools/wanproxy}" && GOCACHE=${GOCACHE:-/tmp/gocache} go build -o "$WANPROXY" .)
 fi
 bench_setup
 start_nginx
