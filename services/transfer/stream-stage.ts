@@ -1,7 +1,7 @@
 /**
  * Stream stages: transforms the bytes pass through between the source and the destination (compress on the way
- * out, decompress on the way in, pack, encrypt…). The processing work plugs its stages in here; the engine only
- * knows this interface.
+ * out, decompress on the way in, pack, encrypt…). The interface (StreamStage) belongs to services/processing,
+ * which builds the stages; the engine only runs them.
  *
  * What a staged transfer means for the engine (engine.ts):
  * - the destination receives the stages' output, so the transfer is one stream from byte 0: no ranges, no
@@ -12,16 +12,12 @@
  * - a stage that fails (corrupt input, say) fails the transfer with CARGO_ERR_STAGE_FAILED, not retried: the
  *   same bytes would fail the same way. A source failing under the stages stays a source failure.
  */
-import { pipeline, Transform, type Duplex, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import type { Checksummer } from '../checksum/checksummer.js';
 import { TransferError, TransferErrorCode } from './transfer-errors.js';
+import type { StreamStage } from '../processing/stream-stage.js';
 
-export interface StreamStage {
-  /** Named in errors. */
-  readonly name: string;
-  /** A fresh transform for one attempt. */
-  create(): Duplex;
-}
+export type { StreamStage };
 
 export interface StagedSource {
   /** The stages' output. */
