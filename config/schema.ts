@@ -85,6 +85,31 @@ function strList(doc: string): Leaf<string[]> {
   };
 }
 
+/**
+ * A structured value (a mapping or a list of mappings) whose inner shape is checked by the service that owns it
+ * (e.g. services/processing/processing-settings.ts), with errors naming the inner key; here only its outer
+ * form. In an environment variable it is JSON.
+ */
+function structured<T extends 'mapping' | 'list'>(doc: string, shape: T): Leaf<T extends 'mapping' ? Record<string, unknown> : unknown[]> {
+  const form = shape === 'mapping' ? 'a mapping (JSON in an environment variable)' : 'a list (JSON in an environment variable)';
+  return {
+    kind: 'leaf', doc, form,
+    parse(raw, fromEnv) {
+      let v = raw;
+      if (fromEnv && typeof raw === 'string') {
+        try {
+          v = JSON.parse(raw);
+        } catch {
+          throw new Error(form);
+        }
+      }
+      const ok = shape === 'mapping' ? v !== null && typeof v === 'object' && !Array.isArray(v) : Array.isArray(v);
+      if (!ok) throw new Error(form);
+      return v as T extends 'mapping' ? Record<string, unknown> : unknown[];
+    },
+  };
+}
+
 const redisUrl = /^$|^(redis|rediss|unix):\/\/.+/;
 
 export const schema = {
@@ -146,6 +171,20 @@ export const schema = {
     nearlineRecallMs: int('Emulated recall latency of the nearline backend.', 0, 86400000),
     bufferQuotaBytes: int('Size of the buffer (staged copies and uploads in progress); released and expired staged copies are evicted beyond it.', 1024 * 1024, Number.MAX_SAFE_INTEGER),
     sitename: str('Site name in the Tape REST discovery document (key of targetedMetadata).', /^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, _ . -'),
+  },
+  processing: {
+    hooks: structured('Site hooks by name, which jobs reference as {stage: hook, hook: NAME}: {command: [/abs/program, args…], io: stream|files, timeoutSec, graceSec, params: {NAME: regex}, env: {…}} or {module: /abs/stage.mjs, options: {…}}; see services/processing/README.md.', 'mapping'),
+    rules: structured('Stages the operator adds per endpoint or path prefix: [{endpoint: https://host:port | local, pathPrefix: /path, emission: [stages], reception: [stages]}]; the most specific rule of each side applies (services/processing/README.md).', 'list'),
+    workDir: str('Directory of temporary files of processing stages (hooks working on files). Empty: <dataDir>/processing.'),
+    threads: int('Worker threads that run zstd off the event loop. 0: one per CPU less one, at least one.', 0, 64),
+    zstdMaxLevel: int('Highest zstd compression level a job may ask for.', 1, 22),
+    zstdMaxWorkers: int('Most zstd compression threads (zstd nbWorkers) one stage may ask for.', 0, 64),
+    zstdMaxWindowLog: int('Largest zstd window (log2 bytes) compressed with or accepted when decompressing: bounds the memory a peer can make us spend.', 10, 31),
+    tarMaxMemberBytes: int('Largest tar member accepted when unpacking.', 0, Number.MAX_SAFE_INTEGER),
+    tarMaxNameBytes: int('Longest member or link name accepted when unpacking (PAX and GNU long names included).', 100, 65536),
+    tarMaxMembers: int('Most members in one archive, packing or unpacking.', 1, 100_000_000),
+    hookTimeoutSec: int('Time limit of a site hook run when its entry gives none (then SIGTERM, and SIGKILL after its grace).', 1, 7 * 86400),
+    hookStderrBytes: int('Tail of a hook\'s stderr kept for the failure reason.', 256, 1024 * 1024),
   },
   shutdown: {
     drainTimeoutSec: int('On SIGTERM: let in-flight transfers finish for at most this long, then abort and requeue them.', 0, 86400),
