@@ -13,7 +13,7 @@ export interface StageBuildContext {
   readonly side: StageSide;
   /** The stage's name in errors and records: `zstd`, `hook:scan`, with its position when repeated. */
   readonly label: string;
-  /** The destination's path as it will be published (after every rename), for hooks' environment. */
+  /** The destination's path as it will be published (after every rename); hooks get its last segment. */
   readonly fileName: string;
   /** Aborting the transfer tears every stage down (child processes killed, thread sessions released). */
   readonly signal?: AbortSignal;
@@ -30,8 +30,12 @@ export interface StageDefinition<O = unknown> {
   readonly sides: readonly StageSide[];
   /** Validates the options of one reference (`field` names it in errors). */
   parseOptions(raw: Record<string, unknown>, field: string): O;
-  /** The file name after this stage (e.g. `+ .zst`); absent = unchanged. */
-  rename?(name: string, options: O): string;
+  /** The destination path after this stage (e.g. `+ .zst`); absent = unchanged. */
+  rename?(path: string, options: O): string;
+  /** Only where the destination is a local file (the stage writes beside it, e.g. untar's members). */
+  readonly localOnly?: boolean;
+  /** Further checks that depend on the side (a hook the operator allows at reception only). */
+  checkSide?(options: O, side: StageSide, field: string): void;
   build(options: O, ctx: StageBuildContext): StreamStage;
 }
 

@@ -1,0 +1,182 @@
+/**
+ * Packing: a directory, a glob or a list of files → one tar stream (POSIX pax format), each member carrying its
+ * checksums (tar-member-checksums.ts), name, size, mode and mtime (fractional seconds too). Ownership is not
+ * carried (uid/gid 0, no user names): a member belongs to whoever unpacks it.
+ *
+ * The tar format puts a member's header (with our checksums) before its bytes, so a member is summed before it is
+ * sent: files up to `inlineMaxBytes` are read once into memory (the small-file case packing is for), larger ones
+ * are read twice (summed, then streamed), and a file whose size or mtime changes meanwhile fails the pack
+ * instead of sending a checksum that does not describe it. Regular files and directories only; a symlink, device
+ * or FIFO in the input fails the pack naming it. Back-pressure: the next file is read only when the consumer has
+ * taken the previous one.
+ */
+import { createReadStream } from 'node:fs';
+import { lstat, open, readdir } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { minimatch } from 'minimatch';
+import tar from 'tar-stream';
+import type { ChecksumAlg } from '../checksum/checksum-types.js';
+import { MultiChecksummer } from '../checksum/checksummer.js';
+import { ProcessingError } from './processing-errors.js';
+import { checksumRecords } from './tar-member-checksums.js';
+
+export interface PackMember {
+  /** Absolute path of the local file or directory. */
+  readonly source: string;
+  /** Its name inside the archive (relative, `/`-separated). */
+  readonly name: string;
+}
+
+export interface PackedMember {
+  readonly name: string;
+  readonly type: 'file' | 'directory';
+  readonly size: number;
+  readonly checksums: Partial<Record<ChecksumAlg, string>>;
+}
+
+export interface TarPackOptions {
+  /** Checksums computed for and carried with every file member. */
+  readonly checksums: readonly ChecksumAlg[];
+  /** Files up to this size are read once into memory (default 1 MiB). */
+  readonly inlineMaxBytes?: number;
+  /** Refuse more members than this. */
+  readonly maxMembers?: number;
+  readonly signal?: AbortSignal;
+  /** Called as each member is handed to the archive (the packer's per-member record). */
+  onMember?(m: PackedMember): void;
+}
+
+type TarHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
+
+/** The ustar size field holds 11 octal digits; larger files travel alone, not packed. */
+export const MAX_PACKED_MEMBER_BYTES = 8 * 1024 ** 3 - 1;
+
+function packError(message: string, member?: string): ProcessingError {
+  return new ProcessingError('CARGO_ERR_STAGE_FAILED', member ? `packing ${member}: ${message}` : `packing: ${message}`);
+}
+
+/** A directory tree → members named below `prefix` (default: the tree's contents at the archive root), sorted. */
+export async function membersOfDirectory(dir: string, prefix = ''): Promise<PackMember[]> {
+  const out: PackMember[] = [];
+  const walk = async (abs: string, rel: string): Promise<void> => {
+    const entries = (await readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const childRel = rel ? `${rel}/${e.name}` : e.name;
+      const childAbs = join(abs, e.name);
+      out.push({ source: childAbs, name: childRel });
+      if (e.isDirectory()) await walk(childAbs, childRel);
+    }
+  };
+  await walk(dir, prefix.replace(/\/+$/, ''));
+  return out;
+}
+
+/** Files (and directories) below `root` whose relative path matches `pattern` (minimatch; `**` crosses directories). */
+export async function membersOfGlob(root: string, pattern: string): Promise<PackMember[]> {
+  const all = await membersOfDirectory(root);
+  return all.filter((m) => minimatch(m.name, pattern, { dot: false }));
+}
+
+/** Relative paths below `root` (as a manifest gives them) → members; a path leaving `root` is refused. */
+export function membersOfList(root: string, paths: readonly string[]): PackMember[] {
+  return paths.map((p) => {
+    const abs = join(root, p);
+    const rel = relative(root, abs);
+    if (rel === '' || rel.startsWith('..') || rel.startsWith(sep)) throw packError('path outside the packed root', p);
+    return { source: abs, name: rel.split(sep).join('/') };
+  });
+}
+
+function entry(pack: tar.Pack, header: TarHeader, body?: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (body) pack.entry(header, body, (err) => (err ? reject(err) : resolve()));
+    else pack.entry(header, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+function mtimeRecord(mtimeMs: number): Record<string, string> {
+  return mtimeMs % 1000 === 0 ? {} : { mtime: (mtimeMs / 1000).toFixed(6) };
+}
+
+async function packFile(pack: tar.Pack, m: PackMember, opts: TarPackOptions, inlineMax: number): Promise<PackedMember> {
+  const fh = await open(m.source, 'r').catch((e: Error) => {
+    throw packError(e.message, m.name);
+  });
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw packError('not a regular file', m.name);
+    if (st.size > MAX_PACKED_MEMBER_BYTES) throw packError(`larger than ${MAX_PACKED_MEMBER_BYTES} bytes: send it unpacked`, m.name);
+    const sums = new MultiChecksummer(opts.checksums);
+    let body: Buffer | undefined;
+    if (st.size <= inlineMax) {
+      body = Buffer.allocUnsafe(st.size);
+      const { bytesRead } = await fh.read(body, 0, st.size, 0);
+      if (bytesRead !== st.size) throw packError(`changed while being packed (read ${bytesRead} of ${st.size} bytes)`, m.name);
+      sums.update(body);
+    } else {
+      for await (const chunk of createReadStream('', { fd: fh, autoClose: false, start: 0, end: st.size - 1, signal: opts.signal })) sums.update(chunk as Buffer);
+    }
+    const checksums = sums.digests();
+    const header: TarHeader = {
+      name: m.name, type: 'file', size: st.size, mode: st.mode & 0o7777, mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000),
+      uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(st.mtimeMs) },
+    };
+    if (body) {
+      await entry(pack, header, body);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const sink = pack.entry(header, (err) => (err ? reject(packError(err.message, m.name)) : resolve()));
+        const src = createReadStream('', { fd: fh, autoClose: false, start: 0, end: st.size - 1, signal: opts.signal });
+        src.on('error', (e) => {
+          sink.destroy(e);
+          reject(e);
+        });
+        src.pipe(sink as unknown as NodeJS.WritableStream);
+      });
+      const after = await fh.stat();
+      if (after.size !== st.size || after.mtimeMs !== st.mtimeMs) throw packError('changed while being packed', m.name);
+    }
+    return { name: m.name, type: 'file', size: st.size, checksums };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The members as one tar stream. Errors (a file gone, changed or of another type) fail the stream naming it. */
+export function createTarPack(members: Iterable<PackMember> | AsyncIterable<PackMember>, opts: TarPackOptions): Readable {
+  const pack = tar.pack();
+  const inlineMax = opts.inlineMaxBytes ?? 1024 * 1024;
+  const out = Readable.from(pack as unknown as AsyncIterable<Buffer>, { objectMode: false });
+  const produce = async () => {
+    let count = 0;
+    for await (const m of members) {
+      if (opts.signal?.aborted || out.destroyed) return;
+      if (opts.maxMembers !== undefined && ++count > opts.maxMembers) throw packError(`more than ${opts.maxMembers} members`);
+      const st = await lstat(m.source).catch((e: Error) => {
+        throw packError(e.message, m.name);
+      });
+      if (st.isDirectory()) {
+        await entry(pack, {
+          name: m.name, type: 'directory', mode: st.mode & 0o7777, mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000),
+          uid: 0, gid: 0, uname: '', gname: '', pax: mtimeRecord(st.mtimeMs),
+        });
+        opts.onMember?.({ name: m.name, type: 'directory', size: 0, checksums: {} });
+      } else if (st.isFile()) {
+        opts.onMember?.(await packFile(pack, m, opts, inlineMax));
+      } else {
+        throw packError(st.isSymbolicLink() ? 'is a symbolic link (not packed)' : 'is not a regular file or directory', m.name);
+      }
+    }
+    pack.finalize();
+  };
+  produce().catch((e: unknown) => {
+    const err = e instanceof ProcessingError ? e : packError((e as Error).message);
+    pack.destroy(err);
+    out.destroy(err);
+  });
+  out.once('close', () => {
+    if (!pack.destroyed) pack.destroy();
+  });
+  return out;
+}
