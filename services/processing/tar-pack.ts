@@ -95,9 +95,14 @@ function entry(pack: tar.Pack, header: TarHeader, body?: Buffer): Promise<void> 
   });
 }
 
-function mtimeRecord(mtimeMs: number): Record<string, string> {
-  return mtimeMs % 1000 === 0 ? {} : { mtime: (mtimeMs / 1000).toFixed(6) };
+/** The exact mtime as a PAX record (`1796665769.290392005`), when it has a fraction the ustar field drops. */
+function mtimeRecord(mtimeNs: bigint): Record<string, string> {
+  const frac = mtimeNs % 1_000_000_000n;
+  if (frac === 0n) return {};
+  return { mtime: `${mtimeNs / 1_000_000_000n}.${frac.toString().padStart(9, '0').replace(/0+$/, '')}` };
 }
+
+const wholeSeconds = (mtimeNs: bigint) => new Date(Number(mtimeNs / 1_000_000_000n) * 1000);
 
 async function packFile(pack: tar.Pack, m: PackMember, opts: TarPackOptions, inlineMax: number): Promise<PackedMember> {
   const fh = await open(m.source, 'r').catch((e: Error) => {
@@ -105,6 +110,7 @@ async function packFile(pack: tar.Pack, m: PackMember, opts: TarPackOptions, inl
   });
   try {
     const st = await fh.stat();
+    const exact = await fh.stat({ bigint: true });
     if (!st.isFile()) throw packError('not a regular file', m.name);
     if (st.size > MAX_PACKED_MEMBER_BYTES) throw packError(`larger than ${MAX_PACKED_MEMBER_BYTES} bytes: send it unpacked`, m.name);
     const sums = new MultiChecksummer(opts.checksums);
@@ -119,8 +125,8 @@ async function packFile(pack: tar.Pack, m: PackMember, opts: TarPackOptions, inl
     }
     const checksums = sums.digests();
     const header: TarHeader = {
-      name: m.name, type: 'file', size: st.size, mode: st.mode & 0o7777, mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000),
-      uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(st.mtimeMs) },
+      name: m.name, type: 'file', size: st.size, mode: st.mode & 0o7777, mtime: wholeSeconds(exact.mtimeNs),
+      uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(exact.mtimeNs) },
     };
     if (body) {
       await entry(pack, header, body);
@@ -147,23 +153,30 @@ async function packFile(pack: tar.Pack, m: PackMember, opts: TarPackOptions, inl
 export function createTarPack(members: Iterable<PackMember> | AsyncIterable<PackMember>, opts: TarPackOptions): Readable {
   const pack = tar.pack();
   const inlineMax = opts.inlineMaxBytes ?? 1024 * 1024;
-  const out = Readable.from(pack as unknown as AsyncIterable<Buffer>, { objectMode: false });
+  // tar-stream's Pack is a streamx Readable; the engine and pipeline() get a Node Readable, paused when it is full.
+  const out = new Readable({ read: () => void pack.resume() });
+  pack.on('data', (c: unknown) => {
+    if (!out.push(c as Buffer)) pack.pause();
+  });
+  pack.on('end', () => out.push(null));
+  pack.on('error', (e: Error) => out.destroy(e));
   const produce = async () => {
     let count = 0;
     for await (const m of members) {
       if (opts.signal?.aborted || out.destroyed) return;
       if (opts.maxMembers !== undefined && ++count > opts.maxMembers) throw packError(`more than ${opts.maxMembers} members`);
-      const st = await lstat(m.source).catch((e: Error) => {
+      const st = await lstat(m.source, { bigint: true }).catch((e: Error) => {
         throw packError(e.message, m.name);
       });
       if (st.isDirectory()) {
         await entry(pack, {
-          name: m.name, type: 'directory', mode: st.mode & 0o7777, mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000),
-          uid: 0, gid: 0, uname: '', gname: '', pax: mtimeRecord(st.mtimeMs),
+          name: m.name, type: 'directory', mode: Number(st.mode) & 0o7777, mtime: wholeSeconds(st.mtimeNs),
+          uid: 0, gid: 0, uname: '', gname: '', pax: mtimeRecord(st.mtimeNs),
         });
         opts.onMember?.({ name: m.name, type: 'directory', size: 0, checksums: {} });
       } else if (st.isFile()) {
-        opts.onMember?.(await packFile(pack, m, opts, inlineMax));
+        const packed = await packFile(pack, m, opts, inlineMax); // not inside onMember?.(): that would skip it
+        opts.onMember?.(packed);
       } else {
         throw packError(st.isSymbolicLink() ? 'is a symbolic link (not packed)' : 'is not a regular file or directory', m.name);
       }
