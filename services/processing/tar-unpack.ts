@@ -119,7 +119,14 @@ export class TarUnpacker extends Duplex {
       concurrency: 16, inlineMaxBytes: 1024 * 1024, failOnMemberError: true, ...opts,
     } as typeof this.o;
     this.extract.on('entry', (header, stream, next) => {
-      this.onEntry(header, stream as unknown as AsyncIterable<Buffer> & { resume(): void }).then(() => next(), (e: unknown) => this.fail(e));
+      let admitted: ReturnType<TarUnpacker['admit']>;
+      try {
+        admitted = this.admit(header);
+      } catch (e) {
+        this.fail(e);
+        return;
+      }
+      this.onEntry(header, stream as unknown as AsyncIterable<Buffer> & { resume(): void }, admitted).then(() => next(), (e: unknown) => this.fail(e));
     });
     this.extract.on('error', (e: Error) => this.fail(e));
   }
@@ -169,7 +176,11 @@ export class TarUnpacker extends Duplex {
     this.destroy(err);
   }
 
-  private async onEntry(header: tar.Header, stream: AsyncIterable<Buffer> & { resume(): void }): Promise<void> {
+  /**
+   * Everything decided from the header alone, synchronously, so a refusal is the archive's first error (before the
+   * parser's own complaint about the bytes that were never sent after a 10 GB header, say).
+   */
+  private admit(header: tar.Header): { segs: string[]; kind: MemberKind; rel: string; size: number } | null {
     if (this.fatal) throw this.fatal;
     const dataStart = (header as tar.Header & { byteOffset?: number }).byteOffset ?? 0;
     this.endOfLastEntry = dataStart + pad512(header.type === 'file' || header.type === 'contiguous-file' ? header.size : 0);
@@ -178,8 +189,7 @@ export class TarUnpacker extends Duplex {
     const kind = memberKind(header.type, header.name);
     if (segs.length === 0) {
       if (kind !== 'directory') throw unsafeArchive('a member without a name', header.name);
-      stream.resume();
-      return;
+      return null;
     }
     const rel = segs.join('/');
     for (let i = 1; i < segs.length; i++) {
@@ -190,7 +200,22 @@ export class TarUnpacker extends Duplex {
     const size = kind === 'file' ? header.size : 0;
     if (kind === 'file') this.checkSize(rel, size, header.name);
     else if (this.o.expected && kind !== 'directory' && !this.o.expected.has(rel)) throw unsafeArchive('a member the sender did not announce', header.name);
+    if (kind === 'symlink') {
+      checkSymlinkTarget(segs, header.linkname, this.o.maxNameBytes, header.name);
+      this.linkMembers.add(rel);
+    }
+    if (kind === 'link' && !this.files.has(hardlinkSegments(header.linkname, this.o.maxNameBytes, header.name).join('/'))) {
+      throw unsafeArchive(`hard link to ${header.linkname}, which is not an earlier file of this archive`, header.name);
+    }
+    return { segs, kind, rel, size };
+  }
 
+  private async onEntry(header: tar.Header, stream: AsyncIterable<Buffer> & { resume(): void }, admitted: ReturnType<TarUnpacker['admit']>): Promise<void> {
+    if (!admitted) {
+      stream.resume();
+      return;
+    }
+    const { segs, kind, rel, size } = admitted;
     switch (kind) {
       case 'directory':
         stream.resume();
@@ -198,16 +223,12 @@ export class TarUnpacker extends Duplex {
         await this.ensureDir(segs);
         return;
       case 'symlink': {
-        const target = checkSymlinkTarget(segs, header.linkname, this.o.maxNameBytes, header.name);
-        this.linkMembers.add(rel);
         stream.resume();
-        await this.schedule(() => this.placeSymlink(rel, segs, target, header));
+        await this.schedule(() => this.placeSymlink(rel, segs, header.linkname, header));
         return;
       }
       case 'link': {
-        const targetRel = hardlinkSegments(header.linkname, this.o.maxNameBytes, header.name).join('/');
-        const held = this.files.get(targetRel);
-        if (!held) throw unsafeArchive(`hard link to ${header.linkname}, which is not an earlier file of this archive`, header.name);
+        const held = this.files.get(hardlinkSegments(header.linkname, this.o.maxNameBytes, header.name).join('/'))!;
         stream.resume();
         await this.schedule(() => this.placeHardlink(rel, segs, held, header));
         return;
@@ -369,14 +390,18 @@ export class TarUnpacker extends Duplex {
   /** Publishes now (`each`) or keeps it for the end; returns the path that holds the bytes now. */
   private async commit(p: Prepared): Promise<string | null> {
     if (this.o.publish === 'end') {
+      if (this.fatal) throw this.fatal;
       this.pending.push(p);
       return p.part;
     }
     return (await this.publishOne(p)) ? p.final : null;
   }
 
+  /**
+   * With `each`, a member complete and verified before the archive failed is still published (it was checked on
+   * its own; a retry need not send it again). With `end`, nothing is published once the archive has failed.
+   */
   private async publishOne(p: Prepared): Promise<boolean> {
-    if (this.fatal) throw this.fatal;
     try {
       if (this.o.overwrite) {
         await rename(p.part, p.final);
