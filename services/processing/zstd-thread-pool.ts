@@ -6,7 +6,7 @@
  *
  * - input chunks are copied into batch buffers (`batchBytes`, recycled) that are transferred to the worker and
  *   back; at most `maxInflightBatches` per session are posted and unconsumed, so a fast source waits for zstd;
- * - output comes back in transferred buffers, at most `credits` messages ahead of the reader (a slow destination
+ * - output comes back in transferred 128 KiB buffers, at most 8 messages ahead of the reader (a slow destination
  *   pauses the session on its worker; a decompression bomb cannot run ahead);
  * - a session is bound to one thread (a stream is sequential by nature); sessions go to the thread with the fewest;
  * - destroying the stream (abort, failure elsewhere in the chain) closes its session at once.
@@ -24,7 +24,7 @@ export interface ZstdPoolOptions {
   threads?: number;
   /** Input batch size (default 512 KiB). */
   batchBytes?: number;
-  /** Output message size (default 512 KiB). */
+  /** Output message size (default 128 KiB: larger fresh buffers cost more in page faults than they save in messages). */
   outputBytes?: number;
 }
 
@@ -34,7 +34,7 @@ interface Slot {
 }
 
 const MAX_INFLIGHT_BATCHES = 2;
-const CREDITS = 4;
+const CREDITS = 8;
 
 export class ZstdThreadPool {
   readonly threads: number;
@@ -48,7 +48,7 @@ export class ZstdThreadPool {
   constructor(opts: ZstdPoolOptions = {}) {
     this.threads = Math.max(1, opts.threads || Math.max(1, availableParallelism() - 1));
     this.batchBytes = opts.batchBytes ?? 512 * 1024;
-    this.outputBytes = opts.outputBytes ?? 512 * 1024;
+    this.outputBytes = opts.outputBytes ?? 128 * 1024;
   }
 
   /** Open sessions (for tests and status: after an abort this returns to 0). */
@@ -128,7 +128,7 @@ class ZstdStream extends Duplex {
   private batchLength = 0;
   private readonly spare: ArrayBuffer[] = [];
   private inflight = 0;
-  private heldWrite: (() => void) | null = null;
+  private pending: { chunk: Buffer; offset: number; cb: (err?: Error | null) => void } | null = null;
   private finalCallback: ((err?: Error | null) => void) | null = null;
   /** Credits owed to the worker because the reader was full when an output arrived. */
   private owed = 0;
@@ -140,21 +140,28 @@ class ZstdStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    let offset = 0;
-    while (offset < chunk.length) {
+    this.pending = { chunk, offset: 0, cb };
+    this.fill();
+  }
+
+  /** Copies the pending chunk into batches, posting each full one, while fewer than the limit are in flight. */
+  private fill(): void {
+    const p = this.pending;
+    if (!p || this.destroyed) return;
+    while (p.offset < p.chunk.length) {
+      if (this.inflight >= MAX_INFLIGHT_BATCHES) return; // resumed by the next 'consumed'
       if (!this.batch) {
-        const ab = this.spare.pop() ?? new ArrayBuffer(this.pool.batchBytes);
-        this.batch = new Uint8Array(ab);
+        this.batch = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(this.pool.batchBytes));
         this.batchLength = 0;
       }
-      const n = Math.min(chunk.length - offset, this.batch.length - this.batchLength);
-      this.batch.set(chunk.subarray(offset, offset + n), this.batchLength);
+      const n = Math.min(p.chunk.length - p.offset, this.batch.length - this.batchLength);
+      this.batch.set(p.chunk.subarray(p.offset, p.offset + n), this.batchLength);
       this.batchLength += n;
-      offset += n;
+      p.offset += n;
       if (this.batchLength === this.batch.length) this.postBatch(false);
     }
-    if (this.inflight < MAX_INFLIGHT_BATCHES) cb();
-    else this.heldWrite = () => cb();
+    this.pending = null;
+    p.cb();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -187,9 +194,7 @@ class ZstdStream extends Duplex {
       case 'consumed': {
         this.inflight--;
         if (this.spare.length < MAX_INFLIGHT_BATCHES) this.spare.push(msg.buf);
-        const held = this.heldWrite;
-        this.heldWrite = null;
-        held?.();
+        this.fill();
         return;
       }
       case 'done':

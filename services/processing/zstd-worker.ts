@@ -39,13 +39,19 @@ interface Session {
 
 const sessions = new Map<number, Session>();
 
+/** A buffer of its own (not a slice of Node's shared pool, which could not be transferred). */
+function newOutput(bytes: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(bytes);
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
 function send(msg: FromZstdWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(msg, transfer ?? []);
 }
 
 function open(id: number, params: ZstdSessionParams, outputBytes: number): void {
   const s: Session = {
-    id, params, inputs: [], credits: 0, out: new Uint8Array(outputBytes), outputBytes, frameHint: 0, mayHaveMore: false, done: false,
+    id, params, inputs: [], credits: 0, out: newOutput(outputBytes), outputBytes, frameHint: 0, mayHaveMore: false, done: false,
   };
   if (params.mode === 'compress') {
     const c = new binding.CCtx();
@@ -62,9 +68,14 @@ function open(id: number, params: ZstdSessionParams, outputBytes: number): void 
   sessions.set(id, s);
 }
 
+/**
+ * Hands the output buffer to the main thread (transferred: it becomes the reader's chunk) and takes a new one.
+ * allocUnsafe, not `new Uint8Array`: a zeroed allocation of this size costs more than the decompression of a
+ * stored block (measured 200 MB/s against 1.3 GB/s for random data; the rest is first-touch page faults).
+ */
 function emit(s: Session, produced: number): void {
   const full = s.out;
-  s.out = new Uint8Array(s.outputBytes);
+  s.out = newOutput(s.outputBytes);
   s.credits--;
   send({ op: 'output', id: s.id, buf: full.buffer as ArrayBuffer, length: produced }, [full.buffer as ArrayBuffer]);
 }
@@ -98,7 +109,9 @@ function run(s: Session): void {
       }
       const [ret, produced, consumed] = s.dctx!.decompressStream(s.out, src);
       input.offset += consumed;
-      s.frameHint = ret;
+      // A call that moved nothing (draining after a frame that ended exactly at the end of the output buffer)
+      // answers with the next frame's header size: it must not turn a complete frame into a truncated one.
+      if (consumed > 0 || produced > 0) s.frameHint = ret;
       s.mayHaveMore = produced === s.out.length;
       if (produced > 0) emit(s, produced);
       if (input.offset === input.view.length && !s.mayHaveMore) finishInput(s);

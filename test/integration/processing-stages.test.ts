@@ -292,6 +292,21 @@ export function createStage(ctx) {
     await waitFor(() => p.zstd.activeSessions === 0);
   });
 
+  test('zstd pool: a frame ending exactly at an output buffer boundary is complete; a cut one is truncated', async () => {
+    // 128 MiB of a repeated card: the frame's last byte lands at the end of a 128 KiB output buffer.
+    const data = Buffer.alloc(128 * 1024 * 1024, 'KEY1 = 1234 / value 12\n');
+    const z = compress(data, { compressionLevel: 1 });
+    const count = async (input: Buffer) => {
+      let n = 0;
+      await pipeline(Readable.from([input]), p.zstd.createStream({ mode: 'decompress', windowLogMax: 27 }), new Writable({ write: (c: Buffer, _e, cb) => { n += c.length; cb(); } }));
+      return n;
+    };
+    assert.equal(await count(z), data.length);
+    await assert.rejects(count(z.subarray(0, z.length - 3)), /zstd input ended in the middle of a frame \(truncated\)/);
+    await assert.rejects(count(randomBytes(5000)), (e: Error & { code?: string }) => e.code === 'CARGO_ERR_STAGE_FAILED');
+    assert.equal(p.zstd.activeSessions, 0);
+  });
+
   test('a closed gate lets nothing into the stages; opening it lets the file through', async () => {
     const gate = new PauseGate();
     gate.close();
