@@ -10,7 +10,9 @@
  * included, page cache warm). Ours: the thread pool's stream fed 256 KiB chunks from memory (what a transfer
  * gives it), output discarded. MB/s = input MB per wall second for compression, output MB for decompression,
  * best of 3. Event-loop delay: perf_hooks.monitorEventLoopDelay (1 ms resolution; the figures include it) during
- * one level-3 compression fed from the file, next to the same read without compression (the floor).
+ * one level-3 compression fed from the file, next to the same read without compression (the floor), with the
+ * main thread's event-loop utilisation (the share of time it was busy: what is left for byte movement, lock
+ * renewal and the gateway).
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -103,13 +105,15 @@ try {
   for (const [name, make] of variants) {
     const h = monitorEventLoopDelay({ resolution: 1 });
     h.enable();
+    const elu0 = performance.eventLoopUtilization();
     const t0 = performance.now();
     let out = 0;
     await pipeline(createReadStream(file, { highWaterMark: CHUNK }), make(), new Writable({ write(c: Buffer, _e, cb) { out += c.length; cb(); } }));
     const s = (performance.now() - t0) / 1000;
+    const elu = performance.eventLoopUtilization(elu0);
     h.disable();
     const ms = (ns: number) => (ns / 1e6).toFixed(1);
-    console.log(`event-loop delay, level 3, ${name.padEnd(40)} p50 ${ms(h.percentile(50))} ms, p99 ${ms(h.percentile(99))} ms, max ${ms(h.max)} ms (${mb(size, s).toFixed(0)} MB/s, ${out} bytes out)`);
+    console.log(`event-loop delay, level 3, ${name.padEnd(40)} p50 ${ms(h.percentile(50))} ms, p99 ${ms(h.percentile(99))} ms, max ${ms(h.max)} ms, main thread busy ${(elu.utilization * 100).toFixed(0)}% (${mb(size, s).toFixed(0)} MB/s, ${out} bytes out)`);
   }
 } finally {
   await pool.close();

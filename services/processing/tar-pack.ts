@@ -4,14 +4,15 @@
  * carried (uid/gid 0, no user names): a member belongs to whoever unpacks it.
  *
  * The tar format puts a member's header (with our checksums) before its bytes, so a member is summed before it is
- * sent: files up to `inlineMaxBytes` are read once into memory (the small-file case packing is for), larger ones
- * are read twice (summed, then streamed), and a file whose size or mtime changes meanwhile fails the pack
- * instead of sending a checksum that does not describe it. Regular files and directories only; a symlink, device
- * or FIFO in the input fails the pack naming it. Back-pressure: the next file is read only when the consumer has
- * taken the previous one.
+ * sent: files up to `inlineMaxBytes` are read once into memory (the small-file case packing is for; up to 16 of
+ * them ahead of the one being emitted, so their thread-pool round trips overlap), larger ones are read twice
+ * (summed, then streamed), and a file whose size or mtime changes meanwhile fails the pack instead of sending a
+ * checksum that does not describe it. Regular files and directories only; a symlink, device or FIFO in the input
+ * fails the pack naming it (a device is never opened; a file is opened O_NOFOLLOW). Back-pressure: at most 16
+ * members and 1 MiB of output are held ahead of the consumer.
  */
-import { createReadStream } from 'node:fs';
-import { lstat, open, readdir } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream } from 'node:fs';
+import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { minimatch } from 'minimatch';
@@ -26,6 +27,8 @@ export interface PackMember {
   readonly source: string;
   /** Its name inside the archive (relative, `/`-separated). */
   readonly name: string;
+  /** What a directory listing said it is; absent = look (lstat) before opening. */
+  readonly type?: 'file' | 'directory';
 }
 
 export interface PackedMember {
@@ -49,6 +52,9 @@ export interface TarPackOptions {
 
 type TarHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
 
+const LOOKAHEAD = 16;
+const STREAM_BUFFER = 1024 * 1024;
+
 /** The ustar size field holds 11 octal digits; larger files travel alone, not packed. */
 export const MAX_PACKED_MEMBER_BYTES = 8 * 1024 ** 3 - 1;
 
@@ -64,7 +70,7 @@ export async function membersOfDirectory(dir: string, prefix = ''): Promise<Pack
     for (const e of entries) {
       const childRel = rel ? `${rel}/${e.name}` : e.name;
       const childAbs = join(abs, e.name);
-      out.push({ source: childAbs, name: childRel });
+      out.push({ source: childAbs, name: childRel, ...(e.isFile() ? { type: 'file' as const } : e.isDirectory() ? { type: 'directory' as const } : {}) });
       if (e.isDirectory()) await walk(childAbs, childRel);
     }
   };
@@ -104,46 +110,85 @@ function mtimeRecord(mtimeNs: bigint): Record<string, string> {
 
 const wholeSeconds = (mtimeNs: bigint) => new Date(Number(mtimeNs / 1_000_000_000n) * 1000);
 
-async function packFile(pack: tar.Pack, m: PackMember, opts: TarPackOptions, inlineMax: number): Promise<PackedMember> {
-  const fh = await open(m.source, 'r').catch((e: Error) => {
-    throw packError(e.message, m.name);
+type Prepared =
+  | { kind: 'entry'; header: TarHeader; body?: Buffer; record: PackedMember }
+  | { kind: 'large'; m: PackMember; fh: FileHandle; size: number; mode: number; mtimeNs: bigint };
+
+/** Opens and reads (small files) or opens (large ones) one member, ahead of its turn. */
+async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): Promise<Prepared> {
+  if (m.type !== 'file') {
+    // Not known to be a regular file: look first, so a device or FIFO is never opened.
+    const st = await lstat(m.source, { bigint: true }).catch((e: Error) => {
+      throw packError(e.message, m.name);
+    });
+    if (st.isDirectory()) {
+      return {
+        kind: 'entry', record: { name: m.name, type: 'directory', size: 0, checksums: {} },
+        header: {
+          name: m.name, type: 'directory', mode: Number(st.mode) & 0o7777, mtime: wholeSeconds(st.mtimeNs),
+          uid: 0, gid: 0, uname: '', gname: '', pax: mtimeRecord(st.mtimeNs),
+        },
+      };
+    }
+    if (!st.isFile()) throw packError(st.isSymbolicLink() ? 'is a symbolic link (not packed)' : 'is not a regular file or directory', m.name);
+  }
+  // O_NOFOLLOW: a file swapped for a symlink since it was listed is refused, not followed.
+  const fh = await open(m.source, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
+    throw packError(e.code === 'ELOOP' ? 'is a symbolic link (not packed)' : e.message, m.name);
   });
   try {
-    const st = await fh.stat();
-    const exact = await fh.stat({ bigint: true });
-    if (!st.isFile()) throw packError('not a regular file', m.name);
-    if (st.size > MAX_PACKED_MEMBER_BYTES) throw packError(`larger than ${MAX_PACKED_MEMBER_BYTES} bytes: send it unpacked`, m.name);
-    const sums = new MultiChecksummer(opts.checksums);
-    let body: Buffer | undefined;
-    if (st.size <= inlineMax) {
-      body = Buffer.allocUnsafe(st.size);
-      const { bytesRead } = await fh.read(body, 0, st.size, 0);
-      if (bytesRead !== st.size) throw packError(`changed while being packed (read ${bytesRead} of ${st.size} bytes)`, m.name);
-      sums.update(body);
-    } else {
-      for await (const chunk of createReadStream('', { fd: fh, autoClose: false, start: 0, end: st.size - 1, signal: opts.signal })) sums.update(chunk as Buffer);
+    const st = await fh.stat({ bigint: true });
+    if (!st.isFile()) throw packError('is not a regular file', m.name);
+    const size = Number(st.size);
+    if (size > MAX_PACKED_MEMBER_BYTES) throw packError(`larger than ${MAX_PACKED_MEMBER_BYTES} bytes: send it unpacked`, m.name);
+    if (size > inlineMax) return { kind: 'large', m, fh, size, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs };
+    const body = Buffer.allocUnsafe(size);
+    let at = 0;
+    while (at < size) {
+      const { bytesRead } = await fh.read(body, at, size - at, at);
+      if (bytesRead === 0) throw packError(`changed while being packed (read ${at} of ${size} bytes)`, m.name);
+      at += bytesRead;
     }
+    await fh.close();
+    const sums = new MultiChecksummer(opts.checksums);
+    sums.update(body);
+    const checksums = sums.digests();
+    return {
+      kind: 'entry', body, record: { name: m.name, type: 'file', size, checksums },
+      header: {
+        name: m.name, type: 'file', size, mode: Number(st.mode) & 0o7777, mtime: wholeSeconds(st.mtimeNs),
+        uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(st.mtimeNs) },
+      },
+    };
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** A large member: summed in a first pass, then streamed; a file changed meanwhile fails the pack. */
+async function packLarge(pack: tar.Pack, p: Extract<Prepared, { kind: 'large' }>, opts: TarPackOptions): Promise<PackedMember> {
+  const { m, fh, size } = p;
+  try {
+    const sums = new MultiChecksummer(opts.checksums);
+    for await (const chunk of createReadStream('', { fd: fh, autoClose: false, start: 0, end: size - 1, signal: opts.signal })) sums.update(chunk as Buffer);
     const checksums = sums.digests();
     const header: TarHeader = {
-      name: m.name, type: 'file', size: st.size, mode: st.mode & 0o7777, mtime: wholeSeconds(exact.mtimeNs),
-      uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(exact.mtimeNs) },
+      name: m.name, type: 'file', size, mode: p.mode, mtime: wholeSeconds(p.mtimeNs),
+      uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(p.mtimeNs) },
     };
-    if (body) {
-      await entry(pack, header, body);
-    } else {
-      await new Promise<void>((resolve, reject) => {
-        const sink = pack.entry(header, (err) => (err ? reject(packError(err.message, m.name)) : resolve()));
-        const src = createReadStream('', { fd: fh, autoClose: false, start: 0, end: st.size - 1, signal: opts.signal });
-        src.on('error', (e) => {
-          sink.destroy(e);
-          reject(e);
-        });
-        src.pipe(sink as unknown as NodeJS.WritableStream);
+    await new Promise<void>((resolve, reject) => {
+      const sink = pack.entry(header, (err) => (err ? reject(packError(err.message, m.name)) : resolve()));
+      const src = createReadStream('', { fd: fh, autoClose: false, start: 0, end: size - 1, signal: opts.signal });
+      src.on('error', (e) => {
+        sink.destroy(e);
+        reject(e);
       });
-      const after = await fh.stat();
-      if (after.size !== st.size || after.mtimeMs !== st.mtimeMs) throw packError('changed while being packed', m.name);
-    }
-    return { name: m.name, type: 'file', size: st.size, checksums };
+      src.pipe(sink as unknown as NodeJS.WritableStream);
+    });
+    const after = await fh.stat({ bigint: true });
+    if (after.size !== BigInt(size) || after.mtimeNs !== p.mtimeNs) throw packError('changed while being packed', m.name);
+    return { name: m.name, type: 'file', size, checksums };
   } finally {
     await fh.close();
   }
@@ -151,37 +196,57 @@ async function packFile(pack: tar.Pack, m: PackMember, opts: TarPackOptions, inl
 
 /** The members as one tar stream. Errors (a file gone, changed or of another type) fail the stream naming it. */
 export function createTarPack(members: Iterable<PackMember> | AsyncIterable<PackMember>, opts: TarPackOptions): Readable {
-  const pack = tar.pack();
+  const pack = tar.pack({ highWaterMark: STREAM_BUFFER });
   const inlineMax = opts.inlineMaxBytes ?? 1024 * 1024;
   // tar-stream's Pack is a streamx Readable; the engine and pipeline() get a Node Readable, paused when it is full.
-  const out = new Readable({ read: () => void pack.resume() });
+  // Buffers of 1 MiB on both sides: with the 16 KiB default every 64 KiB member paused and resumed the pack, which
+  // cost more than reading the member.
+  const out = new Readable({ highWaterMark: STREAM_BUFFER, read: () => void pack.resume() });
   pack.on('data', (c: unknown) => {
     if (!out.push(c as Buffer)) pack.pause();
   });
   pack.on('end', () => out.push(null));
   pack.on('error', (e: Error) => out.destroy(e));
   const produce = async () => {
+    // Members are opened and read up to LOOKAHEAD ahead of the one being emitted (each waits for a thread-pool
+    // round trip or several; one at a time they would be most of the cost of small files), in order.
+    const queue: Array<Promise<Prepared>> = [];
+    const iterator = (Symbol.asyncIterator in members ? members[Symbol.asyncIterator]() : members[Symbol.iterator]()) as Iterator<PackMember> | AsyncIterator<PackMember>;
+    let exhausted = false;
     let count = 0;
-    for await (const m of members) {
-      if (opts.signal?.aborted || out.destroyed) return;
-      if (opts.maxMembers !== undefined && ++count > opts.maxMembers) throw packError(`more than ${opts.maxMembers} members`);
-      const st = await lstat(m.source, { bigint: true }).catch((e: Error) => {
-        throw packError(e.message, m.name);
-      });
-      if (st.isDirectory()) {
-        await entry(pack, {
-          name: m.name, type: 'directory', mode: Number(st.mode) & 0o7777, mtime: wholeSeconds(st.mtimeNs),
-          uid: 0, gid: 0, uname: '', gname: '', pax: mtimeRecord(st.mtimeNs),
-        });
-        opts.onMember?.({ name: m.name, type: 'directory', size: 0, checksums: {} });
-      } else if (st.isFile()) {
-        const packed = await packFile(pack, m, opts, inlineMax); // not inside onMember?.(): that would skip it
-        opts.onMember?.(packed);
-      } else {
-        throw packError(st.isSymbolicLink() ? 'is a symbolic link (not packed)' : 'is not a regular file or directory', m.name);
+    const refill = async () => {
+      while (!exhausted && queue.length < LOOKAHEAD) {
+        const next = await iterator.next();
+        if (next.done) {
+          exhausted = true;
+          return;
+        }
+        if (opts.maxMembers !== undefined && ++count > opts.maxMembers) throw packError(`more than ${opts.maxMembers} members`);
+        const p = prepare(next.value, opts, inlineMax);
+        p.catch(() => undefined); // awaited in its turn; until then a failure must not be "unhandled"
+        queue.push(p);
       }
+    };
+    try {
+      for (;;) {
+        await refill();
+        const head = queue.shift();
+        if (!head) break;
+        if (opts.signal?.aborted || out.destroyed) return;
+        const prepared = await head;
+        if (prepared.kind === 'large') {
+          const packed = await packLarge(pack, prepared, opts); // outside onMember?.(), which would skip it
+          opts.onMember?.(packed);
+        } else {
+          await entry(pack, prepared.header, prepared.body);
+          opts.onMember?.(prepared.record);
+        }
+      }
+      pack.finalize();
+    } finally {
+      // Members opened ahead and never emitted (a failure, an abort) are closed.
+      for (const p of queue) p.then((x) => (x.kind === 'large' ? x.fh.close() : undefined), () => undefined).catch(() => undefined);
     }
-    pack.finalize();
   };
   produce().catch((e: unknown) => {
     const err = e instanceof ProcessingError ? e : packError((e as Error).message);

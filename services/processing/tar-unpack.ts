@@ -84,6 +84,8 @@ interface Prepared {
 }
 
 const pad512 = (n: number) => Math.ceil(n / 512) * 512;
+// Read once (process.umask() sets nothing without an argument); the process's umask does not change under us.
+const UMASK = process.umask();
 
 class MemberFailure extends Error {
   constructor(message: string, readonly code: string) {
@@ -324,7 +326,9 @@ export class TarUnpacker extends Duplex {
     const algs = Object.keys(checksums) as ChecksumAlg[];
     const sums = algs.length ? new MultiChecksummer(algs) : null;
     this.parts.add(part);
-    const fh = await open(part, 'wx', 0o600);
+    // Created with the member's permission bits: a chmod is needed only where the umask removed some.
+    const mode = header.mode & 0o777;
+    const fh = await open(part, 'wx', mode);
     let written = 0;
     try {
       if (Buffer.isBuffer(data)) {
@@ -340,7 +344,7 @@ export class TarUnpacker extends Duplex {
         }
         if (written !== header.size) throw unsafeArchive(`truncated: ${written} of ${header.size} bytes`, header.name);
       }
-      await fh.chmod(header.mode & 0o777);
+      if ((mode & UMASK) !== 0) await fh.chmod(mode);
       const mtime = mtimeOf(header);
       await fh.utimes(mtime, mtime);
       if (this.o.durable) await fh.sync();
