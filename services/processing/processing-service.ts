@@ -19,7 +19,9 @@ import { checksumStage } from './checksum-stage.js';
 import { hookStage } from './hook-stage.js';
 import { untarStage } from './untar-stage.js';
 import { loadHookModules, parseSiteHooks, type SiteHook } from './site-hooks.js';
-import { parseProcessingSpec, parseStageList, type ProcessingPlan } from './processing-spec.js';
+import { parseProcessingSpec, parseStageList, type PackOptions, type ProcessingPlan } from './processing-spec.js';
+import { createTarPack, type PackedMember, type PackMember } from './tar-pack.js';
+import { pipeline, type Readable } from 'node:stream';
 import { resolveFileChain, type FileChain, type FileLocation, type ProcessingRule } from './chain-resolver.js';
 import { isCargoError } from '../../errors/cargo-error.js';
 
@@ -33,6 +35,11 @@ export interface Processing {
   parseJobSpec(raw: unknown, field?: string): ProcessingPlan;
   /** The stages of one file. */
   resolve(plan: ProcessingPlan, source: FileLocation, destination: FileLocation): FileChain;
+  /**
+   * One archive of a packed job as a byte stream: the members as tar, zstd-compressed on the pool when
+   * `pack.zstdLevel` > 0. `suffix` is what the archive's name ends with (`.tar` or `.tar.zst`).
+   */
+  packArchive(members: Iterable<PackMember> | AsyncIterable<PackMember>, pack: PackOptions, opts?: { signal?: AbortSignal; onMember?(m: PackedMember): void }): { body: Readable; suffix: string };
   close(): Promise<void>;
 }
 
@@ -89,6 +96,16 @@ export async function createProcessing(cfg: Pick<Config, 'dataDir' | 'processing
     registry, hooks, rules, zstd, workDir,
     parseJobSpec: (raw, field) => parseProcessingSpec(raw, registry, { maxMembers: p.tarMaxMembers, zstdMaxLevel: p.zstdMaxLevel }, field),
     resolve: (plan, source, destination) => resolveFileChain(plan, rules, source, destination),
+    packArchive(members, pack, opts = {}) {
+      const tarStream = createTarPack(members, {
+        checksums: pack.checksums, maxMembers: pack.maxMembers,
+        ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onMember ? { onMember: opts.onMember } : {}),
+      });
+      if (pack.zstdLevel === 0) return { body: tarStream, suffix: '.tar' };
+      const z = zstd.createStream({ mode: 'compress', level: pack.zstdLevel });
+      // pipeline (not pipe): a failure on either side destroys both, so a failed pack never looks like a short archive.
+      return { body: pipeline(tarStream, z, () => undefined) as unknown as Readable, suffix: '.tar.zst' };
+    },
     close: () => zstd.close(),
   };
 }

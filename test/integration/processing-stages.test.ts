@@ -320,3 +320,43 @@ export function createStage(ctx) {
     assert.equal(out, readFileSync(exampleHook).length);
   });
 });
+
+describe('packed archives through the engine', () => {
+  let p: Processing;
+  before(async () => {
+    await configureTransferEngine({});
+    p = await createProcessing(loadConfig({ env: {}, overrides: { dataDir: tempDir('pack-data'), processing: { threads: 1 } } }));
+  });
+  after(() => p.close());
+
+  test('packArchive (.tar.zst) → engine with reception [unzstd, untar]: members published, manifest and record', async () => {
+    const src = tempDir('pack-src');
+    const names = Array.from({ length: 50 }, (_, i) => `run/f${String(i).padStart(3, '0')}.dat`);
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(src, 'run'));
+    const contents = new Map(names.map((n) => [n, randomBytes(1000 + names.indexOf(n))]));
+    for (const [n, b] of contents) writeFileSync(join(src, n), b);
+    const plan = p.parseJobSpec({ pack: { zstdLevel: 1, checksums: ['adler32', 'md5'] } });
+    const packed: string[] = [];
+    const { body, suffix } = p.packArchive(names.map((n) => ({ source: join(src, n), name: n, type: 'file' as const })), plan.pack!, { onMember: (m) => packed.push(m.name) });
+    assert.equal(suffix, '.tar.zst');
+    const archiveDir = tempDir('pack-archive');
+    const archive = join(archiveDir, `a1${suffix}`);
+    await pipeline(body, (await import('node:fs')).createWriteStream(archive));
+    assert.deepEqual(packed, names);
+
+    const dst = tempDir('pack-dst');
+    const chain = p.resolve(p.parseJobSpec({ reception: [{ stage: 'unzstd' }, { stage: 'untar', requireChecksums: true }] }),
+      { endpoint: 'local', path: archive }, { endpoint: 'local', path: join(dst, 'a1.tar') });
+    assert.equal(chain.destinationPath, join(dst, 'a1.tar.manifest.jsonl'));
+    const gate = new PauseGate();
+    const signal = new AbortController().signal;
+    const built = chain.build({ signal, gate });
+    await transferFile({ source: `file://${archive}`, destination: `file://${chain.destinationPath}`, verify: 'none', overwrite: false }, { signal, gate, stages: built.stages });
+    for (const [n, b] of contents) assert.ok(readFileSync(join(dst, n)).equals(b), n);
+    const manifest = readFileSync(chain.destinationPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { name: string; state: string; checksums: { md5?: string } });
+    assert.equal(manifest.length, names.length);
+    assert.ok(manifest.every((m) => m.state === 'published' && /^[0-9a-f]{32}$/.test(m.checksums.md5 ?? '')));
+    assert.deepEqual(built.recorder.records(), [{ kind: 'unpack', stage: 'reception:untar', side: 'reception', members: 50, published: 50, failed: 0, bytes: [...contents.values()].reduce((a, b) => a + b.length, 0) }]);
+  });
+});
