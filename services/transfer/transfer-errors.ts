@@ -11,6 +11,7 @@ export const TransferErrorCode = {
   http4xx: 'CARGO_ERR_HTTP_4XX',
   http5xx: 'CARGO_ERR_HTTP_5XX',
   network: 'CARGO_ERR_NETWORK',
+  peerProtocol: 'CARGO_ERR_PEER_PROTOCOL',
   tls: 'CARGO_ERR_TLS',
   timeout: 'CARGO_ERR_TIMEOUT',
   stalled: 'CARGO_ERR_STALLED',

@@ -13,6 +13,13 @@
  * timeouts, connection pacing and the per-socket hook (marking) shared with the undici pool. A request that the
  * server never processed (refused stream, GOAWAY above its id, connection lost before its response) fails with
  * `unprocessed: true` so the caller replays it on a fresh session. HEAD, PUT and COPY stay on undici.
+ *
+ * Every server is untrusted (RFC 9113 §10): each frame is checked against its type before its payload is read
+ * (frame-rules.ts), SETTINGS values against their ranges, stream ids against the streams we opened, flow control in
+ * both directions; frames that cost work without progress are budgeted (flood-guard.ts), our own writes bounded
+ * (a server that does not read gets no queue of ACKs), header blocks bounded in bytes, fragments and decoded size,
+ * responses validated before a byte of their body is delivered (response-fields.ts). A violation ends its stream or
+ * its connection with CARGO_ERR_PEER_PROTOCOL and the reason, never the process.
  */
 import { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
@@ -22,49 +29,75 @@ import { connectRetryDelayMs, type ConnectionPacer } from '../../throttle/connec
 import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 import { encodeGetRequest, HpackDecoder, HpackError } from './hpack.js';
 import { holdChunkPool, returnChunk, takeChunk } from './chunk-pool.js';
+import { FloodGuard } from './flood-guard.js';
+import {
+  FrameFlag, FrameType, H2ErrorCode, MAX_WINDOW, SettingId, frameHeaderViolation, frameName, settingViolation,
+} from './frame-rules.js';
+import { MalformedResponse, checkTrailers, hasNoContent, responseHead } from './response-fields.js';
 
-const FRAME_DATA = 0x0;
-const FRAME_HEADERS = 0x1;
-const FRAME_RST_STREAM = 0x3;
-const FRAME_SETTINGS = 0x4;
-const FRAME_PUSH_PROMISE = 0x5;
-const FRAME_PING = 0x6;
-const FRAME_GOAWAY = 0x7;
-const FRAME_WINDOW_UPDATE = 0x8;
-const FRAME_CONTINUATION = 0x9;
+const FRAME_DATA = FrameType.DATA;
+const FRAME_HEADERS = FrameType.HEADERS;
+const FRAME_PRIORITY = FrameType.PRIORITY;
+const FRAME_RST_STREAM = FrameType.RST_STREAM;
+const FRAME_SETTINGS = FrameType.SETTINGS;
+const FRAME_PING = FrameType.PING;
+const FRAME_GOAWAY = FrameType.GOAWAY;
+const FRAME_WINDOW_UPDATE = FrameType.WINDOW_UPDATE;
+const FRAME_CONTINUATION = FrameType.CONTINUATION;
 
-const FLAG_END_STREAM = 0x1;
-const FLAG_ACK = 0x1;
-const FLAG_END_HEADERS = 0x4;
-const FLAG_PADDED = 0x8;
-const FLAG_PRIORITY = 0x20;
+const FLAG_END_STREAM = FrameFlag.END_STREAM;
+const FLAG_ACK = FrameFlag.ACK;
+const FLAG_END_HEADERS = FrameFlag.END_HEADERS;
+const FLAG_PADDED = FrameFlag.PADDED;
+const FLAG_PRIORITY = FrameFlag.PRIORITY;
 
-const SETTINGS_HEADER_TABLE_SIZE = 0x1;
-const SETTINGS_ENABLE_PUSH = 0x2;
-const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
-const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
-const SETTINGS_MAX_FRAME_SIZE = 0x5;
+const SETTINGS_HEADER_TABLE_SIZE = SettingId.HEADER_TABLE_SIZE;
+const SETTINGS_ENABLE_PUSH = SettingId.ENABLE_PUSH;
+const SETTINGS_MAX_CONCURRENT_STREAMS = SettingId.MAX_CONCURRENT_STREAMS;
+const SETTINGS_INITIAL_WINDOW_SIZE = SettingId.INITIAL_WINDOW_SIZE;
+const SETTINGS_MAX_FRAME_SIZE = SettingId.MAX_FRAME_SIZE;
+const SETTINGS_MAX_HEADER_LIST_SIZE = SettingId.MAX_HEADER_LIST_SIZE;
 
-const ERR_NO_ERROR = 0x0;
-const ERR_PROTOCOL = 0x1;
-const ERR_FLOW_CONTROL = 0x3;
-const ERR_FRAME_SIZE = 0x6;
-const ERR_REFUSED_STREAM = 0x7;
-const ERR_CANCEL = 0x8;
-const ERR_COMPRESSION = 0x9;
+const ERR_NO_ERROR = H2ErrorCode.NO_ERROR;
+const ERR_PROTOCOL = H2ErrorCode.PROTOCOL_ERROR;
+const ERR_INTERNAL = H2ErrorCode.INTERNAL_ERROR;
+const ERR_FLOW_CONTROL = H2ErrorCode.FLOW_CONTROL_ERROR;
+const ERR_STREAM_CLOSED = H2ErrorCode.STREAM_CLOSED;
+const ERR_FRAME_SIZE = H2ErrorCode.FRAME_SIZE_ERROR;
+const ERR_REFUSED_STREAM = H2ErrorCode.REFUSED_STREAM;
+const ERR_CANCEL = H2ErrorCode.CANCEL;
+const ERR_COMPRESSION = H2ErrorCode.COMPRESSION_ERROR;
+const ERR_ENHANCE_YOUR_CALM = H2ErrorCode.ENHANCE_YOUR_CALM;
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** The largest frame we accept (our SETTINGS_MAX_FRAME_SIZE): nginx sends 8 KiB DATA frames, others 16 KiB. */
 const MAX_FRAME_SIZE = 1 << 16;
 /** The server's limit on the frames we send, until its SETTINGS say otherwise (RFC 9113 §6.5.2). */
 const DEFAULT_PEER_MAX_FRAME = 16384;
-const MAX_WINDOW = 2 ** 31 - 1;
+/** Flow-control windows before SETTINGS / WINDOW_UPDATE change them (§6.9.2). */
+const DEFAULT_WINDOW = 65_535;
 /** A view goes to the body stream once this much is waiting, or after FLUSH_AFTER_MS on a slow stream. */
 const PUSH_BYTES = 64 * 1024;
 const FLUSH_AFTER_MS = 20;
 const READ_BUFFER_BYTES = 256 * 1024;
-/** Largest response header block accepted (all HEADERS + CONTINUATION fragments together). */
+/**
+ * Largest decoded response header list (our SETTINGS_MAX_HEADER_LIST_SIZE, counted as it defines: name + value +
+ * 32 bytes per field). Node's http2 client accepts 64 KiB too; a GET's answer needs a few hundred bytes.
+ */
+const MAX_HEADER_LIST = 64 * 1024;
+/** Largest response header block accepted (all HEADERS + CONTINUATION fragments together, as sent). */
 const MAX_HEADER_BLOCK = 256 * 1024;
+/**
+ * CONTINUATION frames accepted after one HEADERS frame: with frames of at least 16 KiB, 8 carry more than our whole
+ * header list. nghttp2 refuses a 9th since CVE-2024-27983/28182 (CONTINUATION floods, endless empty fragments).
+ */
+const MAX_CONTINUATIONS = 8;
+/**
+ * Bytes of our own frames allowed to wait for the socket. We send only small frames (HEADERS, WINDOW_UPDATE, ACKs);
+ * more than this waiting means the server does not read what we send — nghttp2 closes such a connection after 1,000
+ * queued ACKs (max_outbound_ack, CVE-2019-9512/9515): without a bound each PING's ACK would queue for ever.
+ */
+const MAX_UNSENT_BYTES = 256 * 1024;
 
 export interface BulkSessionOptions {
   /** `https://host[:port]` */
@@ -92,7 +125,10 @@ export interface BulkResponse {
   body: Readable;
 }
 
-/** A failure of the transport; `unprocessed` when the server provably did not act on the request. */
+/**
+ * A failure of the transport; `unprocessed` when the server provably did not act on the request. A server that
+ * broke the protocol fails with CARGO_ERR_PEER_PROTOCOL and the reason.
+ */
 export class BulkTransportError extends TransferError {
   constructor(message: string, readonly unprocessed: boolean, cause?: unknown, code: string = TransferErrorCode.network) {
     super(code, message, { httpStatus: code === TransferErrorCode.timeout ? 504 : 502, field: 'source', retryable: true, cause });
@@ -116,6 +152,11 @@ interface Stream {
   ended: boolean;
   /** Bytes received on this stream not yet returned to the server with WINDOW_UPDATE. */
   ungranted: number;
+  /** Body bytes received (DATA payload without padding), and what the response's content-length announced. */
+  received: number;
+  contentLength?: number;
+  /** The server's window for DATA from us: never used (GETs carry no body), tracked for its overflow rule. */
+  sendWindow: number;
   /** The body stream is above its high-water mark: window updates wait for the consumer. */
   blocked: boolean;
   lastDataAt: number;
@@ -179,9 +220,20 @@ export class H2BulkSession {
   private closeError?: Error;
   private peerMaxStreams = 100;
   private peerMaxFrame = DEFAULT_PEER_MAX_FRAME;
+  /** The server's SETTINGS_INITIAL_WINDOW_SIZE and its connection window for DATA from us (never used: GETs). */
+  private peerInitialWindow = DEFAULT_WINDOW;
+  private connSendWindow = DEFAULT_WINDOW;
+  /** The lowest last-stream-id of the server's GOAWAYs (it may only go down). */
+  private goawayLastStream = MAX_WINDOW;
   private readonly waiting: Array<() => void> = [];
   private readonly hpack = new HpackDecoder();
   private connUngranted = 0;
+  /**
+   * DATA bytes the server may still send on streams we reset (each stream's window left when we reset it): frames
+   * in flight then are legal, more than that on closed streams is not (STREAM_CLOSED).
+   */
+  private closedStreamAllowance = 0;
+  private readonly flood = new FloodGuard();
   private readonly ticker: NodeJS.Timeout;
   /** When the last stream ended (idle close). */
   private idleSince = Date.now();
@@ -199,13 +251,21 @@ export class H2BulkSession {
   /** DATA frame: pad length byte still to read, data bytes left (the padding after them is skipped). */
   private padPending = false;
   private dataLeft = 0;
+  /** DATA frame: its data bytes (without padding), known once the pad length is read. */
+  private dataInFrame = 0;
+  /** DATA frame: the open stream it feeds, if any (a closed stream's DATA is counted, not delivered). */
+  private dataStream: Stream | undefined;
+  /** The current frame's payload is ignored (unknown type, or a stream error already raised for it). */
+  private skipPayload = false;
   private control = Buffer.alloc(1024);
   private controlFill = 0;
-  /** Header block being assembled (HEADERS + CONTINUATION) and its stream / END_STREAM flag. */
+  /** Header block being assembled (HEADERS + CONTINUATION): fragments, stream, END_STREAM flag, size, count. */
   private block: Buffer[] = [];
+  private blockOpen = false;
   private blockStream = 0;
   private blockEndStream = false;
   private blockBytes = 0;
+  private blockContinuations = 0;
 
   constructor(private readonly o: BulkSessionOptions) {
     this.origin = o.origin;
@@ -226,7 +286,7 @@ export class H2BulkSession {
 
   async request(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<BulkResponse> {
     await this.ready;
-    while (this.usable && this.streams.size >= this.peerMaxStreams) await new Promise<void>((r) => this.waiting.push(r));
+    await this.streamSlot(signal);
     if (!this.usable) throw new BulkTransportError(`HTTP/2 connection to ${this.origin} is closing`, true, this.closeError);
     if (signal.aborted) throw signal.reason;
     const id = this.nextStreamId;
@@ -236,8 +296,8 @@ export class H2BulkSession {
     const block = encodeGetRequest(url.host, path, headers);
     return new Promise<BulkResponse>((resolve, reject) => {
       const s: Stream = {
-        id, resolve, reject, answered: false, ended: false, ungranted: 0, blocked: false, lastDataAt: Date.now(),
-        fill: 0, pushedTo: 0, pendingSince: 0, signal,
+        id, resolve, reject, answered: false, ended: false, ungranted: 0, received: 0, sendWindow: this.peerInitialWindow,
+        blocked: false, lastDataAt: Date.now(), fill: 0, pushedTo: 0, pendingSince: 0, signal,
       };
       s.headersTimer = setTimeout(() => this.failStream(s, new BulkTransportError(
         `no response headers from ${this.origin} within ${this.o.headersTimeoutMs} ms`, false, undefined, TransferErrorCode.timeout), ERR_CANCEL), this.o.headersTimeoutMs);
@@ -250,6 +310,34 @@ export class H2BulkSession {
 
   close(): void {
     this.shutdown(new BulkTransportError(`HTTP/2 connection to ${this.origin} closed`, true), ERR_NO_ERROR);
+  }
+
+  /**
+   * Waits while the server's SETTINGS_MAX_CONCURRENT_STREAMS are all in use — at most the response-header timeout
+   * (a server announcing 0 streams for ever must not hold a transfer for ever) and never past an abort.
+   */
+  private async streamSlot(signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.o.headersTimeoutMs;
+    while (this.usable && this.streams.size >= this.peerMaxStreams) {
+      if (signal.aborted) throw signal.reason;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new BulkTransportError(`${this.origin} allowed no new stream for ${this.o.headersTimeoutMs} ms (SETTINGS_MAX_CONCURRENT_STREAMS ${this.peerMaxStreams})`,
+          false, undefined, TransferErrorCode.timeout);
+      }
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          const i = this.waiting.indexOf(done);
+          if (i >= 0) this.waiting.splice(i, 1);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        signal.addEventListener('abort', done, { once: true });
+        this.waiting.push(done);
+      });
+    }
   }
 
   // ---- connection ------------------------------------------------------------------------------------------
@@ -340,21 +428,45 @@ export class H2BulkSession {
   }
 
   private writePreface(): void {
-    const settings = Buffer.alloc(24);
+    const settings = Buffer.alloc(30);
     let p = 0;
     for (const [id, value] of [
-      [SETTINGS_ENABLE_PUSH, 0], [SETTINGS_INITIAL_WINDOW_SIZE, Math.min(MAX_WINDOW, this.o.initialWindowSize)],
-      [SETTINGS_MAX_FRAME_SIZE, MAX_FRAME_SIZE], [SETTINGS_HEADER_TABLE_SIZE, 4096],
+      [SETTINGS_ENABLE_PUSH, 0], [SETTINGS_INITIAL_WINDOW_SIZE, this.streamWindow],
+      [SETTINGS_MAX_FRAME_SIZE, MAX_FRAME_SIZE], [SETTINGS_HEADER_TABLE_SIZE, 4096], [SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST],
     ] as const) {
       settings.writeUInt16BE(id, p);
       settings.writeUInt32BE(value, p + 2);
       p += 6;
     }
-    const connIncrement = Math.min(MAX_WINDOW, this.o.connectionWindowSize) - 65_535;
+    const connIncrement = this.connectionWindow - DEFAULT_WINDOW;
     this.socket!.write(Buffer.concat([
       PREFACE, frame(FRAME_SETTINGS, 0, 0, settings),
       ...(connIncrement > 0 ? [frame(FRAME_WINDOW_UPDATE, 0, 0, u32(connIncrement))] : []),
     ]));
+  }
+
+  /** The stream window we announce, and the connection window we open (never below the default). */
+  private get streamWindow(): number {
+    return Math.min(MAX_WINDOW, this.o.initialWindowSize);
+  }
+
+  private get connectionWindow(): number {
+    return Math.max(DEFAULT_WINDOW, Math.min(MAX_WINDOW, this.o.connectionWindowSize));
+  }
+
+  /**
+   * Every frame after the preface goes out here. Our frames are small; a server that lets them pile up does not
+   * read, and a connection to it is closed instead of queueing its ACKs without end. False when nothing was sent.
+   */
+  private send(frameBytes: Buffer): boolean {
+    const socket = this.socket;
+    if (!socket || socket.destroyed || this.closed) return false;
+    if (socket.writableLength > MAX_UNSENT_BYTES) {
+      this.connectionError(ERR_ENHANCE_YOUR_CALM, `server does not read what we send (${socket.writableLength} bytes of our frames waiting)`);
+      return false;
+    }
+    socket.write(frameBytes);
+    return true;
   }
 
   private writeHeaders(id: number, block: Buffer): void {
@@ -367,18 +479,22 @@ export class H2BulkSession {
         : frame(FRAME_CONTINUATION, last ? FLAG_END_HEADERS : 0, id, piece));
       if (last) break;
     }
-    this.socket!.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    this.send(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
   }
 
-  /** Fails every stream and closes the socket (GOAWAY with `code` first when the socket still writes). */
-  private shutdown(err: Error, code: number): void {
+  /**
+   * Fails every stream and closes the socket (GOAWAY with `code` first when the socket still writes). Requests not
+   * answered yet fail as unprocessed (the caller may send them elsewhere) unless `replayable` is false: after a
+   * protocol error the server's behaviour, not the connection, is what failed them.
+   */
+  private shutdown(err: Error, code: number, replayable = true): void {
     if (this.closed) return;
     this.closed = true;
     this.closeError = err;
     clearInterval(this.ticker);
     this.releaseChunkPool();
     const s = this.socket;
-    if (s && !s.destroyed && s.writable) {
+    if (s && !s.destroyed && s.writable && s.writableLength <= MAX_UNSENT_BYTES) {
       const payload = Buffer.alloc(8);
       payload.writeUInt32BE(0, 0);
       payload.writeUInt32BE(code, 4);
@@ -389,13 +505,31 @@ export class H2BulkSession {
     }
     // A request not answered yet may be sent again elsewhere (GETs are idempotent).
     for (const st of [...this.streams.values()]) {
-      this.failStream(st, st.answered ? err : new BulkTransportError(err.message, true, err), -1);
+      this.failStream(st, st.answered || !replayable ? err : new BulkTransportError(err.message, true, err), -1);
     }
     for (const w of this.waiting.splice(0)) w();
   }
 
+  /** The server broke the protocol (or a limit): every stream fails with the reason, GOAWAY `code` goes out. */
   private connectionError(code: number, message: string): void {
-    this.shutdown(new BulkTransportError(`HTTP/2 protocol error from ${this.origin}: ${message}`, false), code);
+    this.shutdown(new BulkTransportError(`HTTP/2 protocol error from ${this.origin}: ${message}`, false, undefined, TransferErrorCode.peerProtocol), code, false);
+  }
+
+  /** A stream error (RFC 9113 §5.4.2): this stream is reset with `code`, the connection goes on. */
+  private streamError(s: Stream, code: number, message: string): void {
+    this.failStream(s, new BulkTransportError(`HTTP/2 protocol error from ${this.origin} on stream ${s.id}: ${message}`, false, undefined, TransferErrorCode.peerProtocol), code);
+  }
+
+  /** A response that breaks RFC 9113 §8: a stream error of type PROTOCOL_ERROR (§8.1.1). */
+  private malformed(s: Stream, reason: string): void {
+    this.failStream(s, new BulkTransportError(`malformed response from ${this.origin} (stream ${s.id}): ${reason}`, false, undefined, TransferErrorCode.peerProtocol), ERR_PROTOCOL);
+  }
+
+  /** One more frame that costs work without progress; false (and the connection closed) once the budget is spent. */
+  private glitch(kind: string): boolean {
+    if (this.flood.take()) return true;
+    this.connectionError(ERR_ENHANCE_YOUR_CALM, this.flood.describe(kind));
+    return false;
   }
 
   // ---- streams ---------------------------------------------------------------------------------------------
@@ -407,11 +541,19 @@ export class H2BulkSession {
   private failStream(s: Stream, err: Error, rstCode: number): void {
     if (!this.streams.has(s.id)) return;
     this.forget(s);
-    if (rstCode >= 0 && !s.ended && this.socket && !this.socket.destroyed) {
-      this.socket.write(frame(FRAME_RST_STREAM, 0, s.id, u32(rstCode)));
-    }
+    if (rstCode >= 0) this.resetStream(s, rstCode);
     if (!s.answered) s.reject(err);
     else if (!s.ended) s.body!.destroy(err);
+  }
+
+  /**
+   * RST_STREAM from us. The server may have DATA for the stream in flight, up to the window it still had: that
+   * much is allowed on closed streams (and discarded), more is a STREAM_CLOSED error.
+   */
+  private resetStream(s: Stream, code: number): void {
+    if (s.ended) return;
+    this.closedStreamAllowance += Math.max(0, this.streamWindow - s.ungranted);
+    this.send(frame(FRAME_RST_STREAM, 0, s.id, u32(code)));
   }
 
   private forget(s: Stream): void {
@@ -432,7 +574,7 @@ export class H2BulkSession {
   cancel(s: Stream): void {
     if (!this.streams.has(s.id)) return;
     this.forget(s);
-    if (!s.ended && this.socket && !this.socket.destroyed) this.socket.write(frame(FRAME_RST_STREAM, 0, s.id, u32(ERR_CANCEL)));
+    this.resetStream(s, ERR_CANCEL);
   }
 
   /** The consumer wants more: grant the window held back while it was above its high-water mark. */
@@ -444,15 +586,15 @@ export class H2BulkSession {
 
   private grantStream(s: Stream, force = false): void {
     if (s.ended || !this.streams.has(s.id)) return;
-    if (s.ungranted === 0 || (!force && s.ungranted < this.o.initialWindowSize / 4)) return;
-    this.socket!.write(frame(FRAME_WINDOW_UPDATE, 0, s.id, u32(s.ungranted)));
+    if (s.ungranted === 0 || (!force && s.ungranted < this.streamWindow / 4)) return;
+    this.send(frame(FRAME_WINDOW_UPDATE, 0, s.id, u32(s.ungranted)));
     s.ungranted = 0;
   }
 
   private grantConnection(received: number): void {
     this.connUngranted += received;
-    if (this.connUngranted >= this.o.connectionWindowSize / 4) {
-      if (this.socket && !this.socket.destroyed) this.socket.write(frame(FRAME_WINDOW_UPDATE, 0, 0, u32(this.connUngranted)));
+    if (this.connUngranted >= this.connectionWindow / 4) {
+      this.send(frame(FRAME_WINDOW_UPDATE, 0, 0, u32(this.connUngranted)));
       this.connUngranted = 0;
     }
   }
@@ -543,8 +685,22 @@ export class H2BulkSession {
 
   // ---- frames ----------------------------------------------------------------------------------------------
 
-  /** onread callback: `buf[0, n)` holds decrypted bytes; they must be consumed before returning. */
+  /**
+   * onread callback: `buf[0, n)` holds decrypted bytes; they must be consumed before returning. Nothing a server
+   * sends may throw out of here (an exception in onread takes the process down): every rule below ends a stream or
+   * the connection. The catch is the last line behind them — a bug of ours fails this connection, not the process.
+   */
   private onRead(n: number, buf: Buffer): boolean {
+    try {
+      this.parse(n, buf);
+    } catch (e) {
+      this.shutdown(new BulkTransportError(`internal error in the HTTP/2 receive path for ${this.origin}: ${(e as Error).message}`,
+        false, e, 'CARGO_ERR_INTERNAL'), ERR_INTERNAL, false);
+    }
+    return true;
+  }
+
+  private parse(n: number, buf: Buffer): void {
     let i = 0;
     while (i < n && !this.closed) {
       if (this.headFill < 9) {
@@ -553,12 +709,12 @@ export class H2BulkSession {
         this.headFill += k;
         i += k;
         if (this.headFill < 9) break;
-        if (!this.startFrame()) return true;
+        if (!this.startFrame()) return;
         if (this.remaining === 0) this.finishFrame();
         continue;
       }
       const k = Math.min(this.remaining, n - i);
-      if (this.frameType === FRAME_DATA) this.dataBytes(buf, i, i + k);
+      if (this.skipPayload) { /* ignored */ } else if (this.frameType === FRAME_DATA) this.dataBytes(buf, i, i + k);
       else this.controlBytes(buf, i, i + k);
       i += k;
       this.remaining -= k;
@@ -566,32 +722,123 @@ export class H2BulkSession {
     }
     // Views of what arrived in this read go out now if they waited long enough (slow links).
     if (!this.closed) for (const s of this.streams.values()) if (s.answered && s.fill > s.pushedTo) this.pushData(s, false);
+  }
+
+  /**
+   * Parses the 9-byte frame header and applies every rule that needs no payload (RFC 9113 §4–§6): size by type,
+   * stream 0 or not, idle and closed streams, header block sequencing, flow control. False after a connection error.
+   */
+  private startFrame(): boolean {
+    const h = this.head;
+    const len = (h[0]! << 16) | (h[1]! << 8) | h[2]!;
+    const type = h[3]!;
+    const flags = h[4]!;
+    const id = h.readUInt32BE(5) & 0x7fffffff;
+    this.frameLen = len;
+    this.frameType = type;
+    this.frameFlags = flags;
+    this.frameStream = id;
+    this.remaining = len;
+    this.skipPayload = false;
+    this.controlFill = 0;
+    if (len > MAX_FRAME_SIZE) {
+      this.connectionError(ERR_FRAME_SIZE, `frame of ${len} bytes above our limit ${MAX_FRAME_SIZE}`);
+      return false;
+    }
+    if (this.blockOpen && type !== FRAME_CONTINUATION) {
+      this.connectionError(ERR_PROTOCOL, `header block interrupted by a ${frameName(type)} frame`);
+      return false;
+    }
+    const violation = frameHeaderViolation(type, flags, len, id);
+    if (violation) {
+      if (!violation.streamOnly) {
+        this.connectionError(violation.code, violation.reason);
+        return false;
+      }
+      const s = this.streams.get(id);
+      if (s) this.streamError(s, violation.code, violation.reason);
+      this.skipPayload = true;
+      return true;
+    }
+    // A frame on a stream we never opened: servers open none (push is off), and ours above nextStreamId are idle.
+    if (id !== 0 && type !== FRAME_PRIORITY && type <= FRAME_CONTINUATION && (id % 2 === 0 || id >= this.nextStreamId)) {
+      this.connectionError(ERR_PROTOCOL, id % 2 === 0
+        ? `${frameName(type)} frame on stream ${id} (a server opens no streams: push is off)`
+        : `${frameName(type)} frame on idle stream ${id}`);
+      return false;
+    }
+    switch (type) {
+      case FRAME_DATA:
+        return this.startData(len, flags, id);
+      case FRAME_HEADERS:
+        this.blockOpen = true;
+        this.blockStream = id;
+        this.blockEndStream = (flags & FLAG_END_STREAM) !== 0;
+        this.blockBytes = 0;
+        this.blockContinuations = 0;
+        break;
+      case FRAME_CONTINUATION:
+        if (!this.blockOpen || id !== this.blockStream) {
+          this.connectionError(ERR_PROTOCOL, 'CONTINUATION without a header block in progress');
+          return false;
+        }
+        if (++this.blockContinuations > MAX_CONTINUATIONS) {
+          this.connectionError(ERR_ENHANCE_YOUR_CALM, `header block in more than ${MAX_CONTINUATIONS} CONTINUATION frames`);
+          return false;
+        }
+        break;
+      case FRAME_PRIORITY:
+      case FRAME_RST_STREAM:
+      case FRAME_SETTINGS:
+      case FRAME_PING:
+      case FRAME_GOAWAY:
+      case FRAME_WINDOW_UPDATE:
+        break;
+      default:
+        // Unknown types are ignored (§4.1, §5.5), their payload unread; a stream of them is still a flood.
+        if (!this.glitch(`frames of ${frameName(type)}`)) return false;
+        this.skipPayload = true;
+        return true;
+    }
+    if (type === FRAME_HEADERS || type === FRAME_CONTINUATION) {
+      if (this.blockBytes + len > MAX_HEADER_BLOCK) {
+        this.connectionError(ERR_ENHANCE_YOUR_CALM, `header block larger than ${MAX_HEADER_BLOCK} bytes`);
+        return false;
+      }
+    }
+    if (this.control.length < len) this.control = Buffer.alloc(len);
     return true;
   }
 
-  /** Parses the 9-byte frame header; false after a connection error. */
-  private startFrame(): boolean {
-    const h = this.head;
-    this.frameLen = (h[0]! << 16) | (h[1]! << 8) | h[2]!;
-    this.frameType = h[3]!;
-    this.frameFlags = h[4]!;
-    this.frameStream = h.readUInt32BE(5) & 0x7fffffff;
-    this.remaining = this.frameLen;
-    if (this.frameLen > MAX_FRAME_SIZE) {
-      this.connectionError(ERR_FRAME_SIZE, `frame of ${this.frameLen} bytes above our limit ${MAX_FRAME_SIZE}`);
+  /**
+   * A DATA frame's header: flow control (the server may not send past the windows we gave), and where its bytes go
+   * — an open stream, or nowhere (a stream we reset may still receive what was in flight; nothing else may).
+   */
+  private startData(len: number, flags: number, id: number): boolean {
+    this.padPending = (flags & FLAG_PADDED) !== 0;
+    this.dataLeft = this.padPending ? -1 : len;
+    this.dataInFrame = this.padPending ? 0 : len;
+    this.dataStream = undefined;
+    if (this.connUngranted + len > this.connectionWindow) {
+      this.connectionError(ERR_FLOW_CONTROL, `DATA beyond the connection window of ${this.connectionWindow} bytes`);
       return false;
     }
-    if (this.block.length > 0 && this.frameType !== FRAME_CONTINUATION) {
-      this.connectionError(ERR_PROTOCOL, 'header block interrupted by another frame');
-      return false;
+    const s = this.streams.get(id);
+    if (!s) {
+      if (len > this.closedStreamAllowance) {
+        this.connectionError(ERR_STREAM_CLOSED, `DATA frame on closed stream ${id}`);
+        return false;
+      }
+      this.closedStreamAllowance -= len;
+      return true;
     }
-    if (this.frameType === FRAME_DATA) {
-      this.padPending = (this.frameFlags & FLAG_PADDED) !== 0;
-      this.dataLeft = this.padPending ? -1 : this.frameLen;
-    } else {
-      if (this.control.length < this.frameLen) this.control = Buffer.alloc(this.frameLen);
-      this.controlFill = 0;
+    // Bytes received and not yet granted back can only exceed the stream window if the server ignores it. Such a
+    // server would fill our memory while the consumer is slow: the stream ends here (RFC 9113 §6.9.1).
+    if (s.ungranted + len > this.streamWindow) {
+      this.streamError(s, ERR_FLOW_CONTROL, `flow-control error: the server sent ${s.ungranted + len} bytes into a window of ${this.streamWindow}`);
+      return true;
     }
+    this.dataStream = s;
     return true;
   }
 
@@ -601,16 +848,23 @@ export class H2BulkSession {
       this.padPending = false;
       this.dataLeft = this.frameLen - 1 - padLen;
       if (this.dataLeft < 0) return this.connectionError(ERR_PROTOCOL, 'DATA padding longer than the frame');
+      this.dataInFrame = this.dataLeft;
       start++;
     }
     const take = Math.min(this.dataLeft, end - start);
     if (take <= 0) return;
     this.dataLeft -= take;
-    const s = this.streams.get(this.frameStream);
-    if (s?.answered && !s.ended) {
-      s.lastDataAt = Date.now();
-      this.onData(s, buf, start, start + take);
+    const s = this.dataStream;
+    if (!s || !this.streams.has(s.id)) return;
+    if (!s.answered) return; // failed when the frame ends
+    s.received += take;
+    // More than the content-length announced: nothing of it is delivered, the stream fails.
+    if (s.contentLength !== undefined && s.received > s.contentLength) {
+      this.malformed(s, `more DATA than its content-length (${s.contentLength})`);
+      return;
     }
+    s.lastDataAt = Date.now();
+    this.onData(s, buf, start, start + take);
   }
 
   private controlBytes(buf: Buffer, start: number, end: number): void {
@@ -618,152 +872,205 @@ export class H2BulkSession {
     this.controlFill += end - start;
   }
 
-  /** The current frame is complete. Returns true (the parser goes on with the next header). */
-  private finishFrame(): boolean {
+  /** The current frame is complete. */
+  private finishFrame(): void {
     this.headFill = 0;
+    if (this.skipPayload) return;
     const { frameType: type, frameFlags: flags, frameStream: id, frameLen: len } = this;
     const payload = this.control.subarray(0, this.controlFill);
     switch (type) {
-      case FRAME_DATA: {
-        // Flow control counts the whole frame, padding included (RFC 9113 §6.9.1).
-        this.grantConnection(len);
-        const s = this.streams.get(id);
-        if (!s) break; // reset or finished by us: nothing to deliver, the connection window is returned above
-        if (!s.answered) {
-          this.failStream(s, new BulkTransportError(`DATA before response headers on stream ${id}`, false), ERR_PROTOCOL);
-          break;
-        }
-        s.ungranted += len;
-        // Bytes received and not yet granted back can only exceed the stream window if the server ignores it.
-        // Such a server would fill our memory while the consumer is slow: the stream ends here (RFC 9113 §6.9.1).
-        if (s.ungranted > this.o.initialWindowSize) {
-          this.failStream(s, new BulkTransportError(
-            `HTTP/2 flow-control error from ${this.origin}: stream ${id} sent ${s.ungranted} bytes into a window of ${this.o.initialWindowSize}`, false), ERR_FLOW_CONTROL);
-          break;
-        }
-        if (!s.blocked) this.grantStream(s);
-        if (flags & FLAG_END_STREAM) this.endStream(s);
-        break;
-      }
+      case FRAME_DATA:
+        return this.finishData(len, flags, id);
       case FRAME_HEADERS:
-      case FRAME_CONTINUATION: {
-        let fragment = payload;
-        if (type === FRAME_HEADERS) {
-          let p = 0;
-          let padLen = 0;
-          if (flags & FLAG_PADDED) padLen = payload[p++] ?? 0;
-          if (flags & FLAG_PRIORITY) p += 5;
-          if (p + padLen > payload.length) {
-            this.connectionError(ERR_PROTOCOL, 'HEADERS padding longer than the frame');
-            return true;
-          }
-          fragment = payload.subarray(p, payload.length - padLen);
-          this.blockStream = id;
-          this.blockEndStream = (flags & FLAG_END_STREAM) !== 0;
-        } else if (this.block.length === 0 || id !== this.blockStream) {
-          this.connectionError(ERR_PROTOCOL, 'CONTINUATION without a header block in progress');
-          return true;
-        }
-        this.block.push(Buffer.from(fragment));
-        this.blockBytes += fragment.length;
-        if (this.blockBytes > MAX_HEADER_BLOCK) {
-          // A header block without end (CONTINUATION flood) would grow without bound.
-          this.connectionError(ERR_PROTOCOL, `header block larger than ${MAX_HEADER_BLOCK} bytes`);
-          return true;
-        }
-        if (flags & FLAG_END_HEADERS) {
-          const block = Buffer.concat(this.block);
-          this.block = [];
-          this.blockBytes = 0;
-          this.onHeaderBlock(this.blockStream, block, this.blockEndStream);
-        }
-        break;
-      }
+      case FRAME_CONTINUATION:
+        return this.headerFragment(type, flags, id, payload);
       case FRAME_SETTINGS:
-        if (flags & FLAG_ACK) break;
-        if (len % 6 !== 0) {
-          this.connectionError(ERR_FRAME_SIZE, 'SETTINGS length not a multiple of 6');
-          return true;
-        }
-        for (let p = 0; p < len; p += 6) {
-          const key = payload.readUInt16BE(p);
-          const value = payload.readUInt32BE(p + 2);
-          if (key === SETTINGS_MAX_CONCURRENT_STREAMS) this.peerMaxStreams = value;
-          else if (key === SETTINGS_MAX_FRAME_SIZE) this.peerMaxFrame = value;
-        }
-        this.socket!.write(frame(FRAME_SETTINGS, FLAG_ACK, 0, Buffer.alloc(0)));
-        for (const w of this.waiting.splice(0)) w();
-        break;
+        return this.settings(flags, payload);
       case FRAME_PING:
-        if (!(flags & FLAG_ACK)) this.socket!.write(frame(FRAME_PING, FLAG_ACK, 0, Buffer.from(payload)));
-        break;
-      case FRAME_GOAWAY: {
-        const last = payload.readUInt32BE(0) & 0x7fffffff;
-        const code = payload.readUInt32BE(4);
-        this.goingAway = true;
-        // Streams above `last` were never processed: the caller may send them again elsewhere.
-        for (const s of [...this.streams.values()]) {
-          if (s.id > last) this.failStream(s, new BulkTransportError(`${this.origin} sent GOAWAY (code ${code}) before processing the request`, true), -1);
+        if (flags & FLAG_ACK) {
+          this.glitch('PING ACKs (we sent no PING)');
+          return;
         }
-        if (this.streams.size === 0) this.close();
-        break;
-      }
+        if (this.glitch('PING frames')) this.send(frame(FRAME_PING, FLAG_ACK, 0, Buffer.from(payload)));
+        return;
+      case FRAME_GOAWAY:
+        return this.goaway(payload);
       case FRAME_RST_STREAM: {
         const s = this.streams.get(id);
-        if (!s) break;
+        if (!s) {
+          this.glitch('RST_STREAM frames on closed streams');
+          return;
+        }
         const code = payload.readUInt32BE(0);
         this.failStream(s, new BulkTransportError(`${this.origin} reset the stream (HTTP/2 error ${code})`, code === ERR_REFUSED_STREAM && !s.answered), -1);
-        break;
+        return;
       }
-      case FRAME_PUSH_PROMISE:
-        this.connectionError(ERR_PROTOCOL, 'PUSH_PROMISE although push is disabled');
-        return true;
       case FRAME_WINDOW_UPDATE:
-        if (len !== 4) this.connectionError(ERR_FRAME_SIZE, 'WINDOW_UPDATE of the wrong length');
-        break; // we send no DATA: the server's windows do not concern us
+        return this.windowUpdate(id, payload);
+      case FRAME_PRIORITY: {
+        if (!this.glitch('PRIORITY frames')) return;
+        const s = this.streams.get(id);
+        if (s && (payload.readUInt32BE(0) & 0x7fffffff) === id) this.streamError(s, ERR_PROTOCOL, 'PRIORITY frame making the stream depend on itself');
+        return;
+      }
       default:
-        break; // PRIORITY and unknown extension frames are ignored (RFC 9113 §4.1, §5.5)
+        return; // unknown types were skipped at their header
     }
-    return true;
+  }
+
+  private finishData(len: number, flags: number, id: number): void {
+    // Flow control counts the whole frame, padding included (RFC 9113 §6.9.1).
+    this.grantConnection(len);
+    const s = this.dataStream;
+    const endStream = (flags & FLAG_END_STREAM) !== 0;
+    if (this.dataInFrame === 0 && !endStream && !this.glitch('empty DATA frames')) return;
+    if (!s || !this.streams.has(id)) return; // a closed stream's: counted, not delivered
+    if (!s.answered) {
+      this.malformed(s, 'DATA before response headers');
+      return;
+    }
+    s.ungranted += len;
+    if (!s.blocked) this.grantStream(s);
+    if (endStream) this.finishBody(s);
+  }
+
+  /** END_STREAM on an answered stream: the body is whole only if it is as long as its content-length said. */
+  private finishBody(s: Stream): void {
+    if (s.contentLength !== undefined && s.received !== s.contentLength) {
+      this.malformed(s, `response ended after ${s.received} of the ${s.contentLength} bytes its content-length announced`);
+      return;
+    }
+    this.endStream(s);
+  }
+
+  private headerFragment(type: number, flags: number, id: number, payload: Buffer): void {
+    let fragment = payload;
+    if (type === FRAME_HEADERS) {
+      let p = 0;
+      let padLen = 0;
+      if (flags & FLAG_PADDED) padLen = payload[p++]!;
+      if (flags & FLAG_PRIORITY) {
+        if ((payload.readUInt32BE(p) & 0x7fffffff) === id) {
+          // A stream error (§5.3.1), but the block must still be decoded: the HPACK table is the connection's.
+          const s = this.streams.get(id);
+          if (s) this.streamError(s, ERR_PROTOCOL, 'HEADERS making the stream depend on itself');
+        }
+        p += 5;
+      }
+      if (p + padLen > payload.length) {
+        this.connectionError(ERR_PROTOCOL, 'HEADERS padding longer than the frame');
+        return;
+      }
+      fragment = payload.subarray(p, payload.length - padLen);
+    }
+    this.block.push(Buffer.from(fragment));
+    this.blockBytes += fragment.length;
+    if (flags & FLAG_END_HEADERS) {
+      const block = this.block.length === 1 ? this.block[0]! : Buffer.concat(this.block);
+      this.block = [];
+      this.blockOpen = false;
+      this.onHeaderBlock(this.blockStream, block, this.blockEndStream);
+    }
+  }
+
+  private settings(flags: number, payload: Buffer): void {
+    if (flags & FLAG_ACK) return;
+    if (!this.glitch('SETTINGS frames')) return;
+    for (let p = 0; p < payload.length; p += 6) {
+      const key = payload.readUInt16BE(p);
+      const value = payload.readUInt32BE(p + 2);
+      const violation = settingViolation(key, value);
+      if (violation) return this.connectionError(violation.code, violation.reason);
+      if (key === SETTINGS_MAX_CONCURRENT_STREAMS) this.peerMaxStreams = value;
+      else if (key === SETTINGS_MAX_FRAME_SIZE) this.peerMaxFrame = value;
+      else if (key === SETTINGS_INITIAL_WINDOW_SIZE) {
+        // The change applies to every open stream's window (§6.9.2); one taken past 2^31-1 is a connection error.
+        const delta = value - this.peerInitialWindow;
+        this.peerInitialWindow = value;
+        for (const s of this.streams.values()) {
+          s.sendWindow += delta;
+          if (s.sendWindow > MAX_WINDOW) return this.connectionError(ERR_FLOW_CONTROL, `SETTINGS_INITIAL_WINDOW_SIZE ${value} takes stream ${s.id}'s window above 2^31-1`);
+        }
+      }
+    }
+    this.send(frame(FRAME_SETTINGS, FLAG_ACK, 0, Buffer.alloc(0)));
+    for (const w of this.waiting.splice(0)) w();
+  }
+
+  private goaway(payload: Buffer): void {
+    if (!this.glitch('GOAWAY frames')) return;
+    // A server may send GOAWAY more than once, lowering the last stream id, never raising it (§6.8).
+    const last = Math.min(this.goawayLastStream, payload.readUInt32BE(0) & 0x7fffffff);
+    this.goawayLastStream = last;
+    const code = payload.readUInt32BE(4);
+    const debug = payload.subarray(8, 8 + 200).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
+    this.goingAway = true;
+    // Streams above `last` were never processed: the caller may send them again elsewhere.
+    for (const s of [...this.streams.values()]) {
+      if (s.id > last) {
+        this.failStream(s, new BulkTransportError(`${this.origin} sent GOAWAY (code ${code}${debug ? `: ${debug}` : ''}) before processing the request`, true), -1);
+      }
+    }
+    if (this.streams.size === 0) this.close();
+  }
+
+  private windowUpdate(id: number, payload: Buffer): void {
+    if (!this.glitch('WINDOW_UPDATE frames')) return;
+    const increment = payload.readUInt32BE(0) & 0x7fffffff;
+    if (id === 0) {
+      if (increment === 0) return this.connectionError(ERR_PROTOCOL, 'WINDOW_UPDATE of 0 on the connection');
+      this.connSendWindow += increment;
+      if (this.connSendWindow > MAX_WINDOW) this.connectionError(ERR_FLOW_CONTROL, 'WINDOW_UPDATE takes the connection\'s window above 2^31-1');
+      return;
+    }
+    const s = this.streams.get(id);
+    if (!s) return; // a closed stream's (counted above)
+    if (increment === 0) return this.streamError(s, ERR_PROTOCOL, 'WINDOW_UPDATE of 0');
+    s.sendWindow += increment;
+    if (s.sendWindow > MAX_WINDOW) this.streamError(s, ERR_FLOW_CONTROL, 'WINDOW_UPDATE takes the stream\'s window above 2^31-1');
   }
 
   private onHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
     let fields: Array<[string, string]>;
     try {
-      fields = this.hpack.decode(block);
+      fields = this.hpack.decode(block, MAX_HEADER_LIST);
     } catch (e) {
-      this.connectionError(ERR_COMPRESSION, e instanceof HpackError ? e.message : String(e));
+      if (e instanceof HpackError && e.limit) this.connectionError(ERR_ENHANCE_YOUR_CALM, e.message);
+      else this.connectionError(ERR_COMPRESSION, e instanceof HpackError ? e.message : String(e));
       return;
     }
     const s = this.streams.get(id);
-    if (!s) return; // decoded anyway: the dynamic table must stay in step with the server's
-    if (s.answered) {
-      // Trailers: nothing we use; they may end the stream.
-      if (endStream) this.endStream(s);
+    if (!s) {
+      // Decoded anyway (the dynamic table must stay in step with the server's), and counted: nothing comes of it.
+      this.glitch('HEADERS frames on closed streams');
       return;
     }
-    const headers: Record<string, string | string[]> = {};
-    let status = NaN;
-    for (const [name, value] of fields) {
-      if (name === ':status') {
-        status = Number(value);
-        continue;
+    try {
+      if (s.answered) {
+        // Trailers (§8.1): they end the stream, and carry no pseudo-header.
+        if (!endStream) throw new MalformedResponse('trailers without END_STREAM (DATA may not follow trailers)');
+        checkTrailers(fields);
+        this.finishBody(s);
+        return;
       }
-      if (name.startsWith(':')) continue;
-      const prev = headers[name];
-      headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+      const head = responseHead(fields);
+      if (head.status < 200) {
+        // Informational: the final answer follows on the same stream.
+        if (endStream) throw new MalformedResponse(`informational response (${head.status}) with END_STREAM`);
+        this.glitch('informational responses');
+        return;
+      }
+      s.answered = true;
+      if (s.headersTimer) clearTimeout(s.headersTimer);
+      s.lastDataAt = Date.now();
+      if (!hasNoContent(head.status)) s.contentLength = head.contentLength;
+      s.body = new BulkBody(this, s);
+      s.resolve({ statusCode: head.status, headers: head.headers, body: s.body });
+      if (endStream) this.finishBody(s);
+    } catch (e) {
+      if (!(e instanceof MalformedResponse)) throw e;
+      this.malformed(s, e.message);
     }
-    if (!Number.isInteger(status)) {
-      this.failStream(s, new BulkTransportError(`response on stream ${id} without a valid :status`, false), ERR_PROTOCOL);
-      return;
-    }
-    if (status >= 100 && status < 200) return; // informational: the final answer follows
-    s.answered = true;
-    if (s.headersTimer) clearTimeout(s.headersTimer);
-    s.lastDataAt = Date.now();
-    s.body = new BulkBody(this, s);
-    s.resolve({ statusCode: status, headers, body: s.body });
-    if (endStream) this.endStream(s);
   }
 }
 

@@ -23,11 +23,21 @@ const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
   ['www-authenticate', ''],
 ];
 
-/** A header block the decoder cannot accept: a COMPRESSION_ERROR for the whole connection (RFC 7540 §4.3). */
-export class HpackError extends Error {}
+/**
+ * A header block the decoder cannot accept: a COMPRESSION_ERROR for the whole connection (RFC 9113 §4.3), or, with
+ * `limit`, a header list larger than we accept (decoding stopped there, so the table is out of step with the
+ * server's and the connection cannot go on either).
+ */
+export class HpackError extends Error {
+  constructor(message: string, readonly limit = false) {
+    super(message);
+  }
+}
 
-/** Per-entry overhead counted against the table size (§4.1). */
-const ENTRY_OVERHEAD = 32;
+/** Per-entry overhead counted against the table size (§4.1), and per field against a header list's size (RFC 9113 §6.5.2). */
+export const ENTRY_OVERHEAD = 32;
+/** Size updates allowed at the start of one block: the smallest size and the final one (§4.2). */
+const MAX_SIZE_UPDATES = 2;
 
 export class HpackDecoder {
   /** Newest first: dynamic index 62 is entries[0]. */
@@ -40,9 +50,19 @@ export class HpackDecoder {
     this.maxSize = maxTableSize;
   }
 
-  /** Decodes one complete header block into (name, value) pairs in order. */
-  decode(block: Uint8Array): Array<[string, string]> {
+  /**
+   * Decodes one complete header block into (name, value) pairs in order. Stops with a `limit` HpackError once the
+   * decoded list passes `maxListSize` (name + value + 32 bytes per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts):
+   * a block of a few KiB that indexes one large table entry thousands of times decodes to megabytes.
+   */
+  decode(block: Uint8Array, maxListSize = Infinity): Array<[string, string]> {
     const out: Array<[string, string]> = [];
+    let listSize = 0;
+    const emit = (name: string, value: string): void => {
+      listSize += name.length + value.length + ENTRY_OVERHEAD;
+      if (listSize > maxListSize) throw new HpackError(`response header list larger than ${maxListSize} bytes (decoded, ${ENTRY_OVERHEAD} bytes counted per field)`, true);
+      out.push([name, value]);
+    };
     let pos = 0;
     const int = (prefixBits: number): number => {
       const r = decodeInteger(block, pos, prefixBits);
@@ -64,21 +84,24 @@ export class HpackDecoder {
       return s;
     };
     let fieldSeen = false;
+    let sizeUpdates = 0;
     while (pos < block.length) {
       const b = block[pos]!;
       if (b & 0x80) {
-        out.push([...this.entry(int(7))] as [string, string]);
+        const [name, value] = this.entry(int(7));
+        emit(name, value);
         fieldSeen = true;
       } else if ((b & 0xc0) === 0x40) {
         const idx = int(6);
         const name = idx === 0 ? str() : this.entry(idx)[0];
         const value = str();
         this.insert(name, value);
-        out.push([name, value]);
+        emit(name, value);
         fieldSeen = true;
       } else if ((b & 0xe0) === 0x20) {
         // Dynamic table size update: only at the start of a block (§4.2), never above what we announced.
         if (fieldSeen) throw new HpackError('table size update after a header field');
+        if (++sizeUpdates > MAX_SIZE_UPDATES) throw new HpackError(`more than ${MAX_SIZE_UPDATES} table size updates at the start of a block`);
         const newMax = int(5);
         if (newMax > this.maxTableSize) throw new HpackError(`table size update to ${newMax} above the announced ${this.maxTableSize}`);
         this.maxSize = newMax;
@@ -87,7 +110,7 @@ export class HpackDecoder {
         // 0000xxxx without indexing, 0001xxxx never indexed: same shape, nothing stored.
         const idx = int(4);
         const name = idx === 0 ? str() : this.entry(idx)[0];
-        out.push([name, str()]);
+        emit(name, str());
         fieldSeen = true;
       }
     }
@@ -158,6 +181,12 @@ function encodeInteger(out: number[], value: number, prefixBits: number, flags: 
   out.push(value);
 }
 
+/**
+ * Credentials go out as literals never indexed (RFC 7541 §7.1.3): an intermediary re-encoding the request may not
+ * put them in a compression table where a guessing attack (RFC 9113 §10.6) could probe them.
+ */
+const SENSITIVE = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
 function encodeString(out: number[], s: string): void {
   const bytes = Buffer.from(s, 'latin1');
   encodeInteger(out, bytes.length, 7, 0x00);
@@ -166,7 +195,7 @@ function encodeString(out: number[], s: string): void {
 
 /**
  * A GET request's header block: `:method GET` and `:scheme https` indexed, `:path` / `:authority` with indexed
- * names, the rest as literals without indexing (lower-case names, as HTTP/2 requires).
+ * names, the rest as literals without indexing — credentials never indexed (lower-case names, as HTTP/2 requires).
  */
 export function encodeGetRequest(authority: string, path: string, headers: Record<string, string>): Buffer {
   const out: number[] = [0x82, 0x87];
@@ -175,8 +204,9 @@ export function encodeGetRequest(authority: string, path: string, headers: Recor
   encodeInteger(out, 1, 4, 0x00); // :authority
   encodeString(out, authority);
   for (const [name, value] of Object.entries(headers)) {
-    out.push(0x00);
-    encodeString(out, name.toLowerCase());
+    const lower = name.toLowerCase();
+    out.push(SENSITIVE.has(lower) ? 0x10 : 0x00);
+    encodeString(out, lower);
     encodeString(out, value);
   }
   return Buffer.from(out);
