@@ -24,7 +24,7 @@ import { H2BulkSession, type BulkResponse } from '../../services/transfer/h2-bul
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
 import { loopAnswered, monitorAttack } from '../support/attack-monitor.js';
 import {
-  Flag, FrameType, H2Error, Setting, dataFrame, goawayFrame, h2Frame, headersFrame, hpackIndexed, hpackIndexedLiteral,
+  Flag, FrameType, H2Error, Setting, answerEveryRequest, dataFrame, goawayFrame, h2Frame, headersFrame, hpackIndexed, hpackIndexedLiteral,
   hpackLiteral, hpackTableSize, responseBlock, settingsFrame, startHostileH2Server, u32, type HostileConnection,
 } from '../support/hostile-h2-server.js';
 import { tempDir } from '../support/fixtures.js';
@@ -53,15 +53,7 @@ interface Attack {
 }
 
 /** Answers every request with `frames(stream)` (the engine may ask again after a failure). */
-function respond(frames: (stream: number) => Buffer[]): Script {
-  return async (c) => {
-    for (;;) {
-      const r = await Promise.race([c.nextRequest(), c.closed.then(() => null)]);
-      if (!r) return;
-      if (!(await c.write(...frames(r.stream)))) return;
-    }
-  };
-}
+const respond = (frames: (stream: number) => Buffer[]): Script => answerEveryRequest(frames);
 
 /** Waits for the first request, writes `first(stream)`, then floods `each(stream, i)` until we hang up. */
 function flood(each: (stream: number, i: number) => Buffer, first: (stream: number) => Buffer[] = () => [], opts: { stopReading?: boolean } = {}): Script {

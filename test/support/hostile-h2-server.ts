@@ -119,6 +119,17 @@ export function dataFrame(stream: number, payload: Buffer, end = false): Buffer 
 
 // ---- the server ------------------------------------------------------------------------------------------
 
+/** A script that answers every request of a connection with `frames(stream)`, until the connection closes. */
+export function answerEveryRequest(frames: (stream: number, path: string) => Buffer[]): (c: HostileConnection) => Promise<void> {
+  return async (c) => {
+    for (;;) {
+      const r = await Promise.race([c.nextRequest(), c.closed.then(() => null)]);
+      if (!r) return;
+      if (!(await c.write(...frames(r.stream, r.path)))) return;
+    }
+  };
+}
+
 export interface ClientFrame {
   type: number;
   flags: number;

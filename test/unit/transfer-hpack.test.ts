@@ -1,7 +1,8 @@
 /**
  * HPACK for the bulk receive path: the Huffman code rebuilt from Appendix B's lengths equals the codes the RFC
  * prints, the RFC's own example blocks (Appendix C.4, C.6: Huffman, dynamic table, eviction) decode to the
- * printed headers, our GET encoder round-trips, and malformed blocks are refused with HpackError.
+ * printed headers, our GET encoder round-trips (credentials never indexed), malformed blocks are refused with
+ * HpackError, and a decoded header list stops at its limit (decompression bombs, blocks of thousands of fields).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,4 +62,30 @@ test('malformed blocks are refused with HpackError', () => {
   assert.throws(() => d.decode(hex('ff')), HpackError, 'block ends inside an integer');
   // 'a' (00011) padded with zeros instead of EOS's ones.
   assert.throws(() => huffmanDecode(Buffer.from([0b00011000]), 0, 1), /padding/);
+});
+
+test('a decoded header list is bounded as SETTINGS_MAX_HEADER_LIST_SIZE counts it (name + value + 32 per field)', () => {
+  // :status 200 (indexed, 7 + 3 + 32 = 42 bytes) then 'accept-charset' '' (static 15: 14 + 0 + 32 = 46 bytes) × n.
+  const block = (n: number): Buffer => Buffer.concat([hex('88'), Buffer.alloc(n, 0x8f)]);
+  assert.equal(new HpackDecoder().decode(block(10), 42 + 10 * 46).length, 11, 'exactly at the limit');
+  assert.throws(() => new HpackDecoder().decode(block(11), 42 + 10 * 46), (e: HpackError) => e.limit && /header list larger than 502 bytes/.test(e.message));
+  // A 4,000-byte value inserted once, referenced 1,000 times: a decompression bomb stops at the limit.
+  const bomb = Buffer.concat([Buffer.from([0x40, 0x01, 0x78, 0x7f, 0xa1, 0x1e]), Buffer.alloc(4000, 0x62), Buffer.alloc(1000, 0xbe)]);
+  assert.throws(() => new HpackDecoder().decode(bomb, 65_536), (e: HpackError) => e.limit);
+  // 256 KiB of one-byte fields (the block that once froze the event loop for minutes): refused at the limit.
+  assert.throws(() => new HpackDecoder().decode(block(256 * 1024), 65_536), (e: HpackError) => e.limit);
+});
+
+test('at most two table size updates at the start of a block (the smallest and the final size)', () => {
+  assert.deepEqual(new HpackDecoder().decode(hex('20 3f e1 1f 88')), [[':status', '200']]);
+  assert.throws(() => new HpackDecoder().decode(hex('20 20 20 88')), /more than 2 table size updates/);
+});
+
+test('credentials in our requests are literals never indexed (RFC 7541 §6.2.3), other fields literals without indexing', () => {
+  const block = encodeGetRequest('h', '/p', { Authorization: 'Bearer t', cookie: 'c=1', 'x-a': 'v' });
+  const at = (name: string): number => block[block.indexOf(name) - 2]!;
+  assert.equal(at('authorization'), 0x10);
+  assert.equal(at('cookie'), 0x10);
+  assert.equal(at('x-a'), 0x00);
+  assert.deepEqual(new HpackDecoder().decode(block).slice(4), [['authorization', 'Bearer t'], ['cookie', 'c=1'], ['x-a', 'v']]);
 });
