@@ -53,7 +53,7 @@ interface Attack {
 }
 
 /** Answers every request with `frames(stream)` (the engine may ask again after a failure). */
-const respond = (frames: (stream: number) => Buffer[]): Script => answerEveryRequest(frames);
+const respond = (frames: (stream: number) => Buffer[]): Script => answerEveryRequest((stream) => frames(stream));
 
 /** Waits for the first request, writes `first(stream)`, then floods `each(stream, i)` until we hang up. */
 function flood(each: (stream: number, i: number) => Buffer, first: (stream: number) => Buffer[] = () => [], opts: { stopReading?: boolean } = {}): Script {
@@ -185,6 +185,11 @@ const attacks: Attack[] = [
     name: 'a SETTINGS flood (the server reads)',
     script: flood(() => h2Frame(FrameType.SETTINGS, 0, 0)),
     expect: /flood of SETTINGS/, closes: true, goaway: H2Error.ENHANCE_YOUR_CALM,
+  },
+  {
+    name: 'a flood of SETTINGS ACKs (we sent one SETTINGS frame)',
+    script: flood(() => h2Frame(FrameType.SETTINGS, Flag.ACK, 0)),
+    expect: /flood of SETTINGS ACKs/, closes: true, goaway: H2Error.ENHANCE_YOUR_CALM,
   },
   {
     name: 'a SETTINGS frame with 10,000 entries',

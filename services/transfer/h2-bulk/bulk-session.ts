@@ -234,6 +234,7 @@ export class H2BulkSession {
    */
   private closedStreamAllowance = 0;
   private readonly flood = new FloodGuard();
+  private settingsAcked = false;
   private readonly ticker: NodeJS.Timeout;
   /** When the last stream ended (idle close). */
   private idleSince = Date.now();
@@ -974,7 +975,12 @@ export class H2BulkSession {
   }
 
   private settings(flags: number, payload: Buffer): void {
-    if (flags & FLAG_ACK) return;
+    if (flags & FLAG_ACK) {
+      // We send one SETTINGS frame: one ACK is due, any other is noise.
+      if (this.settingsAcked) this.glitch('SETTINGS ACKs');
+      this.settingsAcked = true;
+      return;
+    }
     if (!this.glitch('SETTINGS frames')) return;
     for (let p = 0; p < payload.length; p += 6) {
       const key = payload.readUInt16BE(p);
