@@ -9,27 +9,18 @@
  * ignores our ACKs), and see every frame the client sent (its GOAWAY and RST_STREAM codes).
  *
  * Frames and HPACK fields are built here independently of services/transfer/h2-bulk, byte by byte as RFC 9113 §4.1
- * and RFC 7541 §6 lay them out, so a bug in the code under test is not mirrored by its test server.
+ * and RFC 7541 §6 lay them out, so a bug in the code under test is not mirrored by its test server (only the RFC's
+ * numbers are shared).
  */
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { FrameFlag as Flag, FrameType } from '../../services/transfer/h2-bulk/frame-rules.js';
 import { HpackDecoder } from '../../services/transfer/h2-bulk/hpack.js';
 import { testTls } from './tls.js';
 
-export const FrameType = {
-  DATA: 0x0, HEADERS: 0x1, PRIORITY: 0x2, RST_STREAM: 0x3, SETTINGS: 0x4, PUSH_PROMISE: 0x5, PING: 0x6,
-  GOAWAY: 0x7, WINDOW_UPDATE: 0x8, CONTINUATION: 0x9,
-} as const;
-export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
-export const Setting = {
-  HEADER_TABLE_SIZE: 0x1, ENABLE_PUSH: 0x2, MAX_CONCURRENT_STREAMS: 0x3, INITIAL_WINDOW_SIZE: 0x4,
-  MAX_FRAME_SIZE: 0x5, MAX_HEADER_LIST_SIZE: 0x6,
-} as const;
-export const H2Error = {
-  NO_ERROR: 0x0, PROTOCOL_ERROR: 0x1, INTERNAL_ERROR: 0x2, FLOW_CONTROL_ERROR: 0x3, STREAM_CLOSED: 0x5,
-  FRAME_SIZE_ERROR: 0x6, REFUSED_STREAM: 0x7, CANCEL: 0x8, COMPRESSION_ERROR: 0x9, ENHANCE_YOUR_CALM: 0xb,
-} as const;
-
+// The RFC's numbers (types, flags, settings, error codes) are shared with the code under test; how frames and
+// header blocks are laid out is not.
+export { FrameType, FrameFlag as Flag, SettingId as Setting, H2ErrorCode as H2Error } from '../../services/transfer/h2-bulk/frame-rules.js';
 /** One frame: a 9-byte header (24-bit length, type, flags, 31-bit stream id) and the payload, as given. */
 export function h2Frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const b = Buffer.alloc(9 + payload.length);
