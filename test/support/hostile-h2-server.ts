@@ -21,6 +21,7 @@ import { testTls } from './tls.js';
 // The RFC's numbers (types, flags, settings, error codes) are shared with the code under test; how frames and
 // header blocks are laid out is not.
 export { FrameType, FrameFlag as Flag, SettingId as Setting, H2ErrorCode as H2Error } from '../../services/transfer/h2-bulk/frame-rules.js';
+
 /** One frame: a 9-byte header (24-bit length, type, flags, 31-bit stream id) and the payload, as given. */
 export function h2Frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const b = Buffer.alloc(9 + payload.length);
