@@ -48,10 +48,12 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   const redis: Redis = connectRedis(deps.redisUrl, 'client');
   const subscriber: Redis = connectRedis(deps.redisUrl, 'worker');
   const runQueue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(deps.redisUrl, 'client') as ConnectionOptions, prefix: cfg.redis.prefix });
+  const store = new JobStore(redis, cfg.redis.prefix);
   const ctx: GatewayContext = {
     cfg,
     redis,
-    store: new JobStore(redis, cfg.redis.prefix),
+    store,
+    queries: store.queries,
     admin: new AdminStateStore(redis, cfg.redis.prefix),
     runQueue,
     ownerOf(headers) {

@@ -102,7 +102,7 @@ export class TransferPool {
 
   async start(): Promise<void> {
     const prefix = this.cfg.redis.prefix;
-    await this.sub.subscribe(`${prefix}:ctl`);
+    await this.sub.subscribe(this.store.keys.port('control'));
     this.sub.on('message', (_ch, msg) => this.onControl(msg));
     // Re-read every admin state after a reconnection: pub/sub messages sent meanwhile are lost.
     this.sub.on('ready', () => {
@@ -275,7 +275,7 @@ export class TransferPool {
       active: this.active.size, concurrency: this.cfg.workers.concurrency, state: this.effectiveState(), bytesPerSec: Math.round(rate),
     };
     try {
-      const key = `${this.cfg.redis.prefix}:workers`;
+      const key = this.store.keys.port('workers');
       await this.redis.hset(key, this.id, JSON.stringify(hb));
       // Size the feed-ahead budget on every live worker's concurrency, not just ours.
       const all = await this.redis.hvals(key);
@@ -386,7 +386,7 @@ export class TransferPool {
     // worker.close() waits for the processors, which end promptly once aborted and record the requeue.
     await this.worker.close();
     await this.flushProgress();
-    await this.redis.hdel(`${this.cfg.redis.prefix}:workers`, this.id).catch(() => undefined);
+    await this.redis.hdel(this.store.keys.port('workers'), this.id).catch(() => undefined);
     await this.queue.close();
     this.sub.disconnect();
     this.redis.disconnect();

@@ -7,7 +7,7 @@ import { RateLimitStore } from '../../services/jobs/rate-limits.js';
 import { RATE_LIMIT_SCOPES, type RateLimitScope } from '../../services/throttle/scoped-rate-limits.js';
 
 export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
-  const status = () => portStatus(ctx.redis, ctx.cfg.redis.prefix, ctx.store, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
+  const status = () => portStatus(ctx.redis, ctx.queries, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
 
   app.post<{ Params: { op: AdminOp | 'status' }; Body: { scope?: AdminScope; target?: string } | undefined }>('/admin/:op', {
     schema: {

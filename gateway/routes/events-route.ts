@@ -11,7 +11,7 @@ import type { GatewayContext } from '../context.js';
 export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { ctx: GatewayContext; subscriber: Redis }): Promise<void> {
   const clients = new Set<{ reply: FastifyReply; job?: string }>();
   let id = 0;
-  await subscriber.subscribe(`${ctx.cfg.redis.prefix}:events`);
+  await subscriber.subscribe(ctx.queries.keys.port('events'));
   subscriber.on('message', (_ch, msg) => {
     if (clients.size === 0) return;
     let job: string | undefined;

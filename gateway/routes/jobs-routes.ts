@@ -13,7 +13,7 @@ const fileParams = {
 const limitQ = { type: 'string', pattern: '^[0-9]{1,5}$' } as const;
 
 export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
-  const { store, cfg } = ctx;
+  const { store, queries, cfg } = ctx;
   // The API speaks JSON only: any other body type is 415, not a string that fails validation later.
   app.removeContentTypeParser(['text/plain']);
 
@@ -36,9 +36,9 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
       summary: 'List jobs, newest first',
       querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQ, cursor: { type: 'string', pattern: '^[0-9]{1,16}$' }, state: { type: 'string', enum: [...JOB_STATES] } } },
     },
-  }, async (req) => store.listJobs(Math.min(1000, Number(req.query.limit ?? 100)) || 100, req.query.cursor, req.query.state));
+  }, async (req) => queries.listJobs(Math.min(1000, Number(req.query.limit ?? 100)) || 100, req.query.cursor, req.query.state));
 
-  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam } }, async (req) => store.getJob(req.params.id));
+  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam } }, async (req) => queries.getJob(req.params.id));
 
   app.get<{ Params: { id: string }; Querystring: { state?: FileState; cursor?: string; limit?: string } }>('/jobs/:id/files', {
     schema: {
@@ -46,13 +46,13 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
       params: idParam,
       querystring: { type: 'object', additionalProperties: false, properties: { state: { type: 'string', enum: [...FILE_STATES] }, cursor: { type: 'string', pattern: '^[0-9]{1,9}$' }, limit: limitQ } },
     },
-  }, async (req) => store.listFiles(req.params.id, {
+  }, async (req) => queries.listFiles(req.params.id, {
     state: req.query.state,
     cursor: req.query.cursor === undefined ? undefined : Number(req.query.cursor),
     limit: Math.min(10000, Number(req.query.limit ?? 1000)) || 1000,
   }));
 
-  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'One file with its attempts', params: fileParams } }, async (req) => store.getFile(req.params.id, Number(req.params.fileId)));
+  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'One file with its attempts', params: fileParams } }, async (req) => queries.getFile(req.params.id, Number(req.params.fileId)));
 
   app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'Cancel a job (active transfers stop within 2 s)', params: idParam } }, async (req) => store.cancelJob(req.params.id));
 

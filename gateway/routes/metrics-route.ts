@@ -18,7 +18,7 @@ export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: Gateway
   const scopeState = g('cargoport_admin_scope_state', '1 for the current state of each admin scope', ['scope', 'target', 'state']);
 
   app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (_req, reply) => {
-    const s = await portStatus(ctx.redis, ctx.cfg.redis.prefix, ctx.store, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
+    const s = await portStatus(ctx.redis, ctx.queries, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
     activeTransfers.set(s.transfers.active);
     rate.set(s.transfers.rateBytesPerSec);
     jobsActive.set(s.jobs.active);

@@ -13,6 +13,7 @@
  */
 import type { Redis } from 'ioredis';
 import { InvalidAdminRequestError } from './job-errors.js';
+import { RedisKeys } from './redis-keys.js';
 
 export const ADMIN_OPS = ['start', 'stop', 'drain', 'pause', 'resume', 'restart'] as const;
 export type AdminOp = (typeof ADMIN_OPS)[number];
@@ -60,10 +61,14 @@ export function validateScope(scope: AdminScope, target: string | undefined): st
 }
 
 export class AdminStateStore {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  private readonly keys: RedisKeys;
+
+  constructor(private readonly redis: Redis, prefix: string) {
+    this.keys = new RedisKeys(prefix);
+  }
 
   get channel(): string {
-    return `${this.prefix}:ctl`;
+    return this.keys.port('control');
   }
 
   async apply(op: AdminOp, scope: AdminScope, rawTarget?: string): Promise<ScopeRecord> {
@@ -74,8 +79,8 @@ export class AdminStateStore {
     const event: AdminEvent = { op: 'admin', action: op, scope, target, state, at };
     await this.redis
       .multi()
-      .hset(`${this.prefix}:admin`, key, state)
-      .hset(`${this.prefix}:admin:meta`, key, JSON.stringify({ since: at, lastOp: op }))
+      .hset(this.keys.port('admin'), key, state)
+      .hset(this.keys.port('adminMeta'), key, JSON.stringify({ since: at, lastOp: op }))
       .publish(this.channel, JSON.stringify(event))
       .exec();
     return { scope, target, state, since: at, lastOp: op };
@@ -83,8 +88,8 @@ export class AdminStateStore {
 
   async all(): Promise<ScopeRecord[]> {
     const [states, metas] = await Promise.all([
-      this.redis.hgetall(`${this.prefix}:admin`),
-      this.redis.hgetall(`${this.prefix}:admin:meta`),
+      this.redis.hgetall(this.keys.port('admin')),
+      this.redis.hgetall(this.keys.port('adminMeta')),
     ]);
     if (!states['port:']) states['port:'] = 'running';
     return Object.entries(states).map(([key, state]) => {
@@ -95,6 +100,6 @@ export class AdminStateStore {
   }
 
   async get(scope: AdminScope, target: string): Promise<AdminState> {
-    return ((await this.redis.hget(`${this.prefix}:admin`, scopeKey(scope, target))) as AdminState | null) ?? 'running';
+    return ((await this.redis.hget(this.keys.port('admin'), scopeKey(scope, target))) as AdminState | null) ?? 'running';
   }
 }

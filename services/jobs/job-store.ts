@@ -1,79 +1,21 @@
 /**
- * The job store: jobs and files in Redis, every transition through one Lua script (lua-scripts.ts).
- *
- * Layout under the prefix P (a {hash tag}, so Redis Cluster keeps it in one slot):
- *   P:jobs (zset id→created)  P:jobs:active (set)  P:job:<id> (hash: owner, prio, state, n, params, c:<STATE>…)
- *   P:job:<id>:spec (hash idx→spec array)  P:job:<id>:fs (hash idx→mutable state)  P:job:<id>:st:<STATE> (zset)
- *   P:job:<id>:links (ring of links with waiting files)  P:lane:<id>:<link> (list of idx)  P:job:<id>:prog
- *   P:job:<id>:cp (idx→latest checkpoint of an active transfer)
- *   P:owners (ring)  P:own:<owner> (zset of jobs by priority)  P:act:link / P:act:ep (slots held)
- *   P:lim:link / P:lim:ep (limit overrides)  P:queued  P:outbox (zset: BullMQ adds not yet confirmed)
- *   P:admin (scope→state)  P:events / P:ctl (pub/sub)
+ * The state-change side of the job store: jobs and files in Redis, every transition through one Lua script (lua/,
+ * loaded by lua-scripts.ts); key names in redis-keys.ts. Reads are in job-queries.ts (`store.queries`).
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { formatChecksumSpec, parseChecksumSpec } from '../checksum/checksum-spec.js';
+import { DEFAULT_ENDPOINT_BREAKER, type EndpointBreakerSettings } from './endpoint-breaker.js';
+import { decodeFileState, decodeSpec, encodeSpec, parseMember, type FileStateRecord } from './file-record.js';
 import { FileNotFoundInJobError, JobNotFoundError } from './job-errors.js';
-import * as lua from './lua-scripts.js';
-import {
-  FILE_STATES, linkOf, type AttemptRecord, type FileSpec, type FileState, type FileView, type JobParams,
-  type JobState, type JobSummary, type NewJob, type StateCounts,
-} from './model.js';
+import { JobQueries, RATE_WINDOW_SEC, rateWindow } from './job-queries.js';
+import { defineJobScripts, type ScriptedRedis } from './lua-scripts.js';
+import { FILE_STATES, linkOf, type FileSpec, type FileView, type JobParams, type JobSummary, type NewJob } from './model.js';
+import { RedisKeys } from './redis-keys.js';
 import type { ResumeState } from '../transfer/types.js';
 
 /** Keys written before a job is registered expire unless the register script persists them. */
 const UNREGISTERED_TTL_SEC = 3600;
 const CHUNK = 2000;
-const RATE_WINDOW_SEC = 5;
-
-type ScriptFn = (routingKey: string, ...args: (string | number)[]) => Promise<unknown>;
-interface ScriptedRedis extends Redis {
-  cpFeed: ScriptFn; cpStart: ScriptFn; cpEnd: ScriptFn; cpCancelBatch: ScriptFn; cpCancelFile: ScriptFn; cpRegister: ScriptFn;
-}
-
-/** Spec array stored per file: [source, destination, size, checksum, scitag, activity, metadata, link]. */
-type SpecArray = [string, string, number | null, string | null, number | null, string | null, Record<string, unknown> | null, string];
-
-function encodeSpec(f: FileSpec): string {
-  const arr: SpecArray = [
-    f.source, f.destination, f.size ?? null, f.checksum ? formatChecksumSpec(f.checksum) : null,
-    f.scitag ?? null, f.activity ?? null, f.metadata ?? null, linkOf(f.source, f.destination),
-  ];
-  return JSON.stringify(arr);
-}
-
-export function decodeSpec(json: string): FileSpec & { link: string } {
-  const a = JSON.parse(json) as SpecArray;
-  const f: FileSpec & { link: string } = { source: a[0], destination: a[1], link: a[7] };
-  if (a[2] !== null) f.size = a[2];
-  if (a[3] !== null) f.checksum = parseChecksumSpec(a[3], 'checksum');
-  if (a[4] !== null) f.scitag = a[4];
-  if (a[5] !== null) f.activity = a[5];
-  if (a[6] !== null) f.metadata = a[6];
-  return f;
-}
-
-/** The mutable per-file state as stored by the Lua scripts. */
-export interface FileStateRecord {
-  s: FileState;
-  q: number;
-  r: number;
-  t: number;
-  a: AttemptRecord[];
-  e?: { code: string; message: string };
-  cv?: string;
-  rs?: ResumeState;
-  cx?: number;
-  bf?: number;
-}
-
-export function decodeFileState(json: string | null | undefined): FileStateRecord {
-  if (!json) return { s: 'SUBMITTED', q: 0, r: 0, t: 0, a: [] };
-  const o = JSON.parse(json) as FileStateRecord;
-  if (!Array.isArray(o.a)) o.a = [];
-  if (o.rs && !Array.isArray(o.rs.done)) o.rs.done = [];
-  return o;
-}
 
 export type StartResult =
   | { kind: 'run'; spec: FileSpec & { link: string }; state: FileStateRecord; params: JobParams; run: number }
@@ -81,6 +23,8 @@ export type StartResult =
   | { kind: 'deferred' };
 
 export type EndOutcome = 'ok' | 'error' | 'requeue' | 'cancel';
+
+/** What an attempt reports about itself; stored on its attempt record (resume and checksumValue on the file). */
 export interface EndReport {
   bytes?: number;
   rateBytesPerSec?: number;
@@ -93,79 +37,43 @@ export interface EndReport {
   checksumValue?: string;
   resume?: ResumeState;
 }
+
+/** How one run of a file ended, as the worker closes it (END). */
+export interface AttemptEnd {
+  jobId: string;
+  idx: number;
+  run: number;
+  /** The file's link, as START returned it, passed back so END need not decode the spec. */
+  link: string;
+  outcome: EndOutcome;
+  report: EndReport;
+  /** An error that may succeed on another try (spends one of the file's retries). */
+  retryable?: boolean;
+  retryDelayMs?: number;
+  /** Bytes of this attempt that no progress report has counted yet (they go into the rate windows). */
+  unreportedBytes?: number;
+  /** The endpoint (`host:port`) this attempt could not reach at all, for the circuit breaker. */
+  unreachableEndpoint?: string;
+}
+
 export type EndResult =
   | { kind: 'finished' | 'failed' | 'canceled' | 'stale' }
   | { kind: 'queued'; member: string; delayMs: number };
 
-/** `<jobId>_<idx>_<q>`: the BullMQ job id of one queueing of one file. */
-export function parseMember(member: string): { jobId: string; idx: number; q: number } {
-  const m = /^(.+)_(\d+)_(\d+)$/.exec(member);
-  if (!m) throw new Error(`bad queue member ${member}`);
-  return { jobId: m[1]!, idx: Number(m[2]), q: Number(m[3]) };
-}
-
-function emptyCounts(): StateCounts {
-  return Object.fromEntries(FILE_STATES.map((s) => [s, 0])) as StateCounts;
-}
-
-/** Index of the current rate window (RATE_WINDOW_SEC long). */
-function rateWindow(): number {
-  return Math.floor(Date.now() / 1000 / RATE_WINDOW_SEC);
-}
-
-/**
- * The per-endpoint circuit breaker (scheduler.endpointBreaker*): after `failures` attempts in a row that could not
- * reach an endpoint at all, no new transfer touching it starts for `cooldownMs` (doubling on every re-trip, up to
- * `maxCooldownMs`); its files wait in their lanes without spending retries. Then one transfer at a time probes it,
- * and the first success closes the breaker. State in Redis, so every worker process and the status see it.
- */
-export interface EndpointBreakerSettings {
-  failures: number;
-  cooldownMs: number;
-  maxCooldownMs: number;
-  /** From its first trip, how long a breaker holds files back; after that they run and fail by their retries. */
-  giveUpMs: number;
-}
-
-export const DEFAULT_ENDPOINT_BREAKER: EndpointBreakerSettings = { failures: 5, cooldownMs: 30_000, maxCooldownMs: 900_000, giveUpMs: 3_600_000 };
-
-/**
- * An endpoint whose breaker is tripped: `open` until retryAt, then `half-open` (one probing transfer at a time);
- * `given-up` once it has held files back for the give-up time (they run again and fail by their retries).
- */
-export interface UnavailableEndpoint {
-  endpoint: string;
-  state: 'open' | 'half-open' | 'given-up';
-  retryAt: string;
-  holdsFilesUntil: string;
-  cooldownMs: number;
-  failuresInARow: number;
-}
-
 export class JobStore {
   readonly redis: ScriptedRedis;
-  readonly prefix: string;
+  readonly keys: RedisKeys;
+  readonly queries: JobQueries;
 
-  constructor(redis: Redis, prefix: string, private readonly breaker: EndpointBreakerSettings = DEFAULT_ENDPOINT_BREAKER) {
-    this.prefix = prefix;
-    const r = redis as ScriptedRedis;
-    const define = (name: string, src: string) => {
-      if (!(name in r)) r.defineCommand(name, { numberOfKeys: 1, lua: src });
-    };
-    define('cpFeed', lua.FEED);
-    define('cpStart', lua.START);
-    define('cpEnd', lua.END);
-    define('cpCancelBatch', lua.CANCEL_BATCH);
-    define('cpCancelFile', lua.CANCEL_FILE);
-    define('cpRegister', lua.REGISTER);
-    this.redis = r;
+  constructor(redis: Redis, readonly prefix: string, private readonly breaker: EndpointBreakerSettings = DEFAULT_ENDPOINT_BREAKER) {
+    this.redis = defineJobScripts(redis);
+    this.keys = new RedisKeys(prefix);
+    this.queries = new JobQueries(redis, prefix);
   }
 
+  /** Every script takes this one key for routing (all keys share the prefix's {hash tag}). */
   private get route(): string {
-    return `${this.prefix}:owners`;
-  }
-  jobKey(jobId: string): string {
-    return `${this.prefix}:job:${jobId}`;
+    return this.keys.port('owners');
   }
 
   /**
@@ -174,10 +82,9 @@ export class JobStore {
    */
   async createJob(job: NewJob): Promise<{ jobId: string }> {
     const jobId = randomUUID();
-    const jk = this.jobKey(jobId);
-    const specKey = `${jk}:spec`;
-    const submittedKey = `${jk}:st:SUBMITTED`;
-    const linksKey = `${jk}:links`;
+    const specKey = this.keys.jobPart(jobId, 'spec');
+    const submittedKey = this.keys.jobPart(jobId, 'byState', 'SUBMITTED');
+    const linksKey = this.keys.jobPart(jobId, 'links');
     const lanes = new Map<string, number[]>();
     let bytesTotal = 0;
     let knownSizes = 0;
@@ -204,7 +111,7 @@ export class JobStore {
     }
     const persist = [specKey, submittedKey, linksKey];
     for (const [link, idxs] of lanes) {
-      const laneKey = `${this.prefix}:lane:${jobId}:${link}`;
+      const laneKey = this.keys.lane(jobId, link);
       for (let s = 0; s < idxs.length; s += CHUNK * 5) pipe.rpush(laneKey, ...idxs.slice(s, s + CHUNK * 5));
       pipe.expire(laneKey, UNREGISTERED_TTL_SEC);
       persist.push(laneKey);
@@ -235,12 +142,12 @@ export class JobStore {
 
   /** Confirms that queue members reached BullMQ. */
   async ackOutbox(members: string[]): Promise<void> {
-    if (members.length) await this.redis.zrem(`${this.prefix}:outbox`, ...members);
+    if (members.length) await this.redis.zrem(this.keys.port('outbox'), ...members);
   }
 
   /** Members whose BullMQ add was due more than `graceMs` ago and never confirmed, with their due time. */
   async staleOutbox(graceMs: number, limit = 1000): Promise<Array<{ member: string; due: number }>> {
-    const raw = await this.redis.zrangebyscore(`${this.prefix}:outbox`, '-inf', Date.now() - graceMs, 'WITHSCORES', 'LIMIT', 0, limit);
+    const raw = await this.redis.zrangebyscore(this.keys.port('outbox'), '-inf', Date.now() - graceMs, 'WITHSCORES', 'LIMIT', 0, limit);
     const out: Array<{ member: string; due: number }> = [];
     for (let i = 0; i < raw.length; i += 2) out.push({ member: raw[i]!, due: Number(raw[i + 1]) });
     return out;
@@ -256,18 +163,13 @@ export class JobStore {
     return { kind: 'skip', reason: r[1] ?? 'unknown' };
   }
 
-  /**
-   * `link` is the file's link (as returned by start), passed back so END need not decode the spec.
-   * `unreachableEndpoint`: the endpoint (`host:port`) this attempt could not reach at all, for the breaker.
-   */
-  async end(
-    jobId: string, idx: number, run: number, link: string, outcome: EndOutcome, report: EndReport,
-    retryable = false, retryDelayMs = 0, unreportedBytes = 0, unreachableEndpoint = '',
-  ): Promise<EndResult> {
+  /** Closes one run of a file (finished, failed, retried, requeued or canceled). */
+  async end(e: AttemptEnd): Promise<EndResult> {
     const b = this.breaker;
     const r = (await this.redis.cpEnd(
-      this.route, this.prefix, jobId, idx, run, outcome, Date.now(), JSON.stringify(report), retryable ? '1' : '0', retryDelayMs, link,
-      Math.max(0, unreportedBytes), rateWindow(), unreachableEndpoint, b.failures, b.cooldownMs, b.maxCooldownMs, b.giveUpMs,
+      this.route, this.prefix, e.jobId, e.idx, e.run, e.outcome, Date.now(), JSON.stringify(e.report), e.retryable ? '1' : '0',
+      e.retryDelayMs ?? 0, e.link, Math.max(0, e.unreportedBytes ?? 0), rateWindow(), e.unreachableEndpoint ?? '',
+      b.failures, b.cooldownMs, b.maxCooldownMs, b.giveUpMs,
     )) as [string, string?, number?];
     if (r[0] === 'queued') return { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) };
     return { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
@@ -277,10 +179,10 @@ export class JobStore {
   async progress(jobId: string, idx: number, bytes: number, delta: number): Promise<void> {
     const w = rateWindow();
     const p = this.redis.pipeline();
-    p.hset(`${this.jobKey(jobId)}:prog`, idx, bytes);
+    p.hset(this.keys.jobPart(jobId, 'progress'), idx, bytes);
     if (delta > 0) {
       for (const scope of [jobId, '_all']) {
-        const k = `${this.prefix}:rate:${scope}:${w}`;
+        const k = this.keys.port('rate', scope, w);
         p.incrby(k, delta);
         p.expire(k, RATE_WINDOW_SEC * 4);
       }
@@ -295,127 +197,8 @@ export class JobStore {
   async saveCheckpoints(items: Array<{ jobId: string; idx: number; resume: ResumeState }>): Promise<void> {
     if (items.length === 0) return;
     const p = this.redis.pipeline();
-    for (const { jobId, idx, resume } of items) p.hset(`${this.jobKey(jobId)}:cp`, idx, JSON.stringify(resume));
+    for (const { jobId, idx, resume } of items) p.hset(this.keys.jobPart(jobId, 'checkpoints'), idx, JSON.stringify(resume));
     await p.exec();
-  }
-
-  /** Bytes per second over the last complete rate window (job id or '_all'). */
-  async rate(scope: string): Promise<number> {
-    const w = Math.floor(Date.now() / 1000 / RATE_WINDOW_SEC) - 1;
-    const v = await this.redis.get(`${this.prefix}:rate:${scope}:${w}`);
-    return v ? Number(v) / RATE_WINDOW_SEC : 0;
-  }
-
-  async getJob(jobId: string): Promise<JobSummary> {
-    const jk = this.jobKey(jobId);
-    const [h, prog, rate] = await Promise.all([this.redis.hgetall(jk), this.redis.hvals(`${jk}:prog`), this.rate(jobId)]);
-    if (!h['state']) throw new JobNotFoundError(jobId);
-    return this.summarise(jobId, h, prog, rate);
-  }
-
-  private summarise(jobId: string, h: Record<string, string>, prog: string[], rate: number): JobSummary {
-    const counts = emptyCounts();
-    for (const s of FILE_STATES) counts[s] = Number(h[`c:${s}`] ?? 0);
-    let bytesDone = Number(h['bytesFin'] ?? 0);
-    for (const b of prog) bytesDone += Number(b);
-    const bytesTotal = Number(h['bytesTotal'] ?? -1);
-    const state = h['state'] as JobState;
-    const summary: JobSummary = {
-      jobId,
-      owner: h['owner']!,
-      state,
-      priority: Number(h['prio']),
-      createdAt: new Date(Number(h['created'])).toISOString(),
-      files: Number(h['n']),
-      counts,
-      bytesDone,
-      rateBytesPerSec: Math.round(rate),
-      params: JSON.parse(h['params']!) as JobParams,
-    };
-    if (h['finished']) summary.finishedAt = new Date(Number(h['finished'])).toISOString();
-    if (bytesTotal >= 0) {
-      summary.bytesTotal = bytesTotal;
-      if (state === 'ACTIVE' && rate > 0) summary.etaSec = Math.max(0, Math.round((bytesTotal - bytesDone) / rate));
-    }
-    return summary;
-  }
-
-  async listJobs(limit: number, cursor?: string, state?: JobState): Promise<{ jobs: JobSummary[]; nextCursor?: string }> {
-    // Newest first; the cursor is the creation score of the last job returned.
-    const max = cursor ? `(${cursor}` : '+inf';
-    const out: JobSummary[] = [];
-    let from = max;
-    let nextCursor: string | undefined;
-    for (let guard = 0; guard < 50 && out.length < limit; guard++) {
-      const raw = await this.redis.zrevrangebyscore(`${this.prefix}:jobs`, from, '-inf', 'WITHSCORES', 'LIMIT', 0, limit);
-      if (raw.length === 0) break;
-      for (let i = 0; i < raw.length && out.length < limit; i += 2) {
-        const id = raw[i]!;
-        nextCursor = raw[i + 1]!;
-        try {
-          const j = await this.getJob(id);
-          if (!state || j.state === state) out.push(j);
-        } catch {
-          /* expired between listing and reading */
-        }
-      }
-      from = `(${nextCursor}`;
-      if (raw.length < limit * 2) {
-        if (out.length < limit) nextCursor = undefined;
-        break;
-      }
-    }
-    return out.length >= limit && nextCursor ? { jobs: out, nextCursor } : { jobs: out };
-  }
-
-  private async fileViews(jobId: string, idxs: string[]): Promise<FileView[]> {
-    if (idxs.length === 0) return [];
-    const jk = this.jobKey(jobId);
-    const [specs, states, prog] = await Promise.all([
-      this.redis.hmget(`${jk}:spec`, ...idxs),
-      this.redis.hmget(`${jk}:fs`, ...idxs),
-      this.redis.hmget(`${jk}:prog`, ...idxs),
-    ]);
-    const out: FileView[] = [];
-    for (let i = 0; i < idxs.length; i++) {
-      if (!specs[i]) continue;
-      const { link: _link, ...spec } = decodeSpec(specs[i]!);
-      const st = decodeFileState(states[i]);
-      const v: FileView = {
-        fileId: Number(idxs[i]), jobId, ...spec, state: st.s,
-        bytes: st.s === 'FINISHED' ? (st.bf ?? 0) : Number(prog[i] ?? 0), attempts: st.a,
-      };
-      if (st.cv) v.checksumValue = st.cv;
-      if (st.e) v.error = st.e;
-      out.push(v);
-    }
-    return out;
-  }
-
-  async listFiles(jobId: string, opts: { state?: FileState; cursor?: number; limit: number }): Promise<{ files: FileView[]; nextCursor?: number }> {
-    const jk = this.jobKey(jobId);
-    const n = Number(await this.redis.hget(jk, 'n'));
-    if (!n) throw new JobNotFoundError(jobId);
-    const after = opts.cursor ?? -1;
-    let idxs: string[];
-    if (opts.state) {
-      idxs = await this.redis.zrangebyscore(`${jk}:st:${opts.state}`, `(${after}`, '+inf', 'LIMIT', 0, opts.limit);
-    } else {
-      idxs = [];
-      for (let i = after + 1; i < n && idxs.length < opts.limit; i++) idxs.push(String(i));
-    }
-    const files = await this.fileViews(jobId, idxs);
-    const last = idxs.length === opts.limit ? Number(idxs[idxs.length - 1]) : undefined;
-    return last !== undefined && last < n - 1 ? { files, nextCursor: last } : { files };
-  }
-
-  async getFile(jobId: string, fileId: number): Promise<FileView> {
-    const [v] = await this.fileViews(jobId, [String(fileId)]);
-    if (!v) {
-      if (!(await this.redis.exists(this.jobKey(jobId)))) throw new JobNotFoundError(jobId);
-      throw new FileNotFoundInJobError(jobId, String(fileId));
-    }
-    return v;
   }
 
   /**
@@ -428,8 +211,8 @@ export class JobStore {
       if (left < 0) throw new JobNotFoundError(jobId);
       if (left === 0) break;
     }
-    await this.redis.publish(`${this.prefix}:ctl`, JSON.stringify({ op: 'cancel', job: jobId }));
-    return this.getJob(jobId);
+    await this.redis.publish(this.keys.port('control'), JSON.stringify({ op: 'cancel', job: jobId }));
+    return this.queries.getJob(jobId);
   }
 
   /**
@@ -437,11 +220,11 @@ export class JobStore {
    * passed since submission, as FTS cancels expired queued jobs. Returns how many jobs were expired.
    */
   async expireQueued(now = Date.now()): Promise<number> {
-    const ids = await this.redis.smembers(`${this.prefix}:jobs:active`);
+    const ids = await this.redis.smembers(this.keys.port('activeJobs'));
     if (ids.length === 0) return 0;
     // One round trip for every active job's deadline fields (this runs every few seconds in every worker).
     const p = this.redis.pipeline();
-    for (const jobId of ids) p.hmget(this.jobKey(jobId), 'created', 'maxq', 'c:SUBMITTED', 'c:QUEUED');
+    for (const jobId of ids) p.hmget(this.keys.job(jobId), 'created', 'maxq', 'c:SUBMITTED', 'c:QUEUED');
     const rows = (await p.exec()) ?? [];
     let expired = 0;
     for (let i = 0; i < ids.length; i++) {
@@ -465,30 +248,14 @@ export class JobStore {
     const r = (await this.redis.cpCancelFile(this.route, this.prefix, jobId, fileId, Date.now())) as string;
     if (r === 'NOJOB') throw new JobNotFoundError(jobId);
     if (r === 'NOFILE') throw new FileNotFoundInJobError(jobId, String(fileId));
-    return this.getFile(jobId, fileId);
+    return this.queries.getFile(jobId, fileId);
   }
 
   /** Sets a per-link or per-endpoint active-transfer limit (null removes the override). */
   async setLimit(kind: 'link' | 'ep', name: string, limit: number | null): Promise<void> {
-    if (limit === null) await this.redis.hdel(`${this.prefix}:lim:${kind}`, name);
-    else await this.redis.hset(`${this.prefix}:lim:${kind}`, name, limit);
-  }
-
-  /** Endpoints whose circuit breaker is tripped (open, half-open or given up), for the status. */
-  async unavailableEndpoints(): Promise<UnavailableEndpoint[]> {
-    const [trip, cd, fails, hold] = await Promise.all([
-      this.redis.hgetall(`${this.prefix}:trip`), this.redis.hgetall(`${this.prefix}:tripcd`), this.redis.hgetall(`${this.prefix}:epfail`),
-      this.redis.hgetall(`${this.prefix}:triphold`),
-    ]);
-    const now = Date.now();
-    return Object.entries(trip).map(([endpoint, until]) => {
-      const holdUntil = Number(hold[endpoint] ?? 0);
-      const state = holdUntil <= now ? 'given-up' as const : Number(until) > now ? 'open' as const : 'half-open' as const;
-      return {
-        endpoint, state, retryAt: new Date(Number(until)).toISOString(), holdsFilesUntil: new Date(holdUntil).toISOString(),
-        cooldownMs: Number(cd[endpoint] ?? 0), failuresInARow: Number(fails[endpoint] ?? 0),
-      };
-    });
+    const key = this.keys.port(kind === 'link' ? 'linkLimits' : 'endpointLimits');
+    if (limit === null) await this.redis.hdel(key, name);
+    else await this.redis.hset(key, name, limit);
   }
 
   /**
@@ -496,23 +263,12 @@ export class JobStore {
    * events channel as END announces a close by success.
    */
   async closeEndpointBreaker(endpoint: string): Promise<boolean> {
+    const k = (name: 'breakerOpenUntil' | 'breakerCooldown' | 'breakerFailures' | 'breakerHoldUntil') => this.keys.port(name);
     const [[, removed]] = (await this.redis.multi()
-      .hdel(`${this.prefix}:trip`, endpoint).hdel(`${this.prefix}:tripcd`, endpoint).hdel(`${this.prefix}:epfail`, endpoint)
-      .hdel(`${this.prefix}:triphold`, endpoint)
+      .hdel(k('breakerOpenUntil'), endpoint).hdel(k('breakerCooldown'), endpoint).hdel(k('breakerFailures'), endpoint)
+      .hdel(k('breakerHoldUntil'), endpoint)
       .exec()) as Array<[Error | null, number]>;
-    if (removed === 1) await this.redis.publish(`${this.prefix}:events`, JSON.stringify({ t: 'endpoint', endpoint, state: 'available' }));
+    if (removed === 1) await this.redis.publish(this.keys.port('events'), JSON.stringify({ t: 'endpoint', endpoint, state: 'available' }));
     return removed === 1;
-  }
-
-  /** Slots held per link and endpoint (files QUEUED or ACTIVE), files QUEUED, and files ACTIVE port-wide. */
-  async activeSlots(): Promise<{ links: Record<string, number>; endpoints: Record<string, number>; queued: number; active: number }> {
-    const [links, endpoints, queued, active] = await Promise.all([
-      this.redis.hgetall(`${this.prefix}:act:link`),
-      this.redis.hgetall(`${this.prefix}:act:ep`),
-      this.redis.get(`${this.prefix}:queued`),
-      this.redis.get(`${this.prefix}:active`),
-    ]);
-    const num = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number(v)]));
-    return { links: num(links), endpoints: num(endpoints), queued: Number(queued ?? 0), active: Number(active ?? 0) };
   }
 }

@@ -6,7 +6,8 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AdminStateStore, ScopeRecord } from './admin-state.js';
-import type { JobStore, UnavailableEndpoint } from './job-store.js';
+import type { UnavailableEndpoint } from './endpoint-breaker.js';
+import type { JobQueries } from './job-queries.js';
 
 export interface WorkerView {
   id: string;
@@ -32,16 +33,17 @@ export interface PortStatus {
   unavailableEndpoints: UnavailableEndpoint[];
 }
 
-export async function portStatus(redis: Redis, prefix: string, store: JobStore, admin: AdminStateStore, queue: Queue, heartbeatMs: number): Promise<PortStatus> {
+export async function portStatus(redis: Redis, queries: JobQueries, admin: AdminStateStore, queue: Queue, heartbeatMs: number): Promise<PortStatus> {
   const now = Date.now();
+  const keys = queries.keys;
   const [scopes, rawWorkers, counts, rate, slots, activeJobs, unavailableEndpoints] = await Promise.all([
     admin.all(),
-    redis.hgetall(`${prefix}:workers`),
+    redis.hgetall(keys.port('workers')),
     queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized'),
-    store.rate('_all'),
-    store.activeSlots(),
-    redis.smembers(`${prefix}:jobs:active`),
-    store.unavailableEndpoints(),
+    queries.rate('_all'),
+    queries.activeSlots(),
+    redis.smembers(keys.port('activeJobs')),
+    queries.unavailableEndpoints(),
   ]);
   const workers: WorkerView[] = [];
   const stale: string[] = [];
@@ -52,11 +54,11 @@ export async function portStatus(redis: Redis, prefix: string, store: JobStore, 
     if (ago > Math.max(60_000, heartbeatMs * 60)) stale.push(id);
     else workers.push({ id, pool: w.pool, host: w.host, pid: w.pid, state: w.state, active: w.active, concurrency: w.concurrency, bytesPerSec: w.bytesPerSec, lastHeartbeatMsAgo: ago, alive: ago < heartbeatMs * 5 });
   }
-  if (stale.length) await redis.hdel(`${prefix}:workers`, ...stale);
+  if (stale.length) await redis.hdel(keys.port('workers'), ...stale);
   let waitingFiles = 0;
   if (activeJobs.length) {
     const p = redis.pipeline();
-    for (const id of activeJobs) p.hget(`${prefix}:job:${id}`, 'c:SUBMITTED');
+    for (const id of activeJobs) p.hget(keys.job(id), 'c:SUBMITTED');
     for (const [, v] of (await p.exec()) ?? []) waitingFiles += Number(v ?? 0);
   }
   const alive = workers.filter((w) => w.alive);

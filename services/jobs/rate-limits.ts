@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { InvalidSubmissionError } from './job-errors.js';
+import { RedisKeys } from './redis-keys.js';
 import { RATE_LIMIT_SCOPES, rateLimitKey, type RateLimitScope } from '../throttle/scoped-rate-limits.js';
 
 export interface RateLimitRecord {
@@ -16,10 +17,14 @@ export interface RateLimitRecord {
 const TARGET_FORM = /^[^\s]{1,300}$/;
 
 export class RateLimitStore {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  private readonly keys: RedisKeys;
+
+  constructor(private readonly redis: Redis, prefix: string) {
+    this.keys = new RedisKeys(prefix);
+  }
 
   private get key(): string {
-    return `${this.prefix}:limits`;
+    return this.keys.port('rateLimits');
   }
 
   /** Sets (`bytesPerSec` > 0) or removes (`null`) a cap, and tells the workers. */
@@ -36,7 +41,7 @@ export class RateLimitStore {
     const tx = this.redis.multi();
     if (bytesPerSec === null) tx.hdel(this.key, field);
     else tx.hset(this.key, field, bytesPerSec);
-    tx.publish(`${this.prefix}:ctl`, JSON.stringify({ op: 'limits' }));
+    tx.publish(this.keys.port('control'), JSON.stringify({ op: 'limits' }));
     await tx.exec();
     return this.list();
   }

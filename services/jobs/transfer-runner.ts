@@ -8,7 +8,8 @@ import { isCargoError } from '../../errors/cargo-error.js';
 import { unreachableSide } from '../transfer/transfer-errors.js';
 import type { ResumeState, TransferFn, TransferRequest, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
-import { parseMember, type EndReport, type JobStore } from './job-store.js';
+import { parseMember } from './file-record.js';
+import type { EndReport, JobStore } from './job-store.js';
 import { linkEndpoints, type JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
 
@@ -125,7 +126,10 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     lim?.release();
   }
   const moved = outcome === 'ok' ? (report.bytes ?? 0) - (report.resumedBytes ?? 0) : t.bytes;
-  const end = await store.end(jobId, idx, run, spec.link, outcome, report, retryable, retryDelayMs(params.retryDelaySec, state.t + 1), moved - t.reportedBytes, unreachable);
+  const end = await store.end({
+    jobId, idx, run, link: spec.link, outcome, report, retryable, retryDelayMs: retryDelayMs(params.retryDelaySec, state.t + 1),
+    unreportedBytes: moved - t.reportedBytes, unreachableEndpoint: unreachable,
+  });
   // The progress flusher must not count these bytes again.
   t.reportedBytes = Math.max(t.reportedBytes, moved);
   // A canceled file keeps nothing: its partial data (kept by the engine for resume) is removed.

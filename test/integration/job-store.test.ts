@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { JobStore } from '../../services/jobs/job-store.js';
+import { jobScriptSources } from '../../services/jobs/lua-scripts.js';
 import type { NewJob } from '../../services/jobs/model.js';
 import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 
@@ -26,36 +27,42 @@ describe('job store (real Redis)', () => {
     redis.disconnect();
   });
 
+  test('every script compiles in Redis', async () => {
+    for (const [name, src] of Object.entries(jobScriptSources())) {
+      assert.match(String(await redis.script('LOAD', src)), /^[0-9a-f]{40}$/, name);
+    }
+  });
+
   test('a job goes SUBMITTED → QUEUED → ACTIVE → FINISHED with counts, attempts and job completion', async () => {
     prefix = uniquePrefix();
     store = new JobStore(redis, prefix);
     const { jobId } = await store.createJob(job('alice', 3));
-    let s = await store.getJob(jobId);
+    let s = await store.queries.getJob(jobId);
     assert.equal(s.counts.SUBMITTED, 3);
     assert.equal(s.bytesTotal, 30);
     const members = await store.feed(10, 100, 10, 10);
     assert.equal(members.length, 3);
-    s = await store.getJob(jobId);
+    s = await store.queries.getJob(jobId);
     assert.equal(s.counts.QUEUED, 3);
     for (const m of members) {
       const r = await store.start(m, 'w1');
       assert.equal(r.kind, 'run');
       if (r.kind !== 'run') continue;
       assert.equal(r.spec.size, 10);
-      const e = await store.end(jobId, Number(m.split('_')[1]), r.run, r.spec.link, 'ok', { bytes: 10, checksumValue: '00000001' });
+      const e = await store.end({ jobId, idx: Number(m.split('_')[1]), run: r.run, link: r.spec.link, outcome: 'ok', report: { bytes: 10, checksumValue: '00000001' } });
       assert.equal(e.kind, 'finished');
     }
-    s = await store.getJob(jobId);
+    s = await store.queries.getJob(jobId);
     assert.equal(s.state, 'FINISHED');
     assert.equal(s.counts.FINISHED, 3);
     assert.equal(s.bytesDone, 30);
-    const f = await store.getFile(jobId, 1);
+    const f = await store.queries.getFile(jobId, 1);
     assert.equal(f.attempts.length, 1);
     assert.equal(f.attempts[0]!.outcome, 'ok');
     assert.equal(f.checksumValue, '00000001');
     // a second delivery of the same queue member is a no-op
     assert.equal((await store.start(members[0]!, 'w2')).kind, 'skip');
-    assert.deepEqual((await store.activeSlots()).links, {});
+    assert.deepEqual((await store.queries.activeSlots()).links, {});
     await dropPrefix(redis, prefix);
   });
 
@@ -67,14 +74,14 @@ describe('job store (real Redis)', () => {
     assert.equal(m.length, 2, 'only linkMax files may be queued on one link');
     const r0 = await store.start(m[0]!, 'w');
     assert.ok(r0.kind === 'run');
-    const e0 = await store.end(jobId, 0, r0.run, r0.spec.link, 'error', { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset' }, true, 0);
+    const e0 = await store.end({ jobId, idx: 0, run: r0.run, link: r0.spec.link, outcome: 'error', report: { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset' }, retryable: true, retryDelayMs: 0 });
     assert.equal(e0.kind, 'queued');
     const again = e0.kind === 'queued' ? e0.member : '';
     const r0b = await store.start(again, 'w');
     assert.ok(r0b.kind === 'run');
-    const e0b = await store.end(jobId, 0, r0b.run, r0b.spec.link, 'error', { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset again' }, true, 0);
+    const e0b = await store.end({ jobId, idx: 0, run: r0b.run, link: r0b.spec.link, outcome: 'error', report: { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset again' }, retryable: true, retryDelayMs: 0 });
     assert.equal(e0b.kind, 'failed', 'retries=1 allows one retry only');
-    const f0 = await store.getFile(jobId, 0);
+    const f0 = await store.queries.getFile(jobId, 0);
     assert.equal(f0.state, 'FAILED');
     assert.equal(f0.attempts.length, 2);
     assert.equal(f0.error?.code, 'CARGO_ERR_NETWORK');
@@ -83,17 +90,17 @@ describe('job store (real Redis)', () => {
     assert.ok(r1.kind === 'run');
     const m2 = await store.feed(10, 100, 2, 10);
     assert.equal(m2.length, 1);
-    await store.end(jobId, 1, r1.run, r1.spec.link, 'ok', { bytes: 10 });
+    await store.end({ jobId, idx: 1, run: r1.run, link: r1.spec.link, outcome: 'ok', report: { bytes: 10 } });
     const r2 = await store.start(m2[0]!, 'w');
     assert.ok(r2.kind === 'run');
-    await store.end(jobId, 2, r2.run, r2.spec.link, 'ok', { bytes: 10 });
+    await store.end({ jobId, idx: 2, run: r2.run, link: r2.spec.link, outcome: 'ok', report: { bytes: 10 } });
     for (let round = 0; round < 5; round++) {
       for (const mm of await store.feed(10, 100, 2, 10)) {
         const r = await store.start(mm, 'w');
-        if (r.kind === 'run') await store.end(jobId, Number(mm.split('_')[1]), r.run, r.spec.link, 'ok', { bytes: 10 });
+        if (r.kind === 'run') await store.end({ jobId, idx: Number(mm.split('_')[1]), run: r.run, link: r.spec.link, outcome: 'ok', report: { bytes: 10 } });
       }
     }
-    const s = await store.getJob(jobId);
+    const s = await store.queries.getJob(jobId);
     assert.equal(s.counts.FINISHED, 4);
     assert.equal(s.state, 'FINISHED_DIRTY');
     await dropPrefix(redis, prefix);
@@ -132,8 +139,8 @@ describe('job store (real Redis)', () => {
     const s = await store.cancelJob(jobId);
     assert.equal(s.state, 'CANCELED');
     assert.equal(s.counts.CANCELED, 50);
-    assert.deepEqual((await store.activeSlots()).links, {});
-    assert.equal((await store.activeSlots()).queued, 0);
+    assert.deepEqual((await store.queries.activeSlots()).links, {});
+    assert.equal((await store.queries.activeSlots()).queued, 0);
     await dropPrefix(redis, prefix);
   });
 
@@ -145,7 +152,7 @@ describe('job store (real Redis)', () => {
     await redis.hset(`${prefix}:admin`, 'link:a.example:443>local', 'paused');
     assert.equal((await store.start(fed[0]!, 'w')).kind, 'deferred');
     assert.equal((await store.feed(10, 100, 100, 100)).length, 0);
-    const s = await store.getJob(jobId);
+    const s = await store.queries.getJob(jobId);
     assert.equal(s.counts.SUBMITTED, 1);
     await redis.hdel(`${prefix}:admin`, 'link:a.example:443>local');
     assert.equal((await store.feed(10, 100, 100, 100)).length, 1);
@@ -166,7 +173,7 @@ describe('job store (real Redis)', () => {
     assert.ok(r2.kind === 'run');
     assert.deepEqual(r2.state.rs, { tempPath: '/tmp/x/.f.part', etag: '"e1"', size: 10, done: [[0, 6]] });
     assert.equal(r2.state.a[0]!.errorCode, 'CARGO_ERR_WORKER_LOST');
-    assert.equal((await store.end(jobId, 0, r2.run, r2.spec.link, 'ok', { bytes: 10, resumedBytes: 6 })).kind, 'finished');
+    assert.equal((await store.end({ jobId, idx: 0, run: r2.run, link: r2.spec.link, outcome: 'ok', report: { bytes: 10, resumedBytes: 6 } })).kind, 'finished');
     assert.equal(await redis.hlen(`${prefix}:job:${jobId}:cp`), 0, 'checkpoint dropped once the file is closed');
     await dropPrefix(redis, prefix);
   });

@@ -1,0 +1,57 @@
+--[[
+  A worker took run-queue member <jobId>_<idx>_<q>: claims the file for a new run.
+  A redelivery of the same q while ACTIVE means the previous holder lost its lock (killed worker): that attempt is
+  closed as requeued (CARGO_ERR_WORKER_LOST) and a new run starts from the lost run's last durable checkpoint.
+
+  Input:
+    KEYS[1] routing key (P:owners)
+    ARGV[1] prefix P     ARGV[2] job id     ARGV[3] file index     ARGV[4] queue generation q
+    ARGV[5] worker id    ARGV[6] now (ms)
+  Output:
+    {'run', spec, fs, params, run}  go
+    {'skip', reason}                 stale or canceled delivery: nothing to do
+    {'deferred'}                     its link/endpoint is not running; it went back to its lane
+]]
+--- @include "includes/common"
+local jobId, idx, q, worker, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local jk = jkey(jobId)
+local jh = redis.call('HMGET', jk, 'state', 'canceled', 'params', 'owner', 'prio')
+if not jh[1] then return {'skip', 'job gone'} end
+local o = loadFs(jobId, idx)
+if o.q ~= q then return {'skip', 'stale generation'} end
+local specJson = redis.call('HGET', jk..J.spec, idx)
+local link = cjson.decode(specJson)[8]
+if o.s == 'ACTIVE' then
+  local last = o.a[#o.a]
+  if last and not last['end'] then
+    last['end'] = now; last.outcome = 'requeued'; last.errorCode = 'CARGO_ERR_WORKER_LOST'
+    last.errorMessage = 'the worker running this attempt stopped renewing its lock (killed or starved)'
+  end
+  redis.call('HDEL', jk..J.progress, idx)
+  -- continue from the lost worker's last durable checkpoint, if it wrote one
+  local cp = redis.call('HGET', jk..J.checkpoints, idx)
+  if cp then o.rs = cjson.decode(cp) end
+elseif o.s == 'QUEUED' then
+  if jh[2] == '1' or o.cx == 1 then
+    o.s = 'CANCELED'; saveFs(jobId, idx, o); moveState(jobId, idx, 'QUEUED', 'CANCELED')
+    releaseSlots(link); redis.call('DECR', K.queued); redis.call('ZREM', K.outbox, jobId..'_'..idx..'_'..q)
+    finishJobIfDone(jobId, now)
+    return {'skip', 'canceled'}
+  end
+  redis.call('DECR', K.queued)
+  if not linkRunnable(link, now) then
+    o.s = 'SUBMITTED'; saveFs(jobId, idx, o); moveState(jobId, idx, 'QUEUED', 'SUBMITTED')
+    releaseSlots(link)
+    relane(jobId, idx, link, jh[4], (5 - tonumber(jh[5])) * 1e12)
+    return {'deferred'}
+  end
+  moveState(jobId, idx, 'QUEUED', 'ACTIVE')
+  redis.call('INCR', K.active)
+else
+  return {'skip', 'state '..o.s}
+end
+o.s = 'ACTIVE'; o.r = (o.r or 0) + 1
+o.a[#o.a + 1] = { start = now, worker = worker }
+saveFs(jobId, idx, o)
+redis.call('ZREM', K.outbox, jobId..'_'..idx..'_'..q)
+return {'run', specJson, cjson.encode(o), jh[3], o.r}
