@@ -14,6 +14,8 @@ export type VerifyMode = NonNullable<Params['verifyChecksum']>;
 export const VERIFY_MODES: readonly VerifyMode[] = ['none', 'source', 'destination', 'both'];
 export type CopyMode = NonNullable<Params['copyMode']>;
 export const COPY_MODES: readonly CopyMode[] = ['auto', 'pull', 'push', 'streamed'];
+export type ExistingPolicy = NonNullable<Params['existing']>;
+export const EXISTING_POLICIES: readonly ExistingPolicy[] = ['fail', 'overwrite', 'skip-identical'];
 const CHECKSUM = /^[a-z0-9]+:[0-9a-fA-F]+$/;
 
 export interface SubmitOptions {
@@ -21,6 +23,7 @@ export interface SubmitOptions {
   retries?: number;
   verify?: VerifyMode;
   overwrite?: boolean;
+  existing?: ExistingPolicy;
   streams?: number;
   copyMode?: CopyMode;
   /** ALG:VALUE, only for a single-file submission */
@@ -97,6 +100,7 @@ export function applyOptions(sub: RawSubmission, opts: SubmitOptions): RawSubmis
   if (opts.retries !== undefined) params.retries = opts.retries;
   if (opts.verify !== undefined) params.verifyChecksum = opts.verify;
   if (opts.overwrite) params.overwrite = true;
+  if (opts.existing !== undefined) params.existing = opts.existing;
   if (opts.streams !== undefined) params.streams = opts.streams;
   if (opts.copyMode !== undefined) params.copyMode = opts.copyMode;
   const files = sub.files;
@@ -112,6 +116,12 @@ export function parseVerify(value: string | undefined): VerifyMode | undefined {
   if (value === undefined) return undefined;
   if (!(VERIFY_MODES as readonly string[]).includes(value)) throw new UsageError(`--verify must be one of ${VERIFY_MODES.join(', ')} (got ${value})`, 'verify');
   return value as VerifyMode;
+}
+
+export function parseExisting(value: string | undefined): ExistingPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (!(EXISTING_POLICIES as readonly string[]).includes(value)) throw new UsageError(`--existing must be one of ${EXISTING_POLICIES.join(', ')} (got ${value})`, 'existing');
+  return value as ExistingPolicy;
 }
 
 export function parseCopyMode(value: string | undefined): CopyMode | undefined {

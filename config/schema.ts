@@ -133,7 +133,7 @@ export const schema = {
     pool: str('Name of the worker pool this process serves (admin scope `pool`).', /^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, _ . -'),
     concurrency: int('Transfers one worker process runs at once.', 1, 4096),
     heartbeatMs: int('How often a worker process reports itself alive in Redis.', 100, 60000),
-    lockDurationMs: int('BullMQ lock of a running transfer: a killed worker\'s transfers are requeued after about this long.', 1000, 600000),
+    lockDurationMs: int('How long a running transfer stays claimed by a worker that stopped answering: a killed worker\'s transfers are taken up by the others within this time (the BullMQ lock is half of it, renewed every quarter, checked for expiry every eighth), resuming from their last checkpoint. A worker whose event loop stalls for half of it loses its transfers to others.', 1000, 600000),
   },
   scheduler: {
     linkMaxActive: int('Most transfers active at once on one link (source host → destination host).', 1, 100000),
@@ -158,6 +158,7 @@ export const schema = {
     connections: int('Default TCP connections per file for large files.', 1, 64),
     streams: int('Default HTTP/2 streams per connection.', 1, 256),
     stallTimeoutSec: int('An attempt with no progress for this long is aborted and retried.', 1, 86400),
+    checkpointIntervalMs: int('How often a download into a local file makes the bytes written so far durable (fdatasync) and records them as its checkpoint: a retry, or the worker that takes over from a dead one, resumes there, so at most about this long of a transfer is sent again. 0: checkpoints only when an attempt fails.', 0, 3600000),
     insecureTls: bool('Skip TLS certificate verification of remote endpoints (tests and labs only).'),
     caFile: str('Extra CA bundle (PEM) trusted for remote endpoints. Empty: the system store only.'),
     endpointsFile: str('YAML/JSON file of per-endpoint transfer settings, keyed by origin (connections, streams, http1Only, rangedUpload, bulkReceive, windows, timeouts, copyMode); see services/transfer/connect/endpoint-settings.ts. Empty: none.'),

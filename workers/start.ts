@@ -1,6 +1,7 @@
 /** Entry used by `cargoport serve` and `cargoport worker`: one transfer pool in this process. */
 import type { Config } from '../config/schema.js';
-import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, engineClientPool, transferFile } from '../services/transfer/engine.js';
+import { inspectExistingDestination } from '../services/transfer/existing-destination.js';
 import { loadEndpointSettings, type EndpointSettings } from '../services/transfer/connect/endpoint-settings.js';
 import { setEndpointCopyMode } from '../services/transfer/tpc/third-party-copy.js';
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ export interface RunningWorkers {
   close(): Promise<void>;
 }
 
-export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?: (m: string) => void; stalledIntervalMs?: number }): Promise<RunningWorkers> {
+export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?: (m: string) => void }): Promise<RunningWorkers> {
   // Validated before anything is configured: a bad file stops the start with the engine left as it was.
   const endpoints = cfg.transfer.endpointsFile ? loadEndpointSettings(cfg.transfer.endpointsFile) : new Map<string, EndpointSettings>();
   await configureTransferEngine({
@@ -21,12 +22,16 @@ export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?
     connections: cfg.transfer.connections,
     streams: cfg.transfer.streams,
     stall: { idleMs: cfg.transfer.stallTimeoutSec * 1000 },
+    checkpointIntervalMs: cfg.transfer.checkpointIntervalMs,
   });
   for (const [origin, { copyMode, ...opts }] of endpoints) {
     await configureTransferEndpoint(origin, opts);
     setEndpointCopyMode(origin, copyMode);
   }
-  const pool = new TransferPool(cfg, { redisUrl: ctx.redisUrl, transfer: transferFile, log: ctx.log, stalledIntervalMs: ctx.stalledIntervalMs });
+  const pool = new TransferPool(cfg, {
+    redisUrl: ctx.redisUrl, transfer: transferFile, log: ctx.log,
+    inspectDestination: (q, signal) => inspectExistingDestination(engineClientPool(), q, signal),
+  });
   await pool.start();
   return {
     pool,

@@ -15,7 +15,7 @@ import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE, transferJobOptions } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import { ScopeGates } from '../services/jobs/scope-gates.js';
-import { runFile } from '../services/jobs/transfer-runner.js';
+import { runFile, type RunnerDeps } from '../services/jobs/transfer-runner.js';
 import { linkEndpoints, type JobParams } from '../services/jobs/model.js';
 import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
 import { RateLimitStore } from '../services/jobs/rate-limits.js';
@@ -24,9 +24,21 @@ import type { ResumeState, TransferFn } from '../services/transfer/types.js';
 export interface WorkerPoolOptions {
   redisUrl: string;
   transfer: TransferFn;
-  /** BullMQ stalled-job check period; tests shorten it to see killed-worker recovery quickly. */
-  stalledIntervalMs?: number;
+  /** Whether an existing destination already holds a file (the engine's side of the `existing` policy). */
+  inspectDestination?: RunnerDeps['inspectDestination'];
   log?: (msg: string) => void;
+}
+
+/**
+ * BullMQ's lock, renewal and stalled-check periods that keep the promise of workers.lockDurationMs (L): a killed
+ * worker's files are claimed again within L. BullMQ moves a job back to wait when its lock has expired at a stalled
+ * check, so a file can wait for the lock (renewed every lockRenewTime, it expires at most lockDuration after the
+ * last renewal before the death) plus up to two check periods (the dead worker may have taken the last check's
+ * turn). With lockDuration L/2 and checks every L/8 that is at most 3L/4, leaving room for the pick-up.
+ */
+export function claimTimings(lockDurationMs: number): { lockDuration: number; lockRenewTime: number; stalledInterval: number } {
+  const lockDuration = Math.max(500, Math.floor(lockDurationMs / 2));
+  return { lockDuration, lockRenewTime: Math.floor(lockDuration / 2), stalledInterval: Math.max(100, Math.floor(lockDurationMs / 8)) };
 }
 
 export interface WorkerHeartbeat {
@@ -78,7 +90,7 @@ export class TransferPool {
   /** Live byte-rate caps by scope (port, link, owner, job), shared with other worker processes. */
   private readonly limits = new ScopedRateLimits();
   private readonly limitStore: RateLimitStore;
-  private deps: Parameters<typeof runFile>[1] | undefined;
+  private deps: RunnerDeps | undefined;
 
   constructor(private readonly cfg: Config, private readonly opts: WorkerPoolOptions) {
     this.id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -113,8 +125,7 @@ export class TransferPool {
       connection: redisOptionsFromUrl(this.opts.redisUrl, 'worker') as ConnectionOptions,
       prefix,
       concurrency: this.cfg.workers.concurrency,
-      lockDuration: this.cfg.workers.lockDurationMs,
-      stalledInterval: this.opts.stalledIntervalMs ?? Math.min(30_000, this.cfg.workers.lockDurationMs),
+      ...claimTimings(this.cfg.workers.lockDurationMs),
       // A killed worker's files must be requeued however often it happens, never failed by BullMQ.
       maxStalledCount: 1_000_000,
       autorun: false,
@@ -152,10 +163,11 @@ export class TransferPool {
     this.kickFeeder();
   }
 
-  private get runnerDeps() {
+  private get runnerDeps(): RunnerDeps {
     return this.deps ??= {
       store: this.store,
       transfer: this.opts.transfer,
+      ...(this.opts.inspectDestination ? { inspectDestination: this.opts.inspectDestination } : {}),
       workerId: this.id,
       gates: this.gates,
       active: this.active,
@@ -243,10 +255,10 @@ export class TransferPool {
 
   private async flushProgress(): Promise<void> {
     const writes: Promise<void>[] = [];
-    const checkpoints: Array<{ jobId: string; idx: number; resume: ResumeState }> = [];
+    const checkpoints: Array<{ jobId: string; idx: number; run: number; resume: ResumeState }> = [];
     for (const t of this.active.values()) {
       if (t.pendingCheckpoint) {
-        checkpoints.push({ jobId: t.jobId, idx: t.idx, resume: t.pendingCheckpoint });
+        checkpoints.push({ jobId: t.jobId, idx: t.idx, run: t.run, resume: t.pendingCheckpoint });
         t.pendingCheckpoint = undefined;
       }
       if (t.bytes === t.reportedBytes) continue;

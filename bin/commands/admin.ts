@@ -29,6 +29,9 @@ export interface UnavailableEndpoint {
   state: string;
   retryAt: string;
   failuresInARow: number;
+  /** `full`: a destination that took no more bytes (ENOSPC, EDQUOT, EROFS, HTTP 507); else unreachable. */
+  cause?: string;
+  detail?: string;
 }
 export interface PortStatus {
   scopes: ScopeState[];
@@ -45,7 +48,8 @@ export function scopeLine(s: ScopeState): string {
 /** A tripped circuit breaker, in the scope lines' columns: `endpoint  host:port  unavailable (…)`. */
 export function breakerLine(e: UnavailableEndpoint): string {
   const when = e.state === 'open' ? `, next probe ${e.retryAt}` : '';
-  return `${'endpoint'.padEnd(9)} ${e.endpoint.padEnd(32)} unavailable (breaker ${e.state}${when}, ${e.failuresInARow} failed connects in a row)`;
+  const why = e.cause === 'full' ? `destination full: ${(e.detail ?? '').slice(0, 120)}` : `${e.failuresInARow} failed connects in a row`;
+  return `${'endpoint'.padEnd(9)} ${e.endpoint.padEnd(32)} unavailable (breaker ${e.state}${when}, ${why})`;
 }
 
 export const adminCommand: Command = {

@@ -1,6 +1,6 @@
 /** `cargoport submit SRC DST [SRC DST …] | --manifest FILE`: POST /api/v1/jobs, prints the job id. */
 import { readFileSync } from 'node:fs';
-import { applyOptions, filesFromPairs, intOption, parseManifest, parseVerify, parseCopyMode } from '../manifest.js';
+import { applyOptions, filesFromPairs, intOption, parseManifest, parseVerify, parseCopyMode, parseExisting } from '../manifest.js';
 import { clientOptionHelp, clientOptions, printJson, withApi, type Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
 
@@ -30,6 +30,7 @@ export const submitCommand: Command = {
     retries: { type: 'string' },
     verify: { type: 'string' },
     overwrite: { type: 'boolean' },
+    existing: { type: 'string' },
     streams: { type: 'string' },
     'copy-mode': { type: 'string' },
     checksum: { type: 'string' },
@@ -39,7 +40,9 @@ export const submitCommand: Command = {
     '--priority N     1 (lowest) … 5 (highest)',
     '--retries N      retries per file',
     '--verify MODE    none | source | destination | both',
-    '--overwrite      replace existing destinations',
+    '--overwrite      replace existing destinations (= --existing overwrite)',
+    '--existing P     a destination that exists: skip-identical (default: same size and checksum finishes the file',
+    '                 without moving it, else it fails) | fail | overwrite',
     '--streams N      HTTP/2 streams per connection',
     '--copy-mode M    remote → remote: streamed (default) | pull | push | auto (HTTP third-party copy, gfal2-style fallback)',
     '--checksum A:V   expected checksum of a single-file job, e.g. adler32:0a1b2c3d',
@@ -59,6 +62,7 @@ export const submitCommand: Command = {
       retries: intOption(v.retries as string | undefined, '--retries', 0, 100),
       verify: parseVerify(v.verify as string | undefined),
       overwrite: v.overwrite === true,
+      existing: parseExisting(v.existing as string | undefined),
       streams: intOption(v.streams as string | undefined, '--streams', 1, 256),
       copyMode: parseCopyMode(v['copy-mode'] as string | undefined),
       checksum: v.checksum as string | undefined,

@@ -6,6 +6,8 @@ export type AbortReason = 'cancel' | 'stop' | 'shutdown';
 export interface ActiveTransfer {
   jobId: string;
   idx: number;
+  /** The file's run number (START): a checkpoint is saved for this run only. */
+  run: number;
   link: string;
   controller: AbortController;
   bytes: number;

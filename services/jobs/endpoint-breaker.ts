@@ -1,9 +1,9 @@
 /**
  * The per-endpoint circuit breaker (scheduler.endpointBreaker*): after `failures` attempts in a row that could not
- * reach an endpoint at all, no new transfer touching it starts for `cooldownMs` (doubling on every re-trip, up to
- * `maxCooldownMs`); its files wait in their lanes without spending retries. Then one transfer at a time probes it,
- * and the first success closes the breaker. State in Redis (the END and FEED scripts), so every worker process and
- * the status see it.
+ * reach an endpoint at all, or at once when a destination takes no more bytes (full disk or quota, read-only, HTTP
+ * 507), no new transfer touching it starts for `cooldownMs` (doubling on every re-trip, up to `maxCooldownMs`); its
+ * files wait in their lanes without spending retries. Then one transfer at a time probes it, and the first success
+ * closes the breaker. State in Redis (the END and FEED scripts), so every worker process and the status see it.
  */
 export interface EndpointBreakerSettings {
   failures: number;
@@ -22,6 +22,12 @@ export const DEFAULT_ENDPOINT_BREAKER: EndpointBreakerSettings = { failures: 5, 
 export interface UnavailableEndpoint {
   endpoint: string;
   state: 'open' | 'half-open' | 'given-up';
+  /**
+   * Why: `unreachable` (attempts could not connect at all) or `full` (a destination that took no more bytes:
+   * ENOSPC, EDQUOT, EROFS or HTTP 507; `detail` says which and where).
+   */
+  cause: 'unreachable' | 'full';
+  detail?: string;
   retryAt: string;
   holdsFilesUntil: string;
   cooldownMs: number;

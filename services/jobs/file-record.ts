@@ -42,6 +42,8 @@ export interface FileStateRecord {
   rs?: ResumeState;
   cx?: number;
   bf?: number;
+  /** Times held by a full destination. */
+  h?: number;
 }
 
 export function decodeFileState(json: string | null | undefined): FileStateRecord {

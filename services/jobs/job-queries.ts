@@ -126,16 +126,20 @@ export class JobQueries {
 
   /** Endpoints whose circuit breaker is tripped (open, half-open or given up), for the status. */
   async unavailableEndpoints(): Promise<UnavailableEndpoint[]> {
-    const [trip, cd, fails, hold] = await Promise.all([
+    const [trip, cd, fails, hold, why] = await Promise.all([
       this.redis.hgetall(this.keys.port('breakerOpenUntil')), this.redis.hgetall(this.keys.port('breakerCooldown')),
       this.redis.hgetall(this.keys.port('breakerFailures')), this.redis.hgetall(this.keys.port('breakerHoldUntil')),
+      this.redis.hgetall(this.keys.port('breakerCause')),
     ]);
     const now = Date.now();
     return Object.entries(trip).map(([endpoint, until]) => {
       const holdUntil = Number(hold[endpoint] ?? 0);
       const state = holdUntil <= now ? 'given-up' as const : Number(until) > now ? 'open' as const : 'half-open' as const;
+      const cause = why[endpoint] ? (JSON.parse(why[endpoint]!) as { cause?: string; detail?: string }) : {};
       return {
-        endpoint, state, retryAt: new Date(Number(until)).toISOString(), holdsFilesUntil: new Date(holdUntil).toISOString(),
+        endpoint, state, cause: cause.cause === 'full' ? 'full' as const : 'unreachable' as const,
+        ...(cause.detail ? { detail: cause.detail } : {}),
+        retryAt: new Date(Number(until)).toISOString(), holdsFilesUntil: new Date(holdUntil).toISOString(),
         cooldownMs: Number(cd[endpoint] ?? 0), failuresInARow: Number(fails[endpoint] ?? 0),
       };
     });

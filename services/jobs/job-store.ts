@@ -19,7 +19,8 @@ const CHUNK = 2000;
 
 export type StartResult =
   | { kind: 'run'; spec: FileSpec & { link: string }; state: FileStateRecord; params: JobParams; run: number }
-  | { kind: 'skip'; reason: string }
+  /** Nothing to run. `lostRun`: a lost run of a file canceled meanwhile, closed now (its part files are the caller's to remove). */
+  | { kind: 'skip'; reason: string; lostRun?: { spec: FileSpec & { link: string }; run: number } }
   | { kind: 'deferred' };
 
 export type EndOutcome = 'ok' | 'error' | 'requeue' | 'cancel';
@@ -36,6 +37,8 @@ export interface EndReport {
   errorMessage?: string;
   checksumValue?: string;
   resume?: ResumeState;
+  /** Said of an attempt that moved nothing because the destination already held the file. */
+  note?: string;
 }
 
 /** How one run of a file ended, as the worker closes it (END). */
@@ -54,7 +57,12 @@ export interface AttemptEnd {
   unreportedBytes?: number;
   /** The endpoint (`host:port`) this attempt could not reach at all, for the circuit breaker. */
   unreachableEndpoint?: string;
+  /** The destination endpoint that could take no more bytes (ENOSPC, EDQUOT, EROFS, HTTP 507), and why. */
+  fullDestination?: { endpoint: string; detail: string };
 }
+
+/** Times one file may be held by a full destination without spending a try (bounds a file that never fits). */
+export const MAX_HOLDS_PER_FILE = 20;
 
 export type EndResult =
   | { kind: 'finished' | 'failed' | 'canceled' | 'stale' }
@@ -160,6 +168,7 @@ export class JobStore {
       return { kind: 'run', spec: decodeSpec(r[1]!), state: decodeFileState(r[2]), params: JSON.parse(r[3]!) as JobParams, run: Number(r[4]) };
     }
     if (r[0] === 'deferred') return { kind: 'deferred' };
+    if (r[2] !== undefined) return { kind: 'skip', reason: r[1]!, lostRun: { spec: decodeSpec(r[2]), run: Number(r[3]) } };
     return { kind: 'skip', reason: r[1] ?? 'unknown' };
   }
 
@@ -169,7 +178,8 @@ export class JobStore {
     const r = (await this.redis.cpEnd(
       this.route, this.prefix, e.jobId, e.idx, e.run, e.outcome, Date.now(), JSON.stringify(e.report), e.retryable ? '1' : '0',
       e.retryDelayMs ?? 0, e.link, Math.max(0, e.unreportedBytes ?? 0), rateWindow(), e.unreachableEndpoint ?? '',
-      b.failures, b.cooldownMs, b.maxCooldownMs, b.giveUpMs,
+      b.failures, b.cooldownMs, b.maxCooldownMs, b.giveUpMs, e.fullDestination?.endpoint ?? '', e.fullDestination?.detail.slice(0, 500) ?? '',
+      MAX_HOLDS_PER_FILE,
     )) as [string, string?, number?];
     if (r[0] === 'queued') return { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) };
     return { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
@@ -191,13 +201,14 @@ export class JobStore {
   }
 
   /**
-   * Persists an active transfer's latest durable checkpoint, so that if its worker dies the next run
-   * (START's lost-worker path) resumes from it instead of from zero.
+   * Persists an active transfer's latest durable checkpoint, with the run it belongs to, so that if its worker dies
+   * the next run (START's lost-worker path) resumes from it instead of from zero. START trusts a checkpoint of the
+   * lost run only: a write that lands after its run ended (the flush races END) is never taken for a later run's.
    */
-  async saveCheckpoints(items: Array<{ jobId: string; idx: number; resume: ResumeState }>): Promise<void> {
+  async saveCheckpoints(items: Array<{ jobId: string; idx: number; run: number; resume: ResumeState }>): Promise<void> {
     if (items.length === 0) return;
     const p = this.redis.pipeline();
-    for (const { jobId, idx, resume } of items) p.hset(this.keys.jobPart(jobId, 'checkpoints'), idx, JSON.stringify(resume));
+    for (const { jobId, idx, run, resume } of items) p.hset(this.keys.jobPart(jobId, 'checkpoints'), idx, JSON.stringify({ run, rs: resume }));
     await p.exec();
   }
 
@@ -263,10 +274,10 @@ export class JobStore {
    * events channel as END announces a close by success.
    */
   async closeEndpointBreaker(endpoint: string): Promise<boolean> {
-    const k = (name: 'breakerOpenUntil' | 'breakerCooldown' | 'breakerFailures' | 'breakerHoldUntil') => this.keys.port(name);
+    const k = (name: 'breakerOpenUntil' | 'breakerCooldown' | 'breakerFailures' | 'breakerHoldUntil' | 'breakerCause') => this.keys.port(name);
     const [[, removed]] = (await this.redis.multi()
       .hdel(k('breakerOpenUntil'), endpoint).hdel(k('breakerCooldown'), endpoint).hdel(k('breakerFailures'), endpoint)
-      .hdel(k('breakerHoldUntil'), endpoint)
+      .hdel(k('breakerHoldUntil'), endpoint).hdel(k('breakerCause'), endpoint)
       .exec()) as Array<[Error | null, number]>;
     if (removed === 1) await this.redis.publish(this.keys.port('events'), JSON.stringify({ t: 'endpoint', endpoint, state: 'available' }));
     return removed === 1;

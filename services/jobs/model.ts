@@ -5,6 +5,9 @@
  */
 import type { ChecksumAlg, ExpectedChecksum, VerifyMode } from '../transfer/types.js';
 
+export const EXISTING_POLICIES = ['fail', 'overwrite', 'skip-identical'] as const;
+export type ExistingPolicy = (typeof EXISTING_POLICIES)[number];
+
 export const FILE_STATES = ['SUBMITTED', 'QUEUED', 'STAGING', 'ACTIVE', 'VERIFYING', 'FINISHED', 'FAILED', 'CANCELED'] as const;
 export type FileState = (typeof FILE_STATES)[number];
 export const TERMINAL_FILE_STATES: readonly FileState[] = ['FINISHED', 'FAILED', 'CANCELED'];
@@ -17,7 +20,14 @@ export interface JobParams {
   retries: number;
   retryDelaySec: number;
   verifyChecksum: VerifyMode;
+  /** `existing === 'overwrite'`, kept for the engine's requests and for clients reading params. */
   overwrite: boolean;
+  /**
+   * A destination that already exists: fail (CARGO_ERR_DEST_EXISTS), overwrite it, or skip-identical (size and
+   * checksum compared: the same content finishes the file without moving a byte, else it fails). Absent in jobs
+   * stored before the option existed: then `overwrite` decides (overwrite or fail).
+   */
+  existing?: ExistingPolicy;
   streams?: number;
   connections?: number;
   bandwidthBytesPerSec?: number;
@@ -58,8 +68,13 @@ export interface AttemptRecord {
   resumedBytes?: number;
   errorCode?: string;
   errorMessage?: string;
-  /** How the attempt ended: ok, error, requeued (admin stop / shutdown / worker lost), canceled. */
-  outcome?: 'ok' | 'error' | 'requeued' | 'canceled';
+  /** Why an attempt moved nothing and still succeeded: the destination already held the file. */
+  note?: string;
+  /**
+   * How the attempt ended: ok, error, requeued (admin stop / shutdown / worker lost), held (the destination was full:
+   * the file waits for it without spending a try), canceled.
+   */
+  outcome?: 'ok' | 'error' | 'requeued' | 'held' | 'canceled';
 }
 
 export interface FileView extends FileSpec {

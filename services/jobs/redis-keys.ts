@@ -10,7 +10,7 @@
  *   P:job:<id>:cp (idx→latest checkpoint of an active transfer, with the run it belongs to)
  *   P:owners (ring)  P:own:<owner> (zset of jobs by priority)  P:act:link / P:act:ep (slots held)
  *   P:lim:link / P:lim:ep (limit overrides)  P:queued  P:active  P:outbox (zset: BullMQ adds not yet confirmed)
- *   P:trip / P:tripcd / P:triphold / P:epfail (circuit breaker per endpoint)
+ *   P:trip / P:tripcd / P:triphold / P:epfail / P:tripwhy (circuit breaker per endpoint)
  *   P:admin / P:admin:meta (scope→state)  P:limits (rate caps)  P:workers (heartbeats)  P:rate:<scope>:<window>
  *   P:events / P:ctl (pub/sub channels)
  */
@@ -39,6 +39,8 @@ export const PORT_KEYS = {
   breakerCooldown: 'tripcd',
   breakerHoldUntil: 'triphold',
   breakerFailures: 'epfail',
+  /** Why it tripped: {cause: 'unreachable' | 'full', detail}. */
+  breakerCause: 'tripwhy',
   admin: 'admin',
   adminMeta: 'admin:meta',
   rateLimits: 'limits',

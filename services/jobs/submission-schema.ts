@@ -29,6 +29,7 @@ export const paramsSchema = {
     retryDelaySec: { type: 'integer', minimum: 0, maximum: 86400 },
     verifyChecksum: { type: 'string', enum: ['none', 'source', 'destination', 'both'] },
     overwrite: { type: 'boolean' },
+    existing: { type: 'string', enum: ['fail', 'overwrite', 'skip-identical'] },
     streams: { type: 'integer', minimum: 1, maximum: 256 },
     connections: { type: 'integer', minimum: 1, maximum: 64 },
     bandwidthBytesPerSec: { type: 'integer', minimum: 1 },
@@ -64,6 +65,7 @@ export interface RawSubmission {
     retryDelaySec?: number;
     verifyChecksum?: 'none' | 'source' | 'destination' | 'both';
     overwrite?: boolean;
+    existing?: 'fail' | 'overwrite' | 'skip-identical';
     streams?: number;
     connections?: number;
     bandwidthBytesPerSec?: number;

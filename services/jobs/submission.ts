@@ -70,6 +70,12 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
       'params.processing',
     );
   }
+  // A destination that exists: `existing` says what to do; `overwrite: true` is the older spelling of 'overwrite'.
+  // Default skip-identical: a resubmitted job finds its files already there and ends clean, nothing is replaced.
+  if (p.overwrite === true && p.existing !== undefined && p.existing !== 'overwrite') {
+    throw new InvalidSubmissionError('CARGO_ERR_VALIDATION', `params.overwrite true contradicts params.existing "${p.existing}"; give one of them`, 'params.existing');
+  }
+  const existing = p.existing ?? (p.overwrite ? 'overwrite' : 'skip-identical');
   const params: JobParams = {
     priority: p.priority ?? defaults.priority,
     retries: p.retries ?? defaults.retries,
@@ -77,7 +83,8 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     // As FTS: no verification against the endpoints unless asked (plain web servers publish no Digest);
     // a checksum given with a file is verified whatever the mode.
     verifyChecksum: p.verifyChecksum ?? 'none',
-    overwrite: p.overwrite ?? false,
+    overwrite: existing === 'overwrite',
+    existing,
     streams: p.streams,
     connections: p.connections,
     bandwidthBytesPerSec: p.bandwidthBytesPerSec,

@@ -1,16 +1,24 @@
 /**
  * Runs one queued file: claims it (START), moves its bytes through the transfer engine under this process's
- * gates and abort controller, and closes the attempt (END) as finished, failed, retried, requeued or
+ * gates and abort controller, and closes the attempt (END) as finished, failed, retried, requeued, held or
  * canceled. Retries and requeues come back as new queue members for the worker shell to enqueue.
+ *
+ * Two conditions are not the file's fault and are told apart here: a destination that already holds the file (the
+ * job's `existing` policy, or a lost run that published before its worker died) finishes it without moving a byte;
+ * a full destination holds the file (no try spent) and pauses its endpoint through the breaker.
  */
 import { rm } from 'node:fs/promises';
-import { isCargoError } from '../../errors/cargo-error.js';
-import { unreachableSide } from '../transfer/transfer-errors.js';
-import type { ResumeState, TransferFn, TransferRequest, RateLimiter } from '../transfer/types.js';
+import { fileURLToPath } from 'node:url';
+import { isCargoError, type CargoError } from '../../errors/cargo-error.js';
+import { destinationFullCause, largerThanVolumeError, localVolumeBytes } from '../transfer/destination-full.js';
+import type { ExistingDestination, ExistingDestinationQuery } from '../transfer/existing-destination.js';
+import { partFileName } from '../transfer/local/local-part-file.js';
+import { TransferError, TransferErrorCode, unreachableSide } from '../transfer/transfer-errors.js';
+import type { ResumeState, TransferFn, TransferRequest, TransferResult, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
 import { parseMember } from './file-record.js';
-import type { EndReport, JobStore } from './job-store.js';
-import { linkEndpoints, type JobParams } from './model.js';
+import type { AttemptEnd, EndReport, JobStore } from './job-store.js';
+import { linkEndpoints, type ExistingPolicy, type FileSpec, type JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
 
 export interface RunnerDeps {
@@ -23,6 +31,11 @@ export interface RunnerDeps {
   enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void>;
   /** Rate limiters for one transfer (job bandwidth cap, …) and how to give them back when it ends. */
   limitersFor?(jobId: string, params: JobParams, link: string): { limiters: RateLimiter[]; release(): void };
+  /**
+   * Whether an existing destination already holds the file (services/transfer/existing-destination.ts on the
+   * engine's client pool). Without it, a destination that exists fails the file as the policy `fail` does.
+   */
+  inspectDestination?(q: ExistingDestinationQuery, signal: AbortSignal): Promise<ExistingDestination>;
   defaults: { connections: number; streams: number };
 }
 
@@ -45,24 +58,45 @@ export function partFileTags(jobId: string, idx: number, run: number): { partTag
   return { partTag: `${base}-${run}`, stalePartTags };
 }
 
+/** The job's policy for a destination that exists (jobs stored before the option had only `overwrite`). */
+export function existingPolicy(params: JobParams): ExistingPolicy {
+  return params.existing ?? (params.overwrite ? 'overwrite' : 'fail');
+}
+
+/** A destination's HTTP Last-Modified has one-second resolution. */
+const MODIFIED_SLACK_MS = 1000;
+
+/** What the attempt came to, before it is closed in Redis. */
+interface Closing {
+  outcome: AttemptEnd['outcome'];
+  report: EndReport;
+  retryable: boolean;
+  /** Bytes this attempt moved (for the rate windows). */
+  moved: number;
+  unreachableEndpoint?: string;
+  fullDestination?: AttemptEnd['fullDestination'];
+}
+
 export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   const { store } = deps;
+  const { jobId, idx } = parseMember(member);
   const claim = await store.start(member, deps.workerId);
+  // A file canceled while the worker running it was dead: closed by START; what that run left on disk goes too.
+  if (claim.kind === 'skip' && claim.lostRun) await removePartFiles(jobId, idx, claim.lostRun.spec, claim.lostRun.run + 1);
   if (claim.kind !== 'run') return;
   const { spec, params, run, state } = claim;
-  const { jobId, idx } = parseMember(member);
 
   const controller = new AbortController();
-  const t: ActiveTransfer = { jobId, idx, link: spec.link, controller, bytes: 0, reportedBytes: 0, startedAt: Date.now() };
+  const t: ActiveTransfer = { jobId, idx, run, link: spec.link, controller, bytes: 0, reportedBytes: 0, startedAt: Date.now() };
   deps.active.add(t);
-  let lastResume: ResumeState | undefined = state.rs;
+  const policy = existingPolicy(params);
   const req: TransferRequest = {
     source: spec.source,
     destination: spec.destination,
     size: spec.size,
     checksum: spec.checksum ?? (params.verifyChecksum === 'none' ? undefined : { alg: 'adler32' }),
     verify: params.verifyChecksum,
-    overwrite: params.overwrite,
+    overwrite: policy === 'overwrite',
     connections: params.connections ?? deps.defaults.connections,
     streams: params.streams ?? deps.defaults.streams,
     resume: state.rs,
@@ -75,64 +109,141 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     req.destinationHeaders = { SciTag: String(spec.scitag) };
   }
   const lim = deps.limitersFor?.(jobId, params, spec.link);
-  const limiters = lim?.limiters ?? [];
-  let report: EndReport;
-  let outcome: 'ok' | 'error' | 'requeue' | 'cancel';
-  let retryable = false;
-  /** The endpoint this attempt could not reach at all, for the scheduler's circuit breaker. */
-  let unreachable = '';
+  let lastResume: ResumeState | undefined = state.rs;
+  let total: number | undefined;
+  let closing: Closing;
   try {
-    const res = await deps.transfer(req, {
-      signal: controller.signal,
-      gate: deps.gates.forTransfer(spec.link),
-      limiters,
-      onProgress: (p) => {
-        t.bytes = p.bytes;
-      },
-      onCheckpoint: (rs) => {
-        lastResume = rs;
-        t.pendingCheckpoint = rs;
-      },
-    });
+    closing = await attempt();
+  } finally {
+    deps.active.remove(t);
+    lim?.release();
+  }
+
+  async function attempt(): Promise<Closing> {
+    // An earlier attempt of this file may have published it before its worker died (or before END could say so):
+    // the destination then holds the file's own result, which is not a reason to fail it.
+    const earlier = state.a.length > 1 ? state.a[0]!.start : undefined;
+    const inspect = (): Promise<ExistingDestination | undefined> => deps.inspectDestination
+      ? deps.inspectDestination(
+        { source: req.source, destination: req.destination, size: spec.size, checksum: spec.checksum, sourceHeaders: req.sourceHeaders, destinationHeaders: req.destinationHeaders },
+        controller.signal,
+      ).catch(() => undefined)
+      : Promise.resolve(undefined);
+    try {
+      if (earlier !== undefined && policy !== 'overwrite') {
+        const found = await inspect();
+        if (found?.kind === 'identical') return alreadyThere(found, 'an earlier attempt of this file had published it');
+        // Same size, no checksum to compare, written since this file's first attempt began: that attempt's own
+        // result, unverifiable, so it is written again rather than failed as somebody else's file.
+        if (found?.kind === 'unknown' && found.modifiedAt !== undefined && found.modifiedAt >= earlier - MODIFIED_SLACK_MS) req.overwrite = true;
+      }
+      const res = await deps.transfer(req, {
+        signal: controller.signal,
+        gate: deps.gates.forTransfer(spec.link),
+        limiters: lim?.limiters ?? [],
+        onProgress: (p) => {
+          t.bytes = p.bytes;
+          if (p.total !== undefined) total = p.total;
+        },
+        onCheckpoint: (rs) => {
+          lastResume = rs;
+          t.pendingCheckpoint = rs;
+        },
+      });
+      return finished(res);
+    } catch (err) {
+      if (isCargoError(err) && err.code === TransferErrorCode.destExists && !controller.signal.aborted && (policy === 'skip-identical' || earlier !== undefined)) {
+        const found = await inspect();
+        if (found?.kind === 'identical') return alreadyThere(found, 'the destination already held it');
+        return failed(found && found.kind !== 'absent' ? withReason(err, found.reason) : err);
+      }
+      return failed(err);
+    }
+  }
+
+  function finished(res: TransferResult): Closing {
     const secs = Math.max(0.001, res.durationMs / 1000);
-    report = {
-      bytes: res.bytes, rateBytesPerSec: Math.round((res.bytes - res.resumedBytes) / secs), remoteIp: res.remoteIp,
-      protocol: res.protocol, streams: res.streams * res.connections, resumedBytes: res.resumedBytes,
-      checksumValue: res.checksum?.value,
+    return {
+      outcome: 'ok', retryable: false, moved: res.bytes - res.resumedBytes,
+      report: {
+        bytes: res.bytes, rateBytesPerSec: Math.round((res.bytes - res.resumedBytes) / secs), remoteIp: res.remoteIp,
+        protocol: res.protocol, streams: res.streams * res.connections, resumedBytes: res.resumedBytes,
+        checksumValue: res.checksum?.value,
+      },
     };
-    outcome = 'ok';
-  } catch (err) {
+  }
+
+  function alreadyThere(found: Extract<ExistingDestination, { kind: 'identical' }>, why: string): Closing {
+    return {
+      outcome: 'ok', retryable: false, moved: 0,
+      report: {
+        bytes: found.size, rateBytesPerSec: 0, resumedBytes: found.size, checksumValue: found.value,
+        note: `already at the destination (${why}): same size and ${found.alg} ${found.value}; nothing moved`,
+      },
+    };
+  }
+
+  async function failed(err: unknown): Promise<Closing> {
     const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
-    report = {
+    const report: EndReport = {
       bytes: t.bytes,
       errorCode: isCargoError(err) ? err.code : 'CARGO_ERR_INTERNAL',
       errorMessage: err instanceof Error ? err.message : String(err),
       resume: lastResume,
     };
-    if (reason === 'cancel') {
-      outcome = 'cancel';
-    } else if (reason === 'stop' || reason === 'shutdown') {
-      outcome = 'requeue';
+    if (reason === 'cancel') return { outcome: 'cancel', report, retryable: false, moved: t.bytes };
+    if (reason === 'stop' || reason === 'shutdown') {
       report.errorCode = 'CARGO_ERR_ABORTED';
       report.errorMessage = reason === 'stop' ? 'stopped by an admin operation; requeued with its resume offsets' : 'worker shutting down; requeued';
-    } else {
-      outcome = 'error';
-      retryable = isCargoError(err) ? err.retryable : true;
-      const side = unreachableSide(err);
-      if (side) unreachable = linkEndpoints(spec.link)[side === 'source' ? 0 : 1];
+      return { outcome: 'requeue', report, retryable: false, moved: t.bytes };
     }
-  } finally {
-    deps.active.remove(t);
-    lim?.release();
+    const closing: Closing = { outcome: 'error', report, retryable: isCargoError(err) ? err.retryable : true, moved: t.bytes };
+    const side = unreachableSide(err);
+    if (side) closing.unreachableEndpoint = linkEndpoints(spec.link)[side === 'source' ? 0 : 1];
+    const full = destinationFullCause(err);
+    if (full) {
+      const tooBig = await neverFits(err);
+      if (tooBig) {
+        report.errorMessage = tooBig.message;
+        closing.retryable = false;
+      } else {
+        closing.fullDestination = { endpoint: linkEndpoints(spec.link)[1], detail: `${full}: ${report.errorMessage}` };
+      }
+    }
+    return closing;
   }
-  const moved = outcome === 'ok' ? (report.bytes ?? 0) - (report.resumedBytes ?? 0) : t.bytes;
+
+  /** A local destination smaller, as a whole, than the file: waiting for space would wait for ever. */
+  async function neverFits(err: unknown): Promise<TransferError | undefined> {
+    const size = spec.size ?? total;
+    if (size === undefined || !spec.destination.startsWith('file:')) return undefined;
+    const path = fileURLToPath(spec.destination);
+    const volume = await localVolumeBytes(path);
+    return volume !== undefined && size > volume ? largerThanVolumeError(path, size, volume, err) : undefined;
+  }
+
   const end = await store.end({
-    jobId, idx, run, link: spec.link, outcome, report, retryable, retryDelayMs: retryDelayMs(params.retryDelaySec, state.t + 1),
-    unreportedBytes: moved - t.reportedBytes, unreachableEndpoint: unreachable,
+    jobId, idx, run, link: spec.link, outcome: closing.outcome, report: closing.report, retryable: closing.retryable,
+    retryDelayMs: retryDelayMs(params.retryDelaySec, state.t + 1), unreportedBytes: closing.moved - t.reportedBytes,
+    ...(closing.unreachableEndpoint ? { unreachableEndpoint: closing.unreachableEndpoint } : {}),
+    ...(closing.fullDestination ? { fullDestination: closing.fullDestination } : {}),
   });
   // The progress flusher must not count these bytes again.
-  t.reportedBytes = Math.max(t.reportedBytes, moved);
+  t.reportedBytes = Math.max(t.reportedBytes, closing.moved);
   // A canceled file keeps nothing: its partial data (kept by the engine for resume) is removed.
   if ((end.kind === 'canceled' || end.kind === 'failed') && lastResume?.tempPath) await rm(lastResume.tempPath, { force: true }).catch(() => undefined);
   if (end.kind === 'queued') await deps.enqueue([{ member: end.member, delayMs: end.delayMs }]);
+}
+
+/** The error, saying why the destination that exists is not taken for the file. */
+function withReason(err: CargoError, reason: string): TransferError {
+  return new TransferError(err.code, `${err.message} (${reason})`, { httpStatus: err.httpStatus, field: 'destination', retryable: false, cause: err });
+}
+
+/** Removes the part files runs before `run` of a local destination may have left (a canceled file keeps nothing). */
+async function removePartFiles(jobId: string, idx: number, spec: FileSpec, run: number): Promise<void> {
+  if (!spec.destination.startsWith('file:')) return;
+  const path = fileURLToPath(spec.destination);
+  const { stalePartTags } = partFileTags(jobId, idx, run);
+  await Promise.all(stalePartTags.map((tag) => rm(partFileName(path, tag), { force: true }).catch(() => undefined)));
 }

@@ -27,13 +27,17 @@ export const TransferErrorCode = {
 } as const;
 
 export class TransferError extends CargoError {
+  /** The HTTP status a remote endpoint answered, when that is what failed (507 from a destination means it is full). */
+  readonly remoteStatus?: number;
+
   constructor(
     code: string,
     message: string,
-    opts: { httpStatus?: number; field?: string; retryable?: boolean; cause?: unknown } = {},
+    opts: { httpStatus?: number; field?: string; retryable?: boolean; cause?: unknown; remoteStatus?: number } = {},
   ) {
     super(code, message, opts);
     this.name = 'TransferError';
+    if (opts.remoteStatus !== undefined) this.remoteStatus = opts.remoteStatus;
   }
 }
 
@@ -45,28 +49,28 @@ export function errorForHttpStatus(status: number, side: TransferSide, url: stri
   const where = `${side} ${redactUrl(url)}`;
   if (status === 401 || status === 403) {
     return new TransferError(TransferErrorCode.auth, `${where} refused access (HTTP ${status})`, {
-      httpStatus: 502, field: side, retryable: false,
+      httpStatus: 502, field: side, retryable: false, remoteStatus: status,
     });
   }
   if (status === 404 && side === 'source') {
     return new TransferError(TransferErrorCode.sourceNotFound, `${where} not found (HTTP 404)`, {
-      httpStatus: 404, field: side, retryable: false,
+      httpStatus: 404, field: side, retryable: false, remoteStatus: status,
     });
   }
   // 408 Request Timeout and 429 Too Many Requests are the server asking us to come back later.
   if (status === 408 || status === 429) {
     return new TransferError(TransferErrorCode.http4xx, `${where} answered HTTP ${status}`, {
-      httpStatus: 502, field: side, retryable: true,
+      httpStatus: 502, field: side, retryable: true, remoteStatus: status,
     });
   }
   if (status >= 400 && status < 500) {
     return new TransferError(TransferErrorCode.http4xx, `${where} answered HTTP ${status}`, {
-      httpStatus: 502, field: side, retryable: false,
+      httpStatus: 502, field: side, retryable: false, remoteStatus: status,
     });
   }
   if (status >= 500) {
     return new TransferError(TransferErrorCode.http5xx, `${where} answered HTTP ${status}`, {
-      httpStatus: 502, field: side, retryable: true,
+      httpStatus: 502, field: side, retryable: true, remoteStatus: status,
     });
   }
   return new TransferError(TransferErrorCode.http4xx, `${where} answered unexpected HTTP ${status}`, {
@@ -103,8 +107,8 @@ export function classifyError(err: unknown, side: TransferSide | 'local', url: s
     });
   }
   if (side === 'local') {
-    // ENOSPC / EIO may clear up (space freed, disk remounted); ENOENT/EACCES on our own area will not.
-    const retryable = code === 'ENOSPC' || code === 'EIO' || code === 'EMFILE' || code === 'ENFILE';
+    // ENOSPC / EDQUOT / EIO may clear up (space freed, quota raised, disk remounted); ENOENT/EACCES on our own area will not.
+    const retryable = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'EMFILE' || code === 'ENFILE';
     return new TransferError(TransferErrorCode.localIo, `${where}: ${e?.message ?? String(err)}`, {
       httpStatus: 500, retryable, cause: err,
     });

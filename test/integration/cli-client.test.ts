@@ -183,12 +183,16 @@ test('jobs follows the cursor; cancel and admin send the right requests', async 
   handler = (s) => s.path === '/api/v1/status' ? {
     status: 200, body: {
       scopes: [{ scope: 'port', target: '', state: 'running' }], workers: [], queues: {}, transfers: { active: 0, rateBytesPerSec: 0 },
-      unavailableEndpoints: [{ endpoint: 'se.example.org:443', state: 'open', retryAt: '2026-12-04T05:00:00.000Z', cooldownMs: 30000, failuresInARow: 5 }],
+      unavailableEndpoints: [
+        { endpoint: 'se.example.org:443', state: 'open', cause: 'unreachable', retryAt: '2026-12-04T05:00:00.000Z', cooldownMs: 30000, failuresInARow: 5 },
+        { endpoint: 'local', state: 'half-open', cause: 'full', detail: 'ENOSPC: local file /data/a: no space left on device', retryAt: '2026-12-04T05:00:00.000Z', cooldownMs: 30000, failuresInARow: 2 },
+      ],
     },
   } : { status: 500, body: {} };
   r = await run(['admin', 'status']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^endpoint\s+se\.example\.org:443\s+unavailable \(breaker open, next probe 2026-12-04T05:00:00\.000Z, 5 failed connects in a row\)$/m);
+  assert.match(r.stdout, /^endpoint\s+local\s+unavailable \(breaker half-open, destination full: ENOSPC: local file \/data\/a: no space left on device\)$/m);
 
   seen.length = 0;
   handler = (s) => s.path === '/api/v1/admin/limits'

@@ -167,7 +167,7 @@ describe('job store (real Redis)', () => {
     const r1 = await store.start(m!, 'doomed-worker');
     assert.ok(r1.kind === 'run');
     assert.equal(r1.state.rs, undefined);
-    await store.saveCheckpoints([{ jobId, idx: 0, resume: { tempPath: '/tmp/x/.f.part', etag: '"e1"', size: 10, done: [[0, 6]] } }]);
+    await store.saveCheckpoints([{ jobId, idx: 0, run: r1.run, resume: { tempPath: '/tmp/x/.f.part', etag: '"e1"', size: 10, done: [[0, 6]] } }]);
     // the worker dies: BullMQ redelivers the same queue member to another worker
     const r2 = await store.start(m!, 'survivor');
     assert.ok(r2.kind === 'run');

@@ -83,6 +83,13 @@ describe('port: API surface', () => {
     const one = await h.api<{ state: string }>('DELETE', `/api/v1/jobs/${r.body.jobId}/files/24`);
     assert.equal(one.status, 200);
     assert.equal(one.body.state, 'CANCELED');
+    // A file id the job does not have is the client's mistake, named, never a 500 (the Lua once took HEXISTS's 0 for true).
+    for (const missing of ['25', '999999999']) {
+      const bad = await h.api<{ code: string; field: string }>('DELETE', `/api/v1/jobs/${r.body.jobId}/files/${missing}`);
+      assert.equal(bad.status, 404, JSON.stringify(bad.body));
+      assert.equal(bad.body.code, 'CARGO_ERR_FILE_NOT_FOUND');
+      assert.equal(bad.body.field, 'fileId');
+    }
     const job = await h.waitJob(r.body.jobId);
     assert.equal(job['state'], 'FAILED', 'nothing reachable on port 9: every other file fails, none finishes');
     const canceled = await h.api<{ files: Array<{ fileId: number }> }>('GET', `/api/v1/jobs/${r.body.jobId}/files?state=CANCELED`);

@@ -4,55 +4,34 @@
  * one successful attempt per file), and the killed worker's attempts are closed as requeued.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, sameContent, sleep, tempDir } from '../support/fixtures.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
-import { testTls } from '../support/tls.js';
+import { spawnWorker, type WorkerProcess } from '../support/worker-process.js';
 
 const MiB = 1024 * 1024;
-const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'bin', 'cargoport.js');
-
-function spawnWorker(prefix: string): ChildProcess {
-  const child = spawn(process.execPath, [CLI, 'worker'], {
-    env: {
-      PATH: process.env['PATH'],
-      CARGOPORT_REDIS_URL: TEST_REDIS_URL,
-      CARGOPORT_REDIS_PREFIX: prefix,
-      CARGOPORT_TRANSFER_CA_FILE: testTls().certPath,
-      CARGOPORT_WORKERS_CONCURRENCY: '6',
-      CARGOPORT_WORKERS_LOCK_DURATION_MS: '3000',
-      CARGOPORT_WORKERS_HEARTBEAT_MS: '200',
-      CARGOPORT_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr!.on('data', (d) => process.stderr.write(`[worker ${child.pid}] ${d}`));
-  return child;
-}
+const workerEnv = { CARGOPORT_WORKERS_CONCURRENCY: '6', CARGOPORT_WORKERS_LOCK_DURATION_MS: '3000' };
 
 describe('port: SIGKILL of one of two worker processes', () => {
   let h: Harness;
   let src: H2FileServer;
-  const children: ChildProcess[] = [];
+  const children: WorkerProcess[] = [];
   before(async () => {
     h = await startHarness({ scheduler: { linkMaxActive: 12 } }, { workers: 0 });
     src = await startH2FileServer({ root: tempDir('kill-src') });
     src.faults.bytesPerSec = 4 * MiB;
   });
   after(async () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    for (const c of children) await c.kill();
     await h.close();
     await src.close();
   });
 
   test('the surviving worker finishes every file, none corrupted or duplicated', async () => {
     const prefix = h.cfg.redis.prefix;
-    children.push(spawnWorker(prefix), spawnWorker(prefix));
+    children.push(spawnWorker(prefix, workerEnv), spawnWorker(prefix, workerEnv));
     const workersUp = async () => (await h.api<{ workers: Array<{ alive: boolean }> }>('GET', '/api/v1/status')).body.workers.filter((w) => w.alive).length;
     for (let i = 0; (await workersUp()) < 2; i++) {
       assert.ok(i < 200, 'two worker processes came up');
@@ -72,9 +51,7 @@ describe('port: SIGKILL of one of two worker processes', () => {
       assert.ok(i < 300, 'both workers became active');
       await sleep(100);
     }
-    const victim = children[0]!;
-    victim.kill('SIGKILL');
-    await new Promise((res) => victim.once('exit', res));
+    await children[0]!.kill();
     const job = await h.waitJob(r.body.jobId, 120_000);
     assert.equal(job['state'], 'FINISHED', JSON.stringify(job['counts']));
     assert.equal((job['counts'] as Record<string, number>)['FINISHED'], files.length);

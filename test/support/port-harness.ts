@@ -25,7 +25,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(overrides: Record<string, unknown> = {}, opts: { workers?: number; stalledIntervalMs?: number } = {}): Promise<Harness> {
+export async function startHarness(overrides: Record<string, unknown> = {}, opts: { workers?: number } = {}): Promise<Harness> {
   const prefix = uniquePrefix();
   const tls = testTls();
   const dataDir = mkdtempSync(join(tmpdir(), 'cargoport-port-'));
@@ -46,7 +46,7 @@ export async function startHarness(overrides: Record<string, unknown> = {}, opts
   const workers: RunningWorkers[] = [];
   const addWorker = async (o: Record<string, unknown> = {}) => {
     const wcfg = loadConfig({ env: {}, overrides: merge({ ...overrides, ...o }) });
-    const w = await startWorkerPool(wcfg, { redisUrl: TEST_REDIS_URL, stalledIntervalMs: opts.stalledIntervalMs ?? 2000 });
+    const w = await startWorkerPool(wcfg, { redisUrl: TEST_REDIS_URL });
     workers.push(w);
     return w;
   };

@@ -12,7 +12,7 @@
 local jobId, idx, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local jk = jkey(jobId)
 if not redis.call('HGET', jk, 'state') then return 'NOJOB' end
-if not redis.call('HEXISTS', jk..J.spec, idx) then return 'NOFILE' end
+if redis.call('HEXISTS', jk..J.spec, idx) == 0 then return 'NOFILE' end
 local o = loadFs(jobId, idx)
 local link = fileLink(jobId, idx)
 if o.s == 'SUBMITTED' then

@@ -4,6 +4,10 @@
   Circuit breaker: ARGV[13] names the endpoint this attempt could not reach at all ('' if none); after ARGV[14] such
   failures in a row it trips for ARGV[15] ms, doubling on every re-trip up to ARGV[16] ms, and holds files back for at
   most ARGV[17] ms from its first trip. A success closes the breakers of both ends.
+  A full destination: ARGV[18] names the endpoint that could take no more bytes ('' if none; ENOSPC, EDQUOT, EROFS,
+  HTTP 507). Its breaker trips at once (cause 'full', ARGV[19] the detail), and the file is held: requeued without
+  spending a try (attempt outcome 'held'; START then sends it back to its lane while the breaker is open), at most
+  ARGV[20] times per file, and not once the breaker has held files for its give-up time: then it is an error as any.
 
   Input:
     KEYS[1] routing key (P:owners)
@@ -16,6 +20,7 @@
     ARGV[11] bytes of this attempt not yet counted by progress reports     ARGV[12] current rate window
     ARGV[13] unreachable endpoint or ''       ARGV[14] breaker failures     ARGV[15] cool-down (ms)
     ARGV[16] longest cool-down (ms)           ARGV[17] give-up time (ms)
+    ARGV[18] full destination endpoint or ''  ARGV[19] what made it full     ARGV[20] most holds per file
   Output:
     {'finished'} | {'failed'} | {'canceled'} | {'queued', member, delayMs} | {'stale'} (the run is no longer current)
 ]]
@@ -45,8 +50,23 @@ local jh = redis.call('HMGET', jk, 'retries', 'canceled')
 local retries = tonumber(jh[1])
 local canceled = jh[2] == '1' or o.cx == 1
 if att.resume then o.rs = att.resume end
+-- a full destination holds the file instead of spending its tries, while its breaker still holds files back
+local fullEp = ARGV[18] or ''
+local held = false
+if fullEp ~= '' and outcome == 'error' and not canceled and (o.h or 0) < tonumber(ARGV[20] or '0') then
+  local holdUntil = redis.call('HGET', K.breakerHoldUntil, fullEp)
+  held = not holdUntil or tonumber(holdUntil) > now
+end
 local result
-if outcome == 'ok' then
+if held then
+  last.outcome = 'held'; o.h = (o.h or 0) + 1
+  o.s = 'QUEUED'; o.q = o.q + 1
+  moveState(jobId, idx, 'ACTIVE', 'QUEUED')
+  redis.call('INCR', K.queued)
+  local member = jobId..'_'..idx..'_'..o.q
+  redis.call('ZADD', K.outbox, now, member)
+  result = {'queued', member, 0}
+elseif outcome == 'ok' then
   o.s = 'FINISHED'; o.cv = att.checksumValue; o.bf = att.bytes; o.rs = nil; last.outcome = 'ok'
   moveState(jobId, idx, 'ACTIVE', 'FINISHED')
   redis.call('HINCRBY', jk, 'bytesFin', att.bytes or 0)
@@ -82,18 +102,21 @@ else
 end
 saveFs(jobId, idx, o)
 publish({ t = 'file', job = jobId, file = tonumber(idx), state = o.s })
-local downEp = ARGV[13] or ''
-if downEp ~= '' then
+-- an unreachable endpoint trips its breaker after ARGV[14] failures in a row; a full destination at once
+local downEp, threshold, cause, detail = ARGV[13] or '', tonumber(ARGV[14]), 'unreachable', ''
+if fullEp ~= '' and outcome == 'error' then downEp, threshold, cause, detail = fullEp, 1, 'full', ARGV[19] or '' end
+if downEp ~= '' and outcome == 'error' then
   local n = tonumber(redis.call('HINCRBY', K.breakerFailures, downEp, 1))
   local u = tonumber(redis.call('HGET', K.breakerOpenUntil, downEp) or '0')
   -- (re)trip only when not already open: transfers in flight when it tripped do not extend it
-  if n >= tonumber(ARGV[14]) and u <= now then
+  if n >= threshold and u <= now then
     local cd = tonumber(ARGV[15])
     if u > 0 then cd = math.min(tonumber(ARGV[16]), 2 * tonumber(redis.call('HGET', K.breakerCooldown, downEp) or cd))
     else redis.call('HSET', K.breakerHoldUntil, downEp, now + tonumber(ARGV[17])) end
     redis.call('HSET', K.breakerOpenUntil, downEp, now + cd)
     redis.call('HSET', K.breakerCooldown, downEp, cd)
-    publish({ t = 'endpoint', endpoint = downEp, state = 'unavailable', retryAt = now + cd, failures = n })
+    redis.call('HSET', K.breakerCause, downEp, cjson.encode({ cause = cause, detail = detail }))
+    publish({ t = 'endpoint', endpoint = downEp, state = 'unavailable', cause = cause, detail = detail, retryAt = now + cd, failures = n })
   end
 elseif outcome == 'ok' and redis.call('HLEN', K.breakerFailures) > 0 then
   local src, dst = linkEnds(link)
@@ -102,6 +125,7 @@ elseif outcome == 'ok' and redis.call('HLEN', K.breakerFailures) > 0 then
     if redis.call('HDEL', K.breakerOpenUntil, ep) == 1 then
       redis.call('HDEL', K.breakerCooldown, ep)
       redis.call('HDEL', K.breakerHoldUntil, ep)
+      redis.call('HDEL', K.breakerCause, ep)
       publish({ t = 'endpoint', endpoint = ep, state = 'available' })
     end
   end

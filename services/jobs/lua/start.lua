@@ -1,7 +1,9 @@
 --[[
   A worker took run-queue member <jobId>_<idx>_<q>: claims the file for a new run.
   A redelivery of the same q while ACTIVE means the previous holder lost its lock (killed worker): that attempt is
-  closed as requeued (CARGO_ERR_WORKER_LOST) and a new run starts from the lost run's last durable checkpoint.
+  closed as requeued (CARGO_ERR_WORKER_LOST) and a new run starts from the lost run's last durable checkpoint (one
+  saved by that very run: an older one may name a part file a later run has since removed or rewritten). A file
+  canceled meanwhile (its job or itself) is closed as CANCELED instead: cancel is final whatever its holder's state.
 
   Input:
     KEYS[1] routing key (P:owners)
@@ -10,6 +12,8 @@
   Output:
     {'run', spec, fs, params, run}  go
     {'skip', reason}                 stale or canceled delivery: nothing to do
+    {'skip', 'canceled', spec, run}  a lost run's file found canceled: closed; `run` names the lost run (whose
+                                     part files the caller removes)
     {'deferred'}                     its link/endpoint is not running; it went back to its lane
 ]]
 --- @include "includes/common"
@@ -23,14 +27,26 @@ local specJson = redis.call('HGET', jk..J.spec, idx)
 local link = cjson.decode(specJson)[8]
 if o.s == 'ACTIVE' then
   local last = o.a[#o.a]
+  local canceled = jh[2] == '1' or o.cx == 1
   if last and not last['end'] then
-    last['end'] = now; last.outcome = 'requeued'; last.errorCode = 'CARGO_ERR_WORKER_LOST'
+    last['end'] = now; last.outcome = canceled and 'canceled' or 'requeued'; last.errorCode = 'CARGO_ERR_WORKER_LOST'
     last.errorMessage = 'the worker running this attempt stopped renewing its lock (killed or starved)'
   end
   redis.call('HDEL', jk..J.progress, idx)
-  -- continue from the lost worker's last durable checkpoint, if it wrote one
   local cp = redis.call('HGET', jk..J.checkpoints, idx)
-  if cp then o.rs = cjson.decode(cp) end
+  redis.call('HDEL', jk..J.checkpoints, idx)
+  if canceled then
+    o.s = 'CANCELED'; saveFs(jobId, idx, o); moveState(jobId, idx, 'ACTIVE', 'CANCELED')
+    releaseSlots(link); redis.call('DECR', K.active); redis.call('ZREM', K.outbox, jobId..'_'..idx..'_'..q)
+    publish({ t = 'file', job = jobId, file = tonumber(idx), state = 'CANCELED' })
+    finishJobIfDone(jobId, now)
+    return {'skip', 'canceled', specJson, tostring(o.r)}
+  end
+  -- continue from the lost run's last durable checkpoint, if it wrote one
+  if cp then
+    local c = cjson.decode(cp)
+    if c.run == o.r and type(c.rs) == 'table' then o.rs = c.rs end
+  end
 elseif o.s == 'QUEUED' then
   if jh[2] == '1' or o.cx == 1 then
     o.s = 'CANCELED'; saveFs(jobId, idx, o); moveState(jobId, idx, 'QUEUED', 'CANCELED')

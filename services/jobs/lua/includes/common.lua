@@ -7,7 +7,7 @@
     s  state        q  queue generation (a BullMQ job is valid only for its q)
     r  run number   t  failed tries (admin requeues do not count)
     a  attempts     e  final error {code,message}   cv checksum value   rs resume state   cx cancel requested
-    bf bytes moved when finished
+    bf bytes moved when finished   h  times held by a full destination (those spend no try)
 ]]
 local function jkey(jobId) return K.job..':'..jobId end
 local function loadFs(jobId, idx)

@@ -1,0 +1,28 @@
+/**
+ * A worker process that dies at the worst moment for recovery: each transfer publishes its file, then the process
+ * prints `published <destination>` and never records the end (the test SIGKILLs it). Configured like `cargoport
+ * worker`, from CARGOPORT_* variables; the real engine moves and publishes the bytes.
+ */
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '../../config/load.js';
+import { configureTransferEngine, engineClientPool, transferFile } from '../../services/transfer/engine.js';
+import { inspectExistingDestination } from '../../services/transfer/existing-destination.js';
+import type { TransferFn } from '../../services/transfer/types.js';
+import { TransferPool } from '../../workers/transfer-pool.js';
+
+const cfg = loadConfig({ env: process.env });
+await configureTransferEngine({
+  rejectUnauthorized: !cfg.transfer.insecureTls,
+  ca: cfg.transfer.caFile ? readFileSync(cfg.transfer.caFile) : undefined,
+});
+const publishThenHang: TransferFn = async (req, ctl) => {
+  await transferFile(req, ctl);
+  process.stdout.write(`published ${req.destination}\n`);
+  return new Promise(() => undefined);
+};
+const pool = new TransferPool(cfg, {
+  redisUrl: cfg.redis.url, transfer: publishThenHang,
+  inspectDestination: (q, signal) => inspectExistingDestination(engineClientPool(), q, signal),
+});
+await pool.start();
+process.stdout.write('ready\n');
