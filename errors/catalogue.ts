@@ -43,7 +43,7 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_CROSS_SERVER: { status: 502, retryable: false, meaning: 'A WebDAV MOVE names a destination on another server.' },
   CARGO_ERR_DATADIR_IN_USE: { status: 500, retryable: false, meaning: 'Another cargoport process already uses this data directory.' },
   CARGO_ERR_DEPTH: { status: 400, retryable: false, meaning: 'A PROPFIND Depth header is not 0 or 1.' },
-  CARGO_ERR_DEST_EXISTS: { status: 409, retryable: false, meaning: 'The destination exists and the job does not allow overwriting it.' },
+  CARGO_ERR_DEST_EXISTS: { status: 409, retryable: false, meaning: 'The destination exists and the job\'s `existing` policy keeps it: fail, or skip-identical with other content or none to compare (the message says which).' },
   CARGO_ERR_DUPLICATE_DESTINATION: { status: 400, retryable: false, meaning: 'Two files of one submission have the same destination.' },
   CARGO_ERR_EXISTS: { status: 412, retryable: false, meaning: 'The storage path already exists and the request does not allow replacing it.' },
   CARGO_ERR_FILE_NOT_FOUND: { status: 404, retryable: false, meaning: 'The job has no file with this id.' },
@@ -98,7 +98,7 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_UNSUPPORTED_SCHEME: { status: 400, retryable: false, meaning: 'A URL scheme other than https, http or file.' },
   CARGO_ERR_USAGE: { status: 400, retryable: false, meaning: 'The CLI was called with invalid arguments.' },
   CARGO_ERR_VALIDATION: { status: 400, retryable: false, meaning: 'The request does not match the route\'s schema (the field names what is wrong).' },
-  CARGO_ERR_WORKER_LOST: { status: 500, retryable: true, meaning: 'The worker running this attempt died; the file was requeued.' },
+  CARGO_ERR_WORKER_LOST: { status: 500, retryable: true, meaning: 'The worker running this attempt died; the file was claimed again within workers.lockDurationMs, from its last checkpoint.' },
 };
 
 /** The catalogue entry of `code`, if it has one. */

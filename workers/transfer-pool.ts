@@ -116,10 +116,12 @@ export class TransferPool {
     const prefix = this.cfg.redis.prefix;
     await this.sub.subscribe(this.store.keys.port('control'));
     this.sub.on('message', (_ch, msg) => this.onControl(msg));
-    // Re-read every admin state after a reconnection: pub/sub messages sent meanwhile are lost.
+    // Re-read every admin state after a reconnection: pub/sub messages sent meanwhile are lost. So may be a cancel:
+    // the running transfers are checked against their files' cancel flags.
     this.sub.on('ready', () => {
       void this.syncAdminState();
       void this.syncLimits();
+      void this.recheckCancels();
     });
     this.worker = new Worker(TRANSFER_QUEUE, (job: Job, token?: string) => this.process(job, token), {
       connection: redisOptionsFromUrl(this.opts.redisUrl, 'worker') as ConnectionOptions,
@@ -321,6 +323,18 @@ export class TransferPool {
       void this.applyAdmin(msg as AdminEvent);
     } else if (msg.op === 'limits') {
       void this.syncLimits();
+    }
+  }
+
+  /** Aborts the running transfers whose file was canceled (a cancel message this process may have missed). */
+  private async recheckCancels(): Promise<void> {
+    try {
+      const running = [...this.active.values()];
+      const flags = await this.store.queries.cancelRequested(running);
+      const canceled = new Set(running.filter((_, i) => flags[i]));
+      if (canceled.size) this.log(`aborting ${this.active.abortWhere((t) => canceled.has(t), 'cancel')} transfers canceled while the control channel was down`);
+    } catch (e) {
+      if (!this.closed) this.log(`cancel recheck: ${(e as Error).message}`);
     }
   }
 

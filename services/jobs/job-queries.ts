@@ -124,6 +124,22 @@ export class JobQueries {
     return v;
   }
 
+  /** For each file, whether it is to be canceled (its job canceled, or the file itself while it ran). */
+  async cancelRequested(files: ReadonlyArray<{ jobId: string; idx: number }>): Promise<boolean[]> {
+    if (files.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const { jobId, idx } of files) {
+      p.hget(this.keys.job(jobId), 'canceled');
+      p.hget(this.keys.jobPart(jobId, 'fileState'), String(idx));
+    }
+    const rows = (await p.exec()) ?? [];
+    return files.map((_, i) => {
+      const [, job] = rows[2 * i] ?? [];
+      const [, fs] = rows[2 * i + 1] ?? [];
+      return job === '1' || decodeFileState(fs as string | null).cx === 1;
+    });
+  }
+
   /** Endpoints whose circuit breaker is tripped (open, half-open or given up), for the status. */
   async unavailableEndpoints(): Promise<UnavailableEndpoint[]> {
     const [trip, cd, fails, hold, why] = await Promise.all([

@@ -1,10 +1,13 @@
 /**
  * Admin state reaches every worker process quickly (pub/sub) and persists in Redis: a worker started
- * later comes up in the stored state.
+ * later comes up in the stored state. A cancel sent while a worker's control connection was down reaches it
+ * when the connection is back.
  */
 import assert from 'node:assert/strict';
+import type { Redis } from 'ioredis';
 import { after, before, describe, test } from 'node:test';
-import { sleep } from '../support/fixtures.js';
+import { startH2FileServer } from '../support/h2-file-server.js';
+import { makeRandomFiles, sleep, tempDir } from '../support/fixtures.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
 
 describe('port: admin state propagation', () => {
@@ -46,5 +49,37 @@ describe('port: admin state propagation', () => {
     await h.api('POST', '/api/v1/admin/resume', { scope: 'pool', target: 'default' });
     await sleep(300);
     assert.ok(h.workers.every((w) => w.pool.gates.pool.isOpen));
+  });
+
+  test('a cancel published while a worker\'s control connection is down reaches it on reconnection', async () => {
+    const src = await startH2FileServer({ root: tempDir('propagation-src') });
+    try {
+      src.faults.bytesPerSec = 256 * 1024;
+      const [f] = makeRandomFiles(src.root, 1, 8 * 1024 * 1024, 8 * 1024 * 1024, 'slow');
+      const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+        files: [{ source: src.url(`/${f!.name}`), destination: `file://${tempDir('propagation-dst')}/${f!.name}` }], params: { streams: 1, connections: 1 },
+      });
+      let holder;
+      for (const t0 = Date.now(); !(holder = h.workers.find((w) => w.pool.activeCount > 0));) {
+        assert.ok(Date.now() - t0 < 10_000, 'a worker runs the file');
+        await sleep(20);
+      }
+      // The holder's subscriber goes away; the cancel's message is published meanwhile and lost to it.
+      const sub = (holder.pool as unknown as { sub: Redis }).sub;
+      sub.disconnect();
+      const canceled = await h.api<{ state: string }>('DELETE', `/api/v1/jobs/${r.body.jobId}/files/0`);
+      assert.equal(canceled.body.state, 'ACTIVE', 'its worker was asked to abort');
+      await sleep(500);
+      assert.equal(holder.pool.activeCount, 1, 'the message never reached the worker');
+      await sub.connect();
+      const t1 = Date.now();
+      while ((await h.api<{ state: string }>('GET', `/api/v1/jobs/${r.body.jobId}/files/0`)).body.state !== 'CANCELED') {
+        assert.ok(Date.now() - t1 < 5000, 'the transfer was aborted once the control connection was back');
+        await sleep(50);
+      }
+      assert.equal(holder.pool.activeCount, 0);
+    } finally {
+      await src.close();
+    }
   });
 });

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, sameContent, sleep, tempDir, type FixtureFile } from '../support/fixtures.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
@@ -41,8 +41,11 @@ describe('port: recovery from a SIGKILLed worker process', () => {
     plain = await startH2FileServer({ root: tempDir('recover-plain') });
     plain.faults.noDigest = true;
   });
+  // Each test starts its own worker processes; none outlives it, whatever its outcome.
+  afterEach(async () => {
+    for (const w of workers.splice(0)) await w.kill();
+  });
   after(async () => {
-    for (const w of workers) await w.kill();
     await h.close();
     await src.close();
     await plain.close();
@@ -112,7 +115,6 @@ describe('port: recovery from a SIGKILLed worker process', () => {
     assert.ok(delays.length > 0, 'the killed worker held files');
     console.log(`# reclaim delays after the kill (lock ${LOCK_MS} ms): ${delays.join(', ')} ms; re-sent bytes per file: ${resent.join(', ')}`);
     assert.deepEqual(partFiles(dst), [], 'no part file left behind');
-    await b.kill();
   });
 
   test('a file canceled while the worker holding it is dead stays canceled when its lock expires', async () => {
@@ -165,7 +167,6 @@ describe('port: recovery from a SIGKILLed worker process', () => {
     }
     assert.deepEqual(partFiles(dstAll), [], 'the canceled runs left no part file');
     assert.deepEqual(partFiles(dstOne), [], 'the canceled run left no part file');
-    await b.kill();
   });
 
   test('files published before the kill end FINISHED on recovery, with or without a checksum to compare', async () => {
@@ -182,7 +183,7 @@ describe('port: recovery from a SIGKILLed worker process', () => {
     ]);
     await until('every file published by the doomed worker', async () => doomed.lines.filter((l) => l.startsWith('published ')).length === 6);
     await doomed.kill();
-    const survivor = start();
+    start();
     const job = await h.waitJob(jobId, 60_000);
     assert.equal(job['state'], 'FINISHED', JSON.stringify(job['counts']));
     const all = [...sums.map((f) => ({ f, root: src.root })), ...bare.map((f) => ({ f, root: plain.root }))];
@@ -200,6 +201,5 @@ describe('port: recovery from a SIGKILLed worker process', () => {
       // No checksum anywhere: same size and written since the file's first attempt began, so written again.
     }
     assert.deepEqual(partFiles(dst), []);
-    await survivor.kill();
   });
 });
