@@ -177,4 +177,89 @@ describe('job store (real Redis)', () => {
     assert.equal(await redis.hlen(`${prefix}:job:${jobId}:cp`), 0, 'checkpoint dropped once the file is closed');
     await dropPrefix(redis, prefix);
   });
+
+  test('a checkpoint written after its run ended is never taken for a later run\'s', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('grace', 1));
+    const [m] = await store.feed(10, 100, 10, 10);
+    const r1 = await store.start(m!, 'w1');
+    assert.ok(r1.kind === 'run');
+    const e1 = await store.end({ jobId, idx: 0, run: r1.run, link: r1.spec.link, outcome: 'error', report: { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset' }, retryable: true });
+    assert.ok(e1.kind === 'queued');
+    // run 1's progress flush lands after its END, then run 2's worker dies before its first checkpoint
+    await store.saveCheckpoints([{ jobId, idx: 0, run: r1.run, resume: { tempPath: '/tmp/x/.f.part-1', size: 10, done: [[0, 4]] } }]);
+    const r2 = await store.start(e1.member, 'w2');
+    assert.ok(r2.kind === 'run');
+    const r3 = await store.start(e1.member, 'w3');
+    assert.ok(r3.kind === 'run');
+    assert.equal(r3.state.rs, undefined, 'run 1\'s checkpoint is not run 2\'s');
+    await dropPrefix(redis, prefix);
+  });
+
+  test('cancel is final: a lost run of a canceled file is closed CANCELED, not run again', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('heidi', 2));
+    const [m0, m1] = await store.feed(10, 100, 10, 10);
+    const r0 = await store.start(m0!, 'doomed');
+    const r1 = await store.start(m1!, 'doomed');
+    assert.ok(r0.kind === 'run' && r1.kind === 'run');
+    // the worker holding both dies; one file is canceled, then the whole job
+    assert.equal((await store.cancelFile(jobId, 0)).state, 'ACTIVE');
+    const again0 = await store.start(m0!, 'survivor');
+    assert.ok(again0.kind === 'skip' && again0.reason === 'canceled');
+    assert.equal(again0.lostRun?.run, r0.run);
+    assert.equal(again0.lostRun?.spec.destination, 'file:///tmp/x/heidi/a.example/0');
+    await store.cancelJob(jobId);
+    assert.equal((await store.start(m1!, 'survivor')).kind, 'skip');
+    const s = await store.queries.getJob(jobId);
+    assert.equal(s.state, 'CANCELED');
+    assert.equal(s.counts.CANCELED, 2);
+    assert.equal(s.counts.ACTIVE, 0);
+    const f = await store.queries.getFile(jobId, 1);
+    assert.equal(f.attempts.length, 1);
+    assert.equal(f.attempts[0]!.outcome, 'canceled');
+    assert.equal(f.attempts[0]!.errorCode, 'CARGO_ERR_WORKER_LOST');
+    assert.deepEqual((await store.queries.activeSlots()), { links: {}, endpoints: {}, queued: 0, active: 0 });
+    await dropPrefix(redis, prefix);
+  });
+
+  test('a full destination holds its files without spending tries and pauses only what writes to it', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const pulls = await store.createJob(job('ivan', 3));
+    const [m] = await store.feed(1, 100, 10, 10);
+    const r = await store.start(m!, 'w');
+    assert.ok(r.kind === 'run');
+    const full = { endpoint: 'local', detail: 'ENOSPC: local file /tmp/x: no space left on device' };
+    const e = await store.end({ jobId: pulls.jobId, idx: 0, run: r.run, link: r.spec.link, outcome: 'error', report: { errorCode: 'CARGO_ERR_LOCAL_IO', errorMessage: 'ENOSPC' }, retryable: true, fullDestination: full });
+    assert.ok(e.kind === 'queued');
+    const f = await store.queries.getFile(pulls.jobId, 0);
+    assert.equal(f.attempts[0]!.outcome, 'held');
+    assert.equal((await store.start(e.member, 'w')).kind, 'deferred', 'held while the destination is full');
+    const [ep] = await store.queries.unavailableEndpoints();
+    assert.equal(ep?.endpoint, 'local');
+    assert.equal(ep?.cause, 'full');
+    assert.match(ep?.detail ?? '', /ENOSPC/);
+    assert.deepEqual(await store.feed(10, 100, 10, 10), [], 'nothing new is written to the full destination');
+    // Reading from the same (full) local file system to a remote destination goes on, and its success does not
+    // close the breaker of a destination it did not write to.
+    const pushes = await store.createJob({ owner: 'judy', params: { ...params }, files: [{ source: 'file:///tmp/x/up', destination: 'https://b.example/up', size: 10 }] });
+    const fed = await store.feed(10, 100, 10, 10);
+    assert.equal(fed.length, 1);
+    const p = await store.start(fed[0]!, 'w');
+    assert.ok(p.kind === 'run');
+    await store.end({ jobId: pushes.jobId, idx: 0, run: p.run, link: p.spec.link, outcome: 'ok', report: { bytes: 10 } });
+    assert.equal((await store.queries.unavailableEndpoints()).length, 1);
+    // The first write that succeeds there (a probe, once the cool-down is over) closes it; the held file kept its tries.
+    await redis.hset(`${prefix}:trip`, 'local', Date.now() - 1);
+    const probe = await store.feed(1, 100, 10, 10);
+    const pr = await store.start(probe[0]!, 'w');
+    assert.ok(pr.kind === 'run');
+    assert.equal(pr.state.t, 0, 'a hold spends no try');
+    await store.end({ jobId: pulls.jobId, idx: Number(probe[0]!.split('_')[1]), run: pr.run, link: pr.spec.link, outcome: 'ok', report: { bytes: 10 } });
+    assert.deepEqual(await store.queries.unavailableEndpoints(), []);
+    await dropPrefix(redis, prefix);
+  });
 });

@@ -10,19 +10,22 @@ import { inspectExistingDestination } from '../../services/transfer/existing-des
 import type { TransferFn } from '../../services/transfer/types.js';
 import { TransferPool } from '../../workers/transfer-pool.js';
 
-const cfg = loadConfig({ env: process.env });
-await configureTransferEngine({
-  rejectUnauthorized: !cfg.transfer.insecureTls,
-  ca: cfg.transfer.caFile ? readFileSync(cfg.transfer.caFile) : undefined,
-});
-const publishThenHang: TransferFn = async (req, ctl) => {
-  await transferFile(req, ctl);
-  process.stdout.write(`published ${req.destination}\n`);
-  return new Promise(() => undefined);
-};
-const pool = new TransferPool(cfg, {
-  redisUrl: cfg.redis.url, transfer: publishThenHang,
-  inspectDestination: (q, signal) => inspectExistingDestination(engineClientPool(), q, signal),
-});
-await pool.start();
-process.stdout.write('ready\n');
+// `node --test dist/test` runs every file under test/ as a test: only a spawn with `run` starts the worker.
+if (process.argv[2] === 'run') {
+  const cfg = loadConfig({ env: process.env });
+  await configureTransferEngine({
+    rejectUnauthorized: !cfg.transfer.insecureTls,
+    ca: cfg.transfer.caFile ? readFileSync(cfg.transfer.caFile) : undefined,
+  });
+  const publishThenHang: TransferFn = async (req, ctl) => {
+    await transferFile(req, ctl);
+    process.stdout.write(`published ${req.destination}\n`);
+    return new Promise(() => undefined);
+  };
+  const pool = new TransferPool(cfg, {
+    redisUrl: cfg.redis.url, transfer: publishThenHang,
+    inspectDestination: (q, signal) => inspectExistingDestination(engineClientPool(), q, signal),
+  });
+  await pool.start();
+  process.stdout.write('ready\n');
+}

@@ -22,7 +22,7 @@ export interface WorkerProcess {
 
 /** Spawns a worker process; `env` adds CARGOPORT_* settings. `hang`: the worker that stops after publishing. */
 export function spawnWorker(prefix: string, env: Record<string, string> = {}, opts: { hang?: boolean } = {}): WorkerProcess {
-  const args = opts.hang ? [HANGING_WORKER] : [CLI, 'worker'];
+  const args = opts.hang ? [HANGING_WORKER, 'run'] : [CLI, 'worker'];
   const child = spawn(process.execPath, args, {
     env: {
       PATH: process.env['PATH'],

@@ -120,13 +120,16 @@ if downEp ~= '' and outcome == 'error' then
   end
 elseif outcome == 'ok' and redis.call('HLEN', K.breakerFailures) > 0 then
   local src, dst = linkEnds(link)
-  for _, ep in ipairs({src, dst}) do
-    redis.call('HDEL', K.breakerFailures, ep)
-    if redis.call('HDEL', K.breakerOpenUntil, ep) == 1 then
-      redis.call('HDEL', K.breakerCooldown, ep)
-      redis.call('HDEL', K.breakerHoldUntil, ep)
-      redis.call('HDEL', K.breakerCause, ep)
-      publish({ t = 'endpoint', endpoint = ep, state = 'available' })
+  for i, ep in ipairs({src, dst}) do
+    -- reading from a full destination proves nothing about its space (src == dst: the write side decides)
+    if (i == 2 or ep ~= dst) and breakerConcerns(ep, i == 1 and 'src' or 'dst') then
+      redis.call('HDEL', K.breakerFailures, ep)
+      if redis.call('HDEL', K.breakerOpenUntil, ep) == 1 then
+        redis.call('HDEL', K.breakerCooldown, ep)
+        redis.call('HDEL', K.breakerHoldUntil, ep)
+        redis.call('HDEL', K.breakerCause, ep)
+        publish({ t = 'endpoint', endpoint = ep, state = 'available' })
+      end
     end
   end
 end

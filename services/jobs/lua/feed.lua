@@ -40,11 +40,13 @@ local function headroom(link)
   if not r then return 0 end
   local src, dst = linkEnds(link)
   local free = tonumber(redis.call('HGET', K.linkLimits, link) or defLink) - tonumber(redis.call('HGET', K.linkSlots, link) or '0')
-  for _, ep in ipairs({src, dst}) do
+  for i, ep in ipairs({src, dst}) do
     local act = tonumber(redis.call('HGET', K.endpointSlots, ep) or '0')
     local f = tonumber(redis.call('HGET', K.endpointLimits, ep) or defEp) - act
     -- half-open breaker: one transfer at a time finds out whether the endpoint is back
-    if redis.call('HEXISTS', K.breakerOpenUntil, ep) == 1 and breakerHolds(ep, now) then f = math.min(f, 1 - act) end
+    if redis.call('HEXISTS', K.breakerOpenUntil, ep) == 1 and breakerHolds(ep, now) and breakerConcerns(ep, i == 1 and 'src' or 'dst') then
+      f = math.min(f, 1 - act)
+    end
     if f < free then free = f end
   end
   return free

@@ -55,16 +55,23 @@ local function breakerHolds(ep, now)
   local h = redis.call('HGET', K.breakerHoldUntil, ep)
   return h and tonumber(h) > now
 end
-local function endpointTripped(ep, now)
+-- A breaker tripped by a full destination (cause 'full') concerns only what writes to that endpoint: reading from it
+-- goes on, and a transfer that read from it says nothing about its free space. An unreachable endpoint concerns both.
+local function breakerConcerns(ep, side)
+  if side == 'dst' then return true end
+  local why = redis.call('HGET', K.breakerCause, ep)
+  return not (why and cjson.decode(why).cause == 'full')
+end
+local function endpointTripped(ep, now, side)
   local u = redis.call('HGET', K.breakerOpenUntil, ep)
-  return u and tonumber(u) > now and breakerHolds(ep, now)
+  return u and tonumber(u) > now and breakerHolds(ep, now) and breakerConcerns(ep, side)
 end
 local function linkRunnable(link, now)
   if adminState('link:'..link) ~= 'running' then return false end
   local src, dst = linkEnds(link)
   if adminState('endpoint:'..src) ~= 'running' then return false end
   if adminState('endpoint:'..dst) ~= 'running' then return false end
-  if endpointTripped(src, now) or endpointTripped(dst, now) then return false end
+  if endpointTripped(src, now, 'src') or endpointTripped(dst, now, 'dst') then return false end
   return true
 end
 local function fileLink(jobId, idx)
