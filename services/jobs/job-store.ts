@@ -61,8 +61,12 @@ export interface AttemptEnd {
   fullDestination?: { endpoint: string; detail: string };
 }
 
-/** Times one file may be held by a full destination without spending a try (bounds a file that never fits). */
-export const MAX_HOLDS_PER_FILE = 20;
+/**
+ * Times one file may be held by a full destination without spending a try. A file that never fits is otherwise bounded
+ * by the breaker's give-up time, unless other files keep succeeding there (each success closes the breaker, and the
+ * next trip starts a new hold period): this bounds that loop.
+ */
+export const MAX_HOLDS_PER_FILE = 100;
 
 export type EndResult =
   | { kind: 'finished' | 'failed' | 'canceled' | 'stale' }
