@@ -78,6 +78,7 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_SHORT_BODY: { status: 400, retryable: false, meaning: 'An upload ended before the announced number of bytes arrived.' },
   CARGO_ERR_SIZE_MISMATCH: { status: 502, retryable: true, meaning: 'The number of bytes moved differs from the size announced or expected.' },
   CARGO_ERR_SOURCE_CHANGED: { status: 502, retryable: true, meaning: 'The source changed during the transfer (its validators differ); the partial data was dropped.' },
+  CARGO_ERR_SOURCE_FRAMING: { status: 502, retryable: false, meaning: 'The source sent bytes where its answer should have ended (a Content-Length shorter than the body, garbage after it): the body cannot be trusted.' },
   CARGO_ERR_SOURCE_NOT_FOUND: { status: 404, retryable: false, meaning: 'The source does not exist.' },
   CARGO_ERR_STAGE_FAILED: { status: 422, retryable: false, meaning: 'A processing stage failed on these bytes; nothing was published.' },
   CARGO_ERR_STALLED: { status: 504, retryable: true, meaning: 'The transfer made no progress for transfer.stallTimeoutSec (or went below the low-speed limit).' },

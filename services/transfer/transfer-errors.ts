@@ -24,6 +24,7 @@ export const TransferErrorCode = {
   sourceChanged: 'CARGO_ERR_SOURCE_CHANGED',
   localIo: 'CARGO_ERR_LOCAL_IO',
   stageFailed: 'CARGO_ERR_STAGE_FAILED',
+  sourceFraming: 'CARGO_ERR_SOURCE_FRAMING',
 } as const;
 
 export class TransferError extends CargoError {

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ClientPool, ConnectionInfo, PooledClient } from '../connect/client-pool.js';
 import { canonicalHeaders, http1Put } from './http1-upload.js';
+import { http1Get } from './http1-get.js';
 import { BulkTransportError, NotHttp2Error, type BulkResponse } from '../h2-bulk/bulk-session.js';
 import type { Endpoint } from '../endpoint.js';
 import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, hasCauseCode, isConnectFailure, type TransferSide } from '../transfer-errors.js';
@@ -228,7 +229,8 @@ export async function rangedGet(
   // GETs go on the bulk receive path when the origin speaks HTTP/2; a multi-stream lane keeps its connection slot.
   const lane = opts.via ? pool.connectionSlot(ep.origin, opts.via) : pool.nextBulkLane(ep.origin);
   const bulk = lane >= 0 ? await bulkGet(pool, ep, headers, opts.signal, lane) : undefined;
-  if (!opts.via && !bulk) await pool.protocolKnown(ep.origin);
+  // Plain http is HTTP/1.x (no h2c) and goes through Node's agent, which never settles undici's first contact.
+  if (!opts.via && !bulk && !isPlainHttp(ep)) await pool.protocolKnown(ep.origin);
   let via = bulk ? bulk.via : opts.via ?? pool.pick(ep.origin);
   let res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'>;
   if (bulk) {
@@ -236,8 +238,20 @@ export async function rangedGet(
     res = bulk.res as unknown as Dispatcher.ResponseData;
   } else {
     try {
-      // A caller that chose the connection (multi-stream ranges) keeps it; undici reconnects it for the replay.
-      res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal }, opts.via ? undefined : () => (via = pool.pick(ep.origin)));
+      if (await speaksHttp1(pool, ep, headers, opts.signal)) {
+        // Never undici's HTTP/1 client for a body we may hold back: see http1-get.ts (a closing server kills it).
+        const o = pool.optionsFor(ep.origin);
+        const got = await http1Get(pool.http1AgentFor(ep.origin), ep.origin, ep.path, ep.url, {
+          headers, signal: opts.signal, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
+        });
+        // As for the bulk path, `via` is the pooled connection of the slot, reporting this exchange's address.
+        via.info.remoteIp = got.info.remoteIp ?? via.info.remoteIp;
+        via.info.protocol = 'http/1.1';
+        res = { statusCode: got.status, headers: got.headers, body: got.body as unknown as Dispatcher.ResponseData['body'] };
+      } else {
+        // A caller that chose the connection (multi-stream ranges) keeps it; undici reconnects it for the replay.
+        res = await send(via, ep, 'source', { method: 'GET', headers, signal: opts.signal }, opts.via ? undefined : () => (via = pool.pick(ep.origin)));
+      }
     } catch (e) {
       if (!ranged || !isUnparsableResponse(e)) throw e;
       // XRootD 5.5 ends the Content-Range line of a 206 with a bare LF once it holds a checksum of the file, which
@@ -323,7 +337,7 @@ export async function putRequest(
   },
 ): Promise<PutResponse> {
   let res: PutResponse;
-  if (!opts.via && await originProtocol(pool, ep, opts.headers, opts.signal) === 'http/1.1') {
+  if (!opts.via && await originProtocol(pool, ep, 'destination', opts.headers, opts.signal) === 'http/1.1') {
     res = await http1Put(pool.http1AgentFor(ep.origin), ep.origin, ep.path, ep.url, {
       ...opts, headersTimeoutMs: pool.optionsFor(ep.origin).headersTimeoutMs,
     });
@@ -349,13 +363,26 @@ export async function putRequest(
   return res;
 }
 
-/** The protocol the destination speaks, learning it with a HEAD (same credentials) when no connection was made yet. */
+/**
+ * The protocol an origin speaks, learning it with a HEAD (same credentials, without the conditions and ranges of
+ * the request it is for) when no connection was made yet.
+ */
 async function originProtocol(
-  pool: ClientPool, ep: HttpEndpoint, headers: Headers, signal: AbortSignal,
+  pool: ClientPool, ep: HttpEndpoint, side: TransferSide, headers: Headers, signal: AbortSignal,
 ): Promise<ConnectionInfo['protocol']> {
   const known = pool.protocolOf(ep.origin);
   if (known) return known;
-  const { 'if-none-match': _inm, digest: _d, ...probeHeaders } = headers;
-  const head = await headRequest(pool, ep, 'destination', probeHeaders, signal);
+  const { 'if-none-match': _inm, digest: _d, range: _r, 'if-range': _ir, ...probeHeaders } = headers;
+  const head = await headRequest(pool, ep, side, probeHeaders, signal);
   return head.via.info.protocol;
+}
+
+function isPlainHttp(ep: HttpEndpoint): boolean {
+  return ep.origin.startsWith('http:');
+}
+
+/** A source GET goes over HTTP/1.x: plain http (no h2c), or a TLS server that did not choose h2. */
+async function speaksHttp1(pool: ClientPool, ep: HttpEndpoint, headers: Headers, signal: AbortSignal): Promise<boolean> {
+  if (isPlainHttp(ep)) return true;
+  return await originProtocol(pool, ep, 'source', headers, signal) !== 'h2';
 }
