@@ -229,8 +229,9 @@ export async function rangedGet(
   // GETs go on the bulk receive path when the origin speaks HTTP/2; a multi-stream lane keeps its connection slot.
   const lane = opts.via ? pool.connectionSlot(ep.origin, opts.via) : pool.nextBulkLane(ep.origin);
   const bulk = lane >= 0 ? await bulkGet(pool, ep, headers, opts.signal, lane) : undefined;
-  // Plain http is HTTP/1.x (no h2c) and goes through Node's agent, which never settles undici's first contact.
-  if (!opts.via && !bulk && !isPlainHttp(ep)) await pool.protocolKnown(ep.origin);
+  // HTTP/1.x sources go through Node's agent (http1-get.ts); an origin not contacted yet is asked with a HEAD first.
+  const http1 = !bulk && await speaksHttp1(pool, ep, headers, opts.signal);
+  if (!opts.via && !bulk && !http1) await pool.protocolKnown(ep.origin);
   let via = bulk ? bulk.via : opts.via ?? pool.pick(ep.origin);
   let res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'>;
   if (bulk) {
@@ -238,7 +239,7 @@ export async function rangedGet(
     res = bulk.res as unknown as Dispatcher.ResponseData;
   } else {
     try {
-      if (await speaksHttp1(pool, ep, headers, opts.signal)) {
+      if (http1) {
         // Never undici's HTTP/1 client for a body we may hold back: see http1-get.ts (a closing server kills it).
         const o = pool.optionsFor(ep.origin);
         const got = await http1Get(pool.http1AgentFor(ep.origin), ep.origin, ep.path, ep.url, {
