@@ -29,6 +29,7 @@ import { TransferError, TransferErrorCode, abortedError, classifyError } from '.
 import { checkPushedDestination } from './push/destination-check.js';
 import { applyStreamStages, type StagedSource } from './stream-stage.js';
 import { thirdPartyCopy } from './tpc/third-party-copy.js';
+import { withParentCollections } from './push/parent-collections.js';
 import { asAttemptError, refuseWithoutSourceDigest, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
 
@@ -162,7 +163,8 @@ export const transferFile: TransferFn = async (req, ctl) => {
       const copied = await thirdPartyCopy(attempt, source, destination, pool, engineOptions.stall);
       if (copied) return copied;
     }
-    return await toRemote(attempt, source, destination);
+    // A plain WebDAV destination (409 for a missing parent collection) gets its parents made with MKCOL.
+    return await withParentCollections(pool, destination, req.destinationHeaders ?? {}, attempt.signal, () => toRemote(attempt, source, destination));
   } catch (e) {
     throw asAttemptError(e, attempt, source);
   } finally {

@@ -25,6 +25,7 @@ export const TransferErrorCode = {
   localIo: 'CARGO_ERR_LOCAL_IO',
   stageFailed: 'CARGO_ERR_STAGE_FAILED',
   sourceFraming: 'CARGO_ERR_SOURCE_FRAMING',
+  destConflict: 'CARGO_ERR_DEST_CONFLICT',
 } as const;
 
 export class TransferError extends CargoError {

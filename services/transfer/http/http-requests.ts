@@ -9,7 +9,9 @@ import { canonicalHeaders, http1Put } from './http1-upload.js';
 import { http1Get } from './http1-get.js';
 import { BulkTransportError, NotHttp2Error, type BulkResponse } from '../h2-bulk/bulk-session.js';
 import type { Endpoint } from '../endpoint.js';
-import { TransferError, TransferErrorCode, classifyError, errorForHttpStatus, hasCauseCode, isConnectFailure, type TransferSide } from '../transfer-errors.js';
+import {
+  TransferError, TransferErrorCode, classifyError, errorForHttpStatus, hasCauseCode, isConnectFailure, redactUrl, type TransferSide,
+} from '../transfer-errors.js';
 
 export type HttpEndpoint = Extract<Endpoint, { kind: 'http' }>;
 type Headers = Record<string, string>;
@@ -320,6 +322,17 @@ export async function removeUnverifiedUpload(pool: ClientPool, ep: HttpEndpoint,
   } catch { /* best effort: the attempt's own error is what the caller reports */ }
 }
 
+/**
+ * One MKCOL of `path` (a collection at the destination's origin) with the upload's credentials; resolves with the
+ * status, the answer's body drained. Transport failures are thrown as classified destination errors.
+ */
+export async function mkcolRequest(pool: ClientPool, ep: HttpEndpoint, path: string, headers: Headers, signal: AbortSignal): Promise<number> {
+  await pool.protocolKnown(ep.origin);
+  const res = await sendOnce(pool.pick(ep.origin), { ...ep, path, url: `${ep.origin}${path}` }, 'destination', { method: 'MKCOL', headers, signal });
+  res.body.resume();
+  return res.statusCode;
+}
+
 export interface PutResponse {
   status: number;
   headers: Dispatcher.ResponseData['headers'];
@@ -358,6 +371,13 @@ export async function putRequest(
   if (res.status === 412 && opts.headers['if-none-match'] === '*') {
     throw new TransferError(TransferErrorCode.destExists, `destination exists and overwrite is false: ${ep.url}`, {
       httpStatus: 409, field: 'destination', retryable: false,
+    });
+  }
+  if (res.status === 409) {
+    // WebDAV's answer to a PUT into a collection that does not exist (RFC 4918 §9.7.1): parent-collections.ts
+    // creates the parents and tries once more.
+    throw new TransferError(TransferErrorCode.destConflict, `destination ${redactUrl(ep.url)} answered HTTP 409 Conflict to the upload (a missing parent collection, in WebDAV)`, {
+      httpStatus: 502, field: 'destination', retryable: false,
     });
   }
   if (res.status < 200 || res.status >= 300) throw errorForHttpStatus(res.status, 'destination', ep.url);

@@ -17,6 +17,7 @@ import type { ClientPool } from '../connect/client-pool.js';
 import { header, headRequest, removeUnverifiedUpload, type HttpEndpoint } from '../http/http-requests.js';
 import type { StallPolicy } from '../stall-watchdog.js';
 import { TPC_UNSUPPORTED, tpcCopy } from './tpc-client.js';
+import { createParentCollections } from '../push/parent-collections.js';
 import { checksumMismatch, digestFromHeaders, wantDigestValue } from '../transfer-checksum.js';
 import { TransferError, TransferErrorCode, redactUrl } from '../transfer-errors.js';
 import type { TransferResult } from '../types.js';
@@ -67,6 +68,8 @@ export async function thirdPartyCopy(
       });
     }
     try {
+      // The source writes into the destination: a 409 for a missing parent would never reach us (gfal2 does this too).
+      if (m === 'push') await createParentCollections(pool, dst, a.req.destinationHeaders ?? {}, a.signal, false);
       const res = await tpcCopy({
         mode: m,
         source: src.url,
