@@ -40,6 +40,7 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_CONFIG: { status: 500, retryable: false, meaning: 'A configuration file or setting is invalid (the field names the key).' },
   CARGO_ERR_CONFLICT: { status: 409, retryable: false, meaning: 'The storage operation conflicts with the resource\'s current state.' },
   CARGO_ERR_CONNECT: { status: 502, retryable: true, meaning: 'The CLI could not connect to the gateway.' },
+  CARGO_ERR_CONTENT_ENCODING: { status: 502, retryable: false, meaning: 'The source sent a content coding (Content-Encoding) that cannot be decoded, or the checksum matches the other form of the bytes (encoded vs decoded) than the one params.contentEncoding stores.' },
   CARGO_ERR_CROSS_SERVER: { status: 502, retryable: false, meaning: 'A WebDAV MOVE names a destination on another server.' },
   CARGO_ERR_DATADIR_IN_USE: { status: 500, retryable: false, meaning: 'Another cargoport process already uses this data directory.' },
   CARGO_ERR_DEPTH: { status: 400, retryable: false, meaning: 'A PROPFIND Depth header is not 0 or 1.' },

@@ -94,6 +94,8 @@ export class JobQueries {
       };
       if (st.cv) v.checksumValue = st.cv;
       if (st.e) v.error = st.e;
+      const warnings = st.s === 'FINISHED' ? st.a.at(-1)?.warnings : undefined;
+      if (warnings?.length) v.warnings = warnings;
       out.push(v);
     }
     return out;

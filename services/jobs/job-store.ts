@@ -36,6 +36,8 @@ export interface EndReport {
   errorCode?: string;
   errorMessage?: string;
   checksumValue?: string;
+  contentEncoding?: string;
+  warnings?: string[];
   resume?: ResumeState;
   /** Said of an attempt that moved nothing because the destination already held the file. */
   note?: string;

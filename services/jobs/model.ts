@@ -35,6 +35,8 @@ export interface JobParams {
   maxTimeInQueueSec?: number;
   /** Remote → remote: HTTP third-party copy (pull, push, auto = pull → push → streamed) or streamed (default). */
   copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
+  /** A body sent with a Content-Encoding nobody asked for: stored as received (keep, default) or decoded. */
+  contentEncoding?: 'keep' | 'decode';
   /** The job's owner, copied here by the store so workers can apply per-owner rate limits. */
   owner?: string;
 }
@@ -68,6 +70,10 @@ export interface AttemptRecord {
   resumedBytes?: number;
   errorCode?: string;
   errorMessage?: string;
+  /** Content codings the source applied to the body (`gzip`), when it did. */
+  contentEncoding?: string;
+  /** What the user should know although the attempt succeeded (encoded bytes stored as received). */
+  warnings?: string[];
   /** Why an attempt moved nothing and still succeeded: the destination already held the file. */
   note?: string;
   /**
@@ -85,6 +91,8 @@ export interface FileView extends FileSpec {
   attempts: AttemptRecord[];
   checksumValue?: string;
   error?: { code: string; message: string };
+  /** The warnings of the attempt that finished the file (see AttemptRecord.warnings). */
+  warnings?: string[];
 }
 
 export type StateCounts = Record<FileState, number>;

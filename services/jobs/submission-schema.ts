@@ -36,6 +36,7 @@ export const paramsSchema = {
     processing: { type: 'array', maxItems: 16, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.:-]{0,63}$' } },
     maxTimeInQueueSec: { type: 'integer', minimum: 1 },
     copyMode: { type: 'string', enum: ['auto', 'pull', 'push', 'streamed'] },
+    contentEncoding: { type: 'string', enum: ['keep', 'decode'] },
   },
 } as const;
 
@@ -72,5 +73,6 @@ export interface RawSubmission {
     processing?: string[];
     maxTimeInQueueSec?: number;
     copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
+    contentEncoding?: 'keep' | 'decode';
   };
 }

@@ -91,6 +91,7 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     processing: p.processing ?? [],
     maxTimeInQueueSec: p.maxTimeInQueueSec,
     ...(p.copyMode !== undefined ? { copyMode: p.copyMode } : {}),
+    ...(p.contentEncoding !== undefined ? { contentEncoding: p.contentEncoding } : {}),
   };
   const seenDestinations = new Set<string>();
   const files: FileSpec[] = new Array(raw.files.length);

@@ -101,6 +101,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     streams: params.streams ?? deps.defaults.streams,
     resume: state.rs,
     ...(params.copyMode !== undefined ? { copyMode: params.copyMode } : {}),
+    ...(params.contentEncoding !== undefined ? { contentEncoding: params.contentEncoding } : {}),
     // Part files named per attempt, so this attempt removes what earlier ones of this file left behind.
     ...partFileTags(jobId, idx, run),
   };
@@ -169,6 +170,8 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
         bytes: res.bytes, rateBytesPerSec: Math.round((res.bytes - res.resumedBytes) / secs), remoteIp: res.remoteIp,
         protocol: res.protocol, streams: res.streams * res.connections, resumedBytes: res.resumedBytes,
         checksumValue: res.checksum?.value,
+        ...(res.contentEncoding !== undefined ? { contentEncoding: res.contentEncoding } : {}),
+        ...(res.warnings?.length ? { warnings: res.warnings } : {}),
       },
     };
   }

@@ -30,6 +30,9 @@ import { checkPushedDestination } from './push/destination-check.js';
 import { applyStreamStages, type StagedSource } from './stream-stage.js';
 import { thirdPartyCopy } from './tpc/third-party-copy.js';
 import { withParentCollections } from './push/parent-collections.js';
+import {
+  codingReport, contentCodings, decodedChecksumOfFile, decodingStages, explainDecodingFailure, verifyCodedBody,
+} from './content-coding.js';
 import { asAttemptError, refuseWithoutSourceDigest, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
 
@@ -186,6 +189,8 @@ interface OpenedSource {
   /** Checksum the source announced (canonical hex), for verify = source | both. */
   sourceDigest?: string;
   via?: PooledClient;
+  /** Content codings the source applied to the body (content-coding.ts); empty for its plain bytes. */
+  codings: string[];
 }
 
 async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: ResumeState): Promise<OpenedSource> {
@@ -207,7 +212,7 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
     // Size the read buffer to the file: a fixed 1 MiB buffer per small file is pure garbage-collector work.
     const highWaterMark = Math.min(engineOptions.fileChunkBytes, Math.max(MIN_FILE_READ_BYTES, st.size - start));
     const body = createReadStream(src.path, { start, highWaterMark, signal: a.signal });
-    return { body, start, size: st.size, lastModified };
+    return { body, start, size: st.size, lastModified, codings: [] };
   }
   const validator = ifRangeValidator(resume?.etag, resume?.lastModified);
   const headers: Record<string, string> = { ...a.req.sourceHeaders };
@@ -235,6 +240,7 @@ function openedFromResponse(a: Attempt, res: RangedGetResponse): OpenedSource {
     lastModified: header(res.headers, 'last-modified'),
     sourceDigest: digestFromHeaders(res.headers, a.alg),
     via: res.via,
+    codings: contentCodings(res.headers),
   };
 }
 
@@ -317,8 +323,17 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
   let opened: OpenedSource | undefined;
   let checksum: RunningChecksum | null = null;
   let staged: StagedSource | undefined;
+  let codings: string[] = [];
   try {
     opened = probe ? openedFromResponse(a, probe) : await openSource(a, src, part.resumedSize, resume);
+    codings = opened.codings;
+    const decode = codings.length > 0 && req.contentEncoding === 'decode' ? decodingStages(codings) : undefined;
+    if (decode && opened.start > 0) {
+      // A resume offset counts encoded bytes: a decoded body starts over.
+      opened.body.destroy();
+      opened = await openSource(a, src, 0);
+      codings = opened.codings;
+    }
     if (src.kind === 'http') {
       opened.sourceDigest = await sourceDigestBeforeDownload(pool, src, a, opened.sourceDigest, opened.start > 0);
       refuseWithoutSourceDigest(a, opened.sourceDigest);
@@ -331,18 +346,21 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
     position = opened.start;
     checksum = a.computeChecksum ? newChecksum(a.alg) : null;
     if (checksum && position > 0) await rehashPrefix(checksum, part.handle, position);
+    // Decoding: `checksum` covers the decoded bytes stored, `sentChecksum` the encoded ones (the source's Digest).
+    const sentChecksum = decode && !stages && a.computeChecksum ? newChecksum(a.alg) : null;
 
-    const progress = new ProgressMeter(position, stages ? undefined : opened.size ?? req.size, ctl.onProgress);
+    const chain = [...(decode ?? []), ...(stages ?? [])];
+    const progress = new ProgressMeter(position, chain.length ? undefined : opened.size ?? req.size, ctl.onProgress);
     let body = opened.body;
-    if (stages) {
-      // The checksum verified against the source is that of the bytes read, before the stages.
-      staged = applyStreamStages(opened.body, stages, checksum);
+    if (chain.length) {
+      // With processing stages the checksum verified against the source is that of the bytes read, before them.
+      staged = applyStreamStages(opened.body, chain, stages ? checksum : sentChecksum);
       body = staged.body;
     }
     for (let continuation = 0; ; continuation++) {
       const pump = new FilePump({
         source: body, writev: (bufs, pos) => part.writevAt(bufs, pos), position,
-        signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: staged ? null : checksum, progress,
+        signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: stages ? null : checksum, progress,
         onChunk: (n) => a.watchdog.bytesMoved(n),
       });
       const ticker = new PeriodicCheckpoint(engineOptions.checkpointIntervalMs, part.handle,
@@ -353,7 +371,7 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
         break;
       } catch (e) {
         position = pump.position;
-        if (staged) throw staged.explain(e);
+        if (staged) throw explainDecodingFailure(staged.explain(e), codings);
         // Every announced byte is written and only the end of the stream was lost with its connection (nginx's
         // GOAWAY every http2_max_requests can fall between a response's last DATA frame and its END_STREAM):
         // the body is complete; size and checksum are still verified below.
@@ -379,7 +397,15 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
       });
     }
     const value = checksum?.digestHex();
-    verifyChecksum(a, value, opened.sourceDigest);
+    if (codings.length > 0 && !stages) {
+      const stored = position;
+      await verifyCodedBody(a, {
+        mode: decode ? 'decode' : 'keep', codings, stored: value, sent: decode ? sentChecksum?.digestHex() : value,
+        sourceDigest: opened.sourceDigest, decodeStored: () => decodedChecksumOfFile(a, part.tempPath, stored, codings),
+      });
+    } else {
+      verifyChecksum(a, value, opened.sourceDigest);
+    }
     await part.publish(req.overwrite);
     return {
       bytes: position,
@@ -390,11 +416,12 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
       connections: 1,
       streams: 1,
       durationMs: Date.now() - a.startedAt,
+      ...codingReport(codings, decode !== undefined),
     };
   } catch (e) {
     opened?.body.destroy();
     staged?.body.destroy();
-    const err = asAttemptError(e, a, src);
+    const err = asAttemptError(explainDecodingFailure(e, codings), a, src);
     const resumable = err.retryable || err.code === TransferErrorCode.aborted;
     const badBytes = err.code === TransferErrorCode.checksumMismatch || err.code === TransferErrorCode.sourceChanged;
     if (!resumable || badBytes || position === 0 || staged) {
@@ -432,23 +459,28 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
   }
   let opened: OpenedSource | undefined;
   let staged: StagedSource | undefined;
+  let codings: string[] = [];
   /** The destination holds our upload: a failure from here on removes it (removeUnverifiedUpload). */
   let stored = false;
   try {
     opened = await openSource(a, src, 0);
+    codings = opened.codings;
+    const decode = codings.length > 0 && req.contentEncoding === 'decode' && !stages ? decodingStages(codings) : undefined;
+    const chain = [...(decode ?? []), ...(stages ?? [])];
     // Refuse before writing anything when the source's checksum is required and it announced none.
     refuseWithoutSourceDigest(a, opened.sourceDigest);
     const checksum = a.computeChecksum ? newChecksum(a.alg) : null;
     // With stages: `checksum` covers the source bytes; the destination is compared with the output's own sum.
-    const outputChecksum = stages && checksum && (req.verify === 'destination' || req.verify === 'both') ? newChecksum(a.alg) : null;
-    if (stages) staged = applyStreamStages(opened.body, stages, checksum);
-    const size = stages ? undefined : opened.size ?? req.size;
+    // Decoding: the output's sum is that of the bytes stored, which the user's value is compared with.
+    const outputChecksum = checksum && (decode || (stages && (req.verify === 'destination' || req.verify === 'both'))) ? newChecksum(a.alg) : null;
+    if (chain.length) staged = applyStreamStages(opened.body, chain, checksum);
+    const size = chain.length ? undefined : opened.size ?? req.size;
     const progress = new ProgressMeter(0, size, ctl.onProgress);
     const chunks = pumpBytes(staged ? staged.body : opened.body, {
       signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: staged ? outputChecksum : checksum, progress,
       onChunk: (n) => a.watchdog.bytesMoved(n),
     });
-    if (req.checksum?.value && !stages) {
+    if (req.checksum?.value && !chain.length && codings.length === 0) {
       // Lets checksum-aware destinations (cargoport, XRootD, dCache) verify on their side too.
       dstHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
     }
@@ -467,22 +499,28 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
       });
     }
     const value = checksum?.digestHex();
-    verifyChecksum(a, value, opened.sourceDigest);
+    const storedValue = decode ? outputChecksum?.digestHex() : value;
+    if (codings.length > 0 && !stages) {
+      await verifyCodedBody(a, { mode: decode ? 'decode' : 'keep', codings, stored: storedValue, sent: value, sourceDigest: opened.sourceDigest });
+    } else {
+      verifyChecksum(a, value, opened.sourceDigest);
+    }
     await checkPushedDestination(pool, a, dst, put.headers, staged ? outputChecksum?.digestHex() : value, progress.value);
     return {
       bytes: progress.value,
       resumedBytes: 0,
-      ...(value !== undefined ? { checksum: { alg: a.alg, value } } : {}),
+      ...(storedValue !== undefined ? { checksum: { alg: a.alg, value: storedValue } } : {}),
       ...(put.info.remoteIp ? { remoteIp: put.info.remoteIp } : {}),
       protocol: put.info.protocol ?? 'h2',
       connections: 1,
       streams: 1,
       durationMs: Date.now() - a.startedAt,
+      ...codingReport(codings, decode !== undefined),
     };
   } catch (e) {
     opened?.body.destroy();
     staged?.body.destroy();
-    const err = asAttemptError(staged ? staged.explain(e) : e, a, src);
+    const err = asAttemptError(explainDecodingFailure(staged ? staged.explain(e) : e, codings), a, src);
     // Stored but not verified (checksum, size, destination check): not a file to leave published.
     if (stored) await removeUnverifiedUpload(pool, dst, dstHeaders);
     // A remote destination keeps no partial data we could resume into (single-stream PUT).

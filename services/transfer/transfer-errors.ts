@@ -26,6 +26,7 @@ export const TransferErrorCode = {
   stageFailed: 'CARGO_ERR_STAGE_FAILED',
   sourceFraming: 'CARGO_ERR_SOURCE_FRAMING',
   destConflict: 'CARGO_ERR_DEST_CONFLICT',
+  contentEncoding: 'CARGO_ERR_CONTENT_ENCODING',
 } as const;
 
 export class TransferError extends CargoError {

@@ -53,6 +53,11 @@ export interface TransferRequest {
    */
   partTag?: string;
   stalePartTags?: string[];
+  /**
+   * A body the source sent with a Content-Encoding nobody asked for: `keep` (default) stores it as received and
+   * warns, `decode` stores it decoded (content-coding.ts).
+   */
+  contentEncoding?: 'keep' | 'decode';
 }
 
 export interface TransferProgress {
@@ -85,6 +90,10 @@ export interface TransferResult {
   connections: number;
   streams: number;
   durationMs: number;
+  /** The content codings the source applied to the body (`gzip`), when it did. */
+  contentEncoding?: string;
+  /** What the user should know although the transfer succeeded (encoded bytes stored as received). */
+  warnings?: string[];
 }
 
 /** The engine's entry point; implemented in services/transfer/engine.ts. */

@@ -14,7 +14,8 @@
  *   length-long       Content-Length 100 bytes more than the body, then FIN
  *   garbage-after     a correct answer followed by bytes that are no HTTP at all, keep-alive
  *   chunked-trailers  chunked body (uneven chunks) with trailer fields, keep-alive
- *   gzip              `Content-Encoding: gzip` (the gzip of the file) although nobody asked for it, keep-alive
+ *   gzip              `Content-Encoding: gzip` (the gzip of the file) although nobody asked for it, keep-alive; byte
+ *                     ranges of the gzip bytes (206), with a strong ETag, as for a stored .gz file labelled gzip
  *   gzip-close        the same with `Connection: close` and no Content-Length
  *
  * HEAD answers the status line and headers a GET would get (no body). Anything else, or a missing file: 404.
@@ -41,6 +42,13 @@ export interface NaiveHttpServer {
 export async function startNaiveHttpServer(root: string): Promise<NaiveHttpServer> {
   const served = new Map<string, number>();
   const sockets = new Set<Socket>();
+  // One gzip per file: ranges of it must be pieces of the same bytes.
+  const gzipped = new Map<string, Buffer>();
+  const gzippedOnce = (path: string, body: Buffer): Buffer => {
+    let z = gzipped.get(path);
+    if (!z) gzipped.set(path, (z = gzipSync(body)));
+    return z;
+  };
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -123,12 +131,21 @@ export async function startNaiveHttpServer(root: string): Promise<NaiveHttpServe
         return true;
       }
       case 'gzip': {
-        const z = gzipSync(body);
-        send(['HTTP/1.1 200 OK', `Content-Length: ${z.length}`, 'Content-Encoding: gzip', 'Content-Type: application/octet-stream'], z);
+        // Ranges of the encoded representation, as a server storing .gz files labelled gzip answers them.
+        const z = gzippedOnce(path, body);
+        const range = /^range:\s*bytes=(\d+)-(\d*)\s*$/im.exec(head);
+        const coding = ['Content-Encoding: gzip', 'Accept-Ranges: bytes', 'ETag: "gz-1"', 'Content-Type: application/octet-stream'];
+        if (range && Number(range[1]) < z.length) {
+          const from = Number(range[1]);
+          const to = Math.min(z.length - 1, range[2] ? Number(range[2]) : z.length - 1);
+          send(['HTTP/1.1 206 Partial Content', `Content-Length: ${to - from + 1}`, `Content-Range: bytes ${from}-${to}/${z.length}`, ...coding], z.subarray(from, to + 1));
+        } else {
+          send(['HTTP/1.1 200 OK', `Content-Length: ${z.length}`, ...coding], z);
+        }
         return true;
       }
       case 'gzip-close':
-        send(['HTTP/1.1 200 OK', 'Content-Encoding: gzip', 'Connection: close'], gzipSync(body));
+        send(['HTTP/1.1 200 OK', 'Content-Encoding: gzip', 'Connection: close'], gzippedOnce(path, body));
         socket.end();
         return false;
     }

@@ -16,6 +16,7 @@ import { asAttemptError, sourceDigestRequired, verifyChecksum, type Attempt } fr
 import { ProgressMeter } from '../push/byte-pump.js';
 import { FilePump } from './file-pump.js';
 import { PeriodicCheckpoint } from '../local/periodic-checkpoint.js';
+import { contentCodings } from '../content-coding.js';
 import { contentLength, header, headRequest, rangedGet, splitValidator, type HttpEndpoint, type RangedGetResponse } from '../http/http-requests.js';
 import { LocalPartFile } from '../local/local-part-file.js';
 import { digestFromHeaders, newChecksum, rehashPrefix, wantDigestValue } from '../transfer-checksum.js';
@@ -135,6 +136,11 @@ export async function planPull(
     return { kind: 'single' };
   }
   if (size <= policy.rangeBytes) return { kind: 'single-opened', response: res };
+  if (contentCodings(res.headers).length > 0) {
+    // Ranges of an encoded representation are not pieces of a file to decode one by one: one plain GET.
+    res.body.destroy();
+    return { kind: 'single' };
+  }
   const validator = splitValidator(res.headers);
   if (validator === 'changing') {
     // Modified within the last second: one plain GET, whose body cannot mix two versions.
@@ -193,6 +199,7 @@ export async function planFromHead(
   const size = len !== undefined ? contentLength(len) : NaN;
   if (Number.isNaN(size) || size <= policy.rangeBytes) return null;
   if (!/\bbytes\b/i.test(header(head.headers, 'accept-ranges') ?? '')) return null;
+  if (contentCodings(head.headers).length > 0) return null; // an encoded representation is not split (content-coding.ts)
   const validator = splitValidator(head.headers);
   if (validator === 'changing') return null; // modified within the last second: not split (see planPull)
   const etag = header(head.headers, 'etag');
@@ -215,6 +222,8 @@ export async function planFromHead(
  */
 export function sameRepresentation(res: Pick<RangedGetResponse, 'headers' | 'size'>, plan: Pick<SplitPlan, 'size' | 'etag' | 'lastModified'>): boolean {
   if (res.size !== undefined && res.size !== plan.size) return false;
+  // Plans are made for plain bytes only: a range that comes encoded is not a piece of them.
+  if (contentCodings(res.headers).length > 0) return false;
   const etag = header(res.headers, 'etag');
   if (etag !== undefined && plan.etag !== undefined && etag.replace(/^W\//, '') !== plan.etag.replace(/^W\//, '')) return false;
   const lastModified = header(res.headers, 'last-modified');

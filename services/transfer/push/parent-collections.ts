@@ -44,7 +44,10 @@ function stateOf(pool: ClientPool, origin: string): OriginState {
 export function parentCollections(requestPath: string): string[] {
   const path = requestPath.split('?')[0]!.replace(/\/+$/, '');
   const out: string[] = [];
-  for (let at = path.lastIndexOf('/'); at > 0; at = path.lastIndexOf('/', at - 1)) out.push(path.slice(0, at));
+  for (let at = path.lastIndexOf('/'); at > 0; at = path.lastIndexOf('/', at - 1)) {
+    // An empty segment (`/a//b`) names no collection of its own.
+    if (path[at - 1] !== '/') out.push(path.slice(0, at));
+  }
   return out;
 }
 
@@ -68,8 +71,7 @@ function ensureCollection(pool: ClientPool, dst: HttpEndpoint, s: OriginState, p
   const made = (async () => {
     let status = await mkcolRequest(pool, dst, path, headers, signal);
     if (status === 409) {
-      const parent = path.slice(0, path.lastIndexOf('/'));
-      await ensureCollection(pool, dst, s, parent, headers, signal);
+      await ensureCollection(pool, dst, s, parentCollections(path)[0] ?? '', headers, signal);
       status = await mkcolRequest(pool, dst, path, headers, signal);
     }
     if ((status < 200 || status >= 300) && status !== 405) {
