@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -17,24 +16,12 @@ import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
 import { hasTool } from '../support/external-tools.js';
 import { freePort } from '../support/free-port.js';
+import { waitListening } from '../support/wait-listening.js';
 import { makeRandomFiles, tempDir, type FixtureFile } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 
 const MiB = 1024 * 1024;
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
-
-async function listening(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
-      c.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface ServerSpec {
   tool: string;
@@ -113,7 +100,7 @@ for (const [name, spec] of Object.entries(SERVERS)) {
       for (const f of files) utimesSync(join(root, f.name), hourAgo, hourAgo);
       port = await freePort();
       server = spec.start(root, port, work);
-      await listening(port);
+      await waitListening(port);
       await configureTransferEngine({ ca: tls.cert, multiStream: { enabled: true, minFileBytes: 8 * MiB, rangeBytes: 4 * MiB } });
     });
     after(async () => {

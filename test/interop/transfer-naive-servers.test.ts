@@ -12,30 +12,17 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { hasTool } from '../support/external-tools.js';
 import { freePort } from '../support/free-port.js';
+import { waitListening } from '../support/wait-listening.js';
 import { makeRandomFiles, sameContent, tempDir, type FixtureFile } from '../support/fixtures.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
 import { testTls } from '../support/tls.js';
 
 const MiB = 1024 * 1024;
 const tls = testTls();
-
-async function listening(port: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
-      c.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface NaiveServer {
   tool: string;
@@ -122,7 +109,7 @@ describe('port: jobs from HTTP/1.x servers that close after each answer', () => 
       before(async () => {
         const port = await freePort();
         server = spec.start(root, port, tempDir('naive-server-work'));
-        await listening(port);
+        await waitListening(port, 15_000);
         origin = `${spec.scheme}://127.0.0.1:${port}`;
       });
       after(() => {

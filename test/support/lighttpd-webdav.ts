@@ -6,9 +6,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
+import { waitListening } from './wait-listening.js';
 import { tempDir } from './fixtures.js';
 import { testTls } from './tls.js';
 
@@ -55,16 +55,9 @@ export async function startLighttpdWebdav(o: { tls?: boolean } = {}): Promise<Li
   ].join('\n') + '\n');
   mkdirSync(root, { recursive: true });
   const child: ChildProcess = spawn('lighttpd', ['-D', '-f', join(work, 'lighttpd.conf')], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
-      c.on('error', () => r(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`lighttpd did not start (see ${work}/error.log)`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const exited = new Promise<never>((_r, reject) => child.once('exit', (code) => reject(new Error(`lighttpd exited (${code}); see ${work}/error.log`))));
+  exited.catch(() => undefined);
+  await Promise.race([waitListening(port), exited]);
   return {
     origin: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     root,
