@@ -17,6 +17,7 @@
  *   gzip              `Content-Encoding: gzip` (the gzip of the file) although nobody asked for it, keep-alive; byte
  *                     ranges of the gzip bytes (206), with a strong ETag, as for a stored .gz file labelled gzip
  *   gzip-close        the same with `Connection: close` and no Content-Length
+ *   stall-half        Content-Length of the whole file, half the body, then silence with the connection open
  *
  * HEAD answers the status line and headers a GET would get (no body). Anything else, or a missing file: 404.
  */
@@ -27,7 +28,7 @@ import { gzipSync } from 'node:zlib';
 
 export const NAIVE_BEHAVIOURS = [
   'http10', 'no-length-close', 'close', 'early-close', 'early-reset', 'length-short', 'length-long',
-  'garbage-after', 'chunked-trailers', 'gzip', 'gzip-close',
+  'garbage-after', 'chunked-trailers', 'gzip', 'gzip-close', 'stall-half',
 ] as const;
 export type NaiveBehaviour = (typeof NAIVE_BEHAVIOURS)[number];
 
@@ -144,6 +145,9 @@ export async function startNaiveHttpServer(root: string): Promise<NaiveHttpServe
         }
         return true;
       }
+      case 'stall-half':
+        send(['HTTP/1.1 200 OK', `Content-Length: ${body.length}`], body.subarray(0, body.length >> 1));
+        return false;
       case 'gzip-close':
         send(['HTTP/1.1 200 OK', 'Content-Encoding: gzip', 'Connection: close'], gzippedOnce(path, body));
         socket.end();

@@ -128,8 +128,9 @@ function getOnce(agent: Http1Agent, origin: string, path: string, url: string, o
       socket?.on('data', markActivity);
       const armBodyTimer = (ms: number): void => {
         bodyTimer = setTimeout(() => {
-          // A reader that paused the body (disk, rate limit, pause gate) holds the server back on purpose.
-          if (r.isPaused()) lastActivity = Date.now();
+          // A reader holding the body back (disk, rate limit, pause gate: Node then stops reading the socket) holds
+          // the server back on purpose; silence only counts while the socket is read.
+          if (socket?.isPaused() || r.isPaused()) lastActivity = Date.now();
           const idle = Date.now() - lastActivity;
           if (idle < opts.bodyTimeoutMs) return armBodyTimer(opts.bodyTimeoutMs - idle);
           fail(classifyError(Object.assign(new Error(`no body bytes for ${opts.bodyTimeoutMs} ms`), { code: 'UND_ERR_BODY_TIMEOUT' }), 'source', url));
