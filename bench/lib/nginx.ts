@@ -1,6 +1,7 @@
 /**
- * nginx as the peer server of the TypeScript benchmarks: 2 workers, HTTP/2 + TLS (the test certificate), serving
- * `root` on 127.0.0.1:`port`, configured and run from `dir` (pid, logs). `stop()` ends it.
+ * nginx as the peer server of the TypeScript benchmarks: 2 workers, HTTP/2 + TLS (the test certificate; HTTP/1.1 only
+ * with `http2: false`), serving `root` on 127.0.0.1:`port` (and over plain HTTP on `plainPort`), configured and run
+ * from `dir` (pid, logs). `stop()` ends it.
  */
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -20,6 +21,10 @@ export async function startNginx(o: {
   /** sendfile off: the TLS path then copies through user space, as for every TLS client. */
   sendfile?: boolean;
   workerConnections?: number;
+  /** Also serve `root` over plain HTTP/1.1 on this port (no TLS). */
+  plainPort?: number;
+  /** false: the TLS listener offers HTTP/1.1 only. */
+  http2?: boolean;
 }): Promise<BenchNginx> {
   const tls = testTls();
   writeFileSync(`${o.dir}/nginx.conf`, `worker_processes 2;
@@ -31,7 +36,8 @@ http {
   access_log off;
   ${o.sendfile === false ? 'sendfile off;' : ''}
   server {
-    listen 127.0.0.1:${o.port} ssl http2;
+    listen 127.0.0.1:${o.port} ssl${o.http2 === false ? '' : ' http2'};
+    ${o.plainPort ? `listen 127.0.0.1:${o.plainPort};` : ''}
     ssl_certificate ${tls.certPath};
     ssl_certificate_key ${tls.keyPath};
     root ${o.root};
