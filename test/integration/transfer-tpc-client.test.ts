@@ -111,3 +111,34 @@ describe('HTTP-TPC client', () => {
     (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_STALLED' && e.retryable);
   });
 });
+
+describe('HTTP-TPC client: an HTTP/1.1 active party that bursts its markers and closes', () => {
+  // A raw server: 8 MiB of markers in one write, then `success`, then FIN (close-delimited). The marker stream is
+  // read on undici's HTTP/1 client, which dies on a FIN that meets its parser paused (http/http1-get.ts); the marker
+  // reader consumes every chunk at once, so the parser is never held when the FIN arrives.
+  let raw: import('node:net').Server;
+  let rawOrigin: string;
+  before(async () => {
+    const { createServer } = await import('node:net');
+    const burst = Buffer.from(marker(1000).repeat(Math.ceil((8 << 20) / marker(1000).length)));
+    raw = createServer((sock) => {
+      sock.on('error', () => undefined);
+      sock.once('data', () => {
+        sock.write('HTTP/1.1 202 Accepted\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n');
+        sock.write(burst);
+        sock.end('success: Created\n');
+      });
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    rawOrigin = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((r) => raw.close(() => r())));
+
+  it('the copy succeeds, every marker read, the process lives', async () => {
+    for (let i = 0; i < 5; i++) {
+      const res = await tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${rawOrigin}/burst-${i}` }, { pool: engineClientPool(), signal: signal() });
+      assert.equal(res.message, 'Created');
+      assert.ok(res.markers > 1000);
+    }
+  });
+});
