@@ -46,7 +46,6 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_DEPTH: { status: 400, retryable: false, meaning: 'A PROPFIND Depth header is not 0 or 1.' },
   CARGO_ERR_DEST_CONFLICT: { status: 502, retryable: false, meaning: 'The destination answered 409 Conflict to an upload, also after the port created its missing parent collections (MKCOL).' },
   CARGO_ERR_DEST_EXISTS: { status: 409, retryable: false, meaning: 'The destination exists and the job\'s `existing` policy keeps it: fail, or skip-identical with other content or none to compare (the message says which).' },
-  CARGO_ERR_DEST_EXISTS: { status: 409, retryable: false, meaning: 'The destination exists and the job does not allow overwriting it.' },
   CARGO_ERR_DUPLICATE_DESTINATION: { status: 400, retryable: false, meaning: 'Two files of one submission have the same destination.' },
   CARGO_ERR_EXISTS: { status: 412, retryable: false, meaning: 'The storage path already exists and the request does not allow replacing it.' },
   CARGO_ERR_FILE_NOT_FOUND: { status: 404, retryable: false, meaning: 'The job has no file with this id.' },
