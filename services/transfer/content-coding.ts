@@ -114,8 +114,10 @@ export async function verifyAcrossCoding(
   const other = await otherForm();
   if (other !== expected) {
     const e = checksumMismatch(a.alg, stored, expected, 'checksum');
+    const otherBytes = mode === 'keep' ? 'decoded' : 'encoded';
     throw new TransferError(e.code, `${e.message} (the source sent Content-Encoding: ${codings.join(', ')}; ` +
-      `the ${mode === 'keep' ? 'decoded' : 'encoded'} bytes do not match either)`, { httpStatus: e.httpStatus, field: 'checksum', retryable: e.retryable });
+      (other === undefined ? `the ${otherBytes} bytes could not be checked)` : `the ${otherBytes} bytes do not match either)`),
+    { httpStatus: e.httpStatus, field: 'checksum', retryable: e.retryable });
   }
   throw new TransferError(TransferErrorCode.contentEncoding, mode === 'keep'
     ? `the source sent Content-Encoding: ${codings.join(', ')}: the stored (encoded) bytes have ${a.alg} ${stored}, ` +
