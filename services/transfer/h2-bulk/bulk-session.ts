@@ -25,6 +25,8 @@ import { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { addressOptions } from '../connect/address-options.js';
+import { flowSocketOpened, openFlowSocket } from '../connect/flow-socket.js';
+import type { TransferClientOptions } from '../connect/client-options.js';
 import { connectRetryDelayMs, type ConnectionPacer } from '../../throttle/connection-pacer.js';
 import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 import { encodeGetRequest, HpackDecoder, HpackError } from './hpack.js';
@@ -114,6 +116,8 @@ export interface BulkSessionOptions {
   connectionWindowSize: number;
   pacer: ConnectionPacer;
   onSocket?: (socket: Socket, origin: string) => void;
+  /** The options of a tagged flow's pool: its connection is opened by marking, carrying the flow label. */
+  flowOptions?: Readonly<TransferClientOptions>;
   /** Close the connection after this long without a stream (undici's keep-alive default: 30 s). */
   idleTimeoutMs?: number;
 }
@@ -373,10 +377,15 @@ export class H2BulkSession {
   }
 
   /** One TLS connection attempt; rejects with the socket's own error (its `code` classifies it). */
-  private connectOnce(host: string, port: number): Promise<void> {
+  private async connectOnce(host: string, port: number): Promise<void> {
+    const flowOptions = this.o.flowOptions;
+    const raw = flowOptions ? await openFlowSocket(flowOptions, host, port) : undefined;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Buffer) => this.onRead(n, buf) };
       const socket = tlsConnect({
+        // Over a socket marking opened, Node ignores `onread` (tls.connect docs): 'data' events feed the parser.
+        ...(raw ? { socket: raw } : {}),
         // http/1.1 offered too: a server without h2 then says so (→ NotHttp2Error, the undici path) instead of
         // refusing the handshake with a no_application_protocol alert.
         // SNI carries names only (RFC 6066 §3).
@@ -385,8 +394,9 @@ export class H2BulkSession {
         ...(this.o.rejectUnauthorized !== undefined ? { rejectUnauthorized: this.o.rejectUnauthorized } : {}),
         ...(this.o.ciphers !== undefined ? { ciphers: this.o.ciphers } : {}),
         ...addressOptions(this.o.lookup),
-        onread: { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Buffer) => this.onRead(n, buf) },
+        ...(raw ? {} : { onread }),
       } as unknown as ConnectionOptions);
+      if (raw) socket.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
       const timer = setTimeout(() => {
         const e = Object.assign(new Error(`connect to ${this.origin} timed out after ${this.o.connectTimeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' });
         socket.destroy(e);
@@ -403,6 +413,7 @@ export class H2BulkSession {
         this.remoteIp = socket.remoteAddress;
         socket.setNoDelay(true);
         this.o.onSocket?.(socket, this.origin);
+        if (flowOptions) flowSocketOpened(flowOptions, socket, 'receive', raw);
         this.writePreface();
         resolve();
       });
