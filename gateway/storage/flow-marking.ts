@@ -5,7 +5,7 @@
  * connection. Accepted connections carry no flow label: Linux sets one only at connect (specs/scitags.md §6.4),
  * and the eBPF tc marker that could is not built (status: "ebpf: not built").
  */
-import type { Socket } from 'node:net';
+import { Socket as NetSocket, type Socket } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { marking } from '../../services/marking/marking-service.js';
 import { queryFlowParam } from './tpc-copy.js';
@@ -27,8 +27,22 @@ export function markAcceptedFlow(ctx: StorageContext, request: FastifyRequest): 
   }
   const flow = m.resolve({ sciTagHeader: header(request, 'scitag'), queryFlow: queryFlowParam(request.url), paths: [path] });
   if (!flow) return;
-  // HTTP/2: the session's socket (one per connection, cached by Node), not the per-request stand-in.
+  m.trackSocket(connectionSocket(request), flow, request.method === 'GET' ? 'send' : 'receive');
+}
+
+const noop = (): void => undefined;
+
+/**
+ * The TCP/TLS socket under a request. HTTP/2 requests only show a proxy of their session's socket, which throws
+ * once the session is gone (when the flow's end is reported); an EventEmitter method called through the proxy runs
+ * on the socket itself and returns it.
+ */
+function connectionSocket(request: FastifyRequest): Socket {
   const raw = request.raw as unknown as { stream?: { session?: { socket?: Socket } }; socket: Socket };
-  const socket = raw.stream?.session?.socket ?? raw.socket;
-  m.trackSocket(socket, flow, request.method === 'GET' ? 'send' : 'receive');
+  const proxy = raw.stream?.session?.socket;
+  if (proxy) {
+    const real = proxy.removeListener('cargoport:none', noop);
+    if (real instanceof NetSocket) return real;
+  }
+  return raw.socket;
 }

@@ -185,7 +185,19 @@ export class Marking {
     for (const f of this.flows) this.emit(f, 'ongoing');
   }
 
+  /** Never throws: it runs in socket 'close' listeners and timers, where an exception would end the process. */
   private emit(f: ActiveFlow, state: FlowState): void {
+    try {
+      this.emitUnguarded(f, state);
+    } catch (e) {
+      if (this.sender) {
+        this.sender.errors++;
+        this.sender.lastError = `firefly not built: ${(e as Error).message}`;
+      }
+    }
+  }
+
+  private emitUnguarded(f: ActiveFlow, state: FlowState): void {
     if (!this.sender) return;
     const now = new Date();
     const s = f.socket;
