@@ -13,18 +13,35 @@ import { startStorageServer, type TestStorageServer } from '../support/storage-s
 import { h2Connect, h2Request } from '../support/h2-request.js';
 import { startFireflyCollector, validateFirefly, type FireflyCollector } from '../support/firefly-collector.js';
 import { sleep } from '../support/fixtures.js';
+import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
+import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { testTls } from '../support/tls.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let srv: TestStorageServer;
 let peer: FireflyCollector;
+let remote: H2FileServer;
+let remoteRoot: string;
 const auth = { authorization: 'Bearer ok' };
 
 before(async () => {
   peer = await startFireflyCollector('udp6', '::1');
   await configureMarking({ peerPort: peer.port, ongoingIntervalMs: 0, pathDefaults: ['/cms/=cms:Analysis Input'] });
-  srv = await startStorageServer({ host: '::1', authorize: (req) => req.headers['authorization'] === 'Bearer ok' });
+  await configureTransferEngine({ ca: testTls().cert, connections: 1, streams: 1 });
+  srv = await startStorageServer({
+    host: '::1', authorize: (req) => req.headers['authorization'] === 'Bearer ok',
+    tpc: { transfer: transferFile, allowLocal: true, markerIntervalMs: 50 },
+  });
+  remoteRoot = await mkdtemp(join(tmpdir(), 'cargoport-mark-remote-'));
+  remote = await startH2FileServer({ root: remoteRoot, host: '::1' });
 });
 
 after(async () => {
+  await closeTransferClients();
+  await remote.close();
+  await rm(remoteRoot, { recursive: true, force: true });
   await srv.close();
   await configureMarking({});
   await peer.close();
@@ -75,4 +92,27 @@ test('a tagged PUT and GET on accepted connections are announced; an untagged on
   const ebpf = marking().status().backends.find((b) => b.name === 'ebpf')!;
   assert.equal(ebpf.on, false);
   assert.match(ebpf.reason!, /^ebpf: not built/);
+});
+
+test('a COPY with SciTag: 144 (curl -X COPY, gfal-copy --scitag) marks the data connection it opens as ATLAS / Production Output', async () => {
+  await writeFile(join(remoteRoot, 'tpc.bin'), randomBytes(3 * 1024 * 1024));
+  const remotePort = remote.port;
+  const n = peer.received.length;
+  await session(async (s) => {
+    const r = await h2Request(s, 'COPY', '/data/tpc/copied.bin', { ...auth, source: `https://[::1]:${remotePort}/tpc.bin`, scitag: '144' });
+    assert.equal(r.status, 202);
+    assert.match(r.body.toString(), /success/);
+  });
+  const get = remote.requests.find((q) => q.method === 'GET' && q.path === '/tpc.bin');
+  assert.equal(get?.headers['scitag'], '144', 'the pull carries the SciTag');
+  await closeTransferClients();
+  await waitFor(() => peer.received.slice(n).some((f) => f.body['flow-lifecycle'].state === 'end' && f.body['flow-id']['src-port'] === remotePort));
+  const flows = peer.received.slice(n).filter((f) => f.body['flow-id']['src-port'] === remotePort);
+  assert.ok(flows.length >= 2);
+  for (const f of flows) {
+    assert.ok(validateFirefly(f.body));
+    assert.deepEqual(f.body['context'], { 'experiment-id': 2, 'activity-id': 16, application: 'cargoport' });
+  }
+  assert.ok(marking().status().flowsLabelled >= 1 || marking().status().backends.find((b) => b.name === 'socket')!.on === false,
+    'the data connection was opened with its label (when the socket backend runs)');
 });
