@@ -11,11 +11,12 @@ import { cancelCommand, jobsCommand } from './commands/jobs.js';
 import { gatewayCommand, serveCommand, workerCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
+import { scitagsCommand } from './commands/scitags.js';
 import type { Command, CommandContext, OptionSpecs } from './command.js';
 import { UsageError } from './usage-error.js';
 
 export const commands: readonly Command[] = [
-  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, cancelCommand, adminCommand,
+  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, cancelCommand, adminCommand, scitagsCommand,
 ];
 
 const globalOptions: OptionSpecs = {

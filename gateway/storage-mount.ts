@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import { createPortStorage } from '../services/storage/port-storage.js';
 import { configureTransferEngine, transferFile } from '../services/transfer/engine.js';
 import { registerTapeRest, storagePlugin } from './storage/storage-plugin.js';
+import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
 
 export async function mountStorage(app: FastifyInstance, cfg: Config): Promise<void> {
   const permanentDir = cfg.storage.root || join(cfg.dataDir, 'storage');
@@ -22,6 +23,8 @@ export async function mountStorage(app: FastifyInstance, cfg: Config): Promise<v
     bufferQuotaBytes: cfg.storage.bufferQuotaBytes,
     nearline: cfg.storage.backend === 'nearline' ? { recallLatencyMs: cfg.storage.nearlineRecallMs } : undefined,
   });
+  const marked = await configureMarking(markingSettingsOf(cfg.marking));
+  if (marked.warning) app.log.warn(`marking: ${marked.warning}`);
   await configureTransferEngine({
     rejectUnauthorized: !cfg.transfer.insecureTls,
     ca: cfg.transfer.caFile ? await readFile(cfg.transfer.caFile) : undefined,

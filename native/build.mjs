@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the native checksum addon (native/sums) with the node-gyp that ships with npm. Run by
+// Builds the native addons (native/sums: checksums; native/flowlabel: IPv6 flow labels and TCP_INFO for
+// services/marking) with the node-gyp that ships with npm. Run by
 // `npm ci` / `npm install` (the package's install script) and usable by hand: `node native/build.mjs`.
 //
 // Headers: a distribution's Node (Debian's /usr/bin/node) carries them in <prefix>/include/node; point
@@ -13,7 +14,12 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const addonDir = join(dirname(fileURLToPath(import.meta.url)), 'sums');
+const here = dirname(fileURLToPath(import.meta.url));
+/** Each addon and what runs without it. */
+const addons = [
+  { dir: 'sums', without: 'the JS checksums will run' },
+  { dir: 'flowlabel', without: 'outbound IPv6 flow labels and TCP_INFO in fireflies are off (marking status says so)' },
+];
 
 function findNodeGyp() {
   const candidates = [];
@@ -28,13 +34,15 @@ function findNodeGyp() {
 
 const nodeGyp = findNodeGyp();
 if (!nodeGyp) {
-  console.warn('cargoport: node-gyp not found; native checksums not built, the JS checksums will run');
+  console.warn('cargoport: node-gyp not found; native addons not built (' + addons.map((a) => `${a.dir}: ${a.without}`).join('; ') + ')');
   process.exit(0);
 }
 const args = [nodeGyp, 'rebuild'];
 const prefix = resolve(dirname(process.execPath), '..');
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-const run = spawnSync(process.execPath, args, { cwd: addonDir, stdio: ['ignore', 'inherit', 'inherit'] });
-if (run.status !== 0) {
-  console.warn(`cargoport: building native/sums failed (${run.error?.message ?? `exit ${run.status}`}); the JS checksums will run`);
+for (const addon of addons) {
+  const run = spawnSync(process.execPath, args, { cwd: join(here, addon.dir), stdio: ['ignore', 'inherit', 'inherit'] });
+  if (run.status !== 0) {
+    console.warn(`cargoport: building native/${addon.dir} failed (${run.error?.message ?? `exit ${run.status}`}); ${addon.without}`);
+  }
 }

@@ -6,6 +6,7 @@ import { loadEndpointSettings, type EndpointSettings } from '../services/transfe
 import { setEndpointCopyMode } from '../services/transfer/tpc/third-party-copy.js';
 import { readFileSync } from 'node:fs';
 import { TransferPool } from './transfer-pool.js';
+import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
 
 export interface RunningWorkers {
   pool: TransferPool;
@@ -16,6 +17,8 @@ export interface RunningWorkers {
 export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?: (m: string) => void }): Promise<RunningWorkers> {
   // Validated before anything is configured: a bad file stops the start with the engine left as it was.
   const endpoints = cfg.transfer.endpointsFile ? loadEndpointSettings(cfg.transfer.endpointsFile) : new Map<string, EndpointSettings>();
+  const marked = await configureMarking(markingSettingsOf(cfg.marking));
+  if (marked.warning) ctx.log?.(`marking: ${marked.warning}`);
   await configureTransferEngine({
     rejectUnauthorized: !cfg.transfer.insecureTls,
     ca: cfg.transfer.caFile ? readFileSync(cfg.transfer.caFile) : undefined,

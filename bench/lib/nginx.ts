@@ -23,6 +23,8 @@ export async function startNginx(o: {
   workerConnections?: number;
   /** Also serve `root` over plain HTTP/1.1 on this port (no TLS). */
   plainPort?: number;
+  /** Also listen on [::1]:`port` (IPv6 loopback: flow labels, bench/marking-cost.ts). */
+  ipv6?: boolean;
   /** false: the TLS listener offers HTTP/1.1 only. */
   http2?: boolean;
 }): Promise<BenchNginx> {
@@ -38,6 +40,7 @@ http {
   server {
     listen 127.0.0.1:${o.port} ssl${o.http2 === false ? '' : ' http2'};
     ${o.plainPort ? `listen 127.0.0.1:${o.plainPort};` : ''}
+    ${o.ipv6 ? `listen [::1]:${o.port} ssl${o.http2 === false ? '' : ' http2'};` : ''}
     ssl_certificate ${tls.certPath};
     ssl_certificate_key ${tls.keyPath};
     root ${o.root};

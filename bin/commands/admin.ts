@@ -4,6 +4,7 @@
  */
 import { clientOptionHelp, clientOptions, expectPositionals, printJson, withApi, type Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
+import type { MarkingStatus } from '../../services/marking/marking-service.js';
 
 export const ADMIN_OPS = ['start', 'stop', 'drain', 'pause', 'resume', 'restart', 'status', 'limit', 'limits'] as const;
 export const LIMIT_SCOPES = ['port', 'link', 'owner', 'job'] as const;
@@ -34,6 +35,8 @@ export interface UnavailableEndpoint {
   detail?: string;
 }
 export interface PortStatus {
+  /** Scitags marking of the gateway process (services/marking). */
+  marking?: MarkingStatus;
   scopes: ScopeState[];
   workers: unknown[];
   queues: Record<string, unknown>;
@@ -86,6 +89,11 @@ export const adminCommand: Command = {
             if (!scope || (scope === 'endpoint' && (!target || e.endpoint === target))) ctx.out.write(breakerLine(e) + '\n');
           }
           ctx.out.write(`transfers active ${status.transfers.active}, workers ${status.workers.length}\n`);
+          if (status.marking) {
+            const m = status.marking;
+            ctx.out.write(`marking ${m.enabled ? 'on' : 'off'}: ${m.activeFlows} flows, ${m.firefliesSent} fireflies sent, ${m.flowsLabelled} labelled\n`);
+            for (const b of m.backends) ctx.out.write(`  ${b.name.padEnd(10)} ${b.on ? 'on ' : 'off'}${b.reason ? `  ${b.reason}` : ''}\n`);
+          }
         }
         return 0;
       }

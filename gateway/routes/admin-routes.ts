@@ -5,9 +5,11 @@ import { portStatus } from '../../services/jobs/port-status.js';
 import type { GatewayContext } from '../context.js';
 import { RateLimitStore } from '../../services/jobs/rate-limits.js';
 import { RATE_LIMIT_SCOPES, type RateLimitScope } from '../../services/throttle/scoped-rate-limits.js';
+import { marking } from '../../services/marking/marking-service.js';
 
 export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
-  const status = () => portStatus(ctx.redis, ctx.queries, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
+  // Marking is per process: this is the gateway process's (with `cargoport serve`, its workers' too).
+  const status = async () => ({ ...(await portStatus(ctx.redis, ctx.queries, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs)), marking: marking().status() });
 
   app.post<{ Params: { op: AdminOp | 'status' }; Body: { scope?: AdminScope; target?: string } | undefined }>('/admin/:op', {
     schema: {

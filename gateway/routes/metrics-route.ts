@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { portStatus } from '../../services/jobs/port-status.js';
+import { marking } from '../../services/marking/marking-service.js';
 import type { GatewayContext } from '../context.js';
 
 export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
@@ -16,6 +17,10 @@ export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: Gateway
   const workers = g('cargoport_workers', 'Worker processes by pool and state', ['pool', 'state']);
   const linkSlots = g('cargoport_link_slots_used', 'Transfer slots held per link', ['link']);
   const scopeState = g('cargoport_admin_scope_state', '1 for the current state of each admin scope', ['scope', 'target', 'state']);
+
+  const markFlows = g('cargoport_marking_active_flows', 'Tagged connections (scitags flows) open now in this process');
+  const markCounts = g('cargoport_marking_events_total', 'Scitags marking events since start in this process, by kind', ['kind']);
+  const markBackend = g('cargoport_marking_backend_up', '1 when a marking backend runs, 0 when it is off (status says why)', ['backend']);
 
   app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (_req, reply) => {
     const s = await portStatus(ctx.redis, ctx.queries, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
@@ -33,6 +38,16 @@ export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: Gateway
     for (const [link, n] of Object.entries(s.slots.links)) linkSlots.set({ link }, n);
     scopeState.reset();
     for (const sc of s.scopes) scopeState.set({ scope: sc.scope, target: sc.target, state: sc.effectiveState }, 1);
+    const m = marking().status();
+    markFlows.set(m.activeFlows);
+    markCounts.set({ kind: 'flows_started' }, m.flowsStarted);
+    markCounts.set({ kind: 'flows_labelled' }, m.flowsLabelled);
+    markCounts.set({ kind: 'fireflies_sent' }, m.firefliesSent);
+    markCounts.set({ kind: 'firefly_errors' }, m.fireflyErrors);
+    markCounts.set({ kind: 'label_errors' }, m.labelErrors);
+    markCounts.set({ kind: 'pipe_lines_written' }, m.pipeLinesWritten);
+    markCounts.set({ kind: 'pipe_lines_dropped' }, m.pipeLinesDropped);
+    for (const b of m.backends) markBackend.set({ backend: b.name }, b.on ? 1 : 0);
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 }

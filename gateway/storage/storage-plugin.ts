@@ -20,6 +20,7 @@ import { handlePut } from './put-handler.js';
 import { handleCopy } from './tpc-copy.js';
 import { errorToProblem, sendProblem, type StorageContext } from './storage-context.js';
 import type { StorageEndpointOptions } from './storage-options.js';
+import { markAcceptedFlow } from './flow-marking.js';
 
 export type { StorageEndpointOptions, StorageAction, AuthorizeFn, TapeRestOptions, TpcOptions } from './storage-options.js';
 export { registerTapeRest } from './tape-rest.js';
@@ -109,6 +110,7 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
   const dispatch = async (request: FastifyRequest, reply: FastifyReply) => {
     const h = handlers[request.method];
     if (!h) return methodNotAllowed(request, reply);
+    markAcceptedFlow(ctx, request);
     await h(ctx, request, reply);
     return reply;
   };

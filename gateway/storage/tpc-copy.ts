@@ -28,6 +28,14 @@ import { parseEndpoint } from '../../services/transfer/endpoint.js';
 import { overwriteHeader } from './put-handler.js';
 import { failureLine, perfMarker, SUCCESS_LINE } from './perf-marker.js';
 import { requestPath, sendProblem, type StorageContext } from './storage-context.js';
+import { marking } from '../../services/marking/marking-service.js';
+import { flowIdOf } from '../../services/marking/flow-id.js';
+
+/** The raw `scitag.flow` query parameter of a request URL (XRootD's CGI, accepted over HTTP too). */
+export function queryFlowParam(url: string): string | undefined {
+  const q = url.indexOf('?');
+  return q < 0 ? undefined : new URLSearchParams(url.slice(q + 1)).get('scitag.flow') ?? undefined;
+}
 
 type HeaderMap = Record<string, string | string[] | undefined>;
 
@@ -206,6 +214,17 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
     ...(streams ? { streams } : {}),
     ...(pull ? { sourceHeaders: passiveHeaders } : { destinationHeaders: passiveHeaders }),
   };
+  // The copy's flow (SciTag, else TransferHeaderSciTag, else scitag.flow, else the path defaults): our requests
+  // to the passive party carry it as SciTag, and the data connection is labelled and announced (services/marking).
+  const flow = marking().resolve({
+    sciTagHeader: single(request, 'scitag'), transferHeaderSciTag: single(request, 'transferheaderscitag'),
+    queryFlow: queryFlowParam(request.url), paths: [lp.path],
+  });
+  if (flow) {
+    req.flow = { experiment: flow.experiment, activity: flow.activity };
+    for (const k of Object.keys(passiveHeaders)) if (k === 'scitag') delete passiveHeaders[k];
+    passiveHeaders['SciTag'] = String(flowIdOf(flow));
+  }
   tpc.onTransfer?.({ mode: pull ? 'pull' : 'push', path: lp.path, remote: remote.href, scitag });
 
   // 202 and the marker stream; from here on errors are reported in the body.

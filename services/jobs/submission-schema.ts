@@ -37,6 +37,7 @@ export const paramsSchema = {
     maxTimeInQueueSec: { type: 'integer', minimum: 1 },
     copyMode: { type: 'string', enum: ['auto', 'pull', 'push', 'streamed'] },
     contentEncoding: { type: 'string', enum: ['keep', 'decode'] },
+    experiment: { type: 'string', minLength: 1, maxLength: 64, description: 'scitags experiment (registry name or id); with each file\'s activity (default: default) it becomes the file\'s scitag when it gives none' },
   },
 } as const;
 
@@ -74,5 +75,6 @@ export interface RawSubmission {
     maxTimeInQueueSec?: number;
     copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
     contentEncoding?: 'keep' | 'decode';
+    experiment?: string;
   };
 }

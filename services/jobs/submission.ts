@@ -8,6 +8,9 @@ import { CargoError } from '../../errors/cargo-error.js';
 import { InvalidSubmissionError } from './job-errors.js';
 import type { FileSpec, JobParams, NewJob } from './model.js';
 import { SUPPORTED_SCHEMES, type RawSubmission } from './submission-schema.js';
+import { marking } from '../marking/marking-service.js';
+import { tagFromNames } from '../marking/flow-resolution.js';
+import { flowIdOf } from '../marking/flow-id.js';
 
 export interface SubmissionDefaults {
   priority: number;
@@ -117,6 +120,15 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
       }
     }
     if (f.scitag !== undefined) spec.scitag = f.scitag;
+    else if (p.experiment !== undefined) {
+      // Names become the flow id here, once: a name the registry does not know is the submitter's error.
+      try {
+        spec.scitag = flowIdOf(tagFromNames(marking().registry, p.experiment, f.activity, 'params.experiment'));
+      } catch (e) {
+        if (e instanceof CargoError) throw new InvalidSubmissionError(e.code, e.message, f.activity !== undefined && e.message.startsWith('activity') ? `files[${i}].activity` : 'params.experiment');
+        throw e;
+      }
+    }
     if (f.activity !== undefined) spec.activity = f.activity;
     if (f.metadata !== undefined) spec.metadata = f.metadata;
     files[i] = spec;

@@ -20,6 +20,17 @@ import { parseMember } from './file-record.js';
 import type { AttemptEnd, EndReport, JobStore } from './job-store.js';
 import { linkEndpoints, type ExistingPolicy, type FileSpec, type JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
+import { marking } from '../marking/marking-service.js';
+import { flowIdOf } from '../marking/flow-id.js';
+
+/** The path of a source / destination URL, for the marking path defaults ('' when it does not parse). */
+function urlPath(u: string): string {
+  try {
+    return decodeURIComponent(new URL(u).pathname);
+  } catch {
+    return '';
+  }
+}
 
 export interface RunnerDeps {
   store: JobStore;
@@ -105,7 +116,17 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     // Part files named per attempt, so this attempt removes what earlier ones of this file left behind.
     ...partFileTags(jobId, idx, run),
   };
-  if (spec.scitag !== undefined) {
+  // The file's flow: its scitag (a job's experiment/activity names became one at submission), else the
+  // operator's path defaults. Requests of a tagged transfer carry `SciTag: <flowId>` (a TPC COPY also
+  // TransferHeaderSciTag, tpc-client.ts); its connections are labelled and announced (services/marking).
+  const flow = marking().resolve({ jobScitag: spec.scitag, paths: [urlPath(spec.destination), urlPath(spec.source)] });
+  if (flow) {
+    const flowId = String(flowIdOf(flow));
+    req.flow = { experiment: flow.experiment, activity: flow.activity };
+    req.sourceHeaders = { SciTag: flowId };
+    req.destinationHeaders = { SciTag: flowId };
+  } else if (spec.scitag !== undefined) {
+    // Marking off: the tag is still passed on, as before marking existed.
     req.sourceHeaders = { SciTag: String(spec.scitag) };
     req.destinationHeaders = { SciTag: String(spec.scitag) };
   }

@@ -4,6 +4,7 @@
  */
 import type { CargoError } from '../../errors/cargo-error.js';
 import type { Endpoint } from './endpoint.js';
+import type { ClientPool } from './connect/client-pool.js';
 import type { StallWatchdog } from './stall-watchdog.js';
 import { checksumMismatch } from './transfer-checksum.js';
 import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
@@ -18,6 +19,8 @@ export interface Attempt {
   /** Compute a checksum at all (verification asked, or a value to compare with). */
   computeChecksum: boolean;
   startedAt: number;
+  /** The connections this attempt uses: the engine's pool, or its tagged flow's (engine.ts poolFor). */
+  pool: ClientPool;
 }
 
 /** The attempt's abort reason wins over whatever error the abort caused downstream (undici, streams). */

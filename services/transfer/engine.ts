@@ -35,6 +35,8 @@ import {
 } from './content-coding.js';
 import { asAttemptError, refuseWithoutSourceDigest, verifyChecksum, type Attempt } from './attempt.js';
 import type { ResumeState, TransferFn, TransferResult } from './types.js';
+import { marking } from '../marking/marking-service.js';
+import { flowIdOf, type FlowTag } from '../marking/flow-id.js';
 
 export interface TransferEngineOptions extends TransferClientOptions {
   stall: StallPolicy;
@@ -55,6 +57,25 @@ let engineOptions: Omit<TransferEngineOptions, keyof TransferClientOptions> = {
   checkpointIntervalMs: 10_000,
 };
 let pool = new ClientPool();
+/**
+ * Pools of tagged flows, one per flow id (0 = the 0/0 of an invalid incoming tag): a connection's IPv6 flow
+ * label is fixed when it connects, so connections are never shared across flows. They get the same settings.
+ */
+const flowPools = new Map<number, ClientPool>();
+let clientSettings: Partial<TransferClientOptions> = {};
+const originSettings = new Map<string, OriginOptions>();
+
+function poolFor(flow: FlowTag | undefined): ClientPool {
+  if (!flow || !marking().settings.enabled) return pool;
+  const id = flowIdOf(flow);
+  let p = flowPools.get(id);
+  if (!p) {
+    p = new ClientPool({ ...clientSettings, flow: { experiment: flow.experiment, activity: flow.activity } });
+    for (const [origin, opts] of originSettings) void p.configureOrigin(origin, opts);
+    flowPools.set(id, p);
+  }
+  return p;
+}
 
 /**
  * Sets engine-wide options (TLS trust, default connections × streams, windows, timeouts, stall policy).
@@ -73,12 +94,15 @@ export async function configureTransferEngine(opts: TransferEngineSettings): Pro
     fileChunkBytes: fileChunkBytes ?? engineOptions.fileChunkBytes,
     checkpointIntervalMs: checkpointIntervalMs ?? engineOptions.checkpointIntervalMs,
   };
-  if (Object.values(clientOpts).some((v) => v !== undefined)) await pool.reconfigure(clientOpts);
+  if (Object.values(clientOpts).some((v) => v !== undefined)) {
+    clientSettings = { ...clientSettings, ...definedOnly(clientOpts) };
+    await Promise.all([pool, ...flowPools.values()].map((p) => p.reconfigure(clientOpts)));
+  }
 }
 
 /** A ranged (multi-connection) push, when the destination assembles ranged PUTs and the file is large enough. */
 async function rangedPushPlan(a: Attempt, path: string, dst: HttpEndpoint): Promise<RangedPushPlan | null> {
-  const o = pool.optionsFor(dst.origin);
+  const o = a.pool.optionsFor(dst.origin);
   if (!o.rangedUpload) return null;
   const lanes = Math.max(1, a.req.connections ?? o.connections) * Math.max(1, a.req.streams ?? o.streams);
   if (lanes <= 1) return null;
@@ -98,14 +122,14 @@ async function rangedPushPlan(a: Attempt, path: string, dst: HttpEndpoint): Prom
  * validator, the file is large enough, and the checksum (if any) can be combined from ranges; else single stream.
  */
 async function rangedStreamThroughPlan(a: Attempt, src: HttpEndpoint, dst: HttpEndpoint): Promise<RangedPushPlan | null> {
-  const o = pool.optionsFor(dst.origin);
-  if (!o.rangedUpload || pool.rangesUnusable(src.origin)) return null;
+  const o = a.pool.optionsFor(dst.origin);
+  if (!o.rangedUpload || a.pool.rangesUnusable(src.origin)) return null;
   const lanes = Math.max(1, a.req.connections ?? o.connections) * Math.max(1, a.req.streams ?? o.streams);
   const policy = engineOptions.multiStream;
   if (lanes <= 1 || (a.req.size !== undefined && a.req.size < policy.minFileBytes)) return null;
   if (a.computeChecksum && !isSum32Alg(a.alg)) return null;
   // Any refusal of the HEAD leaves the answer to the single-stream path.
-  const head = await planFromHead(pool, src, a, sourceHeaders(a), 1, 1, policy).catch(() => null);
+  const head = await planFromHead(a.pool, src, a, sourceHeaders(a), 1, 1, policy).catch(() => null);
   if (!head || head.size < policy.minFileBytes) return null;
   const { size, validator } = head;
   if (!validator) return null; // ranges of a source that may change under us could not be trusted
@@ -114,7 +138,7 @@ async function rangedStreamThroughPlan(a: Attempt, src: HttpEndpoint, dst: HttpE
     lanes,
     sourceDigest: head.sourceDigest,
     openPart: async (start, end, signal) => {
-      const res = await rangedGet(pool, src, { offset: start, end, validator, headers: { ...a.req.sourceHeaders }, signal });
+      const res = await rangedGet(a.pool, src, { offset: start, end, validator, headers: { ...a.req.sourceHeaders }, signal });
       if (res.status !== 206 || res.start !== start) {
         res.body.destroy();
         throw new TransferError(TransferErrorCode.sourceChanged, 'source changed during a ranged stream-through (If-Range answered with the whole file)', {
@@ -131,7 +155,10 @@ async function rangedStreamThroughPlan(a: Attempt, src: HttpEndpoint, dst: HttpE
  * keyed by origin (`https://host:port`); `undefined` clears them.
  */
 export async function configureTransferEndpoint(origin: string, opts: OriginOptions | undefined): Promise<void> {
-  await pool.configureOrigin(new URL(origin).origin, opts);
+  const o = new URL(origin).origin;
+  if (opts) originSettings.set(o, opts);
+  else originSettings.delete(o);
+  await Promise.all([pool, ...flowPools.values()].map((p) => p.configureOrigin(o, opts)));
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {
@@ -140,7 +167,7 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 
 /** Closes every pooled undici Client (graceful: in-flight requests finish first). */
 export async function closeTransferClients(): Promise<void> {
-  await pool.close();
+  await Promise.all([pool, ...flowPools.values()].map((p) => p.close()));
 }
 
 export const transferFile: TransferFn = async (req, ctl) => {
@@ -158,16 +185,17 @@ export const transferFile: TransferFn = async (req, ctl) => {
     alg: req.checksum?.alg ?? 'adler32',
     computeChecksum: req.verify !== 'none' || req.checksum?.value !== undefined,
     startedAt: Date.now(),
+    pool: poolFor(req.flow),
   };
   watchdog.start();
   try {
     if (destination.kind === 'file') return await toLocalFile(attempt, source, destination.path);
     if (source.kind === 'http' && !ctl.stages?.length) {
-      const copied = await thirdPartyCopy(attempt, source, destination, pool, engineOptions.stall);
+      const copied = await thirdPartyCopy(attempt, source, destination, attempt.pool, engineOptions.stall);
       if (copied) return copied;
     }
     // A plain WebDAV destination (409 for a missing parent collection) gets its parents made with MKCOL.
-    return await withParentCollections(pool, destination, req.destinationHeaders ?? {}, attempt.signal, () => toRemote(attempt, source, destination));
+    return await withParentCollections(attempt.pool, destination, req.destinationHeaders ?? {}, attempt.signal, () => toRemote(attempt, source, destination));
   } catch (e) {
     throw asAttemptError(e, attempt, source);
   } finally {
@@ -225,7 +253,7 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
   // the stream) would ask for an empty range, which servers answer 416: re-read its last byte instead, so the
   // source still confirms with If-Range that these are its bytes.
   const from = resumeEnd !== undefined && resumeEnd > 0 ? Math.min(offset, resumeEnd - 1) : offset;
-  const res = await rangedGet(pool, src, {
+  const res = await rangedGet(a.pool, src, {
     offset: validator ? from : 0, validator, headers, signal: a.signal, ...(resumeEnd !== undefined ? { end: resumeEnd } : {}),
   });
   return openedFromResponse(a, res);
@@ -274,7 +302,7 @@ async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource,
   const validator = ifRangeValidator(opened.etag, opened.lastModified);
   if (!validator || (opened.size !== undefined && position >= opened.size)) return undefined;
   try {
-    const res = await rangedGet(pool, src, {
+    const res = await rangedGet(a.pool, src, {
       offset: position, validator, headers: { ...a.req.sourceHeaders }, signal: a.signal,
       ...(opened.size !== undefined ? { end: opened.size } : {}),
     });
@@ -297,16 +325,16 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
 
   let probe: RangedGetResponse | undefined;
   if (src.kind === 'http' && engineOptions.multiStream.enabled && !stages) {
-    const plan = await planPull(pool, src, a, engineOptions.multiStream);
+    const plan = await planPull(a.pool, src, a, engineOptions.multiStream);
     if (plan.kind === 'split') {
       try {
-        plan.plan.sourceDigest = await sourceDigestBeforeDownload(pool, src, a, plan.plan.sourceDigest, true);
+        plan.plan.sourceDigest = await sourceDigestBeforeDownload(a.pool, src, a, plan.plan.sourceDigest, true);
         refuseWithoutSourceDigest(a, plan.plan.sourceDigest);
       } catch (e) {
         plan.first?.body.destroy();
         throw e;
       }
-      return pullRanges(pool, src, finalPath, a, plan.plan, engineOptions.multiStream, plan.first, engineOptions.checkpointIntervalMs);
+      return pullRanges(a.pool, src, finalPath, a, plan.plan, engineOptions.multiStream, plan.first, engineOptions.checkpointIntervalMs);
     }
     if (plan.kind === 'single-opened') probe = plan.response;
   }
@@ -335,7 +363,7 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
       codings = opened.codings;
     }
     if (src.kind === 'http') {
-      opened.sourceDigest = await sourceDigestBeforeDownload(pool, src, a, opened.sourceDigest, opened.start > 0);
+      opened.sourceDigest = await sourceDigestBeforeDownload(a.pool, src, a, opened.sourceDigest, opened.start > 0);
       refuseWithoutSourceDigest(a, opened.sourceDigest);
     }
     validators = { etag: opened.etag, lastModified: opened.lastModified, size: opened.size };
@@ -444,7 +472,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
   const { req, ctl } = a;
   const dstHeaders: Record<string, string> = { ...req.destinationHeaders };
   if (!req.overwrite) {
-    const head = await headRequest(pool, dst, 'destination', dstHeaders, a.signal);
+    const head = await headRequest(a.pool, dst, 'destination', dstHeaders, a.signal);
     if (head.status >= 200 && head.status < 300) {
       throw new TransferError(TransferErrorCode.destExists, `destination exists and overwrite is false: ${dst.url}`, {
         httpStatus: 409, field: 'destination', retryable: false,
@@ -455,7 +483,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
   const stages = ctl.stages?.length ? ctl.stages : undefined;
   if (engineOptions.multiStream.enabled && !stages) {
     const ranged = src.kind === 'file' ? await rangedPushPlan(a, src.path, dst) : await rangedStreamThroughPlan(a, src, dst);
-    if (ranged) return pushRanges(pool, dst, a, ranged, engineOptions.multiStream, dstHeaders);
+    if (ranged) return pushRanges(a.pool, dst, a, ranged, engineOptions.multiStream, dstHeaders);
   }
   let opened: OpenedSource | undefined;
   let staged: StagedSource | undefined;
@@ -484,7 +512,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
       // Lets checksum-aware destinations (cargoport, XRootD, dCache) verify on their side too.
       dstHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
     }
-    const put = await putRequest(pool, dst, { body: chunks, size, headers: dstHeaders, signal: a.signal });
+    const put = await putRequest(a.pool, dst, { body: chunks, size, headers: dstHeaders, signal: a.signal });
     stored = true;
     progress.flush();
     if (size !== undefined && progress.value !== size) {
@@ -505,7 +533,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     } else {
       verifyChecksum(a, value, opened.sourceDigest);
     }
-    await checkPushedDestination(pool, a, dst, put.headers, staged ? outputChecksum?.digestHex() : value, progress.value);
+    await checkPushedDestination(a.pool, a, dst, put.headers, staged ? outputChecksum?.digestHex() : value, progress.value);
     return {
       bytes: progress.value,
       resumedBytes: 0,
@@ -522,7 +550,7 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     staged?.body.destroy();
     const err = asAttemptError(explainDecodingFailure(staged ? staged.explain(e) : e, codings), a, src);
     // Stored but not verified (checksum, size, destination check): not a file to leave published.
-    if (stored) await removeUnverifiedUpload(pool, dst, dstHeaders);
+    if (stored) await removeUnverifiedUpload(a.pool, dst, dstHeaders);
     // A remote destination keeps no partial data we could resume into (single-stream PUT).
     if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
     throw err;

@@ -8,6 +8,7 @@ import type { Gate } from '../throttle/pause-gate.js';
 import type { StreamStage } from './stream-stage.js';
 import type { ChecksumAlg, ExpectedChecksum } from '../checksum/checksum-types.js';
 import type { RateLimiter } from '../throttle/rate-limiter.js';
+import type { FlowTag } from '../marking/flow-id.js';
 
 export type { ChecksumAlg, ExpectedChecksum, RateLimiter };
 export type VerifyMode = 'none' | 'source' | 'destination' | 'both';
@@ -41,6 +42,11 @@ export interface TransferRequest {
   sourceHeaders?: Record<string, string>;
   destinationHeaders?: Record<string, string>;
   resume?: ResumeState;
+  /**
+   * The scitags flow of this transfer (services/marking): its connections are opened with the flow's IPv6
+   * label and announced with fireflies. The SciTag headers are the caller's (sourceHeaders / destinationHeaders).
+   */
+  flow?: FlowTag;
   /**
    * Remote → remote only: let one storage copy from/to the other (HTTP third-party copy) instead of streaming the
    * bytes through the port; see third-party-copy.ts. Default `streamed`.

@@ -66,6 +66,7 @@ describe('tpcRequestHeaders', () => {
     assert.deepEqual(h, {
       authorization: 'Bearer active', source: 'https://src/x', transferheaderauthorization: 'Bearer passive',
       credential: 'none', 'x-number-of-streams': '4', overwrite: 'F', requirechecksumverification: 'false', scitag: '65',
+      transferheaderscitag: '65',
     });
   });
 

@@ -15,6 +15,8 @@ import { ConnectionPacer, connectRetryDelayMs } from '../../throttle/connection-
 import { createHttp1Agent, type Http1Agent } from '../http/http1-upload.js';
 import { H2BulkSession } from '../h2-bulk/bulk-session.js';
 import { addressOptions } from './address-options.js';
+import { flowSocketOpened, openFlowSocket } from './flow-socket.js';
+import type { FlowDirection } from '../../marking/marking-service.js';
 import { defaultClientOptions, type ConnectionInfo, type OriginOptions, type TransferClientOptions } from './client-options.js';
 
 export { defaultClientOptions, type ConnectionInfo, type OriginOptions, type TransferClientOptions };
@@ -90,8 +92,10 @@ export class ClientPool {
     this.negotiated.delete(origin);
     this.noRanges.delete(origin);
     this.settleFirstContact(origin);
-    this.http1Agents.get(origin)?.destroy();
-    this.http1Agents.delete(origin);
+    for (const key of [origin, `${origin} receive`]) {
+      this.http1Agents.get(key)?.destroy();
+      this.http1Agents.delete(key);
+    }
     this.dropBulkSessions(origin, true);
     await Promise.allSettled([...(entry?.clients ?? []), ...uploads].map((c) => c.client.close()));
   }
@@ -191,6 +195,7 @@ export class ClientPool {
         connectTimeoutMs: o.connectTimeoutMs, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
         initialWindowSize: o.initialWindowSize, connectionWindowSize: o.connectionWindowSize,
         pacer: this.pacer,
+        ...(o.flow ? { flowOptions: o } : {}),
         onSocket: (socket, at) => {
           // An h2 answer settles what the undici paths (HEAD, PUT) would otherwise wait to find out.
           this.negotiated.set(origin, 'h2');
@@ -240,12 +245,16 @@ export class ClientPool {
     this.noRanges.add(origin);
   }
 
-  /** The keep-alive agent carrying HTTP/1.1 PUTs to `origin`. */
-  http1AgentFor(origin: string): Http1Agent {
-    let agent = this.http1Agents.get(origin);
+  /**
+   * The keep-alive agent carrying HTTP/1.1 PUTs (`send`) or GETs (`receive`) to `origin`: one per direction, so a
+   * tagged connection's fireflies name the data's source correctly.
+   */
+  http1AgentFor(origin: string, direction: FlowDirection = 'send'): Http1Agent {
+    const key = direction === 'send' ? origin : `${origin} receive`;
+    let agent = this.http1Agents.get(key);
     if (!agent) {
-      agent = createHttp1Agent(origin, this.optionsFor(origin), this.pacer);
-      this.http1Agents.set(origin, agent);
+      agent = createHttp1Agent(origin, this.optionsFor(origin), this.pacer, direction);
+      this.http1Agents.set(key, agent);
     }
     return agent;
   }
@@ -259,7 +268,7 @@ export class ClientPool {
     }
     let c = list.find((x) => !x.lent);
     if (!c) {
-      c = Object.assign(this.newClient(origin, 1), { lent: false });
+      c = Object.assign(this.newClient(origin, 1, 'send'), { lent: false });
       list.push(c);
     }
     const lent = c;
@@ -282,7 +291,7 @@ export class ClientPool {
     await Promise.allSettled(all.map((c) => c.client.close()));
   }
 
-  private newClient(origin: string, streams: number): PooledClient {
+  private newClient(origin: string, streams: number, direction: FlowDirection = 'receive'): PooledClient {
     const o = this.optionsFor(origin);
     const allowH2 = !o.http1Only;
     const info: ConnectionInfo = {};
@@ -300,7 +309,22 @@ export class ClientPool {
     const firstContactDone = (): void => this.settleFirstContact(origin);
     const connect: buildConnector.connector = (connectOpts, callback) => {
       let retries = 0;
-      const attemptConnect = (release: () => void): void => baseConnect(connectOpts, (err, socket) => {
+      // A tagged flow's TCP connection is opened by marking (its flow label is set at connect); TLS then runs
+      // over it through undici's own connector (httpSocket), a plain-http one is used as it is.
+      let raw: Socket | undefined;
+      const connectVia = (cb: (err: Error | null, socket: Socket | null) => void): void => {
+        if (!o.flow) {
+          baseConnect(connectOpts, cb as Parameters<typeof baseConnect>[1]);
+          return;
+        }
+        openFlowSocket(o, connectOpts.hostname, Number(connectOpts.port) || (connectOpts.protocol === 'https:' ? 443 : 80)).then((s) => {
+          raw = s;
+          if (!s) baseConnect(connectOpts, cb as Parameters<typeof baseConnect>[1]);
+          else if (connectOpts.protocol === 'https:') baseConnect({ ...connectOpts, httpSocket: s } as typeof connectOpts, cb as Parameters<typeof baseConnect>[1]);
+          else cb(null, s);
+        }, (e: Error) => cb(e, null));
+      };
+      const attemptConnect = (release: () => void): void => connectVia((err, socket) => {
         release();
         const retryIn = err ? connectRetryDelayMs((err as NodeJS.ErrnoException).code, ++retries) : undefined;
         if (retryIn !== undefined) {
@@ -318,6 +342,7 @@ export class ClientPool {
           // Bulk data: disable Nagle, the h2 framing already coalesces.
           socket.setNoDelay(true);
           onSocket?.(socket as Socket, origin);
+          flowSocketOpened(o, socket as Socket, direction, raw);
         }
         // Requests waiting for the first connection's answer go ahead (on failure too: one of them tries next).
         firstContactDone();

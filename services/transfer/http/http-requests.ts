@@ -244,7 +244,7 @@ export async function rangedGet(
       if (http1) {
         // Never undici's HTTP/1 client for a body we may hold back: see http1-get.ts (a closing server kills it).
         const o = pool.optionsFor(ep.origin);
-        const got = await http1Get(pool.http1AgentFor(ep.origin), ep.origin, ep.path, ep.url, {
+        const got = await http1Get(pool.http1AgentFor(ep.origin, 'receive'), ep.origin, ep.path, ep.url, {
           headers, signal: opts.signal, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
         });
         // As for the bulk path, `via` is the pooled connection of the slot, reporting this exchange's address.

@@ -17,6 +17,8 @@ import type { ConnectionPacer } from '../../throttle/connection-pacer.js';
 import type { ConnectionInfo, TransferClientOptions } from '../connect/client-options.js';
 import { classifyError } from '../transfer-errors.js';
 import { addressOptions } from '../connect/address-options.js';
+import { flowSocketOpened, openFlowSocket } from '../connect/flow-socket.js';
+import type { FlowDirection } from '../../marking/marking-service.js';
 
 export interface Http1PutResult {
   status: number;
@@ -28,7 +30,7 @@ export type Http1Agent = HttpAgent;
 
 /** A keep-alive agent for `origin` whose new sockets are paced and hooked like the undici connections. */
 export function createHttp1Agent(
-  origin: string, o: Readonly<TransferClientOptions>, pacer: ConnectionPacer,
+  origin: string, o: Readonly<TransferClientOptions>, pacer: ConnectionPacer, direction: FlowDirection = 'send',
 ): Http1Agent {
   const secure = origin.startsWith('https:');
   const AgentClass = secure ? HttpsAgent : HttpAgent;
@@ -37,9 +39,19 @@ export function createHttp1Agent(
   (agent as unknown as { createConnection: unknown }).createConnection = (
     opts: ConnectionOptions & { host: string; port: number }, done: (err: Error | null, s?: Socket) => void,
   ): undefined => {
-    void pacer.turn(opts.host).then((release) => {
+    void pacer.turn(opts.host).then(async (release) => {
+      // A tagged flow's connection comes from marking, already connected with its flow label.
+      let raw: Socket | undefined;
+      try {
+        raw = o.flow ? await openFlowSocket(o, opts.host, opts.port) : undefined;
+      } catch (e) {
+        release();
+        done(e as Error);
+        return;
+      }
       const socket: Socket = secure
         ? tlsConnect({
+          ...(raw ? { socket: raw } : {}),
           host: opts.host,
           port: opts.port,
           // SNI carries host names only (RFC 6066 §3).
@@ -50,7 +62,7 @@ export function createHttp1Agent(
           ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
           ...addressOptions(o.lookup),
         } as ConnectionOptions)
-        : netConnect({ host: opts.host, port: opts.port, ...addressOptions(o.lookup) });
+        : raw ?? netConnect({ host: opts.host, port: opts.port, ...addressOptions(o.lookup) });
       const connectTimer = setTimeout(() => socket.destroy(Object.assign(
         new Error(`connect timeout after ${o.connectTimeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' },
       )), o.connectTimeoutMs);
@@ -58,11 +70,15 @@ export function createHttp1Agent(
         clearTimeout(connectTimer);
         release();
       };
-      socket.once(secure ? 'secureConnect' : 'connect', () => {
+      const connected = (): void => {
         settled();
         socket.setNoDelay(true);
         o.onSocket?.(socket, origin);
-      });
+        flowSocketOpened(o, socket, direction, raw);
+      };
+      // A socket handed over already connected emits no 'connect'.
+      if (raw && !secure) queueMicrotask(connected);
+      else socket.once(secure ? 'secureConnect' : 'connect', connected);
       socket.once('error', settled);
       done(null, socket);
     }, (e: Error) => done(e));

@@ -21,6 +21,7 @@ import { createParentCollections } from '../push/parent-collections.js';
 import { checksumMismatch, digestFromHeaders, wantDigestValue } from '../transfer-checksum.js';
 import { TransferError, TransferErrorCode, redactUrl } from '../transfer-errors.js';
 import type { TransferResult } from '../types.js';
+import { flowIdOf } from '../../marking/flow-id.js';
 
 export type CopyMode = 'auto' | 'pull' | 'push' | 'streamed';
 
@@ -79,6 +80,7 @@ export async function thirdPartyCopy(
         ...(a.req.streams !== undefined ? { streams: a.req.streams } : {}),
         overwrite: a.req.overwrite,
         requireChecksumVerification: verifying,
+        ...(a.req.flow ? { scitag: flowIdOf(a.req.flow) } : {}),
       }, {
         signal: a.signal, gate: a.ctl.gate, pool, stall,
         onMarker: (_m, total) => a.ctl.onProgress?.({ bytes: total, ...(a.req.size !== undefined ? { total: a.req.size } : {}) }),

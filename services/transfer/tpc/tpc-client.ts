@@ -70,7 +70,12 @@ export function tpcRequestHeaders(req: TpcCopyRequest): Record<string, string> {
   if (req.streams !== undefined) h['x-number-of-streams'] = String(req.streams);
   if (req.overwrite !== undefined) h['overwrite'] = req.overwrite ? 'T' : 'F';
   if (req.requireChecksumVerification !== undefined) h['requirechecksumverification'] = String(req.requireChecksumVerification);
-  if (req.scitag !== undefined) h['scitag'] = String(req.scitag);
+  // The active party marks its own connections with SciTag; TransferHeaderSciTag asks it to pass the tag on to
+  // the passive party (XRootD PR #2359: the passive side then emits the fireflies). SciTag wins where both arrive.
+  if (req.scitag !== undefined) {
+    for (const k of Object.keys(h)) if (k.toLowerCase() === 'scitag') delete h[k];
+    h['scitag'] = h['transferheaderscitag'] = String(req.scitag);
+  }
   return h;
 }
 
