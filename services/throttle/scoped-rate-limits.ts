@@ -97,7 +97,7 @@ export class ScopedRateLimits {
       if (!e) this.scopes.set(key, e = { users: 0 });
       if (key === jobKey && s.jobCap !== undefined) e.fallbackCap = s.jobCap;
       e.users++;
-      this.fitBucket(key, e);
+      this.fitBucket(key, e, false);
     }
     const holder: Holder = { keys, limiters: [] };
     this.fill(holder);
@@ -130,12 +130,16 @@ export class ScopedRateLimits {
     return cap / this.workers;
   }
 
-  /** Gives the scope a bucket at its current cap, re-times it, or removes it when the scope has no cap now. */
-  private fitBucket(key: string, e: ScopeEntry): void {
+  /**
+   * Gives the scope a bucket at its current cap, re-times it, or removes it when the scope has no cap now. A bucket
+   * made for transfers already running (`flowing`: a cap set mid-transfer) starts empty: they have just moved at
+   * full speed, and a first burst would only add to what they take under the new cap.
+   */
+  private fitBucket(key: string, e: ScopeEntry, flowing: boolean): void {
     const cap = this.caps.get(key) ?? e.fallbackCap;
     if (cap !== undefined) {
       const rate = this.share(cap);
-      if (!e.bucket) e.bucket = new TokenBucket({ bytesPerSec: rate, now: this.now });
+      if (!e.bucket) e.bucket = new TokenBucket({ bytesPerSec: rate, now: this.now, startEmpty: flowing && e.users > 0 });
       else if (e.bucket.bytesPerSec !== rate) e.bucket.setRate(rate);
     } else if (e.bucket) {
       // Unlimited first: its queued waiters go now, whichever transfer they belong to.
@@ -154,7 +158,7 @@ export class ScopedRateLimits {
 
   private retime(): void {
     for (const [key, e] of this.scopes) {
-      this.fitBucket(key, e);
+      this.fitBucket(key, e, true);
       if (e.users === 0 && !e.bucket) this.scopes.delete(key);
     }
     for (const h of this.holders) this.fill(h);

@@ -15,6 +15,8 @@ export interface TokenBucketOptions {
   burstBytes?: number;
   /** Clock in milliseconds (tests inject a fake one). */
   now?: () => number;
+  /** Start with no tokens instead of a full bucket: no burst for traffic that is already flowing. */
+  startEmpty?: boolean;
 }
 
 interface Waiter {
@@ -57,7 +59,7 @@ export class TokenBucket implements RateLimiter {
     this.rate = opts.bytesPerSec;
     this.explicitBurst = opts.burstBytes !== undefined;
     this.burst = opts.burstBytes ?? defaultBurst(opts.bytesPerSec);
-    this.tokens = this.burst;
+    this.tokens = opts.startEmpty && !isUnlimited(this.rate) ? 0 : this.burst;
     this.last = this.now();
   }
 
