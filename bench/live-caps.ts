@@ -93,23 +93,27 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
   try {
-    const cases: Array<{ scope: 'link' | 'owner' | 'job' | 'port'; cap: number }> = [
+    // `before`: the cap is set before the job is submitted (the case that worked before, with the old 1 MiB burst);
+    // its "from the PUT" column then counts from the file's first byte.
+    const cases: Array<{ scope: 'link' | 'owner' | 'job' | 'port'; cap: number; before?: boolean }> = [
       { scope: 'link', cap: 800_000 }, { scope: 'owner', cap: 800_000 }, { scope: 'job', cap: 300_000 }, { scope: 'port', cap: 800_000 },
+      { scope: 'port', cap: 800_000, before: true },
     ];
     for (let run = 0; run < RUNS; run++) {
-      for (const { scope, cap } of cases) {
+      for (const { scope, cap, before } of cases) {
         // The port: the file moves at nginx's pace, then the cap is set on one of its scopes.
-        const dst = `${base}/dst-${scope}-${run}`;
+        const dst = `${base}/dst-${scope}${before ? '-before' : ''}-${run}`;
+        if (before) await api('PUT', '/api/v1/admin/limits', { scope, bytesPerSec: cap });
         mkdirSync(dst);
         const owner = `bench-${scope}-${run}`;
         const { jobId } = await api<{ jobId: string }>('POST', '/api/v1/jobs', {
           files: [{ source, destination: `file://${dst}/${file!.name}` }], params: { connections: 1, streams: 1 },
         }, { 'x-cargoport-owner': owner });
         const target = { port: undefined, link: `127.0.0.1:${NGINX_PORT}>local`, owner, job: jobId }[scope];
-        await waitBytes(dst);
-        const free = slope(await sampleDisk(dst, 2000));
+        await waitBytes(dst, before ? 60_000 : 20_000);
+        const free = before ? NaN : slope(await sampleDisk(dst, 2000));
         const atPut = bytesOnDisk(dst);
-        await api('PUT', '/api/v1/admin/limits', { scope, ...(target ? { target } : {}), bytesPerSec: cap });
+        if (!before) await api('PUT', '/api/v1/admin/limits', { scope, ...(target ? { target } : {}), bytesPerSec: cap });
         const t0 = performance.now();
         const transition = await sampleDisk(dst, 1000);
         const window = await sampleDisk(dst, WINDOW_SEC * 1000);
@@ -130,7 +134,7 @@ async function main(): Promise<void> {
         await sleep(300);
         rmSync(dst, { recursive: true, force: true });
         rmSync(cdst, { recursive: true, force: true });
-        const row = `| ${scope} | ${cap.toLocaleString('en')} | ${(free / 1e6).toFixed(2)} MB/s | ${steady.toFixed(0)} (${pct(steady / cap - 1)}) | ${fromPut.toFixed(0)} (${pct(fromPut / cap - 1)}) | ${curlRate.toFixed(0)} (${pct(curlRate / cap - 1)}) |`;
+        const row = `| ${scope}${before ? ' (set before the job)' : ''} | ${cap.toLocaleString('en')} | ${before ? '—' : `${(free / 1e6).toFixed(2)} MB/s`} | ${steady.toFixed(0)} (${pct(steady / cap - 1)}) | ${fromPut.toFixed(0)} (${pct(fromPut / cap - 1)}) | ${curlRate.toFixed(0)} (${pct(curlRate / cap - 1)}) |`;
         console.log(row);
         rows.push(row);
       }

@@ -120,12 +120,7 @@ export class ScopedRateLimits {
     };
   }
 
-  /** Buckets by scope key (tests and status): only capped scopes have one. */
-  bucketOf(key: string): TokenBucket | undefined {
-    return this.scopes.get(key)?.bucket;
-  }
-
-  /** Per-process rate for a port-wide cap; undefined → unlimited. */
+  /** Per-process rate for a port-wide cap. */
   private share(cap: number): number {
     return cap / this.workers;
   }
