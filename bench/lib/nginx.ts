@@ -27,6 +27,8 @@ export async function startNginx(o: {
   ipv6?: boolean;
   /** false: the TLS listener offers HTTP/1.1 only. */
   http2?: boolean;
+  /** nginx `limit_rate` per response (e.g. `4m` = 4 MiB/s): a source of a steady, known pace. */
+  limitRate?: string;
 }): Promise<BenchNginx> {
   const tls = testTls();
   writeFileSync(`${o.dir}/nginx.conf`, `worker_processes 2;
@@ -44,7 +46,7 @@ http {
     ssl_certificate ${tls.certPath};
     ssl_certificate_key ${tls.keyPath};
     root ${o.root};
-    location / { ${o.autoindex ? 'autoindex on;' : ''} }
+    location / { ${o.autoindex ? 'autoindex on;' : ''} ${o.limitRate ? `limit_rate ${o.limitRate};` : ''} }
   }
 }
 `);

@@ -40,8 +40,11 @@ export interface RunnerDeps {
   active: ActiveTransfers;
   /** Puts queue members into the run queue (with a delay for retries). */
   enqueue(items: Array<{ member: string; delayMs: number }>): Promise<void>;
-  /** Rate limiters for one transfer (job bandwidth cap, …) and how to give them back when it ends. */
-  limitersFor?(jobId: string, params: JobParams, link: string): { limiters: RateLimiter[]; release(): void };
+  /**
+   * Rate limiters for one transfer (scoped caps, the job's bandwidth cap) and how to give them back when it ends.
+   * The array is live (caps set while the transfer runs change it in place): hand it to the transfer as it is.
+   */
+  limitersFor?(jobId: string, params: JobParams, link: string): { limiters: readonly RateLimiter[]; release(): void };
   /**
    * Whether an existing destination already holds the file (services/transfer/existing-destination.ts on the
    * engine's client pool). Without it, a destination that exists fails the file as the policy `fail` does.

@@ -11,10 +11,12 @@ import type { RateLimiter } from './rate-limiter.js';
 export interface TokenBucketOptions {
   /** Bytes per second; `Infinity` (or ≤ 0) means unlimited. */
   bytesPerSec: number;
-  /** Bucket depth in bytes (largest instantaneous burst). Defaults to 250 ms worth of rate, at least 1 MiB. */
+  /** Bucket depth in bytes (largest instantaneous burst). Defaults to 250 ms worth of rate, at least 16 KiB. */
   burstBytes?: number;
   /** Clock in milliseconds (tests inject a fake one). */
   now?: () => number;
+  /** Start with no tokens instead of a full bucket: no burst for traffic that is already flowing. */
+  startEmpty?: boolean;
 }
 
 interface Waiter {
@@ -26,8 +28,17 @@ function isUnlimited(rate: number): boolean {
   return !(rate > 0) || !Number.isFinite(rate);
 }
 
+/**
+ * 250 ms of rate: enough to ride out an event-loop stall of that length without losing tokens (which would leave
+ * the rate below its cap), small enough that the one burst a bucket grants adds at most 2.5 % over a 10 s window.
+ * The floor used to be 1 MiB, which at 300 kB/s let 3.5 s of data through at once each time a bucket was made.
+ * Chunks larger than the burst still pass (into debt), so the depth need not fit any chunk size.
+ */
+const BURST_SEC = 0.25;
+const MIN_BURST_BYTES = 16 * 1024;
+
 function defaultBurst(rate: number): number {
-  return isUnlimited(rate) ? Infinity : Math.max(1024 * 1024, Math.round(rate / 4));
+  return isUnlimited(rate) ? Infinity : Math.max(MIN_BURST_BYTES, Math.round(rate * BURST_SEC));
 }
 
 export class TokenBucket implements RateLimiter {
@@ -48,7 +59,7 @@ export class TokenBucket implements RateLimiter {
     this.rate = opts.bytesPerSec;
     this.explicitBurst = opts.burstBytes !== undefined;
     this.burst = opts.burstBytes ?? defaultBurst(opts.bytesPerSec);
-    this.tokens = this.burst;
+    this.tokens = opts.startEmpty && !isUnlimited(this.rate) ? 0 : this.burst;
     this.last = this.now();
   }
 
@@ -86,6 +97,17 @@ export class TokenBucket implements RateLimiter {
     if (this.tokens > this.burst) this.tokens = this.burst;
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     this.drain();
+  }
+
+  /**
+   * Nobody waits and the bucket is full again (or unlimited): a new bucket made now would behave the same, so
+   * this one may be dropped without handing anyone a burst they had already spent.
+   */
+  get idleFull(): boolean {
+    if (this.waiting > 0) return false;
+    if (isUnlimited(this.rate)) return true;
+    this.refill();
+    return this.tokens >= this.burst;
   }
 
   /** A chunk larger than the whole bucket goes once the bucket is full (it then runs into debt). */

@@ -78,7 +78,11 @@ export interface TransferControl {
   signal: AbortSignal;
   /** Closed gate = paused: hold bytes in flight, start nothing, suspend stall watchdogs. */
   gate: Gate;
-  limiters?: RateLimiter[];
+  /**
+   * Rate limiters every byte passes (scoped caps). A live array: the owner rewrites it in place when a cap is set
+   * or lifted mid-transfer, so pass the array itself down and read it for every chunk — never copy it.
+   */
+  limiters?: readonly RateLimiter[];
   onProgress?(p: TransferProgress): void;
   onCheckpoint?(state: ResumeState): void;
   /** Transforms between source and destination (processing); see stream-stage.ts for what they imply. */
