@@ -27,7 +27,8 @@ import { headRequest } from '../../services/transfer/http/http-requests.js';
 import { parseEndpoint } from '../../services/transfer/endpoint.js';
 import { overwriteHeader } from './put-handler.js';
 import { failureLine, perfMarker, SUCCESS_LINE } from './perf-marker.js';
-import { requestPath, sendProblem, type StorageContext } from './storage-context.js';
+import { requestPath, type StorageContext } from './storage-context.js';
+import { replyProblem } from '../problem.js';
 import { marking } from '../../services/marking/marking-service.js';
 import { flowIdOf } from '../../services/marking/flow-id.js';
 
@@ -154,7 +155,7 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   const supplied = suppliedDigests(request);
   if (lp.path === '/' || lp.trailingSlash) throw badPath('COPY needs a file path');
   if (!tpc.transfer) {
-    return void sendProblem(reply, 501, 'third-party copy is not enabled on this endpoint', { code: 'CARGO_ERR_TPC_DISABLED' });
+    return void replyProblem(reply, { code: 'CARGO_ERR_TPC_DISABLED', detail: 'third-party copy is not enabled on this endpoint' });
   }
   if (!tpc.allowLocal) await refuseLoopback(remote, pull ? 'Source' : 'Destination');
 
@@ -184,8 +185,8 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
     });
     if (head && (head.status === 404 || head.status === 401 || head.status === 403)) {
       await external?.abort();
-      return void sendProblem(reply, head.status, `source answered ${head.status} to HEAD`, {
-        code: 'CARGO_ERR_TPC_SOURCE', field: 'Source',
+      return void replyProblem(reply, {
+        code: 'CARGO_ERR_TPC_SOURCE', status: head.status, detail: `source answered ${head.status} to HEAD`, field: 'Source',
       });
     }
     if (head && head.status < 300) {
@@ -196,8 +197,8 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   if (sourceDigest !== undefined && (alg === undefined || alg === 'adler32')) {
     if (supplied.adler32 !== undefined && supplied.adler32 !== sourceDigest) {
       await external?.abort();
-      return void sendProblem(reply, 412, `client checksum ${supplied.adler32} differs from the source's ${sourceDigest}`, {
-        code: 'CARGO_ERR_CHECKSUM_MISMATCH', field: 'Digest',
+      return void replyProblem(reply, {
+        code: 'CARGO_ERR_CHECKSUM_MISMATCH', status: 412, detail: `client checksum ${supplied.adler32} differs from the source's ${sourceDigest}`, field: 'Digest',
       });
     }
     alg = 'adler32';
