@@ -63,6 +63,7 @@ export function fromFsError(e: unknown, path: string): Error {
     case 'EDQUOT':
       return insufficientStorage('no space left on the storage area');
     default:
-      return e instanceof Error ? e : new Error(String(e));
+      // An fs error of another kind keeps its errno code for the caller (the engine's classifyError, the gateway's 500).
+      return e instanceof Error ? e : new StorageError('CARGO_ERR_INTERNAL', String(e), 500);
   }
 }
