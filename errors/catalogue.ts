@@ -71,7 +71,7 @@ export const errorCatalogue = {
   CARGO_ERR_NOT_FOUND: { status: 404, retryable: false, meaning: 'No such file or collection in the storage namespace.' },
   CARGO_ERR_NO_ROUTE: { status: 404, retryable: false, meaning: 'No route answers this method and path.' },
   CARGO_ERR_NO_SPACE: { status: 507, retryable: true, meaning: 'The buffer (or storage) has no room for this upload now.' },
-  CARGO_ERR_PEER_PROTOCOL: { status: 502, retryable: true, meaning: 'A remote HTTP/2 server broke the protocol or flooded the connection (the message names how); its stream or connection was closed and nothing it sent was published.' },
+  CARGO_ERR_PEER_PROTOCOL: { status: 502, retryable: true, meaning: 'A remote server broke its protocol or flooded the connection (HTTP/2 frames, HTTP-TPC performance markers; the message names how); its stream or connection was closed and nothing it sent was published.' },
   CARGO_ERR_PRECONDITION: { status: 412, retryable: false, meaning: 'A conditional request header (If-Match, If-None-Match …) does not hold.' },
   CARGO_ERR_QUEUE_TIMEOUT: { status: 408, retryable: false, meaning: 'The file waited in the queue longer than the job\'s maxTimeInQueueSec.' },
   CARGO_ERR_RECALL_FAILED: { status: 502, retryable: true, meaning: 'A tape recall of the nearline backend failed.' },
