@@ -19,7 +19,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { StorageError, badPath } from '../../services/storage/storage-errors.js';
 import type { TransferRequest, VerifyMode, ChecksumAlg } from '../../services/transfer/types.js';
-import { isCargoError } from '../../errors/cargo-error.js';
+import { CargoError, isCargoError } from '../../errors/cargo-error.js';
 import { suppliedDigests } from './digest-negotiation.js';
 import { checksumFromResponseHeaders } from '../../services/checksum/digest-header.js';
 import { engineClientPool } from '../../services/transfer/engine.js';
@@ -43,9 +43,9 @@ type HeaderMap = Record<string, string | string[] | undefined>;
 /** HEAD through the transfer engine's connection pool (same TLS trust, same connections as the copy). */
 const defaultProbe = async (url: string, headers: Record<string, string>): Promise<{ status: number; headers: HeaderMap }> => {
   const ep = parseEndpoint(url, 'source');
-  if (ep.kind !== 'http') throw new Error('not an http endpoint');
+  if (ep.kind !== 'http') throw new StorageError('CARGO_ERR_BAD_URL', `${url} is not an http(s) endpoint`, 400, { field: 'Source' });
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new Error('source HEAD timed out')), 60_000);
+  const timer = setTimeout(() => ac.abort(new CargoError('CARGO_ERR_TIMEOUT', 'source HEAD timed out after 60 s')), 60_000);
   try {
     const r = await headRequest(engineClientPool(), ep, 'source', headers, ac.signal);
     return { status: r.status, headers: r.headers as HeaderMap };
@@ -239,7 +239,7 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
     if (!res.destroyed && !res.writableEnded) res.write(s);
   };
   res.on('close', () => {
-    if (!finished) abort.abort(new Error('client closed the COPY request'));
+    if (!finished) abort.abort(new CargoError('CARGO_ERR_ABORTED', 'client closed the COPY request', { retryable: false }));
   });
   write(perfMarker(0));
   const timer = setInterval(() => write(perfMarker(bytes)), tpc.markerIntervalMs ?? 5000);

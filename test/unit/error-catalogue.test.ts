@@ -124,10 +124,6 @@ const UNCODED_ALLOWED: ReadonlyArray<{ file: string; match: string; why: string 
   { file: 'response-fields.ts', match: 'class MalformedResponse extends Error', why: 'caught by bulk-session.ts: a stream error of that response (CARGO_ERR_PEER_PROTOCOL)' },
   { file: 'structured-field.ts', match: 'class SfParseError extends Error', why: 'caught by digest-header.ts: an unparsable Repr-Digest counts as none (RFC 8941 §4.2)' },
   { file: 'tar-unpack.ts', match: 'class MemberFailure extends Error', why: 'caught by tar-unpack.ts, which fails the archive with CARGO_ERR_UNSAFE_ARCHIVE' },
-  { file: "file-response.ts", match: "new Error('file shorter than announced (truncated ", why: 'not converted yet (the next commits of this branch convert it)' },
-  { file: "tpc-copy.ts", match: "new Error('not an http endpoint'", why: 'not converted yet (the next commits of this branch convert it)' },
-  { file: "tpc-copy.ts", match: "new Error('source HEAD timed out'", why: 'not converted yet (the next commits of this branch convert it)' },
-  { file: "tpc-copy.ts", match: "new Error('client closed the COPY request'", why: 'not converted yet (the next commits of this branch convert it)' },
 ];
 
 test('services, gateway, workers and bin make no error without a code (new Error, extends Error) beyond the allow-list', () => {
