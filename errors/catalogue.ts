@@ -32,7 +32,7 @@ export const errorCatalogue = {
   CARGO_ERR_BAD_PATH: { status: 400, retryable: false, meaning: 'A storage path is malformed (NUL byte, bad percent-encoding, `..` escaping the namespace).' },
   CARGO_ERR_BAD_PROCESSING: { status: 400, retryable: false, meaning: 'A job\'s params.processing (or the operator\'s processing config) is invalid; the field is named.' },
   CARGO_ERR_BAD_RANGE: { status: 416, retryable: false, meaning: 'A Range or Content-Range header cannot be satisfied or parsed.' },
-  CARGO_ERR_BAD_REQUEST: { status: 400, retryable: false, meaning: 'The HTTP server refused the request before any route ran (malformed URL, header or framing) for a reason no more specific code covers; the detail says what.' },
+  CARGO_ERR_BAD_REQUEST: { status: 400, retryable: false, meaning: 'The request could not be parsed as HTTP, or the HTTP server refused it before any route ran (malformed URL, header or framing) for a reason no more specific code covers; the detail says what.' },
   CARGO_ERR_BAD_SCITAG: { status: 400, retryable: false, meaning: 'A job names a scitags experiment or activity that is not in the registry (the field names it); flow ids outside 65-65535 are refused by the schema.' },
   CARGO_ERR_BAD_SCOPE: { status: 400, retryable: false, meaning: 'An admin or limit scope is unknown, or its target is missing or malformed.' },
   CARGO_ERR_BAD_URL: { status: 400, retryable: false, meaning: 'A source or destination is not a valid absolute URL of a supported form.' },

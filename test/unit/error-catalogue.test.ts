@@ -1,8 +1,8 @@
 /**
  * One error catalogue (errors/catalogue.ts), kept in step with the source and the README, as fastify's
  * lib/errors.js is with its docs: every `CARGO_ERR_*` the source names is in the catalogue, every catalogue code is
- * used and documented, the README's table is the catalogue's rendering, and services, gateway, workers and bin make
- * no error without a code (`new Error(…)`) except where the allow-list below says why.
+ * used and documented, the README's table is the catalogue's rendering, and config, services, gateway, workers and
+ * bin make no error without a code (`new Error(…)`) except where the allow-list below says why.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { problemFor, problemOf } from '../../gateway/problem.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SOURCE_ROOTS = ['errors', 'config', 'services', 'gateway', 'workers', 'bin'];
 /** Where an error must carry a code when it is made. */
-const CODED_ROOTS = ['services', 'gateway', 'workers', 'bin'];
+const CODED_ROOTS = ['config', 'services', 'gateway', 'workers', 'bin'];
 
 function sourceFiles(dir: string): string[] {
   const out: string[] = [];
@@ -102,7 +102,7 @@ test('problem+json: one shape for domain errors, direct answers and foreign erro
 });
 
 /**
- * Errors made without a code in services, gateway, workers and bin, by file name (so a file moving between folders
+ * Errors made without a code in config, services, gateway, workers and bin, by file name (so a file moving between folders
  * keeps its entry) and a piece of the line. Each says why the error needs no code of its own. An entry that no longer
  * matches anything fails the test, so the list cannot outlive its reasons.
  */
@@ -125,7 +125,7 @@ const UNCODED_ALLOWED: ReadonlyArray<{ file: string; match: string; why: string 
   { file: 'structured-field.ts', match: 'class SfParseError extends Error', why: 'caught by digest-header.ts: an unparsable Repr-Digest counts as none (RFC 8941 §4.2)' },
 ];
 
-test('services, gateway, workers and bin make no error without a code (new Error, extends Error) beyond the allow-list', () => {
+test('config, services, gateway, workers and bin make no error without a code (new Error, extends Error) beyond the allow-list', () => {
   const MAKE = /\bnew (?:Type|Range|Syntax)?Error\(|\bextends (?:Type|Range|Syntax)?Error\b/;
   const unused = new Set(UNCODED_ALLOWED);
   const offending: string[] = [];
