@@ -45,7 +45,13 @@ test('API, storage endpoint and Tape REST errors have one problem+json shape wit
   assert.equal(missing['status'], 404);
 
   assertProblem('API job lookup', await h.api('GET', '/api/v1/jobs/no-such-job'));
-  assertProblem('API submission', await h.api('POST', '/api/v1/jobs', { files: [{ source: 'ftp://x/y', destination: 'file:///tmp/y' }] }));
+  // The README's example (section Errors), as the API answers it.
+  const scheme = assertProblem('API submission', await h.api('POST', '/api/v1/jobs', { files: [{ source: 'ftp://x/y', destination: 'file:///tmp/y' }] }));
+  assert.deepEqual(scheme, {
+    type: 'urn:cargoport:error:CARGO_ERR_UNSUPPORTED_SCHEME', title: 'Bad Request', status: 400,
+    detail: 'files[0].source uses the unsupported scheme "ftp" (supported: https, http, file)',
+    code: 'CARGO_ERR_UNSUPPORTED_SCHEME', field: 'files[0].source', instance: '/api/v1/jobs',
+  });
   assertProblem('API bad JSON', await h.api('POST', '/api/v1/jobs', '{"files": ['));
   assertProblem('storage method', await h.api('PATCH', '/data/public/x'));
   assertProblem('Tape REST stage request', await h.api('GET', '/tape/v1/stage/no-such-request'));
