@@ -116,6 +116,7 @@ const UNCODED_ALLOWED: ReadonlyArray<{ file: string; match: string; why: string 
   { file: 'http1-upload.ts', match: 'new Error(`connect timeout after', why: 'classified as CARGO_ERR_TIMEOUT' },
   { file: 'http1-upload.ts', match: 'new Error(`no response within', why: 'classified as CARGO_ERR_TIMEOUT' },
   { file: 'file-pump.ts', match: "new Error('source closed before its end')", why: 'a source stream that closed early; the caller classifies it with the source URL (CARGO_ERR_NETWORK)' },
+  { file: 'native-flowlabel.ts', match: "{ code, errno: -errno, syscall: 'connect' }", why: "Node's own connect-error shape (errno name as code), classified by the connectors like a Node socket's" },
   { file: 'gate-stage.ts', match: "name: 'AbortError', code: 'ABORT_ERR'", why: "Node's own abort shape, which stream pipelines and stream-stage.ts recognise; the engine reports the abort as CARGO_ERR_ABORTED" },
   // Parser signals caught inside their module and turned into a protocol answer or a coded error there.
   { file: 'bulk-session.ts', match: 'class NotHttp2Error extends Error', why: 'control flow: http-requests.ts falls back to undici for an origin without HTTP/2' },
