@@ -103,8 +103,14 @@ export function problemFor(err: unknown): Problem {
   return problemOf({ code, status, detail: fe.message || (STATUS_CODES[status] ?? 'bad request') });
 }
 
+/** A request URL without its query (which may carry a token: `?authz=` on storage URLs), at most `max` characters. */
+export function pathOf(url: string, max = 512): string {
+  const q = url.indexOf('?');
+  return (q === -1 ? url : url.slice(0, q)).slice(0, max);
+}
+
 /**
- * Writes `problem` as the answer, with the request's path as `instance`. A reply already sent is left alone; a HEAD
+ * Writes `problem` as the answer, with the request's path (`pathOf`) as `instance`. A reply already sent is left alone; a HEAD
  * answer gets the status and headers without a body (RFC 9110 §9.3.2: over HTTP/2 Node ends the stream with the
  * headers, and a body written after that is a stream error on the server).
  */
@@ -112,7 +118,7 @@ export function writeProblem(reply: FastifyReply, problem: Problem): FastifyRepl
   if (reply.sent || reply.raw.headersSent) return reply;
   const r = reply.code(problem.status).header('content-type', 'application/problem+json');
   if (reply.request.method === 'HEAD') return r.send();
-  return r.send(JSON.stringify({ ...problem, instance: reply.request.url.slice(0, 512) }));
+  return r.send(JSON.stringify({ ...problem, instance: pathOf(reply.request.url) }));
 }
 
 /** Answers a problem a handler states itself (no error thrown). */

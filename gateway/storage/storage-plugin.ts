@@ -19,7 +19,7 @@ import { handlePropfind } from './propfind.js';
 import { handlePut } from './put-handler.js';
 import { handleCopy } from './tpc-copy.js';
 import type { StorageContext } from './storage-context.js';
-import { problemFor, replyProblem, writeProblem } from '../problem.js';
+import { pathOf, problemFor, replyProblem, writeProblem } from '../problem.js';
 import type { StorageEndpointOptions } from './storage-options.js';
 import { markAcceptedFlow } from './flow-marking.js';
 
@@ -122,6 +122,6 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
   // Methods Node knows but nobody registered with Fastify end up in the not-found handler: 405 here too.
   app.setNotFoundHandler(async (request, reply) => {
     if (!DAV_METHODS.includes(request.method as (typeof DAV_METHODS)[number])) return methodNotAllowed(request, reply);
-    return replyProblem(reply, { code: 'CARGO_ERR_NOT_FOUND', detail: `no such file or collection: ${request.url.slice(0, 200)}` });
+    return replyProblem(reply, { code: 'CARGO_ERR_NOT_FOUND', detail: `no such file or collection: ${pathOf(request.url, 200)}` });
   });
 }

@@ -10,7 +10,7 @@ import { parseDecodedPath } from '../../services/storage/safe-path.js';
 import { StageRequests, type StageRequest } from '../../services/storage/stage-requests.js';
 import { CargoError, isCargoError, type ErrorCode } from '../../errors/cargo-error.js';
 import { AccessDecision } from './access-decision.js';
-import { problemFor, replyProblem, writeProblem } from '../problem.js';
+import { pathOf, problemFor, replyProblem, writeProblem } from '../problem.js';
 import { parseIsoDurationMs } from './iso-duration.js';
 import type { AnyFastifyInstance, StorageAction, TapeRestOptions } from './storage-options.js';
 
@@ -87,7 +87,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         if (p.status >= 500) request.log.error({ err }, 'tape rest error');
         return writeProblem(reply, p);
       });
-      api.setNotFoundHandler((req, reply) => replyProblem(reply, { code: 'CARGO_ERR_NO_ROUTE', detail: `no Tape REST route for ${req.method} ${req.url.slice(0, 200)}` }));
+      api.setNotFoundHandler((req, reply) => replyProblem(reply, { code: 'CARGO_ERR_NO_ROUTE', detail: `no Tape REST route for ${req.method} ${pathOf(req.url, 200)}` }));
 
       // gfal2 calls `{uri}/stage/` and friends with a trailing slash: serve both spellings.
       const both = (method: 'GET' | 'POST' | 'DELETE', url: string, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => {

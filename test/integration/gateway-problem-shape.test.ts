@@ -35,12 +35,14 @@ function assertProblem(name: string, r: { status: number; body: unknown; headers
 }
 
 test('API, storage endpoint and Tape REST errors have one problem+json shape with catalogue codes', async () => {
-  const noRoute = assertProblem('unknown route', await h.api('GET', '/no/such/route'));
+  const noRoute = assertProblem('unknown route', await h.api('GET', '/no/such/route?access_token=secret-token'));
+  assert.ok(!String(noRoute['detail']).includes('secret-token'), 'the query (a token) is not echoed');
   assert.equal(noRoute['code'], 'CARGO_ERR_NO_ROUTE');
   assert.equal(noRoute['title'], 'Not Found');
   assert.equal(noRoute['instance'], '/no/such/route');
 
-  const missing = assertProblem('storage GET', await h.api('GET', '/data/public/no-such-file.bin'));
+  const missing = assertProblem('storage GET', await h.api('GET', '/data/public/no-such-file.bin?authz=secret-token'));
+  assert.equal(missing['instance'], '/data/public/no-such-file.bin', 'the query (a token) is not echoed');
   assert.equal(missing['code'], 'CARGO_ERR_NOT_FOUND');
   assert.equal(missing['status'], 404);
 
