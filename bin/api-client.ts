@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
 import { CargoError } from '../errors/cargo-error.js';
+import { isErrorCode } from '../errors/catalogue.js';
 import { UsageError } from './usage-error.js';
 
 export interface Problem {
@@ -23,7 +24,8 @@ export class ApiError extends CargoError {
   constructor(status: number, problem: Problem) {
     const title = problem.title ?? `HTTP ${status}`;
     const text = problem.detail ? `${title}: ${problem.detail}` : title;
-    super(problem.code ?? 'CARGO_ERR_API', problem.field && !text.includes(problem.field) ? `${text} (field ${problem.field})` : text, {
+    // A code this CLI does not know (a newer gateway) stays readable in `problem.code`.
+    super(isErrorCode(problem.code) ? problem.code : 'CARGO_ERR_API', problem.field && !text.includes(problem.field) ? `${text} (field ${problem.field})` : text, {
       httpStatus: status, field: problem.field, retryable: status >= 500,
     });
     this.name = 'ApiError';

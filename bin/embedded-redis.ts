@@ -21,7 +21,7 @@ import { accessSync, constants as fsConstants, mkdirSync, readFileSync, realpath
 import { delimiter, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { CargoError } from '../errors/cargo-error.js';
+import { CargoError, type ErrorCode } from '../errors/cargo-error.js';
 
 export interface EmbeddedRedisLog {
   info(msg: string): void;
@@ -50,7 +50,7 @@ export interface EmbeddedRedis {
 }
 
 export class EmbeddedRedisError extends CargoError {
-  constructor(code: string, message: string, field?: string) {
+  constructor(code: ErrorCode, message: string, field?: string) {
     super(code, message, { httpStatus: 500, field });
     this.name = 'EmbeddedRedisError';
   }

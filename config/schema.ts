@@ -4,6 +4,10 @@
  * variables override both. The type of the loaded configuration is derived from this schema, so a setting
  * cannot exist in code without being declared, described and validated here.
  */
+import { CargoError } from '../errors/cargo-error.js';
+
+/** A raw value not of the leaf's form; config/load.ts names the key, the variable and the value around it. */
+const notOfForm = (form: string): CargoError => new CargoError('CARGO_ERR_CONFIG', form);
 
 interface LeafBase<T> {
   readonly kind: 'leaf';
@@ -27,7 +31,7 @@ function int(doc: string, min: number, max: number): Leaf<number> {
     kind: 'leaf', doc, form: `an integer from ${min} to ${max}`,
     parse(raw, fromEnv) {
       const v = fromEnv && typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new Error(this.form);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw notOfForm(this.form);
       return v;
     },
   };
@@ -37,7 +41,7 @@ function num(doc: string, min: number, max: number): Leaf<number> {
     kind: 'leaf', doc, form: `a number from ${min} to ${max}`,
     parse(raw, fromEnv) {
       const v = fromEnv && typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new Error(this.form);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw notOfForm(this.form);
       return v;
     },
   };
@@ -46,7 +50,7 @@ function str(doc: string, pattern?: RegExp, form = 'a string'): Leaf<string> {
   return {
     kind: 'leaf', doc, form,
     parse(raw) {
-      if (typeof raw !== 'string' || (pattern && !pattern.test(raw))) throw new Error(this.form);
+      if (typeof raw !== 'string' || (pattern && !pattern.test(raw))) throw notOfForm(this.form);
       return raw;
     },
   };
@@ -61,7 +65,7 @@ function bool(doc: string): Leaf<boolean> {
         if (s === 'true' || s === '1' || s === 'yes') return true;
         if (s === 'false' || s === '0' || s === 'no') return false;
       }
-      throw new Error(this.form);
+      throw notOfForm(this.form);
     },
   };
 }
@@ -69,7 +73,7 @@ function oneOf<T extends string>(doc: string, values: readonly T[]): Leaf<T> {
   return {
     kind: 'leaf', doc, form: `one of ${values.join(', ')}`,
     parse(raw) {
-      if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw)) throw new Error(this.form);
+      if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw)) throw notOfForm(this.form);
       return raw as T;
     },
   };
@@ -79,7 +83,7 @@ function strList(doc: string): Leaf<string[]> {
     kind: 'leaf', doc, form: 'a list of strings (comma-separated in an environment variable)',
     parse(raw, fromEnv) {
       if (fromEnv && typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter(Boolean);
-      if (!Array.isArray(raw) || raw.some((x) => typeof x !== 'string')) throw new Error(this.form);
+      if (!Array.isArray(raw) || raw.some((x) => typeof x !== 'string')) throw notOfForm(this.form);
       return raw as string[];
     },
   };
@@ -100,11 +104,11 @@ function structured<T extends 'mapping' | 'list'>(doc: string, shape: T): Leaf<T
         try {
           v = JSON.parse(raw);
         } catch {
-          throw new Error(form);
+          throw notOfForm(form);
         }
       }
       const ok = shape === 'mapping' ? v !== null && typeof v === 'object' && !Array.isArray(v) : Array.isArray(v);
-      if (!ok) throw new Error(form);
+      if (!ok) throw notOfForm(form);
       return v as T extends 'mapping' ? Record<string, unknown> : unknown[];
     },
   };

@@ -1,4 +1,6 @@
-import { errorSpec } from './catalogue.js';
+import { errorCatalogue, type ErrorCode } from './catalogue.js';
+
+export type { ErrorCode } from './catalogue.js';
 
 /**
  * The one error base of every layer (below config/ and services/, which both use it). Every domain error carries a stable
@@ -7,7 +9,7 @@ import { errorSpec } from './catalogue.js';
  * behaviour, but always through this base, so the gateway's problem+json mapper needs no table.
  */
 export class CargoError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly httpStatus: number;
   /** Name of the offending field or header, when there is one (goes into the problem body). */
   readonly field?: string;
@@ -15,17 +17,17 @@ export class CargoError extends Error {
   readonly retryable: boolean;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     opts: { httpStatus?: number; field?: string; retryable?: boolean; cause?: unknown } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CargoError';
     this.code = code;
-    const spec = errorSpec(code);
-    this.httpStatus = opts.httpStatus ?? spec?.status ?? 500;
+    const spec = errorCatalogue[code];
+    this.httpStatus = opts.httpStatus ?? spec.status;
     this.field = opts.field;
-    this.retryable = opts.retryable ?? spec?.retryable ?? false;
+    this.retryable = opts.retryable ?? spec.retryable;
   }
 }
 

@@ -15,8 +15,11 @@ export interface ErrorSpec {
   readonly meaning: string;
 }
 
-/** Codes are added here first, then thrown. Keep the entries sorted by code. */
-export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
+/**
+ * Codes are added here first, then thrown. Keep the entries sorted by code. Declared `as const` so that
+ * `ErrorCode` below is the union of these keys: a code missing here does not compile where a `CargoError` is made.
+ */
+export const errorCatalogue = {
   CARGO_ERR_ABORTED: { status: 499, retryable: true, meaning: 'The attempt was stopped by a cancel, an admin stop or a shutdown; a stopped file is requeued with its resume offsets.' },
   CARGO_ERR_API: { status: 502, retryable: false, meaning: 'The CLI received an error answer from the gateway that carried no code of its own.' },
   CARGO_ERR_AUTH: { status: 502, retryable: false, meaning: 'A remote endpoint refused access (HTTP 401/403) to the source or destination.' },
@@ -29,6 +32,7 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_BAD_PATH: { status: 400, retryable: false, meaning: 'A storage path is malformed (NUL byte, bad percent-encoding, `..` escaping the namespace).' },
   CARGO_ERR_BAD_PROCESSING: { status: 400, retryable: false, meaning: 'A job\'s params.processing (or the operator\'s processing config) is invalid; the field is named.' },
   CARGO_ERR_BAD_RANGE: { status: 416, retryable: false, meaning: 'A Range or Content-Range header cannot be satisfied or parsed.' },
+  CARGO_ERR_BAD_REQUEST: { status: 400, retryable: false, meaning: 'The request could not be parsed as HTTP, or the HTTP server refused it before any route ran (malformed URL, header or framing) for a reason no more specific code covers; the detail says what.' },
   CARGO_ERR_BAD_SCITAG: { status: 400, retryable: false, meaning: 'A job names a scitags experiment or activity that is not in the registry (the field names it); flow ids outside 65-65535 are refused by the schema.' },
   CARGO_ERR_BAD_SCOPE: { status: 400, retryable: false, meaning: 'An admin or limit scope is unknown, or its target is missing or malformed.' },
   CARGO_ERR_BAD_URL: { status: 400, retryable: false, meaning: 'A source or destination is not a valid absolute URL of a supported form.' },
@@ -67,7 +71,7 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_NOT_FOUND: { status: 404, retryable: false, meaning: 'No such file or collection in the storage namespace.' },
   CARGO_ERR_NO_ROUTE: { status: 404, retryable: false, meaning: 'No route answers this method and path.' },
   CARGO_ERR_NO_SPACE: { status: 507, retryable: true, meaning: 'The buffer (or storage) has no room for this upload now.' },
-  CARGO_ERR_PEER_PROTOCOL: { status: 502, retryable: true, meaning: 'A remote HTTP/2 server broke the protocol or flooded the connection (the message names how); its stream or connection was closed and nothing it sent was published.' },
+  CARGO_ERR_PEER_PROTOCOL: { status: 502, retryable: true, meaning: 'A remote server broke its protocol or flooded the connection (HTTP/2 frames, HTTP-TPC performance markers; the message names how); its stream or connection was closed and nothing it sent was published.' },
   CARGO_ERR_PRECONDITION: { status: 412, retryable: false, meaning: 'A conditional request header (If-Match, If-None-Match …) does not hold.' },
   CARGO_ERR_QUEUE_TIMEOUT: { status: 408, retryable: false, meaning: 'The file waited in the queue longer than the job\'s maxTimeInQueueSec.' },
   CARGO_ERR_RECALL_FAILED: { status: 502, retryable: true, meaning: 'A tape recall of the nearline backend failed.' },
@@ -78,18 +82,19 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_REDIS_START: { status: 500, retryable: false, meaning: 'The embedded redis-server did not start (its log is named).' },
   CARGO_ERR_REDIS_UNAVAILABLE: { status: 503, retryable: true, meaning: 'Redis is not reachable.' },
   CARGO_ERR_SAME_ENDPOINTS: { status: 400, retryable: false, meaning: 'A file\'s source and destination are the same URL.' },
+  CARGO_ERR_SCITAGS_REGISTRY: { status: 502, retryable: true, meaning: 'The scitags registry could not be fetched from marking.registryUrl or is not a version-1 registry; the bundled copy stays in use.' },
   CARGO_ERR_SHORT_BODY: { status: 400, retryable: false, meaning: 'An upload ended before the announced number of bytes arrived.' },
   CARGO_ERR_SIZE_MISMATCH: { status: 502, retryable: true, meaning: 'The number of bytes moved differs from the size announced or expected.' },
-  CARGO_ERR_SCITAGS_REGISTRY: { status: 502, retryable: true, meaning: 'The scitags registry could not be fetched from marking.registryUrl or is not a version-1 registry; the bundled copy stays in use.' },
   CARGO_ERR_SOURCE_CHANGED: { status: 502, retryable: true, meaning: 'The source changed during the transfer (its validators differ); the partial data was dropped.' },
   CARGO_ERR_SOURCE_FRAMING: { status: 502, retryable: false, meaning: 'The source sent bytes where its answer should have ended (a Content-Length shorter than the body, garbage after it): the body cannot be trusted.' },
   CARGO_ERR_SOURCE_NOT_FOUND: { status: 404, retryable: false, meaning: 'The source does not exist.' },
   CARGO_ERR_STAGE_FAILED: { status: 422, retryable: false, meaning: 'A processing stage failed on these bytes; nothing was published.' },
+  CARGO_ERR_STAGE_REQUEST_NOT_FOUND: { status: 404, retryable: false, meaning: 'No Tape REST stage request has this id (it was deleted, or the gateway restarted).' },
   CARGO_ERR_STALLED: { status: 504, retryable: true, meaning: 'The transfer made no progress for transfer.stallTimeoutSec (or went below the low-speed limit).' },
   CARGO_ERR_TIMEOUT: { status: 504, retryable: true, meaning: 'A remote endpoint did not answer in time (connect, headers or body timeout).' },
   CARGO_ERR_TLS: { status: 502, retryable: false, meaning: 'The TLS handshake with a remote endpoint failed (certificate not trusted, expired, wrong name …).' },
   CARGO_ERR_TLS_SETUP: { status: 500, retryable: false, meaning: 'The gateway\'s TLS certificate or key cannot be read or generated.' },
-  CARGO_ERR_TOO_MANY_FILES: { status: 413, retryable: false, meaning: 'A submission has more files than jobs.maxFilesPerJob.' },
+  CARGO_ERR_TOO_MANY_FILES: { status: 413, retryable: false, meaning: 'A submission has more files than jobs.maxFilesPerJob (or a Tape REST request more than it takes).' },
   CARGO_ERR_TPC_DISABLED: { status: 501, retryable: false, meaning: 'HTTP third-party copy is not enabled on this storage endpoint.' },
   CARGO_ERR_TPC_FAILED: { status: 502, retryable: true, meaning: 'The remote storage reported a failed third-party copy.' },
   CARGO_ERR_TPC_SOURCE: { status: 502, retryable: false, meaning: 'The third-party copy\'s source could not be read.' },
@@ -104,9 +109,17 @@ export const errorCatalogue: Readonly<Record<string, ErrorSpec>> = {
   CARGO_ERR_USAGE: { status: 400, retryable: false, meaning: 'The CLI was called with invalid arguments.' },
   CARGO_ERR_VALIDATION: { status: 400, retryable: false, meaning: 'The request does not match the route\'s schema (the field names what is wrong).' },
   CARGO_ERR_WORKER_LOST: { status: 500, retryable: true, meaning: 'The worker running this attempt died; the file was claimed again within workers.lockDurationMs, from its last checkpoint.' },
-};
+} as const satisfies Readonly<Record<`CARGO_ERR_${string}`, ErrorSpec>>;
+
+/** Every stable code of the port. `CargoError` accepts nothing else. */
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** Whether `code` (read from Redis, a remote answer, a CLI argument …) is one of the catalogue's codes. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(errorCatalogue, code);
+}
 
 /** The catalogue entry of `code`, if it has one. */
 export function errorSpec(code: string): ErrorSpec | undefined {
-  return Object.hasOwn(errorCatalogue, code) ? errorCatalogue[code] : undefined;
+  return isErrorCode(code) ? errorCatalogue[code] : undefined;
 }

@@ -1,34 +1,56 @@
 /**
- * RFC 7807 problem+json for every error the gateway answers: domain errors keep their stable code and
- * field; Fastify's own errors (validation, JSON syntax, body size, content type) are translated so the
+ * The one RFC 7807 problem+json writer of the port: the REST API, the admin API, the health routes, the storage
+ * endpoint (WebDAV, HTTP-TPC) and Tape REST all answer errors through it, in one shape:
+ *
+ *     { type: "urn:cargoport:error:<code>", title, status, detail, code, field?, instance }
+ *
+ * `code` is always a catalogue code (errors/catalogue.ts), `title` the status text unless a protocol fixes it (WLCG
+ * Tape REST names its titles), `detail` names the cause, `field` the offending field or header. Domain errors keep
+ * their code and field; Fastify's own errors (validation, JSON syntax, body size, content type) are translated so the
  * client learns which field or what about the request is wrong. Never a bare 500 for bad input.
  */
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isCargoError } from '../errors/cargo-error.js';
+import { errorCatalogue, type ErrorCode } from '../errors/catalogue.js';
 
 export interface Problem {
   type: string;
   title: string;
   status: number;
   detail: string;
-  code: string;
+  code: ErrorCode;
   field?: string;
   instance?: string;
 }
 
-const TITLES: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  409: 'Conflict', 412: 'Precondition Failed', 413: 'Content Too Large', 415: 'Unsupported Media Type',
-  416: 'Range Not Satisfiable', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
-};
+/** What a handler that answers an error itself (without throwing) says; the rest is filled in by `problemOf`. */
+export interface ProblemInit {
+  code: ErrorCode;
+  detail: string;
+  /** Defaults to the catalogue's status of `code`. */
+  status?: number;
+  /** Defaults to the status text (404 → "Not Found"). */
+  title?: string;
+  field?: string;
+}
 
 /** Fastify's own request errors, renamed into our stable code space. */
-const FASTIFY_CODES: Record<string, string> = {
+const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'CARGO_ERR_BAD_JSON',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'CARGO_ERR_BAD_JSON',
   FST_ERR_CTP_BODY_TOO_LARGE: 'CARGO_ERR_BODY_TOO_LARGE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'CARGO_ERR_UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'CARGO_ERR_BAD_CONTENT_LENGTH',
+};
+
+/** For an error that is not ours and has no known code: the catalogue code its status means. */
+const STATUS_CODES_FALLBACK: Record<number, ErrorCode> = {
+  404: 'CARGO_ERR_NO_ROUTE',
+  405: 'CARGO_ERR_METHOD_NOT_ALLOWED',
+  413: 'CARGO_ERR_BODY_TOO_LARGE',
+  415: 'CARGO_ERR_UNSUPPORTED_MEDIA_TYPE',
+  416: 'CARGO_ERR_BAD_RANGE',
 };
 
 /** `/files/3/source` → `files[3].source` */
@@ -40,12 +62,25 @@ export function fieldFromPointer(pointer: string): string {
     .join('');
 }
 
+export function problemOf(init: ProblemInit): Problem {
+  const status = init.status ?? errorCatalogue[init.code].status;
+  return {
+    type: `urn:cargoport:error:${init.code}`,
+    title: init.title ?? STATUS_CODES[status] ?? 'Error',
+    status,
+    detail: init.detail,
+    code: init.code,
+    ...(init.field ? { field: init.field } : {}),
+  };
+}
+
+/** The problem a thrown error becomes. */
 export function problemFor(err: unknown): Problem {
   if (isCargoError(err)) {
-    return { type: `urn:cargoport:error:${err.code}`, title: TITLES[err.httpStatus] ?? 'Error', status: err.httpStatus, detail: err.message, code: err.code, ...(err.field ? { field: err.field } : {}) };
+    return problemOf({ code: err.code, status: err.httpStatus, detail: err.message, field: err.field });
   }
   const fe = err as FastifyError & { validation?: Array<{ instancePath: string; message?: string; keyword: string; params: Record<string, unknown> }>; validationContext?: string };
-  if (fe.validation && fe.validation.length > 0) {
+  if (fe?.validation && fe.validation.length > 0) {
     const v = fe.validation[0]!;
     let field = fieldFromPointer(v.instancePath);
     let detail = `${field || fe.validationContext || 'request'} ${v.message ?? 'is invalid'}`;
@@ -59,16 +94,41 @@ export function problemFor(err: unknown): Problem {
       detail = `missing required field "${field}"`;
     }
     const where = fe.validationContext && fe.validationContext !== 'body' ? `${fe.validationContext} ` : '';
-    return { type: 'urn:cargoport:error:CARGO_ERR_VALIDATION', title: 'Bad Request', status: 400, detail: `${where}${detail}`, code: 'CARGO_ERR_VALIDATION', ...(field ? { field } : {}) };
+    return problemOf({ code: 'CARGO_ERR_VALIDATION', status: 400, detail: `${where}${detail}`, field });
   }
-  const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;
-  const code = status === 500 ? 'CARGO_ERR_INTERNAL' : (FASTIFY_CODES[fe.code ?? ''] ?? `CARGO_ERR_HTTP_${status}`);
-  const detail = status === 500 ? 'internal error (logged on the server)' : fe.message;
-  return { type: `urn:cargoport:error:${code}`, title: TITLES[status] ?? 'Error', status, detail, code };
+  // Only a client error keeps its status: a 5xx that is not a CargoError is a fault of the port, never the input.
+  const status = typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
+  if (status === 500) return problemOf({ code: 'CARGO_ERR_INTERNAL', status, detail: 'internal error (logged on the server)' });
+  const code = FASTIFY_CODES[fe.code ?? ''] ?? STATUS_CODES_FALLBACK[status] ?? 'CARGO_ERR_BAD_REQUEST';
+  return problemOf({ code, status, detail: fe.message || (STATUS_CODES[status] ?? 'bad request') });
 }
 
+/** A request URL without its query (which may carry a token: `?authz=` on storage URLs), at most `max` characters. */
+export function pathOf(url: string, max = 512): string {
+  const q = url.indexOf('?');
+  return (q === -1 ? url : url.slice(0, q)).slice(0, max);
+}
+
+/**
+ * Writes `problem` as the answer, with the request's path (`pathOf`) as `instance`. A reply already sent is left alone; a HEAD
+ * answer gets the status and headers without a body (RFC 9110 §9.3.2: over HTTP/2 Node ends the stream with the
+ * headers, and a body written after that is a stream error on the server).
+ */
+export function writeProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  if (reply.sent || reply.raw.headersSent) return reply;
+  const r = reply.code(problem.status).header('content-type', 'application/problem+json');
+  if (reply.request.method === 'HEAD') return r.send();
+  return r.send(JSON.stringify({ ...problem, instance: pathOf(reply.request.url) }));
+}
+
+/** Answers a problem a handler states itself (no error thrown). */
+export function replyProblem(reply: FastifyReply, init: ProblemInit): FastifyReply {
+  return writeProblem(reply, problemOf(init));
+}
+
+/** Answers a thrown error; server faults (5xx) are logged with the error, whose message the client may not see. */
 export function sendProblem(reply: FastifyReply, req: FastifyRequest, err: unknown): FastifyReply {
   const p = problemFor(err);
   if (p.status >= 500) req.log.error({ err }, 'request failed');
-  return reply.code(p.status).type('application/problem+json').send({ ...p, instance: req.url.slice(0, 512) });
+  return writeProblem(reply, p);
 }

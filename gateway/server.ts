@@ -13,7 +13,7 @@ import { TRANSFER_QUEUE } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import type { GatewayContext } from './context.js';
 import { closeHttp2SessionsOnShutdown } from './http2-session-shutdown.js';
-import { sendProblem } from './problem.js';
+import { pathOf, replyProblem, sendProblem } from './problem.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { collectOpenApi, docsRoute } from './routes/docs-route.js';
 import { eventsRoute } from './routes/events-route.js';
@@ -67,10 +67,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
 
   app.setErrorHandler((err, req, reply) => sendProblem(reply, req, err));
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).type('application/problem+json').send({
-      type: 'urn:cargoport:error:CARGO_ERR_NO_ROUTE', title: 'Not Found', status: 404, code: 'CARGO_ERR_NO_ROUTE',
-      detail: `no route for ${req.method} ${req.url.slice(0, 200)}`,
-    }),
+    replyProblem(reply, { code: 'CARGO_ERR_NO_ROUTE', detail: `no route for ${req.method} ${pathOf(req.url, 200)}` }),
   );
   const doc = collectOpenApi(app);
   await app.register(healthRoutes, { ctx });

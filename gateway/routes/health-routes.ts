@@ -1,6 +1,7 @@
 /** Liveness and readiness: `/healthz` answers while the process serves; `/readyz` also needs Redis. */
 import type { FastifyInstance } from 'fastify';
 import type { GatewayContext } from '../context.js';
+import { replyProblem } from '../problem.js';
 
 export async function healthRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
   app.get('/healthz', { schema: { summary: 'Liveness' } }, async () => ({ status: 'ok' }));
@@ -9,10 +10,7 @@ export async function healthRoutes(app: FastifyInstance, { ctx }: { ctx: Gateway
       await ctx.redis.ping();
       return { status: 'ready' };
     } catch (e) {
-      return reply.code(503).type('application/problem+json').send({
-        type: 'urn:cargoport:error:CARGO_ERR_REDIS_UNAVAILABLE', title: 'Service Unavailable', status: 503,
-        detail: `Redis is not reachable: ${(e as Error).message}`, code: 'CARGO_ERR_REDIS_UNAVAILABLE',
-      });
+      return replyProblem(reply, { code: 'CARGO_ERR_REDIS_UNAVAILABLE', detail: `Redis is not reachable: ${(e as Error).message}` });
     }
   });
 }

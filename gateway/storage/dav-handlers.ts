@@ -6,6 +6,7 @@ import { parseLogicalPath } from '../../services/storage/safe-path.js';
 import { StorageError, badPath, forbidden } from '../../services/storage/storage-errors.js';
 import { overwriteHeader } from './put-handler.js';
 import { hrefOf, requestPath, type StorageContext } from './storage-context.js';
+import { replyProblem } from '../problem.js';
 
 export const DAV_METHODS = ['OPTIONS', 'GET', 'HEAD', 'PUT', 'DELETE', 'MKCOL', 'MOVE', 'COPY', 'PROPFIND'] as const;
 
@@ -33,11 +34,8 @@ export async function handleMkcol(ctx: StorageContext, request: FastifyRequest, 
   const existing = await ctx.storage.stat(lp.path).catch(() => null);
   if (existing) {
     // RFC 4918 §9.3.1: MKCOL on an existing resource is 405.
-    return void reply
-      .code(405)
-      .header('allow', DAV_METHODS.filter((m) => m !== 'MKCOL').join(', '))
-      .header('content-type', 'application/problem+json')
-      .send(JSON.stringify({ type: 'about:blank', title: 'resource already exists', status: 405, code: 'CARGO_ERR_EXISTS' }));
+    reply.header('allow', DAV_METHODS.filter((m) => m !== 'MKCOL').join(', '));
+    return void replyProblem(reply, { code: 'CARGO_ERR_EXISTS', status: 405, detail: `${lp.path} already exists` });
   }
   await ctx.storage.mkdir(lp.path, { parents: false });
   return void reply.code(201).header('location', hrefOf(ctx, lp.path, true)).send();

@@ -10,6 +10,7 @@ import type { FastifyReply } from 'fastify';
 import { BufferPool } from '../../services/storage/buffer-pool.js';
 import { READ_CHUNK } from '../../services/storage/posix-backend.js';
 import type { ReadHandle } from '../../services/storage/storage-backend.js';
+import { StorageError } from '../../services/storage/storage-errors.js';
 
 
 
@@ -73,7 +74,7 @@ async function pump(res: Writable, handle: ReadHandle, start: number, end: numbe
     while (next) {
       const { buf, n } = await next;
       next = null;
-      if (n === 0) throw new Error('file shorter than announced (truncated while being served)');
+      if (n === 0) throw new StorageError('CARGO_ERR_LOCAL_IO', 'file shorter than announced (truncated while being served)', 500, { retryable: true });
       pos += n;
       if (res.destroyed) {
         pool.release(buf);

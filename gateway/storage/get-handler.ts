@@ -12,7 +12,8 @@ import { evaluatePreconditions, ifRangeAllows } from './conditional-headers.js';
 import { digestResponseHeaders } from './digest-negotiation.js';
 import { renderListing } from './directory-listing.js';
 import { sendFileRange } from './file-response.js';
-import { requestPath, sendProblem, type StorageContext } from './storage-context.js';
+import { requestPath, type StorageContext } from './storage-context.js';
+import { replyProblem } from '../problem.js';
 
 export async function handleGet(ctx: StorageContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const lp = requestPath(ctx, request);
@@ -52,7 +53,7 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
       .header('etag', st.etag)
       .header('last-modified', new Date(st.mtimeMs).toUTCString());
     const pre = evaluatePreconditions(request.headers, st);
-    if (pre === 'failed') return sendProblem(reply, 412, 'precondition failed', { code: 'CARGO_ERR_PRECONDITION' });
+    if (pre === 'failed') return replyProblem(reply, { code: 'CARGO_ERR_PRECONDITION', detail: `a conditional header does not hold for ${lp.path}` });
     if (pre === 'not-modified') return reply.code(304).send();
     reply.headers(await digestResponseHeaders(request, handle, ctx.checksums));
 
@@ -62,7 +63,7 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
       : ({ kind: 'full' } as const);
     if (decision.kind === 'unsatisfiable') {
       reply.header('content-range', `bytes */${st.size}`);
-      return sendProblem(reply, 416, 'range not satisfiable', { code: 'CARGO_ERR_BAD_RANGE', field: 'Range' });
+      return replyProblem(reply, { code: 'CARGO_ERR_BAD_RANGE', detail: `range not satisfiable for ${lp.path}`, field: 'Range' });
     }
     if (decision.kind === 'full') {
       reply.code(200).header('content-type', 'application/octet-stream').header('content-length', String(st.size));

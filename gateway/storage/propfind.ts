@@ -7,7 +7,8 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EntryStat } from '../../services/storage/storage-backend.js';
-import { hrefOf, requestPath, sendProblem, type StorageContext } from './storage-context.js';
+import { hrefOf, requestPath, type StorageContext } from './storage-context.js';
+import { replyProblem } from '../problem.js';
 
 function xmlEscape(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
@@ -33,9 +34,8 @@ export async function handlePropfind(ctx: StorageContext, request: FastifyReques
   for await (const _ of request.raw) void _;
   const depthHeader = String(request.headers['depth'] ?? 'infinity').trim().toLowerCase();
   if (depthHeader !== '0' && depthHeader !== '1') {
-    return void sendProblem(reply, 403, 'PROPFIND Depth infinity is not supported; use 0 or 1', {
-      code: 'CARGO_ERR_DEPTH',
-      field: 'Depth',
+    return void replyProblem(reply, {
+      code: 'CARGO_ERR_DEPTH', status: 403, detail: 'PROPFIND Depth infinity is not supported; use 0 or 1', field: 'Depth',
     });
   }
   await ctx.access.check(request, 'stat', lp.path);

@@ -18,7 +18,8 @@ import { handleGet } from './get-handler.js';
 import { handlePropfind } from './propfind.js';
 import { handlePut } from './put-handler.js';
 import { handleCopy } from './tpc-copy.js';
-import { errorToProblem, sendProblem, type StorageContext } from './storage-context.js';
+import type { StorageContext } from './storage-context.js';
+import { pathOf, problemFor, replyProblem, writeProblem } from '../problem.js';
 import type { StorageEndpointOptions } from './storage-options.js';
 import { markAcceptedFlow } from './flow-marking.js';
 
@@ -86,10 +87,10 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   app.setErrorHandler((err, request, reply) => {
-    const { status, title, extra } = errorToProblem(err);
-    if (status >= 500) request.log.error({ err }, 'storage endpoint error');
-    if (status === 405) reply.header('allow', DAV_METHODS.join(', '));
-    return sendProblem(reply, status, title, extra);
+    const p = problemFor(err);
+    if (p.status >= 500) request.log.error({ err }, 'storage endpoint error');
+    if (p.status === 405) reply.header('allow', DAV_METHODS.join(', '));
+    return writeProblem(reply, p);
   });
 
   const handlers: Record<string, Handler> = {
@@ -103,9 +104,9 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
     PROPFIND: handlePropfind,
     OPTIONS: handleOptions,
   };
-  const methodNotAllowed = async (_req: FastifyRequest, reply: FastifyReply) => {
+  const methodNotAllowed = async (req: FastifyRequest, reply: FastifyReply) => {
     reply.header('allow', DAV_METHODS.join(', '));
-    return sendProblem(reply, 405, 'method not allowed', { code: 'CARGO_ERR_METHOD_NOT_ALLOWED' });
+    return replyProblem(reply, { code: 'CARGO_ERR_METHOD_NOT_ALLOWED', detail: `the storage endpoint does not support ${req.method.slice(0, 32)}` });
   };
   const dispatch = async (request: FastifyRequest, reply: FastifyReply) => {
     const h = handlers[request.method];
@@ -121,6 +122,6 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
   // Methods Node knows but nobody registered with Fastify end up in the not-found handler: 405 here too.
   app.setNotFoundHandler(async (request, reply) => {
     if (!DAV_METHODS.includes(request.method as (typeof DAV_METHODS)[number])) return methodNotAllowed(request, reply);
-    return sendProblem(reply, 404, 'not found', { code: 'CARGO_ERR_NOT_FOUND' });
+    return replyProblem(reply, { code: 'CARGO_ERR_NOT_FOUND', detail: `no such file or collection: ${pathOf(request.url, 200)}` });
   });
 }

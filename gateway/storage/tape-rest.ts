@@ -8,16 +8,22 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseDecodedPath } from '../../services/storage/safe-path.js';
 import { StageRequests, type StageRequest } from '../../services/storage/stage-requests.js';
-import { isCargoError } from '../../errors/cargo-error.js';
+import { CargoError, isCargoError, type ErrorCode } from '../../errors/cargo-error.js';
 import { AccessDecision } from './access-decision.js';
-import { errorToProblem, sendProblem } from './storage-context.js';
+import { pathOf, problemFor, replyProblem, writeProblem } from '../problem.js';
 import { parseIsoDurationMs } from './iso-duration.js';
 import type { AnyFastifyInstance, StorageAction, TapeRestOptions } from './storage-options.js';
 
 export const TAPE_API_PREFIX = '/tape/v1';
 const MAX_FILES = 10_000;
 
-class JsonValidationError extends Error {}
+/** A body that is not JSON or not the spec's shape; the spec names its problem title "JSON Validation error". */
+class JsonValidationError extends CargoError {
+  constructor(detail: string, code: ErrorCode = 'CARGO_ERR_VALIDATION') {
+    super(code, detail, { httpStatus: 400 });
+    this.name = 'JsonValidationError';
+  }
+}
 
 function validation(detail: string): never {
   throw new JsonValidationError(detail);
@@ -72,16 +78,16 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         try {
           done(null, JSON.parse(text));
         } catch {
-          done(new JsonValidationError('request body is not valid JSON'), undefined);
+          done(new JsonValidationError('request body is not valid JSON', 'CARGO_ERR_BAD_JSON'), undefined);
         }
       });
       api.setErrorHandler((err, request, reply) => {
-        if (err instanceof JsonValidationError) return sendProblem(reply, 400, 'JSON Validation error', { detail: err.message });
-        const { status, title, extra } = errorToProblem(err);
-        if (status >= 500) request.log.error({ err }, 'tape rest error');
-        return sendProblem(reply, status, title, extra);
+        const p = problemFor(err);
+        if (err instanceof JsonValidationError) p.title = 'JSON Validation error';
+        if (p.status >= 500) request.log.error({ err }, 'tape rest error');
+        return writeProblem(reply, p);
       });
-      api.setNotFoundHandler((_req, reply) => sendProblem(reply, 404, 'not found'));
+      api.setNotFoundHandler((req, reply) => replyProblem(reply, { code: 'CARGO_ERR_NO_ROUTE', detail: `no Tape REST route for ${req.method} ${pathOf(req.url, 200)}` }));
 
       // gfal2 calls `{uri}/stage/` and friends with a trailing slash: serve both spellings.
       const both = (method: 'GET' | 'POST' | 'DELETE', url: string, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => {
@@ -91,14 +97,14 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
 
       const found = (id: string, reply: FastifyReply): StageRequest | undefined => {
         const r = requests.get(id);
-        if (!r) sendProblem(reply, 404, 'stage request not found', { detail: `no stage request with id ${id}` });
+        if (!r) replyProblem(reply, { code: 'CARGO_ERR_STAGE_REQUEST_NOT_FOUND', title: 'stage request not found', detail: `no stage request with id ${id}`, field: 'id' });
         return r;
       };
 
       both('POST', '/stage', async (req, reply) => {
         const body = req.body as { files?: unknown } | undefined;
         if (!body || !Array.isArray(body.files) || body.files.length === 0) validation('"files" must be a non-empty array');
-        if (body.files.length > MAX_FILES) return sendProblem(reply, 413, 'too many files', { detail: `at most ${MAX_FILES}` });
+        if (body.files.length > MAX_FILES) return replyProblem(reply, { code: 'CARGO_ERR_TOO_MANY_FILES', title: 'too many files', detail: `at most ${MAX_FILES} files per request`, field: 'files' });
         const files: Array<{ path: string; logical: string; error?: string; pinMs?: number }> = [];
         let pinMs = opts.storage.defaultPinMs;
         for (const f of body.files as unknown[]) {
@@ -153,7 +159,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         await checkAll(req, 'stage', paths);
         const missing = await requests.cancel(r, paths);
         if (missing.length > 0) {
-          return sendProblem(reply, 400, 'File missing from stage request', { detail: missing.join(', ') });
+          return replyProblem(reply, { code: 'CARGO_ERR_VALIDATION', status: 400, title: 'File missing from stage request', detail: missing.join(', '), field: 'paths' });
         }
         return reply.code(200).send();
       });

@@ -19,7 +19,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { StorageError, badPath } from '../../services/storage/storage-errors.js';
 import type { TransferRequest, VerifyMode, ChecksumAlg } from '../../services/transfer/types.js';
-import { isCargoError } from '../../errors/cargo-error.js';
+import { CargoError, isCargoError } from '../../errors/cargo-error.js';
 import { suppliedDigests } from './digest-negotiation.js';
 import { checksumFromResponseHeaders } from '../../services/checksum/digest-header.js';
 import { engineClientPool } from '../../services/transfer/engine.js';
@@ -27,7 +27,8 @@ import { headRequest } from '../../services/transfer/http/http-requests.js';
 import { parseEndpoint } from '../../services/transfer/endpoint.js';
 import { overwriteHeader } from './put-handler.js';
 import { failureLine, perfMarker, SUCCESS_LINE } from './perf-marker.js';
-import { requestPath, sendProblem, type StorageContext } from './storage-context.js';
+import { requestPath, type StorageContext } from './storage-context.js';
+import { replyProblem } from '../problem.js';
 import { marking } from '../../services/marking/marking-service.js';
 import { flowIdOf } from '../../services/marking/flow-id.js';
 
@@ -42,9 +43,9 @@ type HeaderMap = Record<string, string | string[] | undefined>;
 /** HEAD through the transfer engine's connection pool (same TLS trust, same connections as the copy). */
 const defaultProbe = async (url: string, headers: Record<string, string>): Promise<{ status: number; headers: HeaderMap }> => {
   const ep = parseEndpoint(url, 'source');
-  if (ep.kind !== 'http') throw new Error('not an http endpoint');
+  if (ep.kind !== 'http') throw new StorageError('CARGO_ERR_BAD_URL', `${url} is not an http(s) endpoint`, 400, { field: 'Source' });
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new Error('source HEAD timed out')), 60_000);
+  const timer = setTimeout(() => ac.abort(new CargoError('CARGO_ERR_TIMEOUT', 'source HEAD timed out after 60 s')), 60_000);
   try {
     const r = await headRequest(engineClientPool(), ep, 'source', headers, ac.signal);
     return { status: r.status, headers: r.headers as HeaderMap };
@@ -154,7 +155,7 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   const supplied = suppliedDigests(request);
   if (lp.path === '/' || lp.trailingSlash) throw badPath('COPY needs a file path');
   if (!tpc.transfer) {
-    return void sendProblem(reply, 501, 'third-party copy is not enabled on this endpoint', { code: 'CARGO_ERR_TPC_DISABLED' });
+    return void replyProblem(reply, { code: 'CARGO_ERR_TPC_DISABLED', detail: 'third-party copy is not enabled on this endpoint' });
   }
   if (!tpc.allowLocal) await refuseLoopback(remote, pull ? 'Source' : 'Destination');
 
@@ -184,8 +185,8 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
     });
     if (head && (head.status === 404 || head.status === 401 || head.status === 403)) {
       await external?.abort();
-      return void sendProblem(reply, head.status, `source answered ${head.status} to HEAD`, {
-        code: 'CARGO_ERR_TPC_SOURCE', field: 'Source',
+      return void replyProblem(reply, {
+        code: 'CARGO_ERR_TPC_SOURCE', status: head.status, detail: `source answered ${head.status} to HEAD`, field: 'Source',
       });
     }
     if (head && head.status < 300) {
@@ -196,8 +197,8 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   if (sourceDigest !== undefined && (alg === undefined || alg === 'adler32')) {
     if (supplied.adler32 !== undefined && supplied.adler32 !== sourceDigest) {
       await external?.abort();
-      return void sendProblem(reply, 412, `client checksum ${supplied.adler32} differs from the source's ${sourceDigest}`, {
-        code: 'CARGO_ERR_CHECKSUM_MISMATCH', field: 'Digest',
+      return void replyProblem(reply, {
+        code: 'CARGO_ERR_CHECKSUM_MISMATCH', status: 412, detail: `client checksum ${supplied.adler32} differs from the source's ${sourceDigest}`, field: 'Digest',
       });
     }
     alg = 'adler32';
@@ -238,7 +239,7 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
     if (!res.destroyed && !res.writableEnded) res.write(s);
   };
   res.on('close', () => {
-    if (!finished) abort.abort(new Error('client closed the COPY request'));
+    if (!finished) abort.abort(new CargoError('CARGO_ERR_ABORTED', 'client closed the COPY request', { retryable: false }));
   });
   write(perfMarker(0));
   const timer = setInterval(() => write(perfMarker(bytes)), tpc.markerIntervalMs ?? 5000);

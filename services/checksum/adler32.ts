@@ -4,6 +4,7 @@
  *
  * State is the 32-bit checksum itself (b << 16 | a); start from ADLER32_INITIAL (= 1).
  */
+import { ChecksumStateError } from './checksum-errors.js';
 import { LITTLE_ENDIAN, wordView } from './word-view.js';
 import { nativeAdler32, NATIVE_SUM_MIN_BYTES } from './native-sums.js';
 
@@ -150,7 +151,7 @@ function adler32Words(state: number, buf: Uint8Array, start: number, end: number
  * grows by (aP − 1), so: A = aP + aQ − 1, B = bP + bQ + lenB·(aP − 1)   (all mod 65521).
  */
 export function adler32Combine(a: number, b: number, lenB: number): number {
-  if (!Number.isSafeInteger(lenB) || lenB < 0) throw new RangeError(`adler32Combine: bad length ${lenB}`);
+  if (!Number.isSafeInteger(lenB) || lenB < 0) throw new ChecksumStateError(`adler32Combine: bad length ${lenB}`);
   const lenMod = lenB % ADLER_MOD;
   const aP = a & 0xffff;
   const bP = a >>> 16;

@@ -6,11 +6,12 @@
 import { parentPort } from 'node:worker_threads';
 import { adler32Update, ADLER32_INITIAL } from './adler32.js';
 import { crc32cUpdate, CRC32C_INITIAL } from './crc32c.js';
+import { ChecksumStateError } from './checksum-errors.js';
 import { createChecksummer, type Checksummer } from './checksummer.js';
 import type { FromWorker, ToWorker } from './checksum-worker-protocol.js';
 
 const port = parentPort;
-if (!port) throw new Error('checksum-worker.ts must run in a worker thread');
+if (!port) throw new ChecksumStateError('checksum-worker.ts must run in a worker thread');
 
 const sessions = new Map<number, Checksummer>();
 
@@ -34,7 +35,7 @@ port.on('message', (msg: ToWorker) => {
         return;
       case 'update': {
         const session = sessions.get(msg.id);
-        if (!session) throw new Error(`no checksum session ${msg.id}`);
+        if (!session) throw new ChecksumStateError(`no checksum session ${msg.id}`);
         session.update(new Uint8Array(msg.buf, 0, msg.len));
         reply({ op: 'updated', id: msg.id, buf: msg.buf, len: msg.len }, msg.buf);
         return;
@@ -45,7 +46,7 @@ port.on('message', (msg: ToWorker) => {
         return;
       case 'digest': {
         const session = sessions.get(msg.id);
-        if (!session) throw new Error(`no checksum session ${msg.id}`);
+        if (!session) throw new ChecksumStateError(`no checksum session ${msg.id}`);
         sessions.delete(msg.id);
         reply({ op: 'digest', id: msg.id, hex: session.digestHex() });
         return;

@@ -8,6 +8,7 @@
  * State is the finished CRC value (as everyone reports it); start from CRC32C_INITIAL (= 0).
  * The pre/post inversion is applied inside each call so states can be passed around and combined.
  */
+import { ChecksumStateError } from './checksum-errors.js';
 import { LITTLE_ENDIAN, wordView } from './word-view.js';
 import { nativeCrc32c, NATIVE_SUM_MIN_BYTES } from './native-sums.js';
 
@@ -145,7 +146,7 @@ function gf2MatrixSquare(square: Int32Array, mat: Int32Array): void {
  * matrix squarings.
  */
 export function crc32cZerosOperator(lenB: number): Int32Array {
-  if (!Number.isSafeInteger(lenB) || lenB < 0) throw new RangeError(`crc32c: bad length ${lenB}`);
+  if (!Number.isSafeInteger(lenB) || lenB < 0) throw new ChecksumStateError(`crc32c: bad length ${lenB}`);
   const op = new Int32Array(32);
   for (let n = 0; n < 32; n++) op[n] = 1 << n; // identity
   if (lenB === 0) return op;

@@ -1,8 +1,8 @@
 /** Errors of the job service, each with a stable code and the HTTP status the gateway answers with. */
-import { CargoError } from '../../errors/cargo-error.js';
+import { CargoError, type ErrorCode } from '../../errors/cargo-error.js';
 
 export class InvalidSubmissionError extends CargoError {
-  constructor(code: string, message: string, field: string) {
+  constructor(code: ErrorCode, message: string, field: string) {
     super(code, message, { httpStatus: 400, field });
     this.name = 'InvalidSubmissionError';
   }

@@ -12,6 +12,7 @@ import { defineJobScripts, type ScriptedRedis } from './lua-scripts.js';
 import { FILE_STATES, linkOf, type FileSpec, type FileView, type JobParams, type JobSummary, type NewJob } from './model.js';
 import { RedisKeys } from './redis-keys.js';
 import type { ResumeState } from '../transfer/types.js';
+import type { ErrorCode } from '../../errors/catalogue.js';
 
 /** Keys written before a job is registered expire unless the register script persists them. */
 const UNREGISTERED_TTL_SEC = 3600;
@@ -33,7 +34,7 @@ export interface EndReport {
   protocol?: string;
   streams?: number;
   resumedBytes?: number;
-  errorCode?: string;
+  errorCode?: ErrorCode;
   errorMessage?: string;
   checksumValue?: string;
   contentEncoding?: string;

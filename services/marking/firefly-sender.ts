@@ -6,6 +6,7 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { CargoError } from '../../errors/cargo-error.js';
 import { plainIp } from './firefly.js';
 
 export interface Collector { host: string; port: number }
@@ -17,7 +18,7 @@ export function parseCollector(s: string, defaultPort = 10514): Collector {
   if (v6) return { host: v6[1]!, port: v6[2] ? Number(v6[2]) : defaultPort };
   if (isIPv6(t)) return { host: t, port: defaultPort };
   const m = /^([^:]+)(?::(\d+))?$/.exec(t);
-  if (!m || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) throw new Error(`not host[:port]: ${s}`);
+  if (!m || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) throw new CargoError('CARGO_ERR_CONFIG', `marking.collectors: ${JSON.stringify(s)} is not host[:port]`, { field: 'marking.collectors' });
   return { host: m[1]!, port: m[2] ? Number(m[2]) : defaultPort };
 }
 

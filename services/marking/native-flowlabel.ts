@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
+import { CargoError } from '../../errors/cargo-error.js';
 
 interface FlowLabelAddon {
   connect6(ip: string, port: number, label: number, timeoutMs: number, cb: (errno: number, fd: number) => void): void;
@@ -37,7 +38,7 @@ const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map
  */
 export function connectLabelled(ip: string, port: number, label: number, timeoutMs: number): Promise<Socket> {
   const mod = loaded.mod;
-  if (!mod) return Promise.reject(new Error(flowLabelAddonMissing));
+  if (!mod) return Promise.reject(new CargoError('CARGO_ERR_INTERNAL', `flow labels asked for without the native addon: ${flowLabelAddonMissing}`));
   return new Promise((resolve, reject) => {
     mod.connect6(ip, port, label, timeoutMs, (errno, fd) => {
       if (errno !== 0) {

@@ -80,7 +80,7 @@ export async function fetchRegistry(url: string, timeoutMs = 10_000): Promise<Sc
   let body: unknown;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    if (!res.ok) throw new CargoError('CARGO_ERR_SCITAGS_REGISTRY', `HTTP ${res.status}`);
     body = await res.json();
   } catch (e) {
     throw new CargoError('CARGO_ERR_SCITAGS_REGISTRY', `the scitags registry could not be fetched from ${url}: ${(e as Error).message}`, { field: 'marking.registryUrl' });

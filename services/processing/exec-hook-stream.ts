@@ -159,9 +159,7 @@ export class ExecHookStream extends Duplex {
 
   private async streamOutput(): Promise<void> {
     const path = join(this.dir!, 'output');
-    try {
-      if (!(await stat(path)).isFile()) throw new Error('not a regular file');
-    } catch {
+    if (!(await stat(path).then((st) => st.isFile(), () => false))) {
       this.destroy(this.failure('exited 0 but wrote no output file', false));
       return;
     }

@@ -148,12 +148,14 @@ function parseOne(name: string, raw: unknown, defaults: HookDefaults): SiteHook 
   }
   const program = command[0] as string;
   if (!isAbsolute(program)) throw bad(`${field}.command`, `the program must be an absolute path (got ${JSON.stringify(program)}); no shell and no PATH lookup`);
+  let regular: boolean;
   try {
-    if (!statSync(program).isFile()) throw new Error('not a regular file');
+    regular = statSync(program).isFile();
     accessSync(program, fsConstants.X_OK);
   } catch (e) {
     throw bad(`${field}.command`, `${program} is not an executable file: ${(e as Error).message}`);
   }
+  if (!regular) throw bad(`${field}.command`, `${program} is not an executable file: not a regular file`);
   const io = raw['io'] ?? 'stream';
   if (io !== 'stream' && io !== 'files') throw bad(`${field}.io`, 'must be stream (stdin → stdout) or files (argv INPUT OUTPUT)');
   return {

@@ -28,7 +28,7 @@ import { Duplex } from 'node:stream';
 import tar from 'tar-stream';
 import type { ChecksumAlg } from '../checksum/checksum-types.js';
 import { MultiChecksummer } from '../checksum/checksummer.js';
-import { isCargoError } from '../../errors/cargo-error.js';
+import { CargoError, isCargoError, type ErrorCode } from '../../errors/cargo-error.js';
 import { checkSymlinkTarget, hardlinkSegments, memberKind, memberSegments, type MemberKind } from './archive-entry-policy.js';
 import { checksumsFromRecords } from './tar-member-checksums.js';
 import { ProcessingError, unsafeArchive } from './processing-errors.js';
@@ -67,7 +67,7 @@ export interface MemberReport {
   readonly state: 'published' | 'failed';
   readonly checksums: Partial<Record<ChecksumAlg, string>>;
   readonly reason?: string;
-  readonly code?: string;
+  readonly code?: ErrorCode;
 }
 
 export interface UnpackSummary {
@@ -87,9 +87,11 @@ const pad512 = (n: number) => Math.ceil(n / 512) * 512;
 // Read once (process.umask() sets nothing without an argument); the process's umask does not change under us.
 const UMASK = process.umask();
 
-class MemberFailure extends Error {
-  constructor(message: string, readonly code: string) {
-    super(message);
+/** One member refused (its checksum); caught below, which records it on the member's report and goes on. */
+class MemberFailure extends CargoError {
+  constructor(message: string, code: ErrorCode) {
+    super(code, message);
+    this.name = 'MemberFailure';
   }
 }
 

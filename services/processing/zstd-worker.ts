@@ -10,6 +10,7 @@ import { parentPort } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
 import type { FromZstdWorker, ToZstdWorker, ZstdSessionParams } from './zstd-worker-protocol.js';
+import { ProcessingError } from './processing-errors.js';
 
 const binding = createRequire(import.meta.url)('zstd-napi/binding') as typeof ZstdBinding;
 const port = parentPort!;
@@ -84,7 +85,7 @@ function finishInput(s: Session): void {
   const input = s.inputs.shift()!;
   send({ op: 'consumed', id: s.id, buf: input.buf }, [input.buf]);
   if (input.end) {
-    if (s.dctx && s.frameHint !== 0) throw new Error('zstd input ended in the middle of a frame (truncated)');
+    if (s.dctx && s.frameHint !== 0) throw new ProcessingError('CARGO_ERR_STAGE_FAILED', 'zstd input ended in the middle of a frame (truncated)');
     s.done = true;
     sessions.delete(s.id);
     send({ op: 'done', id: s.id });

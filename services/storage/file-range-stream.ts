@@ -8,6 +8,7 @@
 import { read } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
+import { StorageError } from './storage-errors.js';
 
 export class FileRangeStream extends Readable {
   private pos: number;
@@ -41,7 +42,7 @@ export class FileRangeStream extends Readable {
         settle();
         if (err) return void this.destroy(err);
         if (this.destroyed) return;
-        if (bytesRead === 0) return void this.destroy(new Error('file shorter than expected (truncated while being read)'));
+        if (bytesRead === 0) return void this.destroy(new StorageError('CARGO_ERR_LOCAL_IO', 'file shorter than expected (truncated while being read)', 500, { retryable: true }));
         this.pos += bytesRead;
         this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead));
       });

@@ -8,7 +8,7 @@ import { rm, type FileHandle } from 'node:fs/promises';
 import type { EntryStat, Locality, ReadHandle, StorageBackend } from './storage-backend.js';
 import { BufferArea, type StagedCopy } from './buffer-area.js';
 import { NearlineBackend } from './nearline-backend.js';
-import { alreadyExists, isACollection } from './storage-errors.js';
+import { alreadyExists, isACollection, StorageError } from './storage-errors.js';
 import { runReceptionStages, type ReceptionStage } from './reception-stage.js';
 
 export interface PortStorageOptions {
@@ -127,7 +127,7 @@ export class PortStorage {
       handle,
       account,
       commit: async () => {
-        if (state !== 'open') throw new Error(`upload already ${state}`);
+        if (state !== 'open') throw new StorageError('CARGO_ERR_INTERNAL', `upload already ${state}`, 500);
         state = 'committed';
         try {
           await handle.sync();

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { CreateOptions, EntryStat, ReadHandle, StorageBackend, TempFile } from './storage-backend.js';
 import { ConfinedRoot, RESERVED_PREFIX } from './safe-path.js';
 import { FileRangeStream } from './file-range-stream.js';
-import { alreadyExists, conflict, forbidden, fromFsError, isACollection, notACollection } from './storage-errors.js';
+import { alreadyExists, conflict, forbidden, fromFsError, isACollection, notACollection, notFound, StorageError } from './storage-errors.js';
 
 /** 1 MiB reads: few syscalls and few chunks for HTTP/2 to frame. */
 export const READ_CHUNK = 1 << 20;
@@ -188,7 +188,7 @@ export class PosixBackend implements StorageBackend {
       tempPath,
       handle,
       async commit() {
-        if (state !== 'open') throw new Error(`temp file already ${state}`);
+        if (state !== 'open') throw new StorageError('CARGO_ERR_INTERNAL', `temp file already ${state}`, 500);
         state = 'committed';
         try {
           await handle.sync();
@@ -273,7 +273,7 @@ export class PosixBackend implements StorageBackend {
     if (to === from || to.startsWith(from + '/')) throw forbidden('cannot move a collection into itself');
     const absFrom = await this.root.confine(from);
     const src = await lstat(absFrom).catch(() => null);
-    if (!src) throw fromFsError(Object.assign(new Error('ENOENT'), { code: 'ENOENT' }), from);
+    if (!src) throw notFound(from);
     await this.ensureParent(to, false);
     const absTo = await this.root.confine(to);
     const dst = await lstat(absTo).catch(() => null);

@@ -108,8 +108,12 @@ export class StageRequests {
     this.journal.saveSoon();
     try {
       const st = await this.storage.stat(f.logical);
-      if (st.type !== 'file') throw new Error('not a file');
-      if (st.size === 0) throw new Error('empty file: nothing on tape to stage');
+      const refused = st.type !== 'file' ? 'not a file' : st.size === 0 ? 'empty file: nothing on tape to stage' : undefined;
+      if (refused !== undefined) {
+        f.state = 'FAILED';
+        f.error = refused;
+        return;
+      }
       // A file already online (posix permanent storage, or staged) needs no copy: it is on disk.
       if (!st.online || this.storage.isNearline) await this.storage.stage(f.logical, req.pinMs);
       if (f.state !== 'STARTED') return; // cancelled meanwhile

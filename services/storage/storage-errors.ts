@@ -2,12 +2,12 @@
  * Storage-layer errors. Every failure a client can cause maps to a stable CARGO_ERR_* code and an HTTP
  * status, so the gateway never turns a bad path or a missing file into a 500.
  */
-import { CargoError } from '../../errors/cargo-error.js';
+import { CargoError, type ErrorCode } from '../../errors/cargo-error.js';
 
 type Opts = { field?: string; cause?: unknown };
 
 export class StorageError extends CargoError {
-  constructor(code: string, message: string, httpStatus: number, opts: Opts & { retryable?: boolean } = {}) {
+  constructor(code: ErrorCode, message: string, httpStatus: number, opts: Opts & { retryable?: boolean } = {}) {
     super(code, message, { httpStatus, field: opts.field, cause: opts.cause, retryable: opts.retryable ?? false });
     this.name = 'StorageError';
   }
@@ -63,6 +63,7 @@ export function fromFsError(e: unknown, path: string): Error {
     case 'EDQUOT':
       return insufficientStorage('no space left on the storage area');
     default:
-      return e instanceof Error ? e : new Error(String(e));
+      // An fs error of another kind keeps its errno code for the caller (the engine's classifyError, the gateway's 500).
+      return e instanceof Error ? e : new StorageError('CARGO_ERR_INTERNAL', String(e), 500);
   }
 }

@@ -22,7 +22,7 @@ export async function rehashPrefix(sum: RunningChecksum, handle: FileHandle, len
   let pos = 0;
   while (pos < length) {
     const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, length - pos), pos);
-    if (bytesRead === 0) throw new Error(`part file shorter than its resume offset ${length}`);
+    if (bytesRead === 0) throw new TransferError(TransferErrorCode.localIo, `part file shorter than its resume offset ${length}`);
     sum.update(buf.subarray(0, bytesRead));
     pos += bytesRead;
   }

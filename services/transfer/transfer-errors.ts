@@ -3,7 +3,7 @@
  * alone, so the classification here is the single place that says "a 404 will not get better by trying
  * again, a reset connection might".
  */
-import { CargoError } from '../../errors/cargo-error.js';
+import { CargoError, type ErrorCode } from '../../errors/cargo-error.js';
 
 export const TransferErrorCode = {
   auth: 'CARGO_ERR_AUTH',
@@ -34,7 +34,7 @@ export class TransferError extends CargoError {
   readonly remoteStatus?: number;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     opts: { httpStatus?: number; field?: string; retryable?: boolean; cause?: unknown; remoteStatus?: number } = {},
   ) {

@@ -66,7 +66,9 @@ test('PUT: a refusing stage → 422 naming it, nothing published, buffer clean',
   assert.equal(r.status, 422, r.body.toString());
   const problem = JSON.parse(r.body.toString());
   assert.equal(problem.code, 'CARGO_ERR_RECEPTION_REFUSED');
-  assert.equal(problem.title, 'reception stage "inspect" refused /in/bad.bin: content not accepted');
+  assert.equal(problem.title, 'Unprocessable Entity');
+  assert.equal(problem.detail, 'reception stage "inspect" refused /in/bad.bin: content not accepted');
+  assert.equal(problem.type, 'urn:cargoport:error:CARGO_ERR_RECEPTION_REFUSED');
   assert.equal((await h2Request(s, 'HEAD', '/data/in/bad.bin')).status, 404);
   assert.deepEqual(readdirSync(srv.storage.buffer.incomingDir), []);
 });

@@ -2,7 +2,7 @@
  * Runs a real port for integration tests: the gateway on an ephemeral TLS port and worker pools, all on the
  * shared test Redis under a unique {prefix}; plus an HTTP/2 API client that trusts the test certificate.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -85,6 +85,7 @@ export async function startHarness(overrides: Record<string, unknown> = {}, opts
       await agent.close();
       await dropPrefix(redis, prefix);
       redis.disconnect();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

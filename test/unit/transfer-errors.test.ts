@@ -27,7 +27,7 @@ describe('errorForHttpStatus', () => {
 
 describe('classifyError', () => {
   it('keeps CargoErrors as they are', () => {
-    const e = new CargoError('CARGO_ERR_X', 'x');
+    const e = new CargoError('CARGO_ERR_STAGE_FAILED', 'x');
     assert.equal(classifyError(e, 'source', 'u'), e);
   });
   it('maps resets to retryable network errors and timeouts to CARGO_ERR_TIMEOUT', () => {

@@ -52,7 +52,7 @@ describe('PerfMarkerParser', () => {
 
   it('rejects absurd stripe counts', () => {
     const p = new PerfMarkerParser();
-    assert.throws(() => p.push('Perf Marker\nStripe Index: 0\nStripe Bytes Transferred: 1\nTotal Stripe Count: 9000\nEnd\n'));
+    assert.throws(() => p.push('Perf Marker\nStripe Index: 0\nStripe Bytes Transferred: 1\nTotal Stripe Count: 9000\nEnd\n'), { code: 'CARGO_ERR_PEER_PROTOCOL' });
   });
 });
 

@@ -68,15 +68,11 @@ export function loadEndpointSettings(path: string): Map<string, EndpointSettings
   }
   const out = new Map<string, EndpointSettings>();
   for (const [rawOrigin, settings] of Object.entries(doc as Record<string, unknown>)) {
-    let origin: string;
-    try {
-      const u = new URL(rawOrigin);
-      if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('not http(s)');
-      if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.username) throw new Error('not an origin');
-      origin = u.origin;
-    } catch {
-      throw new EndpointSettingsError(`${path}: "${rawOrigin}" is not an origin such as https://host:port`, rawOrigin);
-    }
+    const u = URL.canParse(rawOrigin) ? new URL(rawOrigin) : undefined;
+    const isOrigin = u !== undefined && (u.protocol === 'https:' || u.protocol === 'http:') &&
+      (u.pathname === '/' || u.pathname === '') && !u.search && !u.username;
+    if (!isOrigin) throw new EndpointSettingsError(`${path}: "${rawOrigin}" is not an origin such as https://host:port`, rawOrigin);
+    const origin = u.origin;
     if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
       throw new EndpointSettingsError(`${path}: ${origin} must map to settings (e.g. { connections: 4 })`, origin);
     }

@@ -28,6 +28,7 @@ import { addressOptions } from '../connect/address-options.js';
 import { flowSocketOpened, openFlowSocket } from '../connect/flow-socket.js';
 import type { TransferClientOptions } from '../connect/client-options.js';
 import { connectRetryDelayMs, type ConnectionPacer } from '../../throttle/connection-pacer.js';
+import type { ErrorCode } from '../../../errors/catalogue.js';
 import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 import { encodeGetRequest, HpackDecoder, HpackError } from './hpack.js';
 import { holdChunkPool, returnChunk, takeChunk } from './chunk-pool.js';
@@ -166,7 +167,7 @@ export interface BulkResponse {
  * broke the protocol fails with CARGO_ERR_PEER_PROTOCOL and the reason.
  */
 export class BulkTransportError extends TransferError {
-  constructor(message: string, readonly unprocessed: boolean, cause?: unknown, code: string = TransferErrorCode.network) {
+  constructor(message: string, readonly unprocessed: boolean, cause?: unknown, code: ErrorCode = TransferErrorCode.network) {
     super(code, message, { httpStatus: code === TransferErrorCode.timeout ? 504 : 502, field: 'source', retryable: true, cause });
   }
 }

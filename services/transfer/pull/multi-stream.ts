@@ -10,6 +10,7 @@
  */
 import { adler32Combine } from '../../checksum/adler32.js';
 import { Sum32Checksummer, isSum32Alg } from '../../checksum/checksummer.js';
+import { ChecksumStateError } from '../../checksum/checksum-errors.js';
 import { crc32cCombine } from '../../checksum/crc32c.js';
 import type { ClientPool, PooledClient } from '../connect/client-pool.js';
 import { asAttemptError, sourceDigestRequired, verifyChecksum, type Attempt } from '../attempt.js';
@@ -274,11 +275,11 @@ export function combineRangeSums(alg: 'adler32' | 'crc32c', sums: readonly Range
   let state = alg === 'adler32' ? 1 : 0;
   const combine = alg === 'adler32' ? adler32Combine : crc32cCombine;
   for (const r of sorted) {
-    if (r.start !== pos) throw new Error(`range checksums do not tile the file: gap at ${pos}`);
+    if (r.start !== pos) throw new ChecksumStateError(`range checksums do not tile the file: gap at ${pos}`);
     state = combine(state, r.state, r.end - r.start);
     pos = r.end;
   }
-  if (pos !== size) throw new Error(`range checksums cover ${pos} of ${size} bytes`);
+  if (pos !== size) throw new ChecksumStateError(`range checksums cover ${pos} of ${size} bytes`);
   return state;
 }
 
@@ -288,7 +289,7 @@ async function sumLocalRange(alg: 'adler32' | 'crc32c', handle: FileHandle, star
   let pos = start;
   while (pos < end) {
     const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, end - pos), pos);
-    if (bytesRead === 0) throw new Error(`part file shorter than resumed range end ${end}`);
+    if (bytesRead === 0) throw new TransferError(TransferErrorCode.localIo, `part file shorter than resumed range end ${end}`);
     sum.update(buf, 0, bytesRead);
     pos += bytesRead;
   }

@@ -4,8 +4,10 @@
  *   RemoteConnections: / End
  * followed by one terminal line `success: …` or `failure: …` (davix also accepts `failed…` / `aborted…`).
  * Lenient like davix: lines trimmed, keys matched case-insensitively by prefix, dCache's indentation and
- * extra keys ignored. Bytes are summed over stripes (per-stripe latest value).
+ * extra keys ignored. Bytes are summed over stripes (per-stripe latest value). An active party that floods the
+ * stream (a line longer than MAX_LINE, absurd stripe counts) fails the copy with CARGO_ERR_PEER_PROTOCOL.
  */
+import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 
 export interface PerfMarker {
   timestamp?: number;
@@ -47,7 +49,7 @@ export class PerfMarkerParser {
       start = nl + 1;
     }
     this.partial = data.slice(start);
-    if (this.partial.length > MAX_LINE) throw new Error('performance marker line too long');
+    if (this.partial.length > MAX_LINE) throw new TransferError(TransferErrorCode.peerProtocol, `third-party copy: performance marker line longer than ${MAX_LINE} bytes`);
   }
 
   /** End of stream: a final line without newline still counts. */
@@ -90,7 +92,7 @@ export class PerfMarkerParser {
   }
 
   private finishMarker(m: PerfMarker): void {
-    if (m.totalStripes > MAX_STRIPES || m.stripeIndex >= MAX_STRIPES) throw new Error('too many stripes in performance marker');
+    if (m.totalStripes > MAX_STRIPES || m.stripeIndex >= MAX_STRIPES) throw new TransferError(TransferErrorCode.peerProtocol, `third-party copy: more than ${MAX_STRIPES} stripes in a performance marker`);
     this.stripeBytes.set(m.stripeIndex, m.stripeBytes);
     let total = 0;
     for (const b of this.stripeBytes.values()) total += b;
