@@ -42,7 +42,8 @@ export interface GatewayAuth {
   localAreas: LocalArea[];
   addressPolicy: AddressPolicy;
   issuers: IssuerSettings[];
-  authenticate(request: FastifyRequest): Promise<Principal>;
+  /** The principal, or a promise of it when a token must be verified (the common cases need no promise). */
+  authenticate(request: FastifyRequest): Principal | Promise<Principal>;
   requireIdentity(request: FastifyRequest): Principal;
   requireAdmin(request: FastifyRequest): Principal;
   /** Storage endpoint / Tape REST decision: false = 403; throws 401 for an anonymous caller. */
@@ -131,13 +132,17 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
     localAreas: parseLocalAreas(cfg.auth.localAreas),
     addressPolicy,
     issuers,
-    async authenticate(request) {
+    authenticate(request) {
       const h = request.headers.authorization;
       if (h === undefined) return open ? openPrincipal : ANONYMOUS;
-      const m = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(Array.isArray(h) ? h.join(',') : h);
-      if (!m) throw new UnauthenticatedError('only "Authorization: Bearer <token>" is accepted');
+      // No regular expression on the hot path: the token's characters are checked by decodeJws on a cache miss.
+      const v = Array.isArray(h) ? h.join(',') : h;
+      if (v.length < 8 || v.charCodeAt(6) !== 32 || v.slice(0, 6).toLowerCase() !== 'bearer') {
+        throw new UnauthenticatedError('only "Authorization: Bearer <token>" is accepted');
+      }
+      const token = v.slice(7).trim();
       if (!verifier) throw new InvalidTokenError('no token issuer is trusted here (auth.issuers is empty)');
-      return verifier.verify(m[1]!);
+      return verifier.cached(token) ?? verifier.verify(token);
     },
     requireIdentity(request) {
       const p = request.principal;
@@ -166,14 +171,27 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
 /** The hook that sets `request.principal` for every route of `app` (storage endpoint, API, events, metrics). */
 export function installAuthHook(app: FastifyInstance, auth: GatewayAuth): void {
   app.decorateRequest('principal', null as never);
-  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+  const fail = (reply: FastifyReply, e: unknown, done: (err?: Error) => void) => {
+    addChallenge(reply, e, isCargoError(e) ? e.httpStatus : 500);
+    done(e as Error);
+  };
+  // Callback style with a synchronous fast path: no token, or a token verified before (the cache), costs no
+  // promise per request; only a first sight of a token waits for the signature check (and maybe the JWKS).
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+    let p: Principal | Promise<Principal>;
     try {
-      request.principal = await auth.authenticate(request);
+      p = auth.authenticate(request);
     } catch (e) {
-      const status = isCargoError(e) ? e.httpStatus : 500;
-      addChallenge(reply, e, status);
-      throw e;
+      return fail(reply, e, done);
     }
+    if (!(p instanceof Promise)) {
+      request.principal = p;
+      return done();
+    }
+    p.then((v) => {
+      request.principal = v;
+      done();
+    }, (e: unknown) => fail(reply, e, done));
   });
   app.addHook('onClose', async () => auth.close());
 }

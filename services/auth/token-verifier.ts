@@ -46,13 +46,19 @@ export class TokenVerifier {
     return [...this.byIssuer.values()].map((v) => v.settings);
   }
 
+  /** The principal of a token verified before and not expired since, without any asynchronous step. */
+  cached(token: string): TokenPrincipal | undefined {
+    const hit = this.cache.get(token);
+    if (!hit) return undefined;
+    if (this.now() / 1000 < hit.expiresAt + this.opts.clockSkewSec) return hit;
+    this.cache.delete(token);
+    return undefined;
+  }
+
   async verify(token: string): Promise<TokenPrincipal> {
     const nowSec = this.now() / 1000;
-    const cached = this.cache.get(token);
-    if (cached) {
-      if (nowSec < cached.expiresAt + this.opts.clockSkewSec) return cached;
-      this.cache.delete(token);
-    }
+    const cached = this.cached(token);
+    if (cached) return cached;
     const jws = decodeJws(token);
     const iss = jws.payload['iss'];
     if (typeof iss !== 'string') throw new InvalidTokenError('the token has no "iss" claim');
