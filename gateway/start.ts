@@ -16,7 +16,7 @@ export interface RunningGateway {
 export async function startGateway(cfg: Config, ctx: GatewayDeps): Promise<RunningGateway> {
   const { app, closeConnections } = await buildGateway(cfg, {
     ...ctx,
-    extensions: [...(ctx.extensions ?? []), (a) => mountStorage(a, cfg)],
+    extensions: [...(ctx.extensions ?? []), (a, c) => mountStorage(a, cfg, c.auth)],
   });
   await app.listen({ host: cfg.gateway.host, port: cfg.gateway.port });
   let http1: Http1Listener | undefined;

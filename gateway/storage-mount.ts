@@ -9,10 +9,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { createPortStorage } from '../services/storage/port-storage.js';
 import { configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { policyLookup } from '../services/auth/address-policy.js';
+import type { GatewayAuth } from './auth.js';
 import { registerTapeRest, storagePlugin } from './storage/storage-plugin.js';
 import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
 
-export async function mountStorage(app: FastifyInstance, cfg: Config): Promise<void> {
+export async function mountStorage(app: FastifyInstance, cfg: Config, auth: GatewayAuth): Promise<void> {
   const permanentDir = cfg.storage.root || join(cfg.dataDir, 'storage');
   const bufferDir = cfg.storage.bufferRoot || join(cfg.dataDir, 'buffer');
   await mkdir(permanentDir, { recursive: true });
@@ -28,17 +30,21 @@ export async function mountStorage(app: FastifyInstance, cfg: Config): Promise<v
   await configureTransferEngine({
     rejectUnauthorized: !cfg.transfer.insecureTls,
     ca: cfg.transfer.caFile ? await readFile(cfg.transfer.caFile) : undefined,
+    // HTTP-TPC connects are held to the outbound address policy on the addresses actually connected to.
+    lookup: policyLookup(auth.addressPolicy),
   });
   await app.register(storagePlugin, {
     prefix: cfg.storage.urlPrefix,
     storage,
     publicPrefixes: cfg.storage.publicPrefixes,
-    tpc: { transfer: transferFile },
+    authorize: auth.storageAuthorize,
+    tpc: { transfer: transferFile, addressPolicy: auth.addressPolicy },
   });
   await registerTapeRest(app, {
     storage,
     sitename: cfg.storage.sitename,
     storagePrefix: cfg.storage.urlPrefix,
+    authorize: auth.storageAuthorize,
     publicBaseUrl: cfg.gateway.publicUrl ? `${cfg.gateway.publicUrl}/tape/v1` : undefined,
   });
 }

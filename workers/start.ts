@@ -7,6 +7,7 @@ import { setEndpointCopyMode } from '../services/transfer/tpc/third-party-copy.j
 import { readFileSync } from 'node:fs';
 import { TransferPool } from './transfer-pool.js';
 import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
+import { AddressPolicy, policyLookup } from '../services/auth/address-policy.js';
 
 export interface RunningWorkers {
   pool: TransferPool;
@@ -26,6 +27,9 @@ export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?
     streams: cfg.transfer.streams,
     stall: { idleMs: cfg.transfer.stallTimeoutSec * 1000 },
     checkpointIntervalMs: cfg.transfer.checkpointIntervalMs,
+    // Every name a transfer connects to is resolved through the outbound address policy (DNS rebinding after
+    // submission cannot reach a refused address); IP literals were checked at submission.
+    lookup: policyLookup(new AddressPolicy(cfg.auth.allowAddresses)),
   });
   for (const [origin, { copyMode, ...opts }] of endpoints) {
     await configureTransferEndpoint(origin, opts);
