@@ -19,6 +19,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { lookup as dnsLookupAsync } from 'node:dns/promises';
 import type { LookupFunction } from 'node:net';
 import { AddressRefusedError } from './auth-errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 
 export type AddressClass = 'loopback' | 'unspecified' | 'private' | 'link-local' | 'multicast' | 'reserved' | 'own' | 'public';
 
@@ -131,7 +132,7 @@ export class AddressPolicy {
       if (CLASS_NAMES.has(e)) this.classes.add(e);
       else {
         const c = parseCidr(e);
-        if (!c) throw new Error(`"${e}" is not a CIDR, an IP address or one of ${[...CLASS_NAMES].join(', ')}`);
+        if (!c) throw new CargoError('CARGO_ERR_CONFIG', `auth.allowAddresses: "${e}" is not a CIDR, an IP address or one of ${[...CLASS_NAMES].join(', ')}`);
         this.cidrs.push(c);
       }
     }
@@ -185,7 +186,7 @@ export function policyLookup(policy: AddressPolicy): LookupFunction {
       if (err) return callback(err);
       const list = (addresses as Array<{ address: string; family: number }>).filter((a) => policy.refusal(a.address) === undefined);
       if (list.length === 0) {
-        const e = Object.assign(new Error(`${hostname}: every address is refused by the outbound address policy (auth.allowAddresses)`), { code: 'EADDRREFUSED_POLICY' });
+        const e = new AddressRefusedError(`${hostname}: every address is refused by the outbound address policy (auth.allowAddresses)`);
         return callback(e);
       }
       if (options?.all) return callback(null, list);

@@ -37,7 +37,7 @@ export class IssuerHttp {
     const customFetch = ((url: string, options: Record<string, unknown>) => undiciFetch(url, { ...options, dispatcher: this.agent } as never)) as unknown as oidc.CustomFetch;
     const config = await oidc.discovery(new URL(issuer), 'cargoport', undefined, undefined, { [oidc.customFetch]: customFetch, timeout: FETCH_TIMEOUT_MS / 1000 });
     const uri = config.serverMetadata().jwks_uri;
-    if (!uri || !uri.startsWith('https://')) throw new Error(`discovery of ${issuer} gave no https jwks_uri`);
+    if (!uri || !uri.startsWith('https://')) throw new IssuerUnavailableError(`discovery of ${issuer} gave no https jwks_uri`);
     return uri;
   }
 
@@ -45,7 +45,7 @@ export class IssuerHttp {
     const res = await request(url, { dispatcher: this.agent, headers: { accept: 'application/json, application/jwk-set+json' }, maxRedirections: 0 } as never);
     if (res.statusCode !== 200) {
       await res.body.dump();
-      throw new Error(`${url} answered ${res.statusCode}`);
+      throw new IssuerUnavailableError(`${url} answered ${res.statusCode}`);
     }
     const chunks: Buffer[] = [];
     let n = 0;
@@ -53,7 +53,7 @@ export class IssuerHttp {
       n += (c as Buffer).length;
       if (n > MAX_JWKS_BYTES) {
         res.body.destroy();
-        throw new Error(`${url} sent more than ${MAX_JWKS_BYTES} bytes`);
+        throw new IssuerUnavailableError(`${url} sent more than ${MAX_JWKS_BYTES} bytes`);
       }
       chunks.push(c as Buffer);
     }

@@ -9,7 +9,7 @@
  * too (we understand no extension).
  */
 import { createPublicKey, verify as cryptoVerify, constants, type KeyObject, type JsonWebKey } from 'node:crypto';
-import { InvalidTokenError } from './auth-errors.js';
+import { InvalidTokenError, IssuerUnavailableError } from './auth-errors.js';
 
 /** Longest token accepted: WLCG tokens are a few kB; a bound keeps parsing cheap for hostile input. */
 export const MAX_TOKEN_BYTES = 16 * 1024;
@@ -77,7 +77,7 @@ export interface VerificationKey {
 /** Public signing keys of a JWKS document; entries that are not usable signing keys are skipped. */
 export function keysFromJwks(doc: unknown): VerificationKey[] {
   const keys = (doc as { keys?: unknown })?.keys;
-  if (!Array.isArray(keys)) throw new Error('the JWKS document has no "keys" array');
+  if (!Array.isArray(keys)) throw new IssuerUnavailableError('the JWKS document has no "keys" array');
   const out: VerificationKey[] = [];
   for (const k of keys as Array<Record<string, unknown>>) {
     if (!k || typeof k !== 'object' || typeof k['kid'] !== 'string') continue;
