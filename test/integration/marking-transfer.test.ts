@@ -122,7 +122,11 @@ describe('marking: a tagged transfer over IPv6 loopback', () => {
     assert.ok(marking().status().activeFlows >= 1, 'the tagged connections are open flows');
     await closeTransferClients(); // the pooled connections close: their flows end
     await waitFor('end fireflies', () => peer.received.filter((f) => f.body['flow-lifecycle']?.state === 'end').length >= 2);
-    await waitFor('end pipe lines', () => (pipeText.match(/^end /gm) ?? []).length >= 2);
+    // Every started flow ends: wait for as many end lines as start lines (a connection's end can follow the others').
+    await waitFor('end pipe lines', () => {
+      const ends = (pipeText.match(/^end /gm) ?? []).length;
+      return ends >= 2 && ends === (pipeText.match(/^start /gm) ?? []).length;
+    });
 
     // Every datagram: the header, ≤ 1 KiB, schema-valid, ATLAS / Production Output, our application.
     for (const f of [...peer.received, ...collector4.received]) {
