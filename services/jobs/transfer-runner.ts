@@ -268,6 +268,11 @@ function withReason(err: CargoError, reason: string): TransferError {
 }
 
 /** Removes the part files runs before `run` of a local destination may have left (a canceled file keeps nothing). */
+/** Removes the part files a closed file's runs up to `lastRun` left (a crashed worker's supervisor calls this). */
+export function removeClosedRunPartFiles(jobId: string, idx: number, spec: FileSpec, lastRun: number): Promise<void> {
+  return removePartFiles(jobId, idx, spec, lastRun + 1);
+}
+
 async function removePartFiles(jobId: string, idx: number, spec: FileSpec, run: number): Promise<void> {
   if (!spec.destination.startsWith('file:')) return;
   const path = fileURLToPath(spec.destination);
