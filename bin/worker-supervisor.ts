@@ -3,9 +3,12 @@
  * running one transfer pool, supervised from the serve process (which keeps the gateway and the embedded Redis).
  *
  * - A child that exits while we did not ask it to has crashed: the files it held are closed as crashed and requeued
- *   at once, or failed after workers.crashLimit crashes (workers/worker-crash.ts), and a new child is forked after a
- *   back-off that doubles with each crash in a row (RESTART_BASE_MS up to RESTART_MAX_MS; a child that lived
- *   STABLE_AFTER_MS starts the count again). The gateway keeps answering throughout.
+ *   at once, or failed after workers.crashLimit crashes (workers/worker-crash.ts), and a new child is started: at
+ *   once after the first crash, then after a back-off that doubles with each crash in a row (RESTART_BASE_MS up to
+ *   RESTART_MAX_MS; a child that lived STABLE_AFTER_MS starts the count again). The gateway answers throughout.
+ * - With workers.spareProcess, one more child is kept forked with its modules loaded, idle until told to start: a
+ *   crashed child is replaced by it in a fraction of a second, not after Node loads the engine again (seconds on
+ *   a loaded machine). The first crash after a quiet minute is replaced at once, a crash loop backs off.
  * - Each child gets its worker id from us (the id its attempts record), so we know what a dead one held.
  * - drain / close go to the children over IPC and are awaited; a child that does not exit in time is SIGKILLed
  *   (its files are then reclaimed as crashed by nobody, but as lost by the next worker's START, see start.lua).
@@ -48,41 +51,66 @@ export function crashLine(stderrTail: string): string {
   return (err ?? lines.filter((l) => !l.startsWith('at ') && !/^Node\.js v/.test(l)).pop() ?? '').slice(0, 300);
 }
 
+/** A forked worker child, before or after it was told to start, with the tail of its stderr. */
+interface Forked {
+  child: ChildProcess;
+  tail: { text: string };
+  exited: Promise<void>;
+}
+
+function forkChild(): Forked {
+  const child = fork(CHILD_ENTRY, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
+  const tail = { text: '' };
+  // stdout and stderr of a child go to ours (stdout is the serve's one URL line, kept clean); the tail of stderr
+  // names a crash's cause.
+  const forward = (d: Buffer) => {
+    process.stderr.write(d);
+    tail.text = (tail.text + d.toString()).slice(-STDERR_TAIL_BYTES);
+  };
+  child.stdout!.on('data', forward);
+  child.stderr!.on('data', forward);
+  child.on('error', () => { /* a failed fork ends in 'exit' too, handled there */ });
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  return { child, tail, exited };
+}
+
 class WorkerSlot {
-  private child: ChildProcess | undefined;
+  private current: Forked | undefined;
+  /** A child forked ahead, its modules loaded, waiting for 'start' (workers.spareProcess). */
+  private spare: Forked | undefined;
   private workerId = '';
   private startedAt = 0;
   private inARow = 0;
   private restartTimer: NodeJS.Timeout | undefined;
-  private stderrTail = '';
-  private exited: Promise<void> = Promise.resolve();
   stopping = false;
   crashCount = 0;
 
   constructor(private readonly n: number, private readonly cfg: Config, private readonly redisUrl: string, private readonly log: ConsoleLog) {}
 
   get pid(): number | undefined {
-    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+    const c = this.current?.child;
+    return c && c.exitCode === null && c.signalCode === null ? c.pid : undefined;
   }
 
-  /** Forks the child and resolves once its pool runs; rejects with its start-up error. */
+  private forkSpare(): void {
+    if (!this.cfg.workers.spareProcess || this.stopping || this.spare) return;
+    const spare = forkChild();
+    this.spare = spare;
+    spare.child.once('exit', () => {
+      if (this.spare === spare) this.spare = undefined;
+    });
+  }
+
+  /** Starts the pool in the spare child if one is ready, else in a new one; resolves once it runs. */
   spawn(): Promise<void> {
-    const child = fork(CHILD_ENTRY, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
-    this.child = child;
-    this.stderrTail = '';
+    const f = this.spare && this.spare.child.exitCode === null && this.spare.child.connected ? this.spare : forkChild();
+    if (f === this.spare) this.spare = undefined;
+    this.current = f;
+    const { child } = f;
+    f.tail.text = '';
     this.startedAt = Date.now();
     this.workerId = `${hostname()}-${child.pid}-w${this.n}-${randomBytes(3).toString('hex')}`;
     const workerId = this.workerId;
-    // stdout and stderr of a child go to ours (stdout is the serve's one URL line, kept clean); the tail of stderr
-    // names a crash's cause.
-    const forward = (d: Buffer) => {
-      process.stderr.write(d);
-      this.stderrTail = (this.stderrTail + d.toString()).slice(-STDERR_TAIL_BYTES);
-    };
-    child.stdout!.on('data', forward);
-    child.stderr!.on('data', forward);
-    let exitedResolve: () => void = () => {};
-    this.exited = new Promise((res) => (exitedResolve = res));
     const ready = new Promise<void>((resolve, reject) => {
       child.on('message', (m: FromWorkerChild) => {
         if (m.op === 'log') this.log[m.level](m.msg);
@@ -91,23 +119,24 @@ class WorkerSlot {
       });
       child.once('error', (e) => reject(new CargoError('CARGO_ERR_WORKER_START', `worker process could not be forked: ${e.message}`)));
       child.once('exit', (code, signal) => {
-        reject(new CargoError('CARGO_ERR_WORKER_START', `worker process ${child.pid} exited during start-up (${signal ? `signal ${signal}` : `exit code ${code}`}): ${crashLine(this.stderrTail)}`));
+        reject(new CargoError('CARGO_ERR_WORKER_START', `worker process ${child.pid} exited during start-up (${signal ? `signal ${signal}` : `exit code ${code}`}): ${crashLine(f.tail.text)}`));
       });
     });
     child.once('exit', (code, signal) => {
-      exitedResolve();
       // Read the rest of its stderr before naming the cause.
-      setImmediate(() => void this.onExit(child, workerId, code, signal));
+      setImmediate(() => void this.onExit(f, workerId, code, signal));
     });
     const start: ToWorkerChild = { op: 'start', cfg: this.cfg, redisUrl: this.redisUrl, workerId };
     child.send(start);
-    return ready;
+    // The next spare is forked once this child runs, so the two do not load their modules at once.
+    return ready.then(() => this.forkSpare());
   }
 
-  private async onExit(child: ChildProcess, workerId: string, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
-    if (this.stopping || child !== this.child) return;
+  private async onExit(f: Forked, workerId: string, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    const { child } = f;
+    if (this.stopping || f !== this.current) return;
     this.crashCount++;
-    const cause = crashLine(this.stderrTail);
+    const cause = crashLine(f.tail.text);
     const what = `${signal ? `signal ${signal}` : `exit code ${code}`}${cause ? `: ${cause}` : ''}`;
     this.log.error(`worker process ${child.pid} died (${what}); requeueing its files and restarting it`);
     try {
@@ -127,25 +156,33 @@ class WorkerSlot {
   private scheduleRestart(): void {
     if (this.stopping) return;
     if (Date.now() - this.startedAt > STABLE_AFTER_MS) this.inARow = 0;
-    const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** this.inARow);
+    // The first crash in a while is replaced at once (by the spare, if there is one); a crash loop backs off.
+    const delay = this.inARow === 0 ? 0 : Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** (this.inARow - 1));
     this.inARow++;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopping) return;
       this.spawn().then(
-        () => this.log.info(`worker process restarted (pid ${this.child?.pid})`),
+        () => this.log.info(`worker process restarted (pid ${this.pid})`),
         // A failed start ends in an exit, which onExit counts and backs off from.
         (e: Error) => this.log.error(e.message),
       );
     }, delay);
   }
 
-  /** Sends `msg` and waits for the child to exit, SIGKILLing it after `waitMs`. */
+  /** Sends `msg` and waits for the child to exit, SIGKILLing it after `waitMs`; the spare is closed too. */
   async stop(msg: ToWorkerChild, waitMs: number): Promise<void> {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const spare = this.spare;
+    this.spare = undefined;
+    await Promise.all([this.stopChild(this.current, msg, waitMs), this.stopChild(spare, { op: 'close' }, EXIT_GRACE_MS)]);
+  }
+
+  private async stopChild(f: Forked | undefined, msg: ToWorkerChild, waitMs: number): Promise<void> {
+    if (!f) return;
+    const { child } = f;
+    if (child.exitCode !== null || child.signalCode !== null) return;
     try {
       child.send(msg);
     } catch {
@@ -159,9 +196,9 @@ class WorkerSlot {
         res();
       }, waitMs);
     });
-    await Promise.race([this.exited, killed]);
+    await Promise.race([f.exited, killed]);
     clearTimeout(timer);
-    await this.exited;
+    await f.exited;
   }
 }
 

@@ -8,11 +8,11 @@
  *   bug in the byte-moving code such as undici's assertion): the file ends FAILED with CARGO_ERR_WORKER_CRASHED
  *   after workers.crashLimit crashes, instead of crash-looping the port; the gateway stays up; the next job runs.
  * - An admin drain and start of the port reach the child (over Redis, as any worker process).
- * - SIGKILL of serve itself leaves neither its redis-server nor its worker child behind.
+ * - SIGKILL of serve itself leaves neither its redis-server nor its worker children (running and spare) behind.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -164,6 +164,7 @@ describe('serve: supervised worker process', { skip: !HAVE_REDIS && 'redis-serve
       crashed += f.attempts.filter((a) => a.outcome === 'crashed' && a.errorCode === 'CARGO_ERR_WORKER_CRASHED').length;
     }
     assert.ok(crashed > 0, 'the files the killed child held are recorded as crashed');
+    assert.deepEqual(readdirSync(dst).sort(), files.map((f) => f.name).sort(), 'no part file or stray name left in the destination');
     const now = await workers();
     assert.ok(now.some((w) => w.alive && w.pid !== first.pid && childrenOf(proc.pid!).includes(w.pid)), `a new worker child runs: ${JSON.stringify(now)}`);
     assert.ok(!now.some((w) => w.pid === first.pid), 'the dead child is no longer listed');
@@ -216,13 +217,15 @@ describe('serve: supervised worker process', { skip: !HAVE_REDIS && 'redis-serve
   test('SIGKILL of serve leaves no redis-server and no worker child behind', async () => {
     const kids = childrenOf(proc.pid!);
     const redisPid = kids.find((p) => cmdline(p).includes('redis-server'));
-    const workerPid = kids.find((p) => cmdline(p).includes('worker-child'));
+    // the running worker child and its loaded spare (workers.spareProcess)
+    const workerPids = kids.filter((p) => cmdline(p).includes('worker-child'));
     assert.ok(redisPid, `embedded redis among ${kids.map(cmdline).join(' | ')}`);
-    assert.ok(workerPid, 'worker child');
+    assert.equal(workerPids.length, 2, 'a worker child and its spare');
     proc.kill('SIGKILL');
     await exited;
-    for (let i = 0; isProcessAlive(redisPid) || isProcessAlive(workerPid); i++) {
-      assert.ok(i < 600, `left behind: redis ${isProcessAlive(redisPid)}, worker ${isProcessAlive(workerPid)}`);
+    const left = () => [redisPid, ...workerPids].filter(isProcessAlive);
+    for (let i = 0; left().length > 0; i++) {
+      assert.ok(i < 600, `left behind: ${left().map(cmdline).join(' | ')}`);
       await sleep(50);
     }
   });
