@@ -6,14 +6,15 @@
  *   kill-publish   kill -9 the moment a destination's final name appears (linked, its part file and END pending),
  *                  in a job of 400 × 32 KiB files
  *   kill-end       kill -9 while the worker's END scripts wait: Redis paused for writes (CLIENT PAUSE WRITE) with
- *                  transfers completing, so their files are published and their END sent but not applied
+ *                  transfers completing, so their files are published and their END sent but never applied (Redis
+ *                  drops a paused command of a client that disconnected)
  *   redis-restart  kill -9 of the embedded redis-server mid-transfer (serve restarts it; the AOF brings it back)
  *   full-disk      a 16 MiB tmpfs destination for 40 × 1 MiB (needs root to mount); grown to 64 MiB once full
  *
  * For each: files lost (not FINISHED or absent), corrupt (bytes differ from the source), duplicated (more than one
- * successful attempt, or a stray name in the destination), the time from the fault until the worker is back and
- * until a file of the job finishes again, the job's duration against the same job without a fault in the same run
- * (the peer), and the serve (gateway) process's RSS before and after.
+ * successful attempt, or a stray name in the destination, e.g. a part file), the time from the fault until a new
+ * worker child reports itself and until a file of the job finishes again, the job's duration against the same job
+ * without a fault run just before it (the peer), and the serve (gateway) process's RSS before and after.
  *
  *   node dist/bench/chaos-workers.js
  * workers.lockDurationMs stays at its default (30 s): a crashed child's files must not wait for it.

@@ -111,10 +111,14 @@ class WorkerSlot {
     this.startedAt = Date.now();
     this.workerId = `${hostname()}-${child.pid}-w${this.n}-${randomBytes(3).toString('hex')}`;
     const workerId = this.workerId;
+    let queueWorkerId: string | undefined;
     const ready = new Promise<void>((resolve, reject) => {
       child.on('message', (m: FromWorkerChild) => {
         if (m.op === 'log') this.log[m.level](m.msg);
-        else if (m.op === 'ready') resolve();
+        else if (m.op === 'ready') {
+          queueWorkerId = m.queueWorkerId;
+          resolve();
+        }
         else if (m.op === 'failed') reject(new CargoError(m.code, `worker process ${child.pid} could not start: ${m.message}`));
       });
       child.once('error', (e) => reject(new CargoError('CARGO_ERR_WORKER_START', `worker process could not be forked: ${e.message}`)));
@@ -124,7 +128,7 @@ class WorkerSlot {
     });
     child.once('exit', (code, signal) => {
       // Read the rest of its stderr before naming the cause.
-      setImmediate(() => void this.onExit(f, workerId, code, signal));
+      setImmediate(() => void this.onExit(f, workerId, queueWorkerId, code, signal));
     });
     const start: ToWorkerChild = { op: 'start', cfg: this.cfg, redisUrl: this.redisUrl, workerId };
     child.send(start);
@@ -132,7 +136,7 @@ class WorkerSlot {
     return ready.then(() => this.forkSpare());
   }
 
-  private async onExit(f: Forked, workerId: string, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+  private async onExit(f: Forked, workerId: string, queueWorkerId: string | undefined, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     const { child } = f;
     if (this.stopping || f !== this.current) return;
     this.crashCount++;
@@ -143,7 +147,7 @@ class WorkerSlot {
       const { recordWorkerCrash } = await import('../workers/worker-crash.js');
       let timer: NodeJS.Timeout | undefined;
       const s = await Promise.race([
-        recordWorkerCrash(this.cfg, this.redisUrl, workerId, what),
+        recordWorkerCrash(this.cfg, this.redisUrl, workerId, what, queueWorkerId),
         new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`not recorded within ${RECORD_TIMEOUT_MS} ms`)), RECORD_TIMEOUT_MS))),
       ]).finally(() => clearTimeout(timer));
       this.log.warn(`worker process ${child.pid}: ${s.requeued} files requeued, ${s.closed} closed (failed after ${this.cfg.workers.crashLimit} crashes, or canceled)`);

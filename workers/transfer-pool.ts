@@ -383,6 +383,11 @@ export class TransferPool {
     this.log(`admin ${scopeKey(scope, target)} → ${state}${fromSync ? ' (sync)' : ''}`);
   }
 
+  /** The BullMQ worker's id: the prefix of the lock tokens of the run-queue entries this process holds. */
+  get queueWorkerId(): string {
+    return this.worker.id;
+  }
+
   /** Number of transfers running in this process. */
   get activeCount(): number {
     return this.active.size;

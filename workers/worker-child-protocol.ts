@@ -14,6 +14,7 @@ export type ToWorkerChild =
   | { op: 'close' };
 
 export type FromWorkerChild =
-  | { op: 'ready'; workerId: string }
+  /** queueWorkerId: the BullMQ worker's id, whose run-queue entries the supervisor releases if this child dies. */
+  | { op: 'ready'; workerId: string; queueWorkerId: string }
   | { op: 'failed'; code: string; message: string }
   | { op: 'log'; level: 'info' | 'warn' | 'error'; msg: string };

@@ -58,7 +58,7 @@ process.on('message', (raw: ToWorkerChild) => {
       (w) => {
         running = w;
         if (stopping) void w.close().finally(() => process.exit(0));
-        else send({ op: 'ready', workerId: raw.workerId });
+        else send({ op: 'ready', workerId: raw.workerId, queueWorkerId: w.pool.queueWorkerId });
       },
       (e: Error & { code?: string }) => {
         send({ op: 'failed', code: e.code ?? 'CARGO_ERR_WORKER_START', message: e.message }, () => process.exit(1));

@@ -16,7 +16,12 @@ export interface WorkerCrashSummary {
   closed: number;
 }
 
-export async function recordWorkerCrash(cfg: Config, redisUrl: string, workerId: string, what: string): Promise<WorkerCrashSummary> {
+/**
+ * `queueWorkerId`: the dead process's BullMQ worker id, if it said it. Its run-queue entries (bundles whose later
+ * files it had not started, claims it sent but never saw applied) go back to wait now instead of when their locks
+ * expire (up to three quarters of workers.lockDurationMs).
+ */
+export async function recordWorkerCrash(cfg: Config, redisUrl: string, workerId: string, what: string, queueWorkerId?: string): Promise<WorkerCrashSummary> {
   const redis = connectRedis(redisUrl, 'worker');
   const queue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(redisUrl, 'worker') as ConnectionOptions, prefix: cfg.redis.prefix });
   try {
@@ -26,6 +31,13 @@ export async function recordWorkerCrash(cfg: Config, redisUrl: string, workerId:
       // Recorded in the outbox by the script: if this add fails, a worker's outbox reconciler adds them later.
       await queue.addBulk(rec.requeued.map((member) => ({ name: 'file', data: {}, opts: transferJobOptions(member, 0) })));
       await store.ackOutbox(rec.requeued);
+    }
+    if (queueWorkerId) {
+      for (const job of await queue.getActive()) {
+        const token = await redis.get(queue.toKey(`${job.id}:lock`));
+        // Only this process's entries: the lock token is `<BullMQ worker id>:<n>`.
+        if (token?.startsWith(`${queueWorkerId}:`)) await job.moveToWait(token).catch(() => undefined);
+      }
     }
     await Promise.all(rec.closed.map((c) => removeClosedRunPartFiles(c.jobId, c.idx, c.spec, c.run)));
     await redis.hdel(store.keys.port('workers'), workerId);
