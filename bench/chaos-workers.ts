@@ -55,7 +55,7 @@ const serve: ChildProcess = spawn(process.execPath, [cli, 'serve'], {
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CARGOPORT_'))),
     CARGOPORT_DATA_DIR: portDir,
     CARGOPORT_GATEWAY_PORT: '0',
-    CARGOPORT_LOG_LEVEL: 'error',
+    CARGOPORT_LOG_LEVEL: process.env['CHAOS_LOG_LEVEL'] ?? 'error',
     CARGOPORT_TRANSFER_CA_FILE: server.certPath,
     CARGOPORT_TRANSFER_CHECKPOINT_INTERVAL_MS: '500',
     CARGOPORT_WORKERS_HEARTBEAT_MS: '250',
@@ -84,7 +84,7 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
   return (await res.body.json()) as T;
 }
 interface JobView { state: string; bytesDone?: number; counts: Record<string, number> }
-interface FileView { state: string; attempts: Array<{ outcome?: string; note?: string; errorCode?: string }> }
+interface FileView { state: string; attempts: Array<{ outcome?: string; note?: string; errorCode?: string; start?: number; end?: number }> }
 const job = (id: string) => api<JobView>('GET', `/api/v1/jobs/${id}`);
 const workerPids = async () => (await api<{ workers: Array<{ pid: number; alive: boolean }> }>('GET', '/api/v1/status')).workers.filter((w) => w.alive).map((w) => w.pid);
 const closedCount = (j: JobView) => (j.counts['FINISHED'] ?? 0) + (j.counts['FAILED'] ?? 0) + (j.counts['CANCELED'] ?? 0);
@@ -123,11 +123,11 @@ async function runJob(name: string, files: Fixture[], dst: string, params: Recor
   let workerBackMs: number | undefined;
   let progressMs: number | undefined;
   let activeAtFault: number | undefined;
+  let faultAt: number | undefined;
   if (fault) {
     const at = await fault.inject(jobId, dst);
-    const atFault = await job(jobId);
-    const closedAtFault = closedCount(atFault);
-    activeAtFault = atFault.counts['ACTIVE'] ?? 0;
+    faultAt = at;
+    const closedAtFault = closedCount(await job(jobId));
     for (;;) {
       const now = Date.now();
       if (workerBackMs === undefined && (!fault.killsWorker || (await workerPids()).some((p) => !before.includes(p)))) workerBackMs = fault.killsWorker ? now - at : -1;
@@ -154,6 +154,8 @@ async function runJob(name: string, files: Fixture[], dst: string, params: Recor
     const f = await api<FileView>('GET', `/api/v1/jobs/${jobId}/files/${i}`);
     if (f.state !== 'FINISHED') lost++;
     if (f.attempts.filter((a) => a.outcome === 'ok').length > 1) duplicated++;
+    // attempts that had begun and not ended when the fault struck
+    if (faultAt !== undefined) activeAtFault = (activeAtFault ?? 0) + f.attempts.filter((a) => (a.start ?? Infinity) <= faultAt! && (a.end ?? Infinity) >= faultAt!).length;
     crashed += f.attempts.filter((a) => a.outcome === 'crashed' || a.errorCode === 'CARGO_ERR_WORKER_LOST').length;
     if (f.attempts.some((a) => a.outcome === 'ok' && a.note?.startsWith('already at the destination'))) recognised++;
     let data: Buffer | undefined;
@@ -236,11 +238,14 @@ rows.push(await runJob('kill -9 worker while its END scripts wait (Redis writes 
   async inject(jobId) {
     await waitFor('60 files closed', async () => closedCount(await job(jobId)) >= 60);
     const r = new Redis({ path: redisSocket });
+    // Asked before the pause: the status query itself runs a script, which the pause would hold.
+    const [pid] = await workerPids();
     try {
       // Scripts wait while writes are paused: transfers in flight publish their files and block in END.
       await r.call('CLIENT', 'PAUSE', '5000', 'WRITE');
       await sleep(400);
-      const at = await killWorker();
+      process.kill(pid!, 'SIGKILL');
+      const at = Date.now();
       await r.call('CLIENT', 'UNPAUSE');
       return at;
     } finally {
@@ -289,7 +294,7 @@ if (mounted) {
 }
 
 const fmt = (ms?: number) => (ms === undefined || ms < 0 ? '–' : `${(ms / 1000).toFixed(2)} s`);
-console.log('\n| scenario | files | lost | corrupt | duplicated | ACTIVE at the fault | attempts closed by the fault | published before the fault, recognised | worker back | a file finishes again | job time (× no-fault peer) | serve RSS before → after |');
+console.log('\n| scenario | files | lost | corrupt | duplicated | attempts open at the fault | attempts closed by the fault | published before the fault, recognised | worker back | a file finishes again | job time (× no-fault peer) | serve RSS before → after |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const ratio = r.baselineMs ? ` (${(r.jobMs / r.baselineMs).toFixed(2)}×)` : '';
