@@ -123,6 +123,11 @@ async function runRole(role: Role, ctx: CommandContext): Promise<number> {
         // The byte-moving code runs in child processes: whatever kills one, the gateway and Redis live on.
         const { startSupervisedWorkers } = await import('../worker-supervisor.js');
         run.workers = await startSupervisedWorkers(cfg, { redisUrl, log });
+        // The children mark the transfers' connections; this process marks the storage endpoint's own (tagged GET /
+        // PUT), so it needs the marking configuration too (status and /metrics here count this process's flows).
+        const { configureMarking, markingSettingsOf } = await import('../../services/marking/marking-service.js');
+        const marked = await configureMarking(markingSettingsOf(cfg.marking));
+        if (marked.warning) log.warn(`marking: ${marked.warning}`);
       } else {
         const { startWorkerPool } = await import('../../workers/start.js');
         run.workers = await startWorkerPool(cfg, { redisUrl, log: (m) => log.info(m) });
