@@ -7,7 +7,8 @@
  * - A source that crashes the child every time (the test-only CARGOPORT_TEST_CRASH_SOURCE trigger, standing for a
  *   bug in the byte-moving code such as undici's assertion): the file ends FAILED with CARGO_ERR_WORKER_CRASHED
  *   after workers.crashLimit crashes, instead of crash-looping the port; the gateway stays up; the next job runs.
- * - An admin drain and start of the port reach the child (over Redis, as any worker process).
+ * - An admin drain and start of the port reach the child (over Redis, as any worker process); an admin restart
+ *   mid-transfer requeues the in-flight files inside it (no crash recorded) and they complete.
  * - SIGKILL of serve itself leaves neither its redis-server nor its worker children (running and spare) behind.
  */
 import assert from 'node:assert/strict';
@@ -212,6 +213,32 @@ describe('serve: supervised worker process', { skip: !HAVE_REDIS && 'redis-serve
       assert.ok(i < 300, 'the child runs again');
       await sleep(100);
     }
+  });
+
+  test('admin restart mid-transfer through the child: in-flight files requeued (not crashed) and completed', async () => {
+    src.faults.bytesPerSec = 3 * MiB;
+    const files = makeRandomFiles(join(dataDir, 'src'), 4, 2 * MiB, 3 * MiB, 'r');
+    const dst = join(dataDir, 'dst-restart');
+    const jobId = await submit(files, dst);
+    for (let i = 0; !(await workers()).some((w) => w.active > 0); i++) {
+      assert.ok(i < 600, 'the worker child started the files');
+      await sleep(50);
+    }
+    const pidsBefore = childrenOf(proc.pid!);
+    assert.equal((await api('POST', '/api/v1/admin/restart', { scope: 'port' })).status, 200);
+    const job = await waitJob(jobId);
+    assert.equal(job['state'], 'FINISHED', JSON.stringify(job['counts']));
+    let requeued = 0;
+    for (let i = 0; i < files.length; i++) {
+      const f = await file(jobId, i);
+      assert.equal(f.attempts.filter((a) => a.outcome === 'ok').length, 1);
+      assert.ok(!f.attempts.some((a) => a.outcome === 'crashed'), 'an admin restart is no crash');
+      requeued += f.attempts.filter((a) => a.outcome === 'requeued').length;
+      assert.ok(sameContent(join(src.root, files[i]!.name), join(dst, files[i]!.name)));
+    }
+    assert.ok(requeued > 0, 'the restart requeued in-flight files');
+    assert.deepEqual(childrenOf(proc.pid!), pidsBefore, 'the restart is done inside the children, no process died');
+    src.faults.bytesPerSec = undefined;
   });
 
   test('SIGKILL of serve leaves no redis-server and no worker child behind', async () => {
