@@ -16,7 +16,7 @@
  * worker child reports itself and until a file of the job finishes again, the job's duration against the same job
  * without a fault run just before it (the peer), and the serve (gateway) process's RSS before and after.
  *
- *   node dist/bench/chaos-workers.js
+ *   node dist/bench/chaos-workers.js [scenario …]     (kill-transfer kill-publish kill-end redis-restart full-disk; all by default)
  * workers.lockDurationMs stays at its default (30 s): a crashed child's files must not wait for it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -187,6 +187,9 @@ const bigTotal = big.reduce((n, f) => n + f.size, 0);
 const capped = { bandwidthBytesPerSec: 24 * MiB };
 
 const rows: Row[] = [];
+let peer = 0;
+const only = process.argv.slice(2);
+const wanted = (n: string) => only.length === 0 || only.includes(n);
 const dstOf = (n: string) => join(root, `dst-${n}`);
 const done = (n: string) => rmSync(dstOf(n), { recursive: true, force: true });
 
@@ -202,7 +205,8 @@ await runJob('warm-up', big, dstOf('base'), capped);
 done('base');
 const spares = () => execFileSync('pgrep', ['-P', String(serve.pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
 
-let peer = await baseline('24 × 4 MiB', big, capped);
+if (wanted('kill-transfer')) {
+peer = await baseline('24 × 4 MiB', big, capped);
 rows.push(await runJob('kill -9 worker mid-transfer', big, dstOf('kt'), capped, {
   killsWorker: true,
   async inject(jobId) {
@@ -211,7 +215,9 @@ rows.push(await runJob('kill -9 worker mid-transfer', big, dstOf('kt'), capped, 
   },
 }, peer));
 done('kt');
+}
 
+if (wanted('kill-publish')) {
 peer = await baseline('400 × 32 KiB', small, {});
 rows.push(await runJob('kill -9 worker at publish (final name linked, part file and END pending)', small, dstOf('kp'), {}, {
   killsWorker: true,
@@ -230,13 +236,19 @@ rows.push(await runJob('kill -9 worker at publish (final name linked, part file 
   },
 }, peer));
 done('kp');
+}
 
 const redisSocket = join(portDir, 'redis', 'redis.sock');
+if (wanted('kill-end')) {
 peer = await baseline('400 × 32 KiB', small, {});
 rows.push(await runJob('kill -9 worker while its END scripts wait (Redis writes paused)', small, dstOf('ke'), {}, {
   killsWorker: true,
   async inject(jobId) {
-    await waitFor('60 files closed', async () => closedCount(await job(jobId)) >= 60);
+    // a moment when the worker has files in flight (between feed rounds it may hold none)
+    await waitFor('60 files closed and 4 running', async () => {
+      const j = await job(jobId);
+      return closedCount(j) >= 60 && (j.counts['ACTIVE'] ?? 0) >= 4;
+    }, 5);
     const r = new Redis({ path: redisSocket });
     // Asked before the pause: the status query itself runs a script, which the pause would hold.
     const [pid] = await workerPids();
@@ -254,7 +266,9 @@ rows.push(await runJob('kill -9 worker while its END scripts wait (Redis writes 
   },
 }, peer));
 done('ke');
+}
 
+if (wanted('redis-restart')) {
 peer = await baseline('24 × 4 MiB', big, capped);
 rows.push(await runJob('kill -9 redis-server mid-transfer', big, dstOf('kr'), capped, {
   killsWorker: false,
@@ -266,13 +280,16 @@ rows.push(await runJob('kill -9 redis-server mid-transfer', big, dstOf('kr'), ca
   },
 }, peer));
 done('kr');
+}
 
 const mnt = join(root, 'full');
 mkdirSync(mnt, { recursive: true });
 let mounted = false;
 try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt], { stdio: 'pipe' });
-  mounted = true;
+  if (wanted('full-disk')) {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt], { stdio: 'pipe' });
+    mounted = true;
+  }
 } catch (e) {
   console.log(`full-disk: skipped, cannot mount a tmpfs (needs root): ${(e as Error).message.split('\n')[0]}`);
 }
