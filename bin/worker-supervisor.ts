@@ -22,6 +22,7 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import { CargoError } from '../errors/cargo-error.js';
+import { isErrorCode } from '../errors/catalogue.js';
 import type { FromWorkerChild, ToWorkerChild } from '../workers/worker-child-protocol.js';
 import type { ConsoleLog } from './console-log.js';
 
@@ -119,7 +120,8 @@ class WorkerSlot {
           queueWorkerId = m.queueWorkerId;
           resolve();
         }
-        else if (m.op === 'failed') reject(new CargoError(m.code, `worker process ${child.pid} could not start: ${m.message}`));
+        // the child's own error code when it is one of ours (a bad endpoints file, …), else the generic one
+        else if (m.op === 'failed') reject(new CargoError(isErrorCode(m.code) ? m.code : 'CARGO_ERR_WORKER_START', `worker process ${child.pid} could not start: ${m.message}`));
       });
       child.once('error', (e) => reject(new CargoError('CARGO_ERR_WORKER_START', `worker process could not be forked: ${e.message}`)));
       child.once('exit', (code, signal) => {
@@ -148,7 +150,7 @@ class WorkerSlot {
       let timer: NodeJS.Timeout | undefined;
       const s = await Promise.race([
         recordWorkerCrash(this.cfg, this.redisUrl, workerId, what, queueWorkerId),
-        new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`not recorded within ${RECORD_TIMEOUT_MS} ms`)), RECORD_TIMEOUT_MS))),
+        new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new CargoError('CARGO_ERR_INTERNAL', `not recorded within ${RECORD_TIMEOUT_MS} ms`)), RECORD_TIMEOUT_MS))),
       ]).finally(() => clearTimeout(timer));
       this.log.warn(`worker process ${child.pid}: ${s.requeued} files requeued, ${s.closed} closed (failed after ${this.cfg.workers.crashLimit} crashes, or canceled)`);
     } catch (e) {
