@@ -61,6 +61,9 @@ const serve: ChildProcess = spawn(process.execPath, [cli, 'serve'], {
     CARGOPORT_WORKERS_HEARTBEAT_MS: '250',
     // a full destination is probed again after 1 s (the default 30 s would measure the cool-down, not recovery)
     CARGOPORT_SCHEDULER_ENDPOINT_BREAKER_COOLDOWN_SEC: '1',
+    // a bench on one machine: no tokens, the file server is on loopback
+    CARGOPORT_AUTH_INSECURE_OPEN: 'true',
+    CARGOPORT_AUTH_ALLOW_ADDRESSES: 'loopback',
   },
   stdio: ['ignore', 'pipe', 'inherit'],
 });

@@ -104,6 +104,9 @@ describe('serve: supervised worker process', { skip: !HAVE_REDIS && 'redis-serve
         CARGOPORT_WORKERS_CONCURRENCY: '8',
         CARGOPORT_WORKERS_CRASH_LIMIT: String(CRASH_LIMIT),
         CARGOPORT_TEST_CRASH_SOURCE: 'crash-me',
+        // no tokens in this test (auth has its own), and the source server is on loopback
+        CARGOPORT_AUTH_INSECURE_OPEN: 'true',
+        CARGOPORT_AUTH_ALLOW_ADDRESSES: 'loopback',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -148,7 +148,10 @@ test('serve after a SIGKILL leaves no redis-server; the next start has the jobs,
     assert.ok(leftover, 'no embedded redis-server');
     const src = join(dataDir, 'src.bin');
     writeFileSync(src, randomBytes(64 * 1024));
-    const submitted = await cliRun(dataDir, first.url, ['submit', `file://${src}`, `file://${join(dataDir, 'dst.bin')}`]);
+    const minted = await cliRun(dataDir, undefined, ['token', '--scope', 'storage.read:/ storage.modify:/']);
+    assert.equal(minted.code, 0, minted.stderr);
+    const auth = { BEARER_TOKEN: minted.stdout.trim() };
+    const submitted = await cliRun(dataDir, first.url, ['submit', `file://${src}`, `file://${join(dataDir, 'dst.bin')}`], auth);
     assert.equal(submitted.code, 0, submitted.stderr);
     const jobId = submitted.stdout.trim();
     first.proc.kill('SIGKILL');
@@ -161,7 +164,7 @@ test('serve after a SIGKILL leaves no redis-server; the next start has the jobs,
     second = await startServe(dataDir);
     assert.doesNotMatch(second.stderr(), /reusing the embedded redis/);
     assert.equal(curlHealthz(second.url), '200 2');
-    const watched = await cliRun(dataDir, second.url, ['status', jobId, '--watch']);
+    const watched = await cliRun(dataDir, second.url, ['status', jobId, '--watch'], auth);
     assert.equal(watched.code, 0, `the job submitted before the SIGKILL: ${watched.stdout}${watched.stderr}`);
 
     second.proc.kill('SIGTERM');
