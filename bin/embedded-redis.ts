@@ -12,6 +12,10 @@
  *   ioredis clients reconnect on their own). More than MAX_CRASHES deaths within CRASH_WINDOW_MS means
  *   something is wrong that a restart does not fix: we give up loudly through `onGiveUp`.
  * - stop: SHUTDOWN (fsyncs the AOF), then SIGTERM, then SIGKILL, each after a grace period.
+ * - never left behind: a watchdog (a few lines of sh, detached, see WATCHDOG_SCRIPT) holds a pipe from us and is
+ *   told the server's pid; when that pipe closes without a "release" (we were SIGKILLed, or crashed) it sends the
+ *   server SIGTERM, on which Redis fsyncs its AOF and exits. So a kill -9 of `serve` leaves no redis-server, and
+ *   the next start loads the AOF (the leftover reuse below stays for a watchdog that was killed too).
  *
  * The server runs in its own process group so a Ctrl-C in the terminal (SIGINT to the foreground group) reaches
  * only cargoport, which then drains its workers while Redis is still up, and stops Redis last.
@@ -61,6 +65,44 @@ const CRASH_WINDOW_MS = 60_000;
 /** Linux sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 const ADOPTED_POLL_MS = 1000;
+
+/**
+ * Reads "pid N" / "release" lines from its stdin (our pipe) until EOF, then SIGTERMs the last pid named (and not
+ * released) if /proc still says it is a redis-server (a reused pid is never signalled). Signals sent to our
+ * process group (Ctrl-C) are ignored: only the pipe's end says we are gone.
+ */
+const WATCHDOG_SCRIPT = `trap '' INT TERM HUP
+pid=
+while IFS= read -r line; do
+  case "$line" in
+    "pid "*) pid=\${line#pid } ;;
+    release) pid= ;;
+  esac
+done
+[ -n "$pid" ] || exit 0
+case "$(tr '\\000' ' ' < /proc/$pid/cmdline 2>/dev/null)" in
+  *redis-server*) kill -TERM "$pid" ;;
+esac`;
+
+interface Watchdog {
+  watch(pid: number): void;
+  release(): void;
+}
+
+function startWatchdog(log: EmbeddedRedisLog): Watchdog {
+  const w = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  w.on('error', (e) => log.warn(`embedded redis watchdog could not start (a kill -9 of this process would leave redis-server running): ${e.message}`));
+  w.stdin!.on('error', () => { /* the watchdog gone: nothing to tell it */ });
+  w.unref();
+  // The pipe must not keep our event loop alive; it only has to close when we die.
+  (w.stdin as unknown as { unref?: () => void }).unref?.();
+  return {
+    watch: (pid) => void w.stdin!.write(`pid ${pid}\n`),
+    release: () => {
+      w.stdin!.end('release\n');
+    },
+  };
+}
 
 /** Resolves a command name against PATH like execvp would; undefined when not found or not executable. */
 export function findExecutable(binary: string, pathEnv = process.env.PATH ?? ''): string | undefined {
@@ -294,6 +336,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   let gaveUp = false;
   const crashes: number[] = [];
   let adoptedPoll: NodeJS.Timeout | undefined;
+  const watchdog = startWatchdog(log);
 
   const launch = async (): Promise<void> => {
     writeFileSync(p.conf, configText(p), { mode: 0o600 });
@@ -317,6 +360,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
       await sleep(state === 'loading' ? 200 : 25);
     }
     currentPid = c.pid!;
+    watchdog.watch(currentPid);
     c.once('exit', (code, signal) => void onUnexpectedExit(`code ${code}, signal ${signal}`));
   };
 
@@ -348,6 +392,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   const adopted = await handleLeftover(p, log);
   if (adopted !== undefined) {
     currentPid = adopted;
+    watchdog.watch(adopted);
     // Not our child: no exit event, so watch its pid.
     adoptedPoll = setInterval(() => {
       if (child === undefined && !isProcessAlive(currentPid) && !stopping) {
@@ -372,6 +417,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
         stopping = true;
         if (adoptedPoll) clearInterval(adoptedPoll);
         await stopServer(p.socket, currentPid, log);
+        watchdog.release();
         rmSync(p.owner, { force: true });
       })();
       return stopped;

@@ -138,6 +138,9 @@ export const schema = {
     concurrency: int('Transfers one worker process runs at once.', 1, 4096),
     heartbeatMs: int('How often a worker process reports itself alive in Redis.', 100, 60000),
     lockDurationMs: int('How long a running transfer stays claimed by a worker that stopped answering: a killed worker\'s transfers are taken up by the others within this time (the BullMQ lock is half of it, renewed every quarter, checked for expiry every eighth), resuming from their last checkpoint. A worker whose event loop stalls for half of it loses its transfers to others.', 1000, 600000),
+    processes: int('Worker child processes `cargoport serve` runs its transfer pool in (forked, supervised: one that dies is restarted with back-off, its files requeued at once). 0 runs the pool inside the serve process itself, where a crash of the byte-moving code also takes the gateway down.', 0, 64),
+    spareProcess: bool('With workers.processes > 0: keep one more worker child forked and loaded, idle, so a crashed one is replaced in well under a second rather than after Node loads the transfer engine again (seconds on a loaded machine). Costs that idle process\'s memory.'),
+    crashLimit: int('Crashes of a worker process a file may be running in before it is failed with CARGO_ERR_WORKER_CRASHED instead of being requeued again (a file that kills its worker every time must not crash-loop the port).', 1, 1000),
   },
   scheduler: {
     linkMaxActive: int('Most transfers active at once on one link (source host → destination host).', 1, 100000),

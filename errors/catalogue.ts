@@ -112,7 +112,9 @@ export const errorCatalogue = {
   CARGO_ERR_UNSUPPORTED_SCHEME: { status: 400, retryable: false, meaning: 'A URL scheme other than https, http or file.' },
   CARGO_ERR_USAGE: { status: 400, retryable: false, meaning: 'The CLI was called with invalid arguments.' },
   CARGO_ERR_VALIDATION: { status: 400, retryable: false, meaning: 'The request does not match the route\'s schema (the field names what is wrong).' },
+  CARGO_ERR_WORKER_CRASHED: { status: 500, retryable: true, meaning: 'The worker process running this attempt crashed (serve saw it exit unasked); the file was requeued from its last checkpoint at once, and is failed with this code once it has been running in workers.crashLimit crashes.' },
   CARGO_ERR_WORKER_LOST: { status: 500, retryable: true, meaning: 'The worker running this attempt died; the file was claimed again within workers.lockDurationMs, from its last checkpoint.' },
+  CARGO_ERR_WORKER_START: { status: 500, retryable: false, meaning: 'A worker child process of serve could not start (its configuration or Redis was refused); the message carries its own error.' },
 } as const satisfies Readonly<Record<`CARGO_ERR_${string}`, ErrorSpec>>;
 
 /** Every stable code of the port. `CargoError` accepts nothing else. */

@@ -5,6 +5,7 @@ import { inspectExistingDestination } from '../services/transfer/existing-destin
 import { loadEndpointSettings, type EndpointSettings } from '../services/transfer/connect/endpoint-settings.js';
 import { setEndpointCopyMode } from '../services/transfer/tpc/third-party-copy.js';
 import { readFileSync } from 'node:fs';
+import type { TransferFn } from '../services/transfer/types.js';
 import { TransferPool } from './transfer-pool.js';
 import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
 import { AddressPolicy, policyLookup } from '../services/auth/address-policy.js';
@@ -15,7 +16,7 @@ export interface RunningWorkers {
   close(): Promise<void>;
 }
 
-export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?: (m: string) => void }): Promise<RunningWorkers> {
+export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?: (m: string) => void; workerId?: string; transfer?: TransferFn }): Promise<RunningWorkers> {
   // Validated before anything is configured: a bad file stops the start with the engine left as it was.
   const endpoints = cfg.transfer.endpointsFile ? loadEndpointSettings(cfg.transfer.endpointsFile) : new Map<string, EndpointSettings>();
   const marked = await configureMarking(markingSettingsOf(cfg.marking));
@@ -36,7 +37,8 @@ export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?
     setEndpointCopyMode(origin, copyMode);
   }
   const pool = new TransferPool(cfg, {
-    redisUrl: ctx.redisUrl, transfer: transferFile, log: ctx.log,
+    redisUrl: ctx.redisUrl, transfer: ctx.transfer ?? transferFile, log: ctx.log,
+    ...(ctx.workerId !== undefined ? { workerId: ctx.workerId } : {}),
     inspectDestination: (q, signal) => inspectExistingDestination(engineClientPool(), q, signal),
   });
   await pool.start();

@@ -27,6 +27,8 @@ export interface WorkerPoolOptions {
   /** Whether an existing destination already holds a file (the engine's side of the `existing` policy). */
   inspectDestination?: RunnerDeps['inspectDestination'];
   log?: (msg: string) => void;
+  /** This process's worker id (attempts record it); a supervisor names its children so it can tell what they held. */
+  workerId?: string;
 }
 
 /**
@@ -93,7 +95,7 @@ export class TransferPool {
   private deps: RunnerDeps | undefined;
 
   constructor(private readonly cfg: Config, private readonly opts: WorkerPoolOptions) {
-    this.id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.id = opts.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.redis = connectRedis(opts.redisUrl, 'worker');
     this.sub = connectRedis(opts.redisUrl, 'worker');
     this.store = new JobStore(this.redis, cfg.redis.prefix, {
@@ -379,6 +381,11 @@ export class TransferPool {
       if (state === 'running') this.kickFeeder();
     }
     this.log(`admin ${scopeKey(scope, target)} → ${state}${fromSync ? ' (sync)' : ''}`);
+  }
+
+  /** The BullMQ worker's id: the prefix of the lock tokens of the run-queue entries this process holds. */
+  get queueWorkerId(): string {
+    return this.worker.id;
   }
 
   /** Number of transfers running in this process. */

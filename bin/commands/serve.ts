@@ -1,6 +1,7 @@
 /**
  * The long-running roles:
- * - `serve`: gateway + worker pool in one process, on the embedded Redis unless `redis.url` is set;
+ * - `serve`: gateway + worker pool, on the embedded Redis unless `redis.url` is set; the pool runs in
+ *   workers.processes supervised child processes (worker-supervisor.ts), or in this process when that is 0;
  * - `gateway` and `worker`: the scale-out roles, which share one Redis and so require `redis.url`.
  *
  * Shutdown (SIGTERM / SIGINT): the workers drain for at most shutdown.drainTimeoutSec (then abort and
@@ -11,7 +12,6 @@
  */
 import type { Config } from '../../config/schema.js';
 import type { RunningGateway } from '../../gateway/start.js';
-import type { RunningWorkers } from '../../workers/start.js';
 import { loadConfigFor, type Command, type CommandContext, expectPositionals } from '../command.js';
 import { consoleLog, type ConsoleLog } from '../console-log.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
@@ -21,9 +21,15 @@ import { UsageError } from '../usage-error.js';
 /** Time granted to gateway.close() and redis stop after the drain, before the watchdog forces the exit. */
 const CLOSE_GRACE_MS = 30_000;
 
+/** The worker pool in this process (`worker`, or `serve` with workers.processes 0), or serve's supervised children. */
+interface Workers {
+  drain(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 interface Running {
   gateway?: RunningGateway;
-  workers?: RunningWorkers;
+  workers?: Workers;
   redis?: EmbeddedRedis;
 }
 
@@ -113,8 +119,19 @@ async function runRole(role: Role, ctx: CommandContext): Promise<number> {
     }
     const redisUrl = cfg.redis.url || run.redis!.url;
     if (role !== 'gateway') {
-      const { startWorkerPool } = await import('../../workers/start.js');
-      run.workers = await startWorkerPool(cfg, { redisUrl, log: (m) => log.info(m) });
+      if (role === 'serve' && cfg.workers.processes > 0) {
+        // The byte-moving code runs in child processes: whatever kills one, the gateway and Redis live on.
+        const { startSupervisedWorkers } = await import('../worker-supervisor.js');
+        run.workers = await startSupervisedWorkers(cfg, { redisUrl, log });
+        // The children mark the transfers' connections; this process marks the storage endpoint's own (tagged GET /
+        // PUT), so it needs the marking configuration too (status and /metrics here count this process's flows).
+        const { configureMarking, markingSettingsOf } = await import('../../services/marking/marking-service.js');
+        const marked = await configureMarking(markingSettingsOf(cfg.marking));
+        if (marked.warning) log.warn(`marking: ${marked.warning}`);
+      } else {
+        const { startWorkerPool } = await import('../../workers/start.js');
+        run.workers = await startWorkerPool(cfg, { redisUrl, log: (m) => log.info(m) });
+      }
       // Checksums run on every byte a worker moves: say which implementation that is (native costs ~10× less CPU).
       const { nativeSumsStatus } = await import('../../services/checksum/native-sums.js');
       const sums = nativeSumsStatus();

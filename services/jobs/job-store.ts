@@ -75,6 +75,12 @@ export type EndResult =
   | { kind: 'finished' | 'failed' | 'canceled' | 'stale' }
   | { kind: 'queued'; member: string; delayMs: number };
 
+/** What recordWorkerCrash did: queue members to enqueue, and the files it closed (their last run). */
+export interface WorkerCrashRecord {
+  requeued: string[];
+  closed: Array<{ jobId: string; idx: number; run: number; spec: ReturnType<typeof decodeSpec> }>;
+}
+
 export class JobStore {
   readonly redis: ScriptedRedis;
   readonly keys: RedisKeys;
@@ -177,6 +183,20 @@ export class JobStore {
     if (r[0] === 'deferred') return { kind: 'deferred' };
     if (r[2] !== undefined) return { kind: 'skip', reason: r[1]!, lostRun: { spec: decodeSpec(r[2]), run: Number(r[3]) } };
     return { kind: 'skip', reason: r[1] ?? 'unknown' };
+  }
+
+  /**
+   * A worker process that held files crashed: closes their open attempts as crashed (CARGO_ERR_WORKER_CRASHED),
+   * fails those that were running in `crashLimit` crashes, requeues the rest from their last checkpoint (see
+   * crash.lua). Returns the members to enqueue and the closed (failed or canceled) files whose part files go.
+   */
+  async recordWorkerCrash(workerId: string, crashLimit: number, what: string): Promise<WorkerCrashRecord> {
+    const [queued, closed] = (await this.redis.cpCrash(this.route, this.prefix, workerId, Date.now(), crashLimit, what.slice(0, 500))) as [string[], string[]];
+    const out: WorkerCrashRecord = { requeued: queued, closed: [] };
+    for (let i = 0; i + 3 < closed.length; i += 4) {
+      out.closed.push({ jobId: closed[i]!, idx: Number(closed[i + 1]), run: Number(closed[i + 2]), spec: decodeSpec(closed[i + 3]!) });
+    }
+    return out;
   }
 
   /** Closes one run of a file (finished, failed, retried, requeued or canceled). */

@@ -23,6 +23,7 @@ export const JOB_SCRIPTS = {
   cpCancelBatch: 'cancel-batch',
   cpCancelFile: 'cancel-file',
   cpRegister: 'register',
+  cpCrash: 'crash',
 } as const;
 export type JobScriptName = keyof typeof JOB_SCRIPTS;
 

@@ -78,9 +78,10 @@ export interface AttemptRecord {
   note?: string;
   /**
    * How the attempt ended: ok, error, requeued (admin stop / shutdown / worker lost), held (the destination was full:
-   * the file waits for it without spending a try), canceled.
+   * the file waits for it without spending a try), canceled, crashed (the worker process running it crashed:
+   * CARGO_ERR_WORKER_CRASHED; no try spent, but workers.crashLimit such crashes fail the file).
    */
-  outcome?: 'ok' | 'error' | 'requeued' | 'held' | 'canceled';
+  outcome?: 'ok' | 'error' | 'requeued' | 'held' | 'canceled' | 'crashed';
 }
 
 export interface FileView extends FileSpec {

@@ -259,6 +259,9 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   t.reportedBytes = Math.max(t.reportedBytes, closing.moved);
   // A canceled file keeps nothing: its partial data (kept by the engine for resume) is removed.
   if ((end.kind === 'canceled' || end.kind === 'failed') && lastResume?.tempPath) await rm(lastResume.tempPath, { force: true }).catch(() => undefined);
+  // A file found already published by an earlier run moved nothing, so no engine cleaned up after that run: a worker
+  // killed between its publish (link) and the removal of its part file leaves that part file behind.
+  if (end.kind === 'finished' && state.a.length > 1) await removePartFiles(jobId, idx, spec, run);
   if (end.kind === 'queued') await deps.enqueue([{ member: end.member, delayMs: end.delayMs }]);
 }
 
@@ -267,7 +270,13 @@ function withReason(err: CargoError, reason: string): TransferError {
   return new TransferError(err.code, `${err.message} (${reason})`, { httpStatus: err.httpStatus, field: 'destination', retryable: false, cause: err });
 }
 
+/** Removes the part files a closed file's runs up to `lastRun` left (a crashed worker's supervisor calls this). */
+export function removeClosedRunPartFiles(jobId: string, idx: number, spec: FileSpec, lastRun: number): Promise<void> {
+  return removePartFiles(jobId, idx, spec, lastRun + 1);
+}
+
 /** Removes the part files runs before `run` of a local destination may have left (a canceled file keeps nothing). */
+
 async function removePartFiles(jobId: string, idx: number, spec: FileSpec, run: number): Promise<void> {
   if (!spec.destination.startsWith('file:')) return;
   const path = fileURLToPath(spec.destination);

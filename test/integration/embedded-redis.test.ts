@@ -1,11 +1,11 @@
 /**
  * The embedded Redis of `cargoport serve`, against the real redis-server binary: start (unix socket only,
- * AOF on), reuse of a leftover after SIGKILL of its parent, replacement of a foreign server on our socket,
+ * AOF on), its watchdog stopping it after a SIGKILL of its parent, reuse of a leftover whose watchdog died too, replacement of a foreign server on our socket,
  * restart after a crash, refusal to share a data directory, and stop leaving no redis-server behind.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -86,7 +86,15 @@ test('starts a private redis-server on a unix socket with AOF, and stop leaves n
   }
 });
 
-test('after SIGKILL of the parent, the next start reuses the leftover server with its data', { skip: !HAVE_REDIS && 'redis-server not installed' }, async () => {
+/** The parent's children other than redis-server: its watchdog (sh). */
+function watchdogOf(parentPid: number, redisPid: number): number {
+  const kids = execFileSync('pgrep', ['-P', String(parentPid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  const w = kids.find((p) => p !== redisPid && readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('/bin/sh'));
+  assert.ok(w, 'the embedded redis watchdog runs');
+  return w;
+}
+
+test('after SIGKILL of the parent, its watchdog stops the server and the next start has its data', { skip: !HAVE_REDIS && 'redis-server not installed' }, async () => {
   const dataDir = tempDataDir();
   const socket = join(dataDir, 'redis', 'redis.sock');
   const { parent, redisPid } = await startInChild(dataDir);
@@ -97,7 +105,38 @@ test('after SIGKILL of the parent, the next start reuses the leftover server wit
 
     parent.kill('SIGKILL');
     await new Promise((resolve) => parent.once('exit', resolve));
-    assert.ok(isAlive(redisPid), 'redis-server should outlive a SIGKILLed parent');
+    for (let i = 0; isAlive(redisPid); i++) {
+      assert.ok(i < 400, 'redis-server outlived its SIGKILLed parent');
+      await sleep(50);
+    }
+
+    const redis = await startEmbeddedRedis({ dataDir, binary: 'redis-server', log: quiet });
+    try {
+      assert.notEqual(redis.pid(), redisPid);
+      // SIGTERM made the server fsync its AOF: the write is there.
+      assert.equal(await withClient(socket, (r) => r.get('cargoport-test-key')), 'kept');
+    } finally {
+      await redis.stop();
+    }
+    assert.deepEqual(redisProcessesOn(socket), []);
+  } finally {
+    parent.kill('SIGKILL');
+    if (isAlive(redisPid)) process.kill(redisPid, 'SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('a leftover server whose parent and watchdog were both SIGKILLed is reused with its data', { skip: !HAVE_REDIS && 'redis-server not installed' }, async () => {
+  const dataDir = tempDataDir();
+  const socket = join(dataDir, 'redis', 'redis.sock');
+  const { parent, redisPid } = await startInChild(dataDir);
+  try {
+    await withClient(socket, (r) => r.set('cargoport-test-key', 'kept'));
+    const watchdog = watchdogOf(parent.pid!, redisPid);
+    process.kill(watchdog, 'SIGKILL');
+    parent.kill('SIGKILL');
+    await new Promise((resolve) => parent.once('exit', resolve));
+    assert.ok(isAlive(redisPid), 'without its watchdog, redis-server outlives a SIGKILLed parent');
 
     const redis = await startEmbeddedRedis({ dataDir, binary: 'redis-server', log: quiet });
     try {

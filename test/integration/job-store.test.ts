@@ -225,6 +225,58 @@ describe('job store (real Redis)', () => {
     await dropPrefix(redis, prefix);
   });
 
+  test('a crashed worker process: its files requeued from their checkpoint at once, failed after the crash limit, canceled ones closed', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('ivan', 3));
+    const fed = await store.feed(10, 100, 10, 10);
+    const runs = [];
+    for (const m of fed) runs.push(await store.start(m, 'child-1'));
+    assert.ok(runs.every((r) => r.kind === 'run'));
+    const r0 = runs[0]!;
+    assert.ok(r0.kind === 'run');
+    await store.saveCheckpoints([{ jobId, idx: 0, run: r0.run, resume: { tempPath: '/tmp/x/.f.part', size: 10, done: [[0, 7]] } }]);
+    await store.cancelFile(jobId, 2);
+    // a file held by another (live) worker is not touched
+    const { jobId: other } = await store.createJob(job('judy', 1, 'b.example'));
+    const [om] = await store.feed(10, 100, 10, 10);
+    assert.equal((await store.start(om!, 'child-2')).kind, 'run');
+
+    const rec = await store.recordWorkerCrash('child-1', 2, 'signal SIGKILL');
+    assert.equal(rec.requeued.length, 2);
+    assert.deepEqual(rec.closed.map((c) => [c.jobId, c.idx, c.run]), [[jobId, 2, 1]]);
+    let s = await store.queries.getJob(jobId);
+    assert.equal(s.counts.QUEUED, 2);
+    assert.equal(s.counts.CANCELED, 1);
+    assert.equal((await store.queries.getJob(other)).counts.ACTIVE, 1);
+    const f0 = await store.queries.getFile(jobId, 0);
+    assert.equal(f0.attempts[0]!.outcome, 'crashed');
+    assert.equal(f0.attempts[0]!.errorCode, 'CARGO_ERR_WORKER_CRASHED');
+    assert.match(f0.attempts[0]!.errorMessage!, /SIGKILL/);
+    // the dead process's queue members are stale; the new ones resume from the crashed run's checkpoint
+    assert.equal((await store.start(fed[0]!, 'child-3')).kind, 'skip');
+    const again = await Promise.all(rec.requeued.map((m) => store.start(m, 'child-3')));
+    const a0 = again.find((r) => r.kind === 'run' && r.spec.source.endsWith('/f0'));
+    assert.ok(a0 && a0.kind === 'run');
+    assert.deepEqual(a0.state.rs, { tempPath: '/tmp/x/.f.part', size: 10, done: [[0, 7]] });
+    assert.equal(a0.state.t, 0, 'a crash spends no try');
+
+    // the second crash reaches the limit: FAILED with the crash code, the job closes
+    const rec2 = await store.recordWorkerCrash('child-3', 2, 'exit code 1: AssertionError: boom');
+    assert.equal(rec2.requeued.length, 0);
+    assert.equal(rec2.closed.length, 2);
+    s = await store.queries.getJob(jobId);
+    assert.equal(s.state, 'FAILED');
+    assert.equal(s.counts.FAILED, 2);
+    const f1 = await store.queries.getFile(jobId, 1);
+    assert.equal(f1.error?.code, 'CARGO_ERR_WORKER_CRASHED');
+    assert.match(f1.error!.message, /crashed 2 times.*AssertionError: boom/);
+    const slots = await store.queries.activeSlots();
+    assert.equal(slots.active, 1, 'only the other worker\'s file is active');
+    assert.equal(slots.queued, 0);
+    await dropPrefix(redis, prefix);
+  });
+
   test('a full destination holds its files without spending tries and pauses only what writes to it', async () => {
     prefix = uniquePrefix();
     store = new JobStore(redis, prefix);

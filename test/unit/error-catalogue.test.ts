@@ -118,6 +118,7 @@ const UNCODED_ALLOWED: ReadonlyArray<{ file: string; match: string; why: string 
   { file: 'file-pump.ts', match: "new Error('source closed before its end')", why: 'a source stream that closed early; the caller classifies it with the source URL (CARGO_ERR_NETWORK)' },
   { file: 'native-flowlabel.ts', match: "{ code, errno: -errno, syscall: 'connect' }", why: "Node's own connect-error shape (errno name as code), classified by the connectors like a Node socket's" },
   { file: 'gate-stage.ts', match: "name: 'AbortError', code: 'ABORT_ERR'", why: "Node's own abort shape, which stream pipelines and stream-stage.ts recognise; the engine reports the abort as CARGO_ERR_ABORTED" },
+  { file: 'worker-child.ts', match: 'new Error(`test crash trigger', why: 'test-only (CARGOPORT_TEST_CRASH_SOURCE): an uncaught exception that crashes the worker child, as a bug would; never caught or reported as an error' },
   // Parser signals caught inside their module and turned into a protocol answer or a coded error there.
   { file: 'bulk-session.ts', match: 'class NotHttp2Error extends Error', why: 'control flow: http-requests.ts falls back to undici for an origin without HTTP/2' },
   { file: 'hpack.ts', match: 'class HpackError extends Error', why: 'caught by bulk-session.ts: a COMPRESSION_ERROR / ENHANCE_YOUR_CALM connection error (CARGO_ERR_PEER_PROTOCOL)' },

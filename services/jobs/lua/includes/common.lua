@@ -8,6 +8,7 @@
     r  run number   t  failed tries (admin requeues do not count)
     a  attempts     e  final error {code,message}   cv checksum value   rs resume state   cx cancel requested
     bf bytes moved when finished   h  times held by a full destination (those spend no try)
+    k  times a worker process crashed while running it (crash.lua; those spend no try either)
 ]]
 local function jkey(jobId) return K.job..':'..jobId end
 local function loadFs(jobId, idx)
