@@ -23,7 +23,7 @@ function lookupAll(host: string, lookup: LookupFunction): Promise<string[]> {
  * or its socket backend off, or the host's preferred address is IPv4 (no flow label there) — then the caller
  * connects as it always does. Connection failures are thrown with Node's error codes.
  */
-export async function openFlowSocket(o: Readonly<TransferClientOptions>, host: string, port: number): Promise<Socket | undefined> {
+export async function openFlowSocket(o: Readonly<TransferClientOptions>, host: string, port: number | string): Promise<Socket | undefined> {
   const m = marking();
   if (!o.flow || !m.labelsOutbound) return undefined;
   const h = host.replace(/^\[|\]$/g, '');
@@ -33,7 +33,8 @@ export async function openFlowSocket(o: Readonly<TransferClientOptions>, host: s
     ip = all[0];
   }
   if (!ip || isIP(ip) !== 6) return undefined;
-  return m.openLabelledSocket(ip, port, o.flow, o.connectTimeoutMs);
+  // Node's http agents pass the port as the URL gave it (a string).
+  return m.openLabelledSocket(ip, Number(port), o.flow, o.connectTimeoutMs);
 }
 
 /** Announces a connection of a tagged flow once it is up (TLS done); `raw` is the TCP socket under a TLS one. */
