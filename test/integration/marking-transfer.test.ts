@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { lookup as dnsLookup } from 'node:dns';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -235,8 +236,32 @@ describe('marking: a tagged transfer over IPv6 loopback', () => {
     }
   });
 
+  it('a name whose first (IPv6) address is dead still transfers: the usual connector tries the others', async () => {
+    await writeFile(join(root, 'dual.bin'), randomBytes(256 * 1024));
+    // 100::/64 is the discard prefix: nothing answers there.
+    const lookup = ((_host: string, opts: unknown, cb: (e: Error | null, a: unknown, f?: number) => void) => {
+      const all = [{ address: '100::1', family: 6 }, { address: '::1', family: 6 }];
+      if ((opts as { all?: boolean })?.all) cb(null, all);
+      else cb(null, all[0]!.address, 6);
+    }) as unknown as import('node:net').LookupFunction;
+    await configureTransferEngine({ lookup, connectTimeoutMs: 15_000 });
+    try {
+      const res = await run({ source: `https://localhost:${srv.port}/dual.bin`, destination: pathToFileURL(join(work, 'dual.bin')).href, flow: FLOW });
+      assert.equal(res.bytes, 256 * 1024);
+      assert.equal(res.remoteIp, '::1');
+    } finally {
+      // undefined would mean "unchanged": the system resolver again.
+      await configureTransferEngine({ lookup: dnsLookup as unknown as import('node:net').LookupFunction });
+      const ended = () => marking().status().activeFlows === 0;
+      await closeTransferClients();
+      await waitFor('the flows to end', ended);
+    }
+  });
+
   it('an untagged transfer opens no flow and sends no firefly', async () => {
     await writeFile(join(root, 'plain.bin'), randomBytes(64 * 1024));
+    await closeTransferClients();
+    await sleep(100);
     const before = marking().status().flowsStarted;
     const n = peer.received.length;
     await run({ source: `${origin}/plain.bin`, destination: pathToFileURL(join(work, 'plain.bin')).href });

@@ -28,14 +28,22 @@ export async function openFlowSocket(o: Readonly<TransferClientOptions>, host: s
   if (!o.flow || !m.labelsOutbound) return undefined;
   const h = host.replace(/^\[|\]$/g, '');
   let ip: string | undefined = h;
+  let others = 0;
   if (!isIP(h)) {
     const all = o.lookup ? await lookupAll(h, o.lookup) : (await dnsLookup(h, { all: true })).map((a) => a.address);
     ip = all[0];
+    others = all.length - 1;
   }
   if (!ip || isIP(ip) !== 6) return undefined;
   // Node's http agents pass the port as the URL gave it (a string).
-  return m.openLabelledSocket(ip, Number(port), o.flow, o.connectTimeoutMs);
+  if (others === 0) return m.openLabelledSocket(ip, Number(port), o.flow, o.connectTimeoutMs);
+  // A name with more addresses: a dead IPv6 path must not cost the transfer, so after a bounded attempt the usual
+  // connector tries them all (happy eyeballs), unlabelled.
+  return m.openLabelledSocket(ip, Number(port), o.flow, Math.min(o.connectTimeoutMs, LABELLED_ATTEMPT_MS)).catch(() => undefined);
 }
+
+/** How long a labelled connect to the first of several addresses may take before the others are tried. */
+const LABELLED_ATTEMPT_MS = 3000;
 
 /** Announces a connection of a tagged flow once it is up (TLS done); `raw` is the TCP socket under a TLS one. */
 export function flowSocketOpened(o: Readonly<TransferClientOptions>, socket: Socket, direction: FlowDirection, raw?: Socket): void {
