@@ -120,7 +120,7 @@ export class Marking {
    * the label (ERANGE, quota) is counted and the caller connects without one; a failure to connect is thrown.
    */
   async openLabelledSocket(ip: string, port: number, tag: FlowTag, timeoutMs: number): Promise<Socket | undefined> {
-    if (!this.labelsOutbound || !isIPv6(ip) || ip.startsWith('::ffff:')) return undefined;
+    if (!this.labelsOutbound || !isIPv6(ip) || ip.startsWith('::ffff:') || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
     const label = flowLabelOf(tag, flowEntropy());
     try {
       const socket = await connectLabelled(ip, port, label, timeoutMs);

@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { lookup as dnsLookup } from 'node:dns';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,9 +82,9 @@ after(async () => {
 });
 
 /** Starts tshark on lo for the server's TCP port and the fireflies' UDP port; undefined (with a reason) if it cannot. */
-async function startCapture(file: string): Promise<{ stop(): Promise<void> } | string> {
+async function startCapture(file: string, tcpPort = srv.port): Promise<{ stop(): Promise<void> } | string> {
   if (!hasTool('tshark')) return 'tshark is not installed';
-  const p = spawn('tshark', ['-i', 'lo', '-q', '-w', file, '-f', `ip6 and (tcp port ${srv.port} or udp port ${peer.port})`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn('tshark', ['-i', 'lo', '-q', '-w', file, '-f', `ip6 and (tcp port ${tcpPort} or udp port ${peer.port})`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const ready = await new Promise<boolean>((resolve) => {
@@ -207,8 +208,64 @@ describe('marking: a tagged transfer over IPv6 loopback', () => {
     }
   });
 
+  it('HTTP/1.1 server: the uploader and the HTTP/1.x GET connections carry the label too', async (t) => {
+    const h1Root = await mkdtemp(join(tmpdir(), 'cargoport-mark-h1-'));
+    const h1 = await startH2FileServer({ root: h1Root, host: '::1', http1Only: true });
+    try {
+      const data = randomBytes(4 * 1024 * 1024);
+      await writeFile(join(h1Root, 'src.bin'), data);
+      await writeFile(join(work, 'up1.bin'), data);
+      const pcap = join(work, 'h1.pcapng');
+      const capture = await startCapture(pcap, h1.port);
+      const o = `https://[::1]:${h1.port}`;
+      await run({ source: `${o}/src.bin`, destination: pathToFileURL(join(work, 'pulled1.bin')).href, flow: FLOW });
+      await run({ source: pathToFileURL(join(work, 'up1.bin')).href, destination: `${o}/pushed1.bin`, flow: FLOW });
+      assert.deepEqual(await readFile(join(h1Root, 'pushed1.bin')), data);
+      await closeTransferClients();
+      await waitFor('the HTTP/1.1 flows end', () => peer.received.filter((f) => f.body['flow-lifecycle']?.state === 'end' &&
+        (f.body['flow-id']['src-port'] === h1.port || f.body['flow-id']['dst-port'] === h1.port)).length >= 2);
+      if (typeof capture === 'string' || flowLabelAddonMissing) {
+        t.diagnostic(`labels not checked: ${typeof capture === 'string' ? capture : flowLabelAddonMissing}`);
+        if (typeof capture !== 'string') await capture.stop();
+        return;
+      }
+      await capture.stop();
+      const fields = execFileSync('tshark', ['-r', pcap, '-Y', `tcp.dstport == ${h1.port} && tcp.len > 0`, '-T', 'fields', '-e', 'ipv6.flow', '-e', 'tcp.srcport'], { encoding: 'utf8' });
+      const rows = fields.trim().split('\n').filter(Boolean).map((l) => l.split('\t').map(Number) as [number, number]);
+      assert.ok(new Set(rows.map((r) => r[1])).size >= 2, 'a GET and a PUT connection');
+      for (const [label] of rows) assert.deepEqual(tagOfFlowLabel(label), FLOW, `label 0x${label.toString(16)}`);
+    } finally {
+      await h1.close();
+      await rm(h1Root, { recursive: true, force: true });
+    }
+  });
+
+  it('a name whose first (IPv6) address is dead still transfers: the usual connector tries the others', async () => {
+    await writeFile(join(root, 'dual.bin'), randomBytes(256 * 1024));
+    // 100::/64 is the discard prefix: nothing answers there.
+    const lookup = ((_host: string, opts: unknown, cb: (e: Error | null, a: unknown, f?: number) => void) => {
+      const all = [{ address: '100::1', family: 6 }, { address: '::1', family: 6 }];
+      if ((opts as { all?: boolean })?.all) cb(null, all);
+      else cb(null, all[0]!.address, 6);
+    }) as unknown as import('node:net').LookupFunction;
+    await configureTransferEngine({ lookup, connectTimeoutMs: 15_000 });
+    try {
+      const res = await run({ source: `https://localhost:${srv.port}/dual.bin`, destination: pathToFileURL(join(work, 'dual.bin')).href, flow: FLOW });
+      assert.equal(res.bytes, 256 * 1024);
+      assert.equal(res.remoteIp, '::1');
+    } finally {
+      // undefined would mean "unchanged": the system resolver again.
+      await configureTransferEngine({ lookup: dnsLookup as unknown as import('node:net').LookupFunction });
+      const ended = () => marking().status().activeFlows === 0;
+      await closeTransferClients();
+      await waitFor('the flows to end', ended);
+    }
+  });
+
   it('an untagged transfer opens no flow and sends no firefly', async () => {
     await writeFile(join(root, 'plain.bin'), randomBytes(64 * 1024));
+    await closeTransferClients();
+    await sleep(100);
     const before = marking().status().flowsStarted;
     const n = peer.received.length;
     await run({ source: `${origin}/plain.bin`, destination: pathToFileURL(join(work, 'plain.bin')).href });

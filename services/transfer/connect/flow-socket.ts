@@ -23,18 +23,27 @@ function lookupAll(host: string, lookup: LookupFunction): Promise<string[]> {
  * or its socket backend off, or the host's preferred address is IPv4 (no flow label there) — then the caller
  * connects as it always does. Connection failures are thrown with Node's error codes.
  */
-export async function openFlowSocket(o: Readonly<TransferClientOptions>, host: string, port: number): Promise<Socket | undefined> {
+export async function openFlowSocket(o: Readonly<TransferClientOptions>, host: string, port: number | string): Promise<Socket | undefined> {
   const m = marking();
   if (!o.flow || !m.labelsOutbound) return undefined;
   const h = host.replace(/^\[|\]$/g, '');
   let ip: string | undefined = h;
+  let others = 0;
   if (!isIP(h)) {
     const all = o.lookup ? await lookupAll(h, o.lookup) : (await dnsLookup(h, { all: true })).map((a) => a.address);
     ip = all[0];
+    others = all.length - 1;
   }
   if (!ip || isIP(ip) !== 6) return undefined;
-  return m.openLabelledSocket(ip, port, o.flow, o.connectTimeoutMs);
+  // Node's http agents pass the port as the URL gave it (a string).
+  if (others === 0) return m.openLabelledSocket(ip, Number(port), o.flow, o.connectTimeoutMs);
+  // A name with more addresses: a dead IPv6 path must not cost the transfer, so after a bounded attempt the usual
+  // connector tries them all (happy eyeballs), unlabelled.
+  return m.openLabelledSocket(ip, Number(port), o.flow, Math.min(o.connectTimeoutMs, LABELLED_ATTEMPT_MS)).catch(() => undefined);
 }
+
+/** How long a labelled connect to the first of several addresses may take before the others are tried. */
+const LABELLED_ATTEMPT_MS = 3000;
 
 /** Announces a connection of a tagged flow once it is up (TLS done); `raw` is the TCP socket under a TLS one. */
 export function flowSocketOpened(o: Readonly<TransferClientOptions>, socket: Socket, direction: FlowDirection, raw?: Socket): void {
