@@ -58,6 +58,8 @@ async function startServe(base: string): Promise<{ proc: ChildProcess; url: stri
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CARGOPORT_'))),
     CARGOPORT_DATA_DIR: `${base}/serve`, CARGOPORT_GATEWAY_PORT: '0', CARGOPORT_LOG_LEVEL: 'warn',
     CARGOPORT_GATEWAY_TLS_CERT: tls.certPath, CARGOPORT_GATEWAY_TLS_KEY: tls.keyPath, CARGOPORT_TRANSFER_CA_FILE: tls.certPath,
+    // A lab port on loopback: no tokens (the caps are what is measured, not authorisation) and nginx on 127.0.0.1.
+    CARGOPORT_AUTH_INSECURE_OPEN: 'true', CARGOPORT_AUTH_ALLOW_ADDRESSES: 'loopback',
   };
   const proc = spawn(process.execPath, [cli, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((res, rej) => {
@@ -105,10 +107,11 @@ async function main(): Promise<void> {
         const dst = `${base}/dst-${scope}${before ? '-before' : ''}-${run}`;
         if (before) await api('PUT', '/api/v1/admin/limits', { scope, bytesPerSec: cap });
         mkdirSync(dst);
-        const owner = `bench-${scope}-${run}`;
         const { jobId } = await api<{ jobId: string }>('POST', '/api/v1/jobs', {
           files: [{ source, destination: `file://${dst}/${file!.name}` }], params: { connections: 1, streams: 1 },
-        }, { 'x-cargoport-owner': owner });
+        });
+        // The caller's identity (anonymous on this open lab port).
+        const { owner } = await api<{ owner: string }>('GET', `/api/v1/jobs/${jobId}`);
         const target = { port: undefined, link: `127.0.0.1:${NGINX_PORT}>local`, owner, job: jobId }[scope];
         await waitBytes(dst, before ? 60_000 : 20_000);
         const free = before ? NaN : slope(await sampleDisk(dst, 2000));
