@@ -70,7 +70,10 @@ before(async () => {
   await configureTransferEngine({ ca: testTls().cert, connections: 1, streams: 1 });
 });
 
+const liveCaptures = new Set<ChildProcess>();
+
 after(async () => {
+  for (const p of liveCaptures) p.kill('SIGKILL');
   await closeTransferClients();
   await configureMarking({});
   pipeReader.kill();
@@ -97,6 +100,10 @@ async function startCapture(file: string, tcpPort = srv.port): Promise<{ stop():
     return `tshark cannot capture on lo: ${err.trim().split('\n').pop()}`;
   }
   await sleep(300); // the capture filter is attached once "Capturing on" is printed; let the first packets through
+  // A failed assertion skips stop(): the file's after() kills what is left, or the capture would keep this test
+  // file's process (and the whole suite) alive.
+  liveCaptures.add(p);
+  p.once('exit', () => liveCaptures.delete(p));
   return {
     async stop() {
       await sleep(300);
