@@ -176,6 +176,7 @@ export const schema = {
     nearlineRecallMs: int('Emulated recall latency of the nearline backend.', 0, 86400000),
     bufferQuotaBytes: int('Size of the buffer (staged copies and uploads in progress); released and expired staged copies are evicted beyond it.', 1024 * 1024, Number.MAX_SAFE_INTEGER),
     sitename: str('Site name in the Tape REST discovery document (key of targetedMetadata).', /^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, _ . -'),
+    tpcAllowLocal: bool('Let HTTP third-party copies (COPY) reach remotes that resolve to loopback addresses (tests and labs only: the port\'s own host is otherwise unreachable through COPY).'),
   },
   processing: {
     hooks: structured('Site hooks by name, which jobs reference as {stage: hook, hook: NAME}: {command: [/abs/program, args…], io: stream or files, timeoutSec, graceSec, params: {NAME: regex}, env: {…}} or {module: /abs/stage.mjs, options: {…}}; see services/processing/README.md.', 'mapping'),

@@ -12,6 +12,7 @@
 import type { Config } from '../../config/schema.js';
 import type { RunningGateway } from '../../gateway/start.js';
 import type { RunningWorkers } from '../../workers/start.js';
+import type { TransferEngine } from '../../services/transfer/engine.js';
 import { loadConfigFor, type Command, type CommandContext, expectPositionals } from '../command.js';
 import { consoleLog, type ConsoleLog } from '../console-log.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
@@ -24,6 +25,8 @@ const CLOSE_GRACE_MS = 30_000;
 interface Running {
   gateway?: RunningGateway;
   workers?: RunningWorkers;
+  /** `serve`'s one transfer engine, shared by its workers and its gateway (the scale-out roles build their own). */
+  engine?: TransferEngine;
   redis?: EmbeddedRedis;
 }
 
@@ -44,6 +47,7 @@ async function shutdown(cfg: Config, run: Running, log: ConsoleLog, skipDrain: (
     await step('worker close', () => w.close());
   }
   if (run.gateway) await step('gateway close', () => run.gateway!.close());
+  if (run.engine) await step('transfer connections close', () => run.engine!.close());
   if (run.redis) await step('embedded redis stop', () => run.redis!.stop());
 }
 
@@ -112,9 +116,16 @@ async function runRole(role: Role, ctx: CommandContext): Promise<number> {
       run.redis = await startEmbeddedRedis({ dataDir: cfg.dataDir, binary: cfg.redis.serverBinary, log, onGiveUp: reportFatal });
     }
     const redisUrl = cfg.redis.url || run.redis!.url;
+    if (role === 'serve') {
+      // One engine for the whole process: the workers' transfers and the storage endpoint's HTTP-TPC copies share
+      // its connections, TLS trust and endpoint settings.
+      const { createTransferEngine, engineSettingsFromConfig } = await import('../../services/transfer/engine.js');
+      run.engine = createTransferEngine(engineSettingsFromConfig(cfg));
+    }
+    const engine = run.engine;
     if (role !== 'gateway') {
       const { startWorkerPool } = await import('../../workers/start.js');
-      run.workers = await startWorkerPool(cfg, { redisUrl, log: (m) => log.info(m) });
+      run.workers = await startWorkerPool(cfg, { redisUrl, log: (m) => log.info(m), ...(engine ? { engine } : {}) });
       // Checksums run on every byte a worker moves: say which implementation that is (native costs ~10× less CPU).
       const { nativeSumsStatus } = await import('../../services/checksum/native-sums.js');
       const sums = nativeSumsStatus();
@@ -123,7 +134,7 @@ async function runRole(role: Role, ctx: CommandContext): Promise<number> {
     }
     if (tls) {
       const { startGateway } = await import('../../gateway/start.js');
-      run.gateway = await startGateway(cfg, { redisUrl, tls: { key: tls.key, cert: tls.cert } });
+      run.gateway = await startGateway(cfg, { redisUrl, tls: { key: tls.key, cert: tls.cert }, ...(engine ? { engine } : {}) });
       // The one line on stdout: scripts and tests read the URL from it.
       ctx.out.write(`cargoport ${role} listening on ${run.gateway.url} (certificate ${tls.certPath})\n`);
     } else {

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { PortStorage } from '../../services/storage/port-storage.js';
-import type { TransferFn } from '../../services/transfer/types.js';
+import type { TransferEngine } from '../../services/transfer/engine.js';
 
 /**
  * What a request wants to do to a path. `stat` covers HEAD/PROPFIND Depth 0/checksums, `list` PROPFIND Depth 1
@@ -23,8 +23,11 @@ export type StorageAction = 'read' | 'stat' | 'list' | 'create' | 'modify' | 'de
 export type AuthorizeFn = (request: FastifyRequest, action: StorageAction, path: string) => boolean | Promise<boolean>;
 
 export interface TpcOptions {
-  /** Executes the copy (services/transfer/engine.ts `transferFile`); without it COPY answers 501. */
-  transfer?: TransferFn;
+  /**
+   * The process's transfer engine (services/transfer/engine.ts): it executes the copy and HEADs a pull source over
+   * its connections, with its TLS trust and endpoint settings; without it COPY answers 501.
+   */
+  engine?: Pick<TransferEngine, 'transfer' | 'pool'>;
   /** Seconds between performance markers (default 5; WLCG clients expect ≤ 5). */
   markerIntervalMs?: number;
   /** RequireChecksumVerification default when the header is absent (dCache/StoRM default: true). */
@@ -33,7 +36,7 @@ export interface TpcOptions {
   allowLocal?: boolean;
   /** What `Credential: gridsite` means (no delegation is implemented): treat as `none` (default) or 400. */
   gridsite?: 'as-none' | 'reject';
-  /** HEAD of a pull source (status + headers); default: through the transfer engine's pool. */
+  /** HEAD of a pull source (status + headers); default: through the engine's pool. */
   probeSource?(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>;
   /** Told about every accepted copy (for logs / packet marking: `scitag` is the effective flow tag). */
   onTransfer?(info: { mode: 'pull' | 'push'; path: string; remote: string; scitag?: number }): void;

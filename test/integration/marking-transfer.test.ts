@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { configureMarking, marking } from '../../services/marking/marking-service.js';
 import { tagOfFlowLabel } from '../../services/marking/flow-id.js';
 import { flowLabelAddonMissing } from '../../services/marking/native-flowlabel.js';
@@ -28,6 +28,9 @@ import { startFireflyCollector, validateFirefly, type FireflyCollector } from '.
 import { hasTool } from '../support/external-tools.js';
 import { sleep } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const FLOW = { experiment: 2, activity: 16 };
 let srv: H2FileServer;
@@ -46,7 +49,7 @@ async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<
 }
 
 function run(r: Partial<TransferRequest> & Pick<TransferRequest, 'source' | 'destination'>) {
-  return transferFile({ verify: 'none', overwrite: true, ...r }, { signal: new AbortController().signal, gate: new PauseGate() });
+  return engine.transfer({ verify: 'none', overwrite: true, ...r }, { signal: new AbortController().signal, gate: new PauseGate() });
 }
 
 before(async () => {
@@ -66,11 +69,11 @@ before(async () => {
     application: 'cargoport-test 1.0', firefliesToPeer: true, peerPort: peer.port, collectors: [`127.0.0.1:${collector4.port}`],
     ongoingIntervalMs: 100, flowdPipe: fifo,
   });
-  await configureTransferEngine({ ca: testTls().cert, connections: 1, streams: 1 });
+  await engine.reconfigure({ ca: testTls().cert, connections: 1, streams: 1 });
 });
 
 after(async () => {
-  await closeTransferClients();
+  await engine.close();
   await configureMarking({});
   pipeReader.kill();
   await srv.close();
@@ -120,7 +123,7 @@ describe('marking: a tagged transfer over IPv6 loopback', () => {
     assert.deepEqual(await readFile(join(root, 'pushed.bin')), data);
     await sleep(250); // at least one ongoing firefly
     assert.ok(marking().status().activeFlows >= 1, 'the tagged connections are open flows');
-    await closeTransferClients(); // the pooled connections close: their flows end
+    await engine.close(); // the pooled connections close: their flows end
     await waitFor('end fireflies', () => peer.received.filter((f) => f.body['flow-lifecycle']?.state === 'end').length >= 2);
     await waitFor('end pipe lines', () => (pipeText.match(/^end /gm) ?? []).length >= 2);
 
@@ -208,7 +211,7 @@ describe('marking: a tagged transfer over IPv6 loopback', () => {
     const before = marking().status().flowsStarted;
     const n = peer.received.length;
     await run({ source: `${origin}/plain.bin`, destination: pathToFileURL(join(work, 'plain.bin')).href });
-    await closeTransferClients();
+    await engine.close();
     await sleep(100);
     assert.equal(marking().status().flowsStarted, before);
     assert.equal(peer.received.length, n);
