@@ -12,11 +12,12 @@ import { gatewayCommand, serveCommand, workerCommand } from './commands/serve.js
 import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
 import { scitagsCommand } from './commands/scitags.js';
+import { tokenCommand } from './commands/token.js';
 import type { Command, CommandContext, OptionSpecs } from './command.js';
 import { UsageError } from './usage-error.js';
 
 export const commands: readonly Command[] = [
-  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, cancelCommand, adminCommand, scitagsCommand,
+  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, cancelCommand, adminCommand, scitagsCommand, tokenCommand,
 ];
 
 const globalOptions: OptionSpecs = {

@@ -21,6 +21,7 @@ export interface ErrorSpec {
  */
 export const errorCatalogue = {
   CARGO_ERR_ABORTED: { status: 499, retryable: true, meaning: 'The attempt was stopped by a cancel, an admin stop or a shutdown; a stopped file is requeued with its resume offsets.' },
+  CARGO_ERR_ADDRESS_REFUSED: { status: 403, retryable: false, meaning: 'An outbound URL (job source or destination, HTTP-TPC remote) resolves to a loopback, private, link-local or own address that auth.allowAddresses does not allow.' },
   CARGO_ERR_API: { status: 502, retryable: false, meaning: 'The CLI received an error answer from the gateway that carried no code of its own.' },
   CARGO_ERR_AUTH: { status: 502, retryable: false, meaning: 'A remote endpoint refused access (HTTP 401/403) to the source or destination.' },
   CARGO_ERR_BAD_ADMIN_REQUEST: { status: 400, retryable: false, meaning: 'An admin operation names an unknown scope or an invalid target.' },
@@ -59,6 +60,8 @@ export const errorCatalogue = {
   CARGO_ERR_HTTP_4XX: { status: 502, retryable: false, meaning: 'A remote endpoint answered with a client error (4xx) other than 401/403/404.' },
   CARGO_ERR_HTTP_5XX: { status: 502, retryable: true, meaning: 'A remote endpoint answered with a server error (5xx).' },
   CARGO_ERR_INTERNAL: { status: 500, retryable: true, meaning: 'A fault of the port itself (logged on the server); never the client\'s input.' },
+  CARGO_ERR_INVALID_TOKEN: { status: 401, retryable: false, meaning: 'The bearer token is not accepted: bad signature or algorithm, unknown issuer or key, expired, wrong audience, a required WLCG claim missing, or a malformed storage scope (answered with WWW-Authenticate: Bearer error="invalid_token").' },
+  CARGO_ERR_ISSUER_UNAVAILABLE: { status: 503, retryable: true, meaning: 'The keys of the token\'s (trusted) issuer could not be fetched, so the token cannot be checked yet.' },
   CARGO_ERR_IS_A_COLLECTION: { status: 409, retryable: false, meaning: 'The storage path is a collection where a file is required.' },
   CARGO_ERR_JOB_NOT_FOUND: { status: 404, retryable: false, meaning: 'No job has this id (or it expired after jobs.retentionSec).' },
   CARGO_ERR_LOCAL_IO: { status: 500, retryable: true, meaning: 'Local file I/O failed (ENOSPC, EIO, EACCES …; the message names the cause).' },
@@ -99,6 +102,7 @@ export const errorCatalogue = {
   CARGO_ERR_TPC_FAILED: { status: 502, retryable: true, meaning: 'The remote storage reported a failed third-party copy.' },
   CARGO_ERR_TPC_SOURCE: { status: 502, retryable: false, meaning: 'The third-party copy\'s source could not be read.' },
   CARGO_ERR_TPC_UNSUPPORTED: { status: 502, retryable: false, meaning: 'The remote storage refuses HTTP third-party copy in this mode.' },
+  CARGO_ERR_UNAUTHENTICATED: { status: 401, retryable: false, meaning: 'The request needs a bearer token (anonymous callers may only read public prefixes).' },
   CARGO_ERR_UNKNOWN: { status: 500, retryable: true, meaning: 'An attempt ended failed without a recorded error code (a fault of the port).' },
   CARGO_ERR_UNKNOWN_STAGE: { status: 400, retryable: false, meaning: 'A processing stage or site hook name that nothing is registered under.' },
   CARGO_ERR_UNSAFE_ARCHIVE: { status: 422, retryable: false, meaning: 'A tar archive refused while unpacking: an entry escaping the target, a link outside it, a device or FIFO, an oversized header or member, a bad header, a truncation.' },

@@ -2,6 +2,8 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
+import type { GatewayAuth } from './auth.js';
+import type { SubmissionAuthoriser } from './job-authorisation.js';
 import type { AdminStateStore } from '../services/jobs/admin-state.js';
 import type { JobQueries } from '../services/jobs/job-queries.js';
 import type { JobStore } from '../services/jobs/job-store.js';
@@ -15,8 +17,10 @@ export interface GatewayContext {
   queries: JobQueries;
   admin: AdminStateStore;
   runQueue: Queue;
-  /** Who is asking. Until WLCG token authorisation lands this reads X-Cargoport-Owner (default anonymous). */
-  ownerOf(headers: Record<string, string | string[] | undefined>): string;
+  /** Authentication and the decisions every route asks for (request.principal is set before any route runs). */
+  auth: GatewayAuth;
+  /** Per-file rights and outbound address checks of a submission. */
+  submissions: SubmissionAuthoriser;
 }
 
 declare module 'fastify' {

@@ -11,7 +11,9 @@ import { AdminStateStore } from '../services/jobs/admin-state.js';
 import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
+import { addChallenge, buildGatewayAuth, installAuthHook } from './auth.js';
 import type { GatewayContext } from './context.js';
+import { SubmissionAuthoriser } from './job-authorisation.js';
 import { closeHttp2SessionsOnShutdown } from './http2-session-shutdown.js';
 import { pathOf, replyProblem, sendProblem } from './problem.js';
 import { adminRoutes } from './routes/admin-routes.js';
@@ -29,8 +31,6 @@ export interface GatewayDeps {
 }
 
 const SESSION_CLOSE_GRACE_MS = 2000;
-const OWNER_HEADER = 'x-cargoport-owner';
-const OWNER_FORM = /^[A-Za-z0-9_.@-]{1,128}$/;
 
 export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ app: FastifyInstance; ctx: GatewayContext; closeConnections(): Promise<void> }> {
   const app = Fastify({
@@ -45,6 +45,8 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
 
+  // Before Redis: a configuration error (issuers, local areas, allow-list) must stop start-up with nothing open.
+  const auth = buildGatewayAuth(cfg);
   const redis: Redis = connectRedis(deps.redisUrl, 'client');
   const subscriber: Redis = connectRedis(deps.redisUrl, 'worker');
   const runQueue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(deps.redisUrl, 'client') as ConnectionOptions, prefix: cfg.redis.prefix });
@@ -56,16 +58,17 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     queries: store.queries,
     admin: new AdminStateStore(redis, cfg.redis.prefix),
     runQueue,
-    ownerOf(headers) {
-      const h = headers[OWNER_HEADER];
-      const v = Array.isArray(h) ? h[0] : h;
-      return v && OWNER_FORM.test(v) ? v : 'anonymous';
-    },
+    auth,
+    submissions: new SubmissionAuthoriser(auth),
   };
 
   closeHttp2SessionsOnShutdown(app, SESSION_CLOSE_GRACE_MS);
 
-  app.setErrorHandler((err, req, reply) => sendProblem(reply, req, err));
+  installAuthHook(app, auth);
+  app.setErrorHandler((err, req, reply) => {
+    addChallenge(reply, err, (err as { httpStatus?: number }).httpStatus ?? (err as { statusCode?: number }).statusCode ?? 500);
+    return sendProblem(reply, req, err);
+  });
   app.setNotFoundHandler((req, reply) =>
     replyProblem(reply, { code: 'CARGO_ERR_NO_ROUTE', detail: `no route for ${req.method} ${pathOf(req.url, 200)}` }),
   );

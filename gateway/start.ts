@@ -28,7 +28,7 @@ export async function startGateway(cfg: Config, ctx: GatewayDeps & { engine?: Tr
   try {
     built = await buildGateway(cfg, {
       ...deps,
-      extensions: [...(deps.extensions ?? []), (a) => mountStorage(a, cfg, engine)],
+      extensions: [...(deps.extensions ?? []), (a, c) => mountStorage(a, cfg, engine, c.auth)],
     });
   } catch (e) {
     await closeOwnEngine();

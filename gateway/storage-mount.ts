@@ -10,10 +10,15 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { createPortStorage } from '../services/storage/port-storage.js';
 import type { TransferEngine } from '../services/transfer/engine.js';
+import type { GatewayAuth } from './auth.js';
 import { registerTapeRest, storagePlugin } from './storage/storage-plugin.js';
 import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
 
-export async function mountStorage(app: FastifyInstance, cfg: Config, engine: TransferEngine): Promise<void> {
+/**
+ * `engine`: the process's transfer engine; its connections resolve names through the outbound address policy
+ * (engineSettingsFromConfig), so HTTP-TPC connects are held to it on the addresses actually connected to.
+ */
+export async function mountStorage(app: FastifyInstance, cfg: Config, engine: TransferEngine, auth: GatewayAuth): Promise<void> {
   const permanentDir = cfg.storage.root || join(cfg.dataDir, 'storage');
   const bufferDir = cfg.storage.bufferRoot || join(cfg.dataDir, 'buffer');
   await mkdir(permanentDir, { recursive: true });
@@ -30,12 +35,14 @@ export async function mountStorage(app: FastifyInstance, cfg: Config, engine: Tr
     prefix: cfg.storage.urlPrefix,
     storage,
     publicPrefixes: cfg.storage.publicPrefixes,
-    tpc: { engine, allowLocal: cfg.storage.tpcAllowLocal },
+    authorize: auth.storageAuthorize,
+    tpc: { engine, addressPolicy: auth.addressPolicy },
   });
   await registerTapeRest(app, {
     storage,
     sitename: cfg.storage.sitename,
     storagePrefix: cfg.storage.urlPrefix,
+    authorize: auth.storageAuthorize,
     publicBaseUrl: cfg.gateway.publicUrl ? `${cfg.gateway.publicUrl}/tape/v1` : undefined,
   });
 }

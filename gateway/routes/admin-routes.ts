@@ -21,6 +21,7 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
       },
     },
   }, async (req) => {
+    ctx.auth.requireAdmin(req);
     if (req.params.op === 'status') return status();
     const rec = await ctx.admin.apply(req.params.op, req.body?.scope ?? 'port', req.body?.target);
     // An operator who (re)starts or resumes an endpoint says it is back: its circuit breaker closes now.
@@ -32,7 +33,7 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
   const limitList = { type: 'array', items: { type: 'object', properties: { scope: { type: 'string' }, target: { type: 'string' }, bytesPerSec: { type: 'integer' } } } };
   app.get('/admin/limits', {
     schema: { summary: 'Live byte-rate caps (port, link, owner, job), port-wide', response: { 200: limitList } },
-  }, async () => limits.list());
+  }, async (req) => (ctx.auth.requireAdmin(req), limits.list()));
   app.put<{ Body: { scope: RateLimitScope; target?: string; bytesPerSec: number | null } }>('/admin/limits', {
     schema: {
       summary: 'Set (bytesPerSec) or remove (null) a live byte-rate cap; running transfers follow within one control message',
@@ -46,7 +47,8 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
       },
       response: { 200: limitList },
     },
-  }, async (req) => limits.set(req.body.scope, req.body.target, req.body.bytesPerSec));
+  }, async (req) => (ctx.auth.requireAdmin(req), limits.set(req.body.scope, req.body.target, req.body.bytesPerSec)));
 
-  app.get('/status', { schema: { summary: 'Port status: scopes, workers, queues, transfers, throughput' } }, status);
+  // Port-wide figures (no user's URLs or jobs): any identified user may read them.
+  app.get('/status', { schema: { summary: 'Port status: scopes, workers, queues, transfers, throughput' } }, async (req) => (ctx.auth.requireIdentity(req), status()));
 }

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
+import { ForbiddenError } from '../../services/auth/auth-errors.js';
 import type { GatewayContext } from '../context.js';
 
 export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { ctx: GatewayContext; subscriber: Redis }): Promise<void> {
@@ -42,7 +43,14 @@ export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { c
       summary: 'Server-sent events of job, file and endpoint (circuit breaker) state changes',
       querystring: { type: 'object', additionalProperties: false, properties: { job: { type: 'string', pattern: '^[0-9a-f-]{36}$' } } },
     },
-  }, (req, reply) => {
+  }, async (req, reply) => {
+    // Users watch their own jobs (?job=ID); the unfiltered stream (every job, endpoint events) is for admins.
+    const p = ctx.auth.requireIdentity(req);
+    if (!p.admin) {
+      if (!req.query.job) throw new ForbiddenError('only administrators may watch every job: add ?job=ID of one of your jobs');
+      const job = await ctx.queries.getJob(req.query.job);
+      if (job.owner !== p.owner) throw new ForbiddenError(`job ${req.query.job} belongs to another user`);
+    }
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     reply.raw.write(': cargoport events\n\n');

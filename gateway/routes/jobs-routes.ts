@@ -1,5 +1,6 @@
 /** REST: submit, list, inspect and cancel jobs and files (`/api/v1/jobs…`). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ForbiddenError } from '../../services/auth/auth-errors.js';
 import { FILE_STATES, JOB_STATES, type FileState, type JobState } from '../../services/jobs/model.js';
 import { normaliseSubmission } from '../../services/jobs/submission.js';
 import { submissionSchema, type RawSubmission } from '../../services/jobs/submission-schema.js';
@@ -17,6 +18,14 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
   // The API speaks JSON only: any other body type is 415, not a string that fails validation later.
   app.removeContentTypeParser(['text/plain']);
 
+  /** The job, if the caller owns it or is an administrator: 404 if it does not exist, 403 if it is someone else's. */
+  const ownJob = async (req: FastifyRequest, id: string) => {
+    const p = ctx.auth.requireIdentity(req);
+    const job = await queries.getJob(id);
+    if (!p.admin && job.owner !== p.owner) throw new ForbiddenError(`job ${id} belongs to another user`);
+    return job;
+  };
+
   app.post<{ Body: RawSubmission }>('/jobs', {
     schema: {
       summary: 'Submit a job (a list of files and parameters)',
@@ -24,9 +33,11 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
       response: { 201: { type: 'object', properties: { jobId: { type: 'string' }, files: { type: 'integer' }, state: { type: 'string' } } } },
     },
   }, async (req, reply) => {
-    const job = normaliseSubmission(req.body, ctx.ownerOf(req.headers), {
+    const principal = ctx.auth.requireIdentity(req);
+    const job = normaliseSubmission(req.body, principal.owner, {
       priority: cfg.jobs.defaultPriority, retries: cfg.jobs.defaultRetries, retryDelaySec: cfg.jobs.defaultRetryDelaySec, maxFilesPerJob: cfg.jobs.maxFilesPerJob,
     });
+    await ctx.submissions.check(principal, job);
     const { jobId } = await store.createJob(job);
     return reply.code(201).header('location', `/api/v1/jobs/${jobId}`).send({ jobId, files: job.files.length, state: 'ACTIVE' });
   });
@@ -36,9 +47,12 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
       summary: 'List jobs, newest first',
       querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQ, cursor: { type: 'string', pattern: '^[0-9]{1,16}$' }, state: { type: 'string', enum: [...JOB_STATES] } } },
     },
-  }, async (req) => queries.listJobs(Math.min(1000, Number(req.query.limit ?? 100)) || 100, req.query.cursor, req.query.state));
+  }, async (req) => {
+    const p = ctx.auth.requireIdentity(req);
+    return queries.listJobs(Math.min(1000, Number(req.query.limit ?? 100)) || 100, req.query.cursor, req.query.state, p.admin ? undefined : p.owner);
+  });
 
-  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam } }, async (req) => queries.getJob(req.params.id));
+  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam } }, async (req) => ownJob(req, req.params.id));
 
   app.get<{ Params: { id: string }; Querystring: { state?: FileState; cursor?: string; limit?: string } }>('/jobs/:id/files', {
     schema: {
@@ -46,15 +60,15 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
       params: idParam,
       querystring: { type: 'object', additionalProperties: false, properties: { state: { type: 'string', enum: [...FILE_STATES] }, cursor: { type: 'string', pattern: '^[0-9]{1,9}$' }, limit: limitQ } },
     },
-  }, async (req) => queries.listFiles(req.params.id, {
+  }, async (req) => (await ownJob(req, req.params.id), queries.listFiles(req.params.id, {
     state: req.query.state,
     cursor: req.query.cursor === undefined ? undefined : Number(req.query.cursor),
     limit: Math.min(10000, Number(req.query.limit ?? 1000)) || 1000,
-  }));
+  })));
 
-  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'One file with its attempts', params: fileParams } }, async (req) => queries.getFile(req.params.id, Number(req.params.fileId)));
+  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'One file with its attempts', params: fileParams } }, async (req) => (await ownJob(req, req.params.id), queries.getFile(req.params.id, Number(req.params.fileId))));
 
-  app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'Cancel a job (active transfers stop within 2 s)', params: idParam } }, async (req) => store.cancelJob(req.params.id));
+  app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'Cancel a job (active transfers stop within 2 s)', params: idParam } }, async (req) => (await ownJob(req, req.params.id), store.cancelJob(req.params.id)));
 
-  app.delete<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'Cancel one file', params: fileParams } }, async (req) => store.cancelFile(req.params.id, Number(req.params.fileId)));
+  app.delete<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'Cancel one file', params: fileParams } }, async (req) => (await ownJob(req, req.params.id), store.cancelFile(req.params.id, Number(req.params.fileId))));
 }

@@ -22,7 +22,9 @@ export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: Gateway
   const markCounts = g('cargoport_marking_events_total', 'Scitags marking events since start in this process, by kind', ['kind']);
   const markBackend = g('cargoport_marking_backend_up', '1 when a marking backend runs, 0 when it is off (status says why)', ['backend']);
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (req, reply) => {
+    if (ctx.cfg.auth.metrics === 'admin') ctx.auth.requireAdmin(req);
+    else if (ctx.cfg.auth.metrics === 'authenticated') ctx.auth.requireIdentity(req);
     const s = await portStatus(ctx.redis, ctx.queries, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
     activeTransfers.set(s.transfers.active);
     rate.set(s.transfers.rateBytesPerSec);

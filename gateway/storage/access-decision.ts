@@ -1,6 +1,6 @@
 /**
  * Where every storage request's right to act is decided: anonymous read-only access to public prefixes first,
- * then the configured `authorize` hook (default: allow all until the authorisation service lands).
+ * then the configured `authorize` hook (default: deny; the gateway passes gateway/auth.ts's decision).
  */
 import type { FastifyRequest } from 'fastify';
 import { isWithin } from '../../services/storage/safe-path.js';
@@ -10,12 +10,13 @@ import type { AuthorizeFn, StorageAction } from './storage-options.js';
 const READ_ONLY_ACTIONS: ReadonlySet<StorageAction> = new Set(['read', 'stat', 'list', 'poll']);
 
 export const allowAll: AuthorizeFn = () => true;
+export const denyAll: AuthorizeFn = () => false;
 
 export class AccessDecision {
   private readonly publicPrefixes: string[];
   constructor(
     publicPrefixes: string[] | undefined,
-    private readonly authorize: AuthorizeFn = allowAll,
+    private readonly authorize: AuthorizeFn = denyAll,
   ) {
     this.publicPrefixes = (publicPrefixes ?? []).map((p) => '/' + p.split('/').filter(Boolean).join('/'));
   }

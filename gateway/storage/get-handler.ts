@@ -23,7 +23,8 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
     return ctx.storage.stat(lp.path);
   })();
   if (st0.type === 'dir') {
-    await ctx.access.check(request, 'list', lp.path);
+    // HEAD of a collection reveals no entries: stat is enough (WLCG suite setup HEADs its directories).
+    if (!head) await ctx.access.check(request, 'list', lp.path);
     const { contentType, body } = renderListing(ctx, request, st0, head ? [] : await ctx.storage.list(lp.path));
     reply.code(200).header('content-type', contentType).header('last-modified', new Date(st0.mtimeMs).toUTCString());
     if (head) {
@@ -43,7 +44,8 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
       .header('content-length', String(st0.size))
       .send();
   }
-  await ctx.access.check(request, 'read', lp.path);
+  // HEAD answers metadata and checksums only: "stat", which read, create, modify and stage all allow (profile §2.2.1).
+  await ctx.access.check(request, head ? 'stat' : 'read', lp.path);
   const handle = await ctx.storage.openRead(lp.path);
   let handed = false;
   try {

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { PortStorage } from '../../services/storage/port-storage.js';
 import type { TransferEngine } from '../../services/transfer/engine.js';
+import type { AddressPolicy } from '../../services/auth/address-policy.js';
 
 /**
  * What a request wants to do to a path. `stat` covers HEAD/PROPFIND Depth 0/checksums, `list` PROPFIND Depth 1
@@ -32,7 +33,12 @@ export interface TpcOptions {
   markerIntervalMs?: number;
   /** RequireChecksumVerification default when the header is absent (dCache/StoRM default: true). */
   requireChecksumByDefault?: boolean;
-  /** Refuse remote URLs that resolve to loopback (XRootD default); tests between two local instances set true. */
+  /**
+   * Outbound address policy for Source/Destination (services/auth/address-policy.ts): every address the remote
+   * resolves to must pass. Default: the strict policy (no loopback, private, link-local or own addresses).
+   */
+  addressPolicy?: AddressPolicy;
+  /** Skip the address policy entirely (tests between two local instances). */
   allowLocal?: boolean;
   /** What `Credential: gridsite` means (no delegation is implemented): treat as `none` (default) or 400. */
   gridsite?: 'as-none' | 'reject';

@@ -11,10 +11,11 @@
  *   refuses shows up as `failure: … 401/403`); `tpc.gridsite: 'reject'` answers 400 instead, letting gfal2
  *   fall back to another copy mode. Any other value → 400.
  * - `SciTag` wins over `TransferHeaderSciTag` (the latter is then not forwarded); either is reported.
- * - Loopback remotes are refused unless `tpc.allowLocal` (the XRootD default; SSRF towards the port's host).
+ * - Remotes are held to the outbound address policy (services/auth/address-policy.ts: no loopback, private,
+ *   link-local or own addresses unless allowed; IPv4-mapped IPv6 spellings included) before any 202.
  * - A client that closes the connection aborts the copy; nothing is published.
  */
-import { lookup } from 'node:dns/promises';
+import { AddressPolicy, checkHost } from '../../services/auth/address-policy.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { StorageError, badPath } from '../../services/storage/storage-errors.js';
@@ -127,14 +128,8 @@ export function forwardedHeaders(request: FastifyRequest): Record<string, string
   return out;
 }
 
-async function refuseLoopback(u: URL, field: string): Promise<void> {
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  const addrs = await lookup(host, { all: true }).catch(() => []);
-  const loop = (a: string) => a === '::1' || a.startsWith('127.') || a === '0.0.0.0' || a === '::' || a.startsWith('::ffff:127.');
-  if (addrs.some((a) => loop(a.address)) || loop(host) || host === 'localhost') {
-    throw new StorageError('CARGO_ERR_FORBIDDEN', `${field} points at this host (loopback), refused`, 403, { field });
-  }
-}
+/** The strict policy (nothing but public addresses) when the mount gives none. */
+const STRICT = new AddressPolicy([]);
 
 export async function handleCopy(ctx: StorageContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const lp = requestPath(ctx, request);
@@ -158,7 +153,7 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   if (!engine) {
     return void replyProblem(reply, { code: 'CARGO_ERR_TPC_DISABLED', detail: 'third-party copy is not enabled on this endpoint' });
   }
-  if (!tpc.allowLocal) await refuseLoopback(remote, pull ? 'Source' : 'Destination');
+  if (!tpc.allowLocal) await checkHost(tpc.addressPolicy ?? STRICT, remote.hostname, pull ? 'Source' : 'Destination');
 
   // Local side: authorise and check before answering 202, so early errors are plain HTTP errors.
   let localUrl: string;

@@ -48,7 +48,8 @@ export class JobQueries {
     return summarise(jobId, h, prog, rate);
   }
 
-  async listJobs(limit: number, cursor?: string, state?: JobState): Promise<{ jobs: JobSummary[]; nextCursor?: string }> {
+  /** `owner`: only that owner's jobs (a user's view); absent: everyone's (an administrator's). */
+  async listJobs(limit: number, cursor?: string, state?: JobState, owner?: string): Promise<{ jobs: JobSummary[]; nextCursor?: string }> {
     // Newest first; the cursor is the creation score of the last job returned.
     const max = cursor ? `(${cursor}` : '+inf';
     const out: JobSummary[] = [];
@@ -62,7 +63,7 @@ export class JobQueries {
         nextCursor = raw[i + 1]!;
         try {
           const j = await this.getJob(id);
-          if (!state || j.state === state) out.push(j);
+          if ((!state || j.state === state) && (owner === undefined || j.owner === owner)) out.push(j);
         } catch {
           /* expired between listing and reading */
         }

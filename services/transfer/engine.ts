@@ -15,6 +15,7 @@ import { ClientPool, type PooledClient, type TransferClientOptions } from './con
 import { loadEndpointSettings, type EndpointSettings } from './connect/endpoint-settings.js';
 import type { ConnectionEvents } from './connect/connection-events.js';
 import { flowIdOf } from '../marking/flow-id.js';
+import { AddressPolicy, policyLookup } from '../auth/address-policy.js';
 import type { CreateSocket } from './connect/connector.js';
 import { inspectExistingDestination, type ExistingDestination, type ExistingDestinationQuery } from './existing-destination.js';
 import type { Config } from '../../config/schema.js';
@@ -164,6 +165,9 @@ export function engineSettingsFromConfig(cfg: Config): TransferEngineSettings {
     stall: { idleMs: t.stallTimeoutSec * 1000 },
     checkpointIntervalMs: t.checkpointIntervalMs,
     ...(t.endpointsFile ? { endpoints: loadEndpointSettings(t.endpointsFile) } : {}),
+    // Every name a transfer (or an HTTP-TPC copy) connects to is resolved through the outbound address policy: DNS
+    // rebinding after submission cannot reach a refused address; IP literals were checked at submission.
+    lookup: policyLookup(new AddressPolicy(cfg.auth.allowAddresses)),
   };
 }
 

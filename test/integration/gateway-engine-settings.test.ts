@@ -35,7 +35,8 @@ before(async () => {
       gateway: { host: '127.0.0.1', port: 0, http1Port: -1 },
       redis: { url: TEST_REDIS_URL, prefix },
       transfer: { caFile: testTls().certPath, endpointsFile },
-      storage: { tpcAllowLocal: true },
+      // Anonymous COPY (no issuer in this test) from a loopback source.
+      auth: { insecureOpen: true, allowAddresses: ['loopback'] },
     },
   });
   gateway = await startGateway(cfg, { redisUrl: TEST_REDIS_URL, tls: testTls() });

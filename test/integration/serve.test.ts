@@ -21,7 +21,11 @@ const HAVE_CURL = findExecutable('curl') !== undefined;
 
 function envFor(dataDir: string): NodeJS.ProcessEnv {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CARGOPORT_')));
-  return { ...base, CARGOPORT_DATA_DIR: dataDir, CARGOPORT_GATEWAY_PORT: '0', CARGOPORT_LOG_LEVEL: 'warn' };
+  // The data directory is the one local area (file:// jobs), mapped to the namespace root.
+  return {
+    ...base, CARGOPORT_DATA_DIR: dataDir, CARGOPORT_GATEWAY_PORT: '0', CARGOPORT_LOG_LEVEL: 'warn',
+    CARGOPORT_AUTH_LOCAL_AREAS: JSON.stringify([{ dir: dataDir, path: '/' }]),
+  };
 }
 
 interface Serving {
@@ -61,9 +65,9 @@ function curlHealthz(url: string): string {
   return execFileSync('curl', ['-k', '--http2', '-sS', '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `${url}/healthz`], { encoding: 'utf8' });
 }
 
-function cliRun(dataDir: string, url: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cliRun(dataDir: string, url: string | undefined, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(process.execPath, [cli, ...args, '--url', url], { env: envFor(dataDir) }, (err, stdout, stderr) => res({ code: err ? Number(err.code) : 0, stdout, stderr }));
+    execFile(process.execPath, [cli, ...args, ...(url ? ['--url', url] : [])], { env: { ...envFor(dataDir), ...env } }, (err, stdout, stderr) => res({ code: err ? Number(err.code) : 0, stdout, stderr }));
   });
 }
 
@@ -83,29 +87,41 @@ test('serve: embedded Redis + generated TLS, /healthz over HTTP/2, a CLI job, SI
     const dst = join(dataDir, 'dst.bin');
     const payload = randomBytes(256 * 1024);
     writeFileSync(src, payload);
-    const submitted = await cliRun(dataDir, serving.url, ['submit', `file://${src}`, `file://${dst}`, '--verify', 'both']);
+    // Secure by default: without a token nothing is accepted, and a file outside the local area never.
+    const anonymous = await cliRun(dataDir, serving.url, ['submit', `file://${src}`, `file://${dst}`]);
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stderr, /^Unauthorized: /);
+    assert.equal((await cliRun(dataDir, serving.url, ['admin', 'pause'])).code, 1);
+    // The built-in development issuer (on by default on loopback) signs a token for this user.
+    const minted = await cliRun(dataDir, undefined, ['token', '--scope', 'storage.read:/ storage.modify:/', '--admin']);
+    assert.equal(minted.code, 0, minted.stderr);
+    const auth = { BEARER_TOKEN: minted.stdout.trim() };
+    const outside = await cliRun(dataDir, serving.url, ['submit', 'file:///etc/passwd', `file://${dst}`], auth);
+    assert.equal(outside.code, 1);
+    assert.match(outside.stderr, /^Forbidden: .*local area/);
+    const submitted = await cliRun(dataDir, serving.url, ['submit', `file://${src}`, `file://${dst}`, '--verify', 'both'], auth);
     assert.equal(submitted.code, 0, submitted.stderr);
     const jobId = submitted.stdout.trim();
     assert.ok(jobId.length > 0);
-    const watched = await cliRun(dataDir, serving.url, ['status', jobId, '--watch']);
+    const watched = await cliRun(dataDir, serving.url, ['status', jobId, '--watch'], auth);
     assert.equal(watched.code, 0, `job did not finish: ${watched.stdout}${watched.stderr}`);
     assert.match(watched.stdout, /FINISHED .*100\.0%\s+files 1\/1/);
     assert.deepEqual(readFileSync(dst), payload);
 
     // The other client commands against the real API: the contract between CLI and gateway.
-    const listed = await cliRun(dataDir, serving.url, ['jobs']);
+    const listed = await cliRun(dataDir, serving.url, ['jobs'], auth);
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, new RegExp(`^${jobId.slice(0, 12)}\\s+FINISHED`, 'm'));
-    const port = await cliRun(dataDir, serving.url, ['status']);
+    const port = await cliRun(dataDir, serving.url, ['status'], auth);
     assert.equal(port.code, 0, port.stderr);
     assert.match(port.stdout, /^port\s+-\s+running$/m);
     assert.match(port.stdout, /^no active jobs$/m);
-    const paused = await cliRun(dataDir, serving.url, ['admin', 'pause']);
+    const paused = await cliRun(dataDir, serving.url, ['admin', 'pause'], auth);
     assert.equal(paused.code, 0, paused.stderr);
     assert.match(paused.stdout, /^port\s+-\s+paused$/m);
-    const resumed = await cliRun(dataDir, serving.url, ['admin', 'resume']);
+    const resumed = await cliRun(dataDir, serving.url, ['admin', 'resume'], auth);
     assert.equal(resumed.code, 0, resumed.stderr);
-    const unknown = await cliRun(dataDir, serving.url, ['status', '00000000-0000-0000-0000-000000000000']);
+    const unknown = await cliRun(dataDir, serving.url, ['status', '00000000-0000-0000-0000-000000000000'], auth);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^Not Found: /);
 

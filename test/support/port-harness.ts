@@ -1,6 +1,7 @@
 /**
  * Runs a real port for integration tests: the gateway on an ephemeral TLS port and worker pools, all on the
  * shared test Redis under a unique {prefix}; plus an HTTP/2 API client that trusts the test certificate.
+ * Authorisation is open (`auth.insecureOpen`) and loopback peers allowed unless the overrides say otherwise.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,9 @@ export async function startHarness(overrides: Record<string, unknown> = {}, opts
       redis: { url: TEST_REDIS_URL, prefix },
       transfer: { caFile: tls.certPath },
       workers: { heartbeatMs: 200, lockDurationMs: 4000 },
+      // The port's own tests are about transfers, not authorisation: anyone may do anything (explicitly), and the
+      // loopback peers the tests start are allowed. test/integration/auth-*.test.ts run with this off.
+      auth: { insecureOpen: true, allowAddresses: ['loopback'] },
     };
     for (const [k, v] of Object.entries(o)) base[k] = typeof v === 'object' && v && !Array.isArray(v) ? { ...(base[k] as object), ...v } : v;
     return base;

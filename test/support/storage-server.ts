@@ -10,6 +10,7 @@ import { testTls } from './tls.js';
 import { createPortStorage, type PortStorage } from '../../services/storage/port-storage.js';
 import { storagePlugin, registerTapeRest } from '../../gateway/storage/storage-plugin.js';
 import type { StorageEndpointOptions } from '../../gateway/storage/storage-options.js';
+import { allowAll } from '../../gateway/storage/access-decision.js';
 import type { ReceptionStage } from '../../services/storage/reception-stage.js';
 import { startHttp1Listener, type Http1Listener } from '../../gateway/http1-listener.js';
 import { closeHttp2SessionsOnShutdown } from '../../gateway/http2-session-shutdown.js';
@@ -62,8 +63,11 @@ export async function startStorageServer(o: TestStorageServerOptions = {}): Prom
   closeHttp2SessionsOnShutdown(app as unknown as FastifyInstance);
   const prefix = o.prefix ?? '/data';
   const { prefix: _p, nearline: _n, bufferQuotaBytes: _b, sitename, host, http1: wantHttp1, dir: _d, receptionStages: _r, ...rest } = o;
-  await app.register(storagePlugin, { prefix, storage, ...rest });
-  await registerTapeRest(app, { storage, sitename: sitename ?? 'cargoport-test', storagePrefix: prefix, authorize: rest.authorize });
+  // Tests of the storage endpoint itself run without authorisation unless they pass an `authorize` (the plugin's
+  // own default denies everything beyond public reads).
+  const authorize = rest.authorize ?? allowAll;
+  await app.register(storagePlugin, { prefix, storage, ...rest, authorize });
+  await registerTapeRest(app, { storage, sitename: sitename ?? 'cargoport-test', storagePrefix: prefix, authorize });
   await app.listen({ host: host ?? '127.0.0.1', port: 0 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;

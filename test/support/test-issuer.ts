@@ -1,0 +1,95 @@
+/**
+ * A real token issuer for tests: an HTTPS server (the test certificate) serving OIDC discovery
+ * (`/.well-known/openid-configuration`) and a JWKS with real RSA (RS256) and EC (ES256) keys, plus `mint` to sign
+ * tokens with any claims and header (forgeries included). Counts JWKS fetches so tests can see caching.
+ */
+import { createServer as createSecureServer } from 'node:https';
+import { generateKeyPairSync, createHmac, randomUUID, type KeyObject } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { signJws } from '../../services/auth/dev-issuer.js';
+import { testTls } from './tls.js';
+
+export interface TestIssuer {
+  issuer: string;
+  jwksFetches: number;
+  rsa: { kid: string; privateKey: KeyObject; publicKey: KeyObject };
+  ec: { kid: string; privateKey: KeyObject; publicKey: KeyObject };
+  /** Publishes one more key (rotation); returns its kid. */
+  addKey(): { kid: string; privateKey: KeyObject };
+  /** Standard WLCG claims (1 h, aud `aud`) merged with `claims`; `null` removes a claim. */
+  mint(claims: Record<string, unknown>, opts?: { key?: 'rsa' | 'ec' | KeyObject; kid?: string; header?: Record<string, unknown>; alg?: string }): string;
+  /** A token "signed" with HMAC using the RSA public key (PEM) as the secret: the classic key-confusion forgery. */
+  hmacWithPublicKey(claims: Record<string, unknown>): string;
+  /** An unsigned token (alg none). */
+  unsigned(claims: Record<string, unknown>): string;
+  close(): Promise<void>;
+}
+
+export async function startTestIssuer(audience: string): Promise<TestIssuer> {
+  const tls = testTls();
+  const rsaKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ecKeys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const keys: Array<{ kid: string; publicKey: KeyObject; alg: string }> = [
+    { kid: 'rsa-1', publicKey: rsaKeys.publicKey, alg: 'RS256' },
+    { kid: 'ec-1', publicKey: ecKeys.publicKey, alg: 'ES256' },
+  ];
+  let base = '';
+  const state = { jwksFetches: 0 };
+  const server = createSecureServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+    if (req.url === '/.well-known/openid-configuration') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks`, token_endpoint: `${base}/token`, response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] }));
+    } else if (req.url === '/jwks') {
+      state.jwksFetches++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: keys.map((k) => ({ ...(k.publicKey.export({ format: 'jwk' }) as object), kid: k.kid, use: 'sig', alg: k.alg })) }));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `https://localhost:${(server.address() as AddressInfo).port}`;
+  const claimsOf = (c: Record<string, unknown>) => {
+    const now = Math.floor(Date.now() / 1000);
+    const out: Record<string, unknown> = { iss: base, sub: 'alice', aud: audience, iat: now, nbf: now - 60, exp: now + 3600, jti: randomUUID(), 'wlcg.ver': '1.0', ...c };
+    for (const [k, v] of Object.entries(out)) if (v === null) delete out[k];
+    return out;
+  };
+  const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const extra: Array<{ kid: string; privateKey: KeyObject }> = [];
+  const issuer: TestIssuer = {
+    issuer: base,
+    get jwksFetches() {
+      return state.jwksFetches;
+    },
+    rsa: { kid: 'rsa-1', ...rsaKeys },
+    ec: { kid: 'ec-1', ...ecKeys },
+    addKey() {
+      const k = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const kid = `ec-${keys.length + 1}`;
+      keys.push({ kid, publicKey: k.publicKey, alg: 'ES256' });
+      extra.push({ kid, privateKey: k.privateKey });
+      return { kid, privateKey: k.privateKey };
+    },
+    mint(c, o = {}) {
+      const which = o.key ?? 'rsa';
+      const key = which === 'rsa' ? rsaKeys.privateKey : which === 'ec' ? ecKeys.privateKey : which;
+      const alg = o.alg ?? (which === 'ec' || (typeof which === 'object' && which.asymmetricKeyType === 'ec') ? 'ES256' : 'RS256');
+      const kid = o.kid ?? (which === 'rsa' ? 'rsa-1' : which === 'ec' ? 'ec-1' : extra.find((e) => e.privateKey === which)?.kid);
+      return signJws(claimsOf(c), key, { alg, typ: 'JWT', ...(kid ? { kid } : {}), ...o.header });
+    },
+    hmacWithPublicKey(c) {
+      const input = `${enc({ alg: 'HS256', typ: 'JWT', kid: 'rsa-1' })}.${enc(claimsOf(c))}`;
+      const secret = rsaKeys.publicKey.export({ format: 'pem', type: 'spki' });
+      return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+    },
+    unsigned(c) {
+      return `${enc({ alg: 'none', typ: 'JWT', kid: 'rsa-1' })}.${enc(claimsOf(c))}.`;
+    },
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+  return issuer;
+}
