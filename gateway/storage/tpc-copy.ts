@@ -1,6 +1,6 @@
 /**
  * HTTP third-party copy, server side (wlcg.md §3): `COPY` with `Source` (pull: we GET the remote and store it
- * here) or `Destination` (push: we PUT our file to the remote). The copy itself is `transferFile` from the
+ * here) or `Destination` (push: we PUT our file to the remote). The copy itself is `engine.transfer` of the
  * transfer engine; this module validates headers, authorises the local side, answers 202 and streams
  * performance markers every `markerIntervalMs` (≤ 5 s) until `success: Created` / `failure: <reason>`.
  *
