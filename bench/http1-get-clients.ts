@@ -14,7 +14,8 @@ import { Client } from 'undici';
 import { http1Get } from '../services/transfer/http/http1-get.js';
 import { createHttp1Agent } from '../services/transfer/http/http1-upload.js';
 import { defaultClientOptions } from '../services/transfer/connect/client-options.js';
-import { ConnectionPacer, defaultConnectionPacing } from '../services/throttle/connection-pacer.js';
+import { defaultConnectionPacing } from '../services/throttle/connection-pacer.js';
+import { Connector } from '../services/transfer/connect/connector.js';
 import { testTls } from '../test/support/tls.js';
 import { freePort } from '../test/support/free-port.js';
 import { startNginx } from './lib/nginx.js';
@@ -65,7 +66,10 @@ try {
   for (const secure of [false, true]) {
     const origin = secure ? `https://127.0.0.1:${tlsPort}` : `http://127.0.0.1:${plainPort}`;
     const undiciClient = new Client(origin, { connect: { ca: tls.cert }, bodyTimeout: 60_000 });
-    const agent = createHttp1Agent(origin, { ...defaultClientOptions, ca: tls.cert }, new ConnectionPacer(defaultConnectionPacing));
+    const connector = new Connector({ pacing: defaultConnectionPacing });
+    const agent = createHttp1Agent(origin, defaultClientOptions, () => connector.open({
+      origin, alpn: ['http/1.1'], ca: tls.cert, connectTimeoutMs: defaultClientOptions.connectTimeoutMs, flow: {},
+    }));
     const results: Record<string, Sample[]> = { undici: [], 'node:http': [], curl: [] };
     for (let i = 0; i < runs; i++) {
       results['undici']!.push(await inProcess(async () => drain((await undiciClient.request({ path: '/file.bin', method: 'GET' })).body)));

@@ -7,9 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { createTransferEngine } from '../services/transfer/engine.js';
 import { PauseGate } from '../services/throttle/pause-gate.js';
 import type { ChecksumAlg } from '../services/transfer/types.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -31,7 +34,7 @@ if (!source || !destination) {
   process.exit(2);
 }
 const MiB = 1024 * 1024;
-await configureTransferEngine({
+await engine.reconfigure({
   ...(values.ca ? { ca: readFileSync(values.ca) } : {}),
   connections: Number(values.connections),
   streams: Number(values.streams),
@@ -46,14 +49,14 @@ const [algName, expected] = values.checksum.split(':') as [string, string | unde
 const alg = algName === 'none' ? undefined : (algName as ChecksumAlg);
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const res = await transferFile({
+const res = await engine.transfer({
   source, destination, overwrite: true,
   verify: alg && expected === undefined ? 'source' : 'none',
   ...(alg ? { checksum: expected === undefined ? { alg } : { alg, value: expected } } : {}),
 }, { signal: new AbortController().signal, gate: new PauseGate() });
 const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
-await closeTransferClients();
+await engine.close();
 console.log(JSON.stringify({
   bytes: res.bytes, seconds, mbPerSec: res.bytes / seconds / 1e6, protocol: res.protocol,
   connections: res.connections, streams: res.streams, checksum: res.checksum?.value,

@@ -22,9 +22,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { PauseGate } from '../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { createTransferEngine } from '../services/transfer/engine.js';
 import { startStorageServer } from '../test/support/storage-server.js';
 import { testTls } from '../test/support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const N = Number(process.argv[2] ?? 2000);
 const KIB = Number(process.argv[3] ?? 64);
@@ -42,14 +45,14 @@ async function main(): Promise<void> {
     writeFileSync(`${base}/${names[i]}`, data);
   }
   const tls = testTls();
-  await configureTransferEngine({ ca: tls.cert });
+  await engine.reconfigure({ ca: tls.cert });
   const peer = await startStorageServer();
   try {
     let next = 0;
     const t0 = process.hrtime.bigint();
     await Promise.all(Array.from({ length: PARALLEL }, async () => {
       for (let i = next++; i < N; i = next++) {
-        await transferFile({ source: `file://${base}/${names[i]}`, destination: `${peer.base}/engine/${names[i]}`, verify: 'none', overwrite: true },
+        await engine.transfer({ source: `file://${base}/${names[i]}`, destination: `${peer.base}/engine/${names[i]}`, verify: 'none', overwrite: true },
           { signal: new AbortController().signal, gate: new PauseGate() });
       }
     }));
@@ -64,7 +67,7 @@ async function main(): Promise<void> {
     console.log(`cargoport engine (PUT + destination size check): ${ours.toFixed(0)} files/s`);
     console.log(`curl --http2 --parallel: ${curl.toFixed(0)} files/s   ratio ${(ours / curl).toFixed(2)}`);
   } finally {
-    await closeTransferClients();
+    await engine.close();
     await peer.close();
     rmSync(base, { recursive: true, force: true });
   }

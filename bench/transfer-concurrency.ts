@@ -12,9 +12,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { createTransferEngine } from '../services/transfer/engine.js';
 import { PauseGate } from '../services/throttle/pause-gate.js';
 import { startChildFileServer } from './lib/child-file-server.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const MiB = 1024 * 1024;
 const [transfers = 64, fileMib = 32, connections = 1, streams = 4] = process.argv.slice(2).map(Number);
@@ -27,18 +30,18 @@ for (let i = 0; i < transfers; i++) {
 }
 const server = await startChildFileServer(root);
 const { origin, certPath } = server;
-await configureTransferEngine({ ca: server.ca, connections, streams });
+await engine.reconfigure({ ca: server.ca, connections, streams });
 
 let peak = process.memoryUsage().rss;
 const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
 const t0 = performance.now();
-await Promise.all(Array.from({ length: transfers }, (_, i) => transferFile({
+await Promise.all(Array.from({ length: transfers }, (_, i) => engine.transfer({
   source: `${origin}/f${i}.bin`, destination: pathToFileURL(join(dst, `f${i}.bin`)).href,
   verify: 'none', overwrite: true,
 }, { signal: new AbortController().signal, gate: new PauseGate() })));
 const engineSec = (performance.now() - t0) / 1000;
 clearInterval(sampler);
-await closeTransferClients();
+await engine.close();
 
 const totalBytes = transfers * fileMib * MiB;
 const args = ['--http2', '-s', '--parallel', '--parallel-max', String(transfers), '--cacert', certPath];

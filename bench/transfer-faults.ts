@@ -16,11 +16,14 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { createChecksummer } from '../services/checksum/checksummer.js';
 import { isCargoError } from '../errors/cargo-error.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { createTransferEngine } from '../services/transfer/engine.js';
 import type { ResumeState, TransferRequest } from '../services/transfer/types.js';
 import { PauseGate } from '../services/throttle/pause-gate.js';
 import { startChildFileServer } from './lib/child-file-server.js';
 import { startFaultProxy } from './lib/fault-proxy.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const MiB = 1024 * 1024;
 const args = process.argv.slice(2).map(Number);
@@ -40,7 +43,7 @@ for (let i = 0; i < files; i++) {
   await writeFile(join(root, `f${i}.bin`), data);
 }
 const server = await startChildFileServer(root);
-await configureTransferEngine({
+await engine.reconfigure({
   ca: server.ca, connections: 1, streams: 4,
   multiStream: { enabled: true, minFileBytes: 8 * MiB, rangeBytes: 4 * MiB },
   stall: { idleMs: stallTimeoutMs, minBytesPerSec: 0, windowMs: 60_000 },
@@ -52,9 +55,9 @@ async function withRetries(base: TransferRequest, maxAttempts = 20): Promise<{ a
   const errors: string[] = [];
   let resumed = 0;
   for (let attempt = 1; ; attempt++) {
-    await closeTransferClients(); // a fresh connection per attempt: each one meets the proxy's lottery
+    await engine.close(); // a fresh connection per attempt: each one meets the proxy's lottery
     try {
-      const res = await transferFile({ ...base, ...(resume ? { resume } : {}) }, {
+      const res = await engine.transfer({ ...base, ...(resume ? { resume } : {}) }, {
         signal: new AbortController().signal, gate: new PauseGate(), onCheckpoint: (s) => { resume = s; },
       });
       resumed += res.resumedBytes;
@@ -119,11 +122,11 @@ await proxy2.close();
 const stallProxy = await startFaultProxy({
   upstreamHost: '127.0.0.1', upstreamPort: server.port, stallConnections: new Set([1]), stallAfterBytes: 3 * MiB,
 });
-await closeTransferClients();
+await engine.close();
 let detectedAfter = NaN;
 let checkpoint: ResumeState | undefined;
 try {
-  await transferFile({
+  await engine.transfer({
     source: `https://127.0.0.1:${stallProxy.port}/f0.bin`, destination: pathToFileURL(join(dst, 'stall.bin')).href,
     verify: 'both', overwrite: true, checksum: { alg: 'adler32', value: sums[0] },
   }, { signal: new AbortController().signal, gate: new PauseGate(), onCheckpoint: (s) => { checkpoint = s; } });
@@ -133,13 +136,13 @@ try {
   console.log(`stall: ${isCargoError(e) ? e.code : String(e)} ${detectedAfter.toFixed(0)} ms after the proxy went silent ` +
     `(timeout ${stallTimeoutMs} ms → ${(detectedAfter / stallTimeoutMs).toFixed(2)}×; bar ≤ 1.10×)`);
 }
-await closeTransferClients();
-const after = await transferFile({
+await engine.close();
+const after = await engine.transfer({
   source: `https://127.0.0.1:${stallProxy.port}/f0.bin`, destination: pathToFileURL(join(dst, 'stall.bin')).href,
   verify: 'both', overwrite: true, checksum: { alg: 'adler32', value: sums[0] }, ...(checkpoint ? { resume: checkpoint } : {}),
 }, { signal: new AbortController().signal, gate: new PauseGate() });
 console.log(`stall retry: verified ${after.checksum?.value === sums[0]}, resumed ${(after.resumedBytes / MiB).toFixed(1)} MiB of ${fileMib} MiB`);
 await stallProxy.close();
-await closeTransferClients();
+await engine.close();
 server.close();
 await rm(root, { recursive: true, force: true });

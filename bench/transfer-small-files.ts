@@ -12,10 +12,13 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../services/transfer/engine.js';
+import { createTransferEngine } from '../services/transfer/engine.js';
 import type { VerifyMode } from '../services/transfer/types.js';
 import { PauseGate } from '../services/throttle/pause-gate.js';
 import { startChildFileServer } from './lib/child-file-server.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const n = Number(process.argv[2] ?? 2000);
 const concurrency = Number(process.argv[3] ?? 32);
@@ -26,7 +29,7 @@ for (let i = 0; i < n; i++) await writeFile(join(root, `s${i}.bin`), buf);
 await mkdir(join(root, 'engine'));
 await mkdir(join(root, 'curl'));
 const server = await startChildFileServer(root);
-await configureTransferEngine({ ca: server.ca });
+await engine.reconfigure({ ca: server.ca });
 
 let next = 0;
 const cpu0 = process.cpuUsage();
@@ -34,7 +37,7 @@ const t0 = performance.now();
 await Promise.all(Array.from({ length: concurrency }, async () => {
   while (next < n) {
     const i = next++;
-    await transferFile({
+    await engine.transfer({
       source: `${server.origin}/s${i}.bin`, destination: pathToFileURL(join(root, 'engine', `s${i}.bin`)).href,
       verify, overwrite: false,
     }, { signal: new AbortController().signal, gate: new PauseGate() });
@@ -42,7 +45,7 @@ await Promise.all(Array.from({ length: concurrency }, async () => {
 }));
 const engineSec = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
-await closeTransferClients();
+await engine.close();
 
 // URLs go through a config file (-K): 2 × N arguments would be an unwieldy command line.
 const curlConfig = join(root, 'curl.cfg');

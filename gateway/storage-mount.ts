@@ -1,20 +1,24 @@
 /**
  * Mounts the port's storage on the gateway: the namespace (WebDAV subset + HTTP-TPC) under storage.urlPrefix
  * and the WLCG Tape REST API, over a PortStorage built from the configuration (permanent backend + buffer).
- * HTTP-TPC copies run in the gateway process through the transfer engine.
+ * HTTP-TPC copies run in the gateway process on the process's transfer engine (built from the same configuration
+ * as the workers', endpoint settings included).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { createPortStorage } from '../services/storage/port-storage.js';
-import { configureTransferEngine, transferFile } from '../services/transfer/engine.js';
-import { policyLookup } from '../services/auth/address-policy.js';
+import type { TransferEngine } from '../services/transfer/engine.js';
 import type { GatewayAuth } from './auth.js';
 import { registerTapeRest, storagePlugin } from './storage/storage-plugin.js';
 import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
 
-export async function mountStorage(app: FastifyInstance, cfg: Config, auth: GatewayAuth): Promise<void> {
+/**
+ * `engine`: the process's transfer engine; its connections resolve names through the outbound address policy
+ * (engineSettingsFromConfig), so HTTP-TPC connects are held to it on the addresses actually connected to.
+ */
+export async function mountStorage(app: FastifyInstance, cfg: Config, engine: TransferEngine, auth: GatewayAuth): Promise<void> {
   const permanentDir = cfg.storage.root || join(cfg.dataDir, 'storage');
   const bufferDir = cfg.storage.bufferRoot || join(cfg.dataDir, 'buffer');
   await mkdir(permanentDir, { recursive: true });
@@ -27,18 +31,12 @@ export async function mountStorage(app: FastifyInstance, cfg: Config, auth: Gate
   });
   const marked = await configureMarking(markingSettingsOf(cfg.marking));
   if (marked.warning) app.log.warn(`marking: ${marked.warning}`);
-  await configureTransferEngine({
-    rejectUnauthorized: !cfg.transfer.insecureTls,
-    ca: cfg.transfer.caFile ? await readFile(cfg.transfer.caFile) : undefined,
-    // HTTP-TPC connects are held to the outbound address policy on the addresses actually connected to.
-    lookup: policyLookup(auth.addressPolicy),
-  });
   await app.register(storagePlugin, {
     prefix: cfg.storage.urlPrefix,
     storage,
     publicPrefixes: cfg.storage.publicPrefixes,
     authorize: auth.storageAuthorize,
-    tpc: { transfer: transferFile, addressPolicy: auth.addressPolicy },
+    tpc: { engine, addressPolicy: auth.addressPolicy },
   });
   await registerTapeRest(app, {
     storage,

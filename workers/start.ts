@@ -1,56 +1,54 @@
 /** Entry used by `cargoport serve` and `cargoport worker`: one transfer pool in this process. */
 import type { Config } from '../config/schema.js';
-import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, engineClientPool, transferFile } from '../services/transfer/engine.js';
-import { inspectExistingDestination } from '../services/transfer/existing-destination.js';
-import { loadEndpointSettings, type EndpointSettings } from '../services/transfer/connect/endpoint-settings.js';
-import { setEndpointCopyMode } from '../services/transfer/tpc/third-party-copy.js';
-import { readFileSync } from 'node:fs';
+import { createTransferEngine, engineSettingsFromConfig, type TransferEngine } from '../services/transfer/engine.js';
 import type { TransferFn } from '../services/transfer/types.js';
 import { TransferPool } from './transfer-pool.js';
 import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
-import { AddressPolicy, policyLookup } from '../services/auth/address-policy.js';
 
 export interface RunningWorkers {
   pool: TransferPool;
+  /** The engine the pool's transfers run on (given, or built from the config). */
+  engine: TransferEngine;
   drain(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startWorkerPool(cfg: Config, ctx: { redisUrl: string; log?: (m: string) => void; workerId?: string; transfer?: TransferFn }): Promise<RunningWorkers> {
-  // Validated before anything is configured: a bad file stops the start with the engine left as it was.
-  const endpoints = cfg.transfer.endpointsFile ? loadEndpointSettings(cfg.transfer.endpointsFile) : new Map<string, EndpointSettings>();
+/**
+ * Starts the worker pool on `ctx.engine` (the process's one transfer engine, built by `serve` and shared with the
+ * gateway), or on an engine of its own built from `cfg` — which it then also closes.
+ */
+export async function startWorkerPool(
+  cfg: Config,
+  ctx: {
+    redisUrl: string; log?: (m: string) => void; engine?: TransferEngine; workerId?: string;
+    /** Wraps the engine's transfer (serve's worker children: the test-only crash trigger). */
+    wrapTransfer?: (t: TransferFn) => TransferFn;
+  },
+): Promise<RunningWorkers> {
+  // Settings (the endpoints file above all) are validated before anything starts: a bad file stops the start.
+  const settings = ctx.engine ? undefined : engineSettingsFromConfig(cfg);
   const marked = await configureMarking(markingSettingsOf(cfg.marking));
   if (marked.warning) ctx.log?.(`marking: ${marked.warning}`);
-  await configureTransferEngine({
-    rejectUnauthorized: !cfg.transfer.insecureTls,
-    ca: cfg.transfer.caFile ? readFileSync(cfg.transfer.caFile) : undefined,
-    connections: cfg.transfer.connections,
-    streams: cfg.transfer.streams,
-    stall: { idleMs: cfg.transfer.stallTimeoutSec * 1000 },
-    checkpointIntervalMs: cfg.transfer.checkpointIntervalMs,
-    // Every name a transfer connects to is resolved through the outbound address policy (DNS rebinding after
-    // submission cannot reach a refused address); IP literals were checked at submission.
-    lookup: policyLookup(new AddressPolicy(cfg.auth.allowAddresses)),
-  });
-  for (const [origin, { copyMode, ...opts }] of endpoints) {
-    await configureTransferEndpoint(origin, opts);
-    setEndpointCopyMode(origin, copyMode);
-  }
+  const engine = ctx.engine ?? createTransferEngine(settings);
+  const closeOwnEngine = async (): Promise<void> => {
+    if (!ctx.engine) await engine.close();
+  };
   const pool = new TransferPool(cfg, {
-    redisUrl: ctx.redisUrl, transfer: ctx.transfer ?? transferFile, log: ctx.log,
+    redisUrl: ctx.redisUrl, transfer: ctx.wrapTransfer ? ctx.wrapTransfer(engine.transfer) : engine.transfer, log: ctx.log,
     ...(ctx.workerId !== undefined ? { workerId: ctx.workerId } : {}),
-    inspectDestination: (q, signal) => inspectExistingDestination(engineClientPool(), q, signal),
+    inspectDestination: (q, signal) => engine.inspectDestination(q, signal),
   });
   await pool.start();
   return {
     pool,
+    engine,
     async drain(timeoutMs) {
       await pool.drain(timeoutMs);
-      await closeTransferClients();
+      await closeOwnEngine();
     },
     async close() {
       await pool.close();
-      await closeTransferClients();
+      await closeOwnEngine();
     },
   };
 }

@@ -12,7 +12,6 @@
  * process with an uncaught exception, as a bug in the byte-moving code would (the config loader ignores
  * CARGOPORT_TEST_* variables; nothing else reads it).
  */
-import { transferFile } from '../services/transfer/engine.js';
 import type { TransferFn } from '../services/transfer/types.js';
 import { startWorkerPool, type RunningWorkers } from './start.js';
 import type { FromWorkerChild, ToWorkerChild } from './worker-child-protocol.js';
@@ -54,7 +53,7 @@ process.on('message', (raw: ToWorkerChild) => {
   if (raw.op === 'start') {
     if (running || stopping) return;
     const log = (msg: string) => send({ op: 'log', level: 'info', msg });
-    startWorkerPool(raw.cfg, { redisUrl: raw.redisUrl, workerId: raw.workerId, log, transfer: crashTriggered(transferFile) }).then(
+    startWorkerPool(raw.cfg, { redisUrl: raw.redisUrl, workerId: raw.workerId, log, wrapTransfer: crashTriggered }).then(
       (w) => {
         running = w;
         if (stopping) void w.close().finally(() => process.exit(0));

@@ -22,7 +22,7 @@ import { ConnectionPacer, defaultConnectionPacing } from '../../services/throttl
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { FilePump } from '../../services/transfer/pull/file-pump.js';
 import { ProgressMeter } from '../../services/transfer/push/byte-pump.js';
-import type { H2BulkSession } from '../../services/transfer/h2-bulk/bulk-session.js';
+import { standaloneBulkOpen, type H2BulkSession } from '../../services/transfer/h2-bulk/bulk-session.js';
 
 const [mode, origin, caPath, path, out] = process.argv.slice(2) as [string, string, string, string, string];
 const ca = readFileSync(caPath);
@@ -34,9 +34,12 @@ async function bulkBody(): Promise<{ body: Readable; close(): void }> {
     ? await import(pathToFileURL(process.env['BULK_SESSION_MODULE']).href)
     : await import('../../services/transfer/h2-bulk/bulk-session.js');
   const session: H2BulkSession = new mod.H2BulkSession({
-    origin, ca, connectTimeoutMs: 10_000, headersTimeoutMs: 60_000, bodyTimeoutMs: 60_000,
-    initialWindowSize: STREAM_WINDOW, connectionWindowSize: CONNECTION_WINDOW, pacer: new ConnectionPacer(defaultConnectionPacing),
-  });
+    origin, headersTimeoutMs: 60_000, bodyTimeoutMs: 60_000,
+    initialWindowSize: STREAM_WINDOW, connectionWindowSize: CONNECTION_WINDOW,
+    // `open` for this tree's session; the connection fields for an older module given by BULK_SESSION_MODULE.
+    open: standaloneBulkOpen({ origin, ca, connectTimeoutMs: 10_000 }),
+    ca, connectTimeoutMs: 10_000, pacer: new ConnectionPacer(defaultConnectionPacing),
+  } as ConstructorParameters<typeof H2BulkSession>[0]);
   const res = await session.request(path, {}, new AbortController().signal);
   if (res.statusCode !== 200) throw new Error(`bulk: HTTP ${res.statusCode}`);
   return { body: res.body, close: () => session.close() };

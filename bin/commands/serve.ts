@@ -12,6 +12,7 @@
  */
 import type { Config } from '../../config/schema.js';
 import type { RunningGateway } from '../../gateway/start.js';
+import type { TransferEngine } from '../../services/transfer/engine.js';
 import { loadConfigFor, type Command, type CommandContext, expectPositionals } from '../command.js';
 import { consoleLog, type ConsoleLog } from '../console-log.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
@@ -30,6 +31,8 @@ interface Workers {
 interface Running {
   gateway?: RunningGateway;
   workers?: Workers;
+  /** `serve`'s one transfer engine, shared by its in-process workers and its gateway (the scale-out roles build their own). */
+  engine?: TransferEngine;
   redis?: EmbeddedRedis;
 }
 
@@ -50,6 +53,7 @@ async function shutdown(cfg: Config, run: Running, log: ConsoleLog, skipDrain: (
     await step('worker close', () => w.close());
   }
   if (run.gateway) await step('gateway close', () => run.gateway!.close());
+  if (run.engine) await step('transfer connections close', () => run.engine!.close());
   if (run.redis) await step('embedded redis stop', () => run.redis!.stop());
 }
 
@@ -118,6 +122,13 @@ async function runRole(role: Role, ctx: CommandContext): Promise<number> {
       run.redis = await startEmbeddedRedis({ dataDir: cfg.dataDir, binary: cfg.redis.serverBinary, log, onGiveUp: reportFatal });
     }
     const redisUrl = cfg.redis.url || run.redis!.url;
+    if (role === 'serve') {
+      // One engine for the whole process: the workers' transfers and the storage endpoint's HTTP-TPC copies share
+      // its connections, TLS trust and endpoint settings.
+      const { createTransferEngine, engineSettingsFromConfig } = await import('../../services/transfer/engine.js');
+      run.engine = createTransferEngine(engineSettingsFromConfig(cfg));
+    }
+    const engine = run.engine;
     if (role !== 'gateway') {
       if (role === 'serve' && cfg.workers.processes > 0) {
         // The byte-moving code runs in child processes: whatever kills one, the gateway and Redis live on.
@@ -130,7 +141,7 @@ async function runRole(role: Role, ctx: CommandContext): Promise<number> {
         if (marked.warning) log.warn(`marking: ${marked.warning}`);
       } else {
         const { startWorkerPool } = await import('../../workers/start.js');
-        run.workers = await startWorkerPool(cfg, { redisUrl, log: (m) => log.info(m) });
+        run.workers = await startWorkerPool(cfg, { redisUrl, log: (m) => log.info(m), ...(engine ? { engine } : {}) });
       }
       // Checksums run on every byte a worker moves: say which implementation that is (native costs ~10× less CPU).
       const { nativeSumsStatus } = await import('../../services/checksum/native-sums.js');
@@ -140,7 +151,7 @@ async function runRole(role: Role, ctx: CommandContext): Promise<number> {
     }
     if (tls) {
       const { startGateway } = await import('../../gateway/start.js');
-      run.gateway = await startGateway(cfg, { redisUrl, tls: { key: tls.key, cert: tls.cert } });
+      run.gateway = await startGateway(cfg, { redisUrl, tls: { key: tls.key, cert: tls.cert }, ...(engine ? { engine } : {}) });
       // The one line on stdout: scripts and tests read the URL from it.
       ctx.out.write(`cargoport ${role} listening on ${run.gateway.url} (certificate ${tls.certPath})\n`);
     } else {

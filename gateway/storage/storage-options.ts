@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { PortStorage } from '../../services/storage/port-storage.js';
-import type { TransferFn } from '../../services/transfer/types.js';
+import type { TransferEngine } from '../../services/transfer/engine.js';
 import type { AddressPolicy } from '../../services/auth/address-policy.js';
 
 /**
@@ -24,8 +24,11 @@ export type StorageAction = 'read' | 'stat' | 'list' | 'create' | 'modify' | 'de
 export type AuthorizeFn = (request: FastifyRequest, action: StorageAction, path: string) => boolean | Promise<boolean>;
 
 export interface TpcOptions {
-  /** Executes the copy (services/transfer/engine.ts `transferFile`); without it COPY answers 501. */
-  transfer?: TransferFn;
+  /**
+   * The process's transfer engine (services/transfer/engine.ts): it executes the copy and HEADs a pull source over
+   * its connections, with its TLS trust and endpoint settings; without it COPY answers 501.
+   */
+  engine?: Pick<TransferEngine, 'transfer' | 'pool'>;
   /** Seconds between performance markers (default 5; WLCG clients expect ≤ 5). */
   markerIntervalMs?: number;
   /** RequireChecksumVerification default when the header is absent (dCache/StoRM default: true). */
@@ -39,7 +42,7 @@ export interface TpcOptions {
   allowLocal?: boolean;
   /** What `Credential: gridsite` means (no delegation is implemented): treat as `none` (default) or 400. */
   gridsite?: 'as-none' | 'reject';
-  /** HEAD of a pull source (status + headers); default: through the transfer engine's pool. */
+  /** HEAD of a pull source (status + headers); default: through the engine's pool. */
   probeSource?(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>;
   /** Told about every accepted copy (for logs / packet marking: `scitag` is the effective flow tag). */
   onTransfer?(info: { mode: 'pull' | 'push'; path: string; remote: string; scitag?: number }): void;
@@ -49,7 +52,7 @@ export interface StorageEndpointOptions {
   storage: PortStorage;
   /** Logical path prefixes served to anonymous clients, read-only (GET/HEAD/PROPFIND/listing). */
   publicPrefixes?: string[];
-  /** Default: nothing beyond anonymous reads of publicPrefixes (secure by default; the gateway passes its decision). */
+  /** Default: allow everything (the authorisation issue replaces it). */
   authorize?: AuthorizeFn;
   tpc?: TpcOptions;
   /** Idle time after which an incomplete multi-stream (ranged PUT) upload is dropped. Default 15 min. */

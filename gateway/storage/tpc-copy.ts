@@ -1,6 +1,6 @@
 /**
  * HTTP third-party copy, server side (wlcg.md §3): `COPY` with `Source` (pull: we GET the remote and store it
- * here) or `Destination` (push: we PUT our file to the remote). The copy itself is `transferFile` from the
+ * here) or `Destination` (push: we PUT our file to the remote). The copy itself is `engine.transfer` of the
  * transfer engine; this module validates headers, authorises the local side, answers 202 and streams
  * performance markers every `markerIntervalMs` (≤ 5 s) until `success: Created` / `failure: <reason>`.
  *
@@ -23,7 +23,7 @@ import type { TransferRequest, VerifyMode, ChecksumAlg } from '../../services/tr
 import { CargoError, isCargoError } from '../../errors/cargo-error.js';
 import { suppliedDigests } from './digest-negotiation.js';
 import { checksumFromResponseHeaders } from '../../services/checksum/digest-header.js';
-import { engineClientPool } from '../../services/transfer/engine.js';
+import type { ClientPool } from '../../services/transfer/connect/client-pool.js';
 import { headRequest } from '../../services/transfer/http/http-requests.js';
 import { parseEndpoint } from '../../services/transfer/endpoint.js';
 import { overwriteHeader } from './put-handler.js';
@@ -42,13 +42,13 @@ export function queryFlowParam(url: string): string | undefined {
 type HeaderMap = Record<string, string | string[] | undefined>;
 
 /** HEAD through the transfer engine's connection pool (same TLS trust, same connections as the copy). */
-const defaultProbe = async (url: string, headers: Record<string, string>): Promise<{ status: number; headers: HeaderMap }> => {
+const probeThrough = (pool: ClientPool) => async (url: string, headers: Record<string, string>): Promise<{ status: number; headers: HeaderMap }> => {
   const ep = parseEndpoint(url, 'source');
   if (ep.kind !== 'http') throw new StorageError('CARGO_ERR_BAD_URL', `${url} is not an http(s) endpoint`, 400, { field: 'Source' });
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new CargoError('CARGO_ERR_TIMEOUT', 'source HEAD timed out after 60 s')), 60_000);
   try {
-    const r = await headRequest(engineClientPool(), ep, 'source', headers, ac.signal);
+    const r = await headRequest(pool, ep, 'source', headers, ac.signal);
     return { status: r.status, headers: r.headers as HeaderMap };
   } finally {
     clearTimeout(timer);
@@ -149,7 +149,8 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   const passiveHeaders = forwardedHeaders(request);
   const supplied = suppliedDigests(request);
   if (lp.path === '/' || lp.trailingSlash) throw badPath('COPY needs a file path');
-  if (!tpc.transfer) {
+  const engine = tpc.engine;
+  if (!engine) {
     return void replyProblem(reply, { code: 'CARGO_ERR_TPC_DISABLED', detail: 'third-party copy is not enabled on this endpoint' });
   }
   if (!tpc.allowLocal) await checkHost(tpc.addressPolicy ?? STRICT, remote.hostname, pull ? 'Source' : 'Destination');
@@ -172,7 +173,7 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   // Want-Digest on HEAD only, not on GET).
   let sourceDigest: string | undefined;
   if (pull) {
-    const probe = tpc.probeSource ?? defaultProbe;
+    const probe = tpc.probeSource ?? probeThrough(engine.pool);
     // Capitalised on purpose: XRootD 5.5 over HTTP/1.1 ignores a lower-case `want-digest`.
     const head = await probe(remote.href, { ...passiveHeaders, 'Want-Digest': 'adler32' }).catch((e: unknown) => {
       request.log.warn({ err: e, remote: remote.href }, 'TPC source HEAD failed');
@@ -239,7 +240,7 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   write(perfMarker(0));
   const timer = setInterval(() => write(perfMarker(bytes)), tpc.markerIntervalMs ?? 5000);
   try {
-    const result = await tpc.transfer(req, {
+    const result = await engine.transfer(req, {
       signal: abort.signal,
       gate: new PauseGate(),
       onProgress: (p) => {

@@ -164,6 +164,9 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
       }
       const res = await deps.transfer(req, {
         signal: controller.signal,
+        // Connections are shared only within one flow (tag, credentials identity); socket events name the file.
+        // (The SciTag itself comes with req.flow, as marking resolved it.)
+        flow: { jobId, fileId: String(idx) },
         gate: deps.gates.forTransfer(spec.link),
         limiters: lim?.limiters ?? [],
         onProgress: (p) => {

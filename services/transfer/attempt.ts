@@ -23,6 +23,17 @@ export interface Attempt {
   pool: ClientPool;
 }
 
+/**
+ * The headers of one request to `role`: the request's fixed headers, then what the credential provider answers for
+ * this very request (asked every time: ranges, retries, continuations).
+ */
+export async function requestHeaders(a: Attempt, role: 'source' | 'destination', url: string, method: string): Promise<Record<string, string>> {
+  const fixed = role === 'source' ? a.req.sourceHeaders : a.req.destinationHeaders;
+  const provider = a.ctl.credentials;
+  if (!provider) return { ...fixed };
+  return { ...fixed, ...await provider({ url, role, method }) };
+}
+
 /** The attempt's abort reason wins over whatever error the abort caused downstream (undici, streams). */
 export function asAttemptError(e: unknown, attempt: Attempt, source: Endpoint): CargoError {
   if (attempt.signal.aborted) return abortedError(attempt.signal.reason);

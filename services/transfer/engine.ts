@@ -8,10 +8,17 @@
  * one `signal` reaches undici, the pause gate, the rate limiters and file I/O.
  */
 import { setMaxListeners } from 'node:events';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { ClientPool, type OriginOptions, type PooledClient, type TransferClientOptions } from './connect/client-pool.js';
+import { ClientPool, type PooledClient, type TransferClientOptions } from './connect/client-pool.js';
+import { loadEndpointSettings, type EndpointSettings } from './connect/endpoint-settings.js';
+import type { ConnectionEvents } from './connect/connection-events.js';
+import { flowIdOf } from '../marking/flow-id.js';
+import { AddressPolicy, policyLookup } from '../auth/address-policy.js';
+import type { CreateSocket } from './connect/connector.js';
+import { inspectExistingDestination, type ExistingDestination, type ExistingDestinationQuery } from './existing-destination.js';
+import type { Config } from '../../config/schema.js';
 import { ProgressMeter, pumpBytes } from './push/byte-pump.js';
 import { FilePump } from './pull/file-pump.js';
 import { PeriodicCheckpoint } from './local/periodic-checkpoint.js';
@@ -28,15 +35,13 @@ import {
 import { TransferError, TransferErrorCode, abortedError, classifyError } from './transfer-errors.js';
 import { checkPushedDestination } from './push/destination-check.js';
 import { applyStreamStages, type StagedSource } from './stream-stage.js';
-import { thirdPartyCopy } from './tpc/third-party-copy.js';
+import { CopyModeMemory, thirdPartyCopy } from './tpc/third-party-copy.js';
 import { withParentCollections } from './push/parent-collections.js';
 import {
   codingReport, contentCodings, decodedChecksumOfFile, decodingStages, explainDecodingFailure, verifyCodedBody,
 } from './content-coding.js';
-import { asAttemptError, refuseWithoutSourceDigest, verifyChecksum, type Attempt } from './attempt.js';
-import type { ResumeState, TransferFn, TransferResult } from './types.js';
-import { marking } from '../marking/marking-service.js';
-import { flowIdOf, type FlowTag } from '../marking/flow-id.js';
+import { asAttemptError, refuseWithoutSourceDigest, requestHeaders, verifyChecksum, type Attempt } from './attempt.js';
+import type { ResumeState, TransferControl, TransferFn, TransferRequest, TransferResult } from './types.js';
 
 export interface TransferEngineOptions extends TransferClientOptions {
   stall: StallPolicy;
@@ -50,58 +55,137 @@ export interface TransferEngineOptions extends TransferClientOptions {
 /** Smallest read buffer for local sources (small files get a buffer their size, not fileChunkBytes). */
 const MIN_FILE_READ_BYTES = 64 * 1024;
 
-let engineOptions: Omit<TransferEngineOptions, keyof TransferClientOptions> = {
+/** The engine's own options (the connection options live in its client pool). */
+type EngineOptions = Omit<TransferEngineOptions, keyof TransferClientOptions>;
+
+const defaultEngineOptions: EngineOptions = {
   stall: defaultStallPolicy,
   multiStream: defaultMultiStreamPolicy,
   fileChunkBytes: 1024 * 1024,
   checkpointIntervalMs: 10_000,
 };
-let pool = new ClientPool();
-/**
- * Pools of tagged flows, one per flow id (0 = the 0/0 of an invalid incoming tag): a connection's IPv6 flow
- * label is fixed when it connects, so connections are never shared across flows. They get the same settings.
- */
-const flowPools = new Map<number, ClientPool>();
-let clientSettings: Partial<TransferClientOptions> = {};
-const originSettings = new Map<string, OriginOptions>();
-
-function poolFor(flow: FlowTag | undefined): ClientPool {
-  if (!flow || !marking().settings.enabled) return pool;
-  const id = flowIdOf(flow);
-  let p = flowPools.get(id);
-  if (!p) {
-    p = new ClientPool({ ...clientSettings, flow: { experiment: flow.experiment, activity: flow.activity } });
-    for (const [origin, opts] of originSettings) void p.configureOrigin(origin, opts);
-    flowPools.set(id, p);
-  }
-  return p;
-}
 
 /**
- * Sets engine-wide options (TLS trust, default connections × streams, windows, timeouts, stall policy).
- * Connection options apply to connections opened afterwards (pooled Clients are closed).
+ * Engine-wide options (TLS trust, default connections × streams, windows, timeouts, stall policy) and, optionally,
+ * the per-endpoint settings (`transfer.endpointsFile`). Fields left out keep their defaults.
  */
 export type TransferEngineSettings = Partial<Omit<TransferEngineOptions, 'stall' | 'multiStream'>> & {
   stall?: Partial<StallPolicy>;
   multiStream?: Partial<MultiStreamPolicy>;
+  /** Per-endpoint overrides keyed by origin (connect/endpoint-settings.ts). */
+  endpoints?: ReadonlyMap<string, EndpointSettings>;
 };
 
-export async function configureTransferEngine(opts: TransferEngineSettings): Promise<void> {
-  const { stall, multiStream, fileChunkBytes, checkpointIntervalMs, ...clientOpts } = opts;
-  engineOptions = {
-    stall: stall ? { ...engineOptions.stall, ...definedOnly(stall) } : engineOptions.stall,
-    multiStream: multiStream ? { ...engineOptions.multiStream, ...definedOnly(multiStream) } : engineOptions.multiStream,
-    fileChunkBytes: fileChunkBytes ?? engineOptions.fileChunkBytes,
-    checkpointIntervalMs: checkpointIntervalMs ?? engineOptions.checkpointIntervalMs,
-  };
-  if (Object.values(clientOpts).some((v) => v !== undefined)) {
-    clientSettings = { ...clientSettings, ...definedOnly(clientOpts) };
-    await Promise.all([pool, ...flowPools.values()].map((p) => p.reconfigure(clientOpts)));
+/**
+ * One transfer engine: its client pool (connections, endpoint settings), its options and its copy-mode memory.
+ * Built once per process by the shells (serve, worker, gateway) from the one configuration and handed to whatever
+ * moves bytes (the worker pool, the storage endpoint's HTTP-TPC); nothing of it lives in module state.
+ */
+export interface TransferEngine {
+  /** Moves one file (the contract in types.ts). */
+  readonly transfer: TransferFn;
+  /** The engine's connections (the storage endpoint's TPC probes and existing-destination checks share them). */
+  readonly pool: ClientPool;
+  /**
+   * Changes engine-wide options; connection options apply to connections opened afterwards (pooled connections
+   * are closed). Endpoint settings given here replace the per-origin ones they name.
+   */
+  reconfigure(settings: TransferEngineSettings): Promise<void>;
+  /** Per-endpoint connection settings and default copy mode for `origin`; `undefined` clears them. */
+  configureEndpoint(origin: string, settings: EndpointSettings | undefined): Promise<void>;
+  /**
+   * `socket-opened` / `socket-closed` of every connection the engine opens (with the flow's context), and of the
+   * connections the gateway or storage endpoint accepts when the shell attaches them (`trackAccepted`).
+   */
+  readonly connections: ConnectionEvents;
+  /** Socket creation hook for outbound connections opened from now on (marking sets the IPv6 flow label there). */
+  setCreateSocket(hook: CreateSocket | undefined): void;
+  /** Forget which origins refused third-party copy lately. */
+  forgetCopyRefusals(): void;
+  /** Is the file already at its destination (existing-destination.ts), over this engine's connections. */
+  inspectDestination(q: ExistingDestinationQuery, signal: AbortSignal): Promise<ExistingDestination>;
+  /** Closes every pooled connection (graceful: in-flight requests finish first); the engine stays usable. */
+  close(): Promise<void>;
+}
+
+/** What the attempt paths below need of their engine. */
+interface EngineState {
+  pool: ClientPool;
+  options: EngineOptions;
+  copyModes: CopyModeMemory;
+}
+
+export function createTransferEngine(settings: TransferEngineSettings = {}): TransferEngine {
+  const { stall, multiStream, fileChunkBytes, checkpointIntervalMs, endpoints, ...clientOpts } = settings;
+  const e: EngineState = { pool: new ClientPool(clientOpts), options: defaultEngineOptions, copyModes: new CopyModeMemory() };
+  applyEngineOptions(e, { stall, multiStream, fileChunkBytes, checkpointIntervalMs });
+  for (const [origin, { copyMode, ...opts }] of endpoints ?? []) {
+    e.pool.setOriginOptions(new URL(origin).origin, opts);
+    e.copyModes.setEndpointMode(new URL(origin).origin, copyMode);
   }
+  const configureEndpoint = async (origin: string, s: EndpointSettings | undefined): Promise<void> => {
+    const o = new URL(origin).origin;
+    const { copyMode, ...opts } = s ?? {};
+    e.copyModes.setEndpointMode(o, copyMode);
+    await e.pool.configureOrigin(o, s ? opts : undefined);
+  };
+  return {
+    transfer: (req, ctl) => transferFile(e, req, ctl),
+    get pool() {
+      return e.pool;
+    },
+    get connections() {
+      return e.pool.events;
+    },
+    setCreateSocket: (hook) => e.pool.setCreateSocket(hook),
+    async reconfigure(next) {
+      const { stall: st, multiStream: ms, fileChunkBytes: fc, checkpointIntervalMs: ci, endpoints: eps, ...client } = next;
+      applyEngineOptions(e, { stall: st, multiStream: ms, fileChunkBytes: fc, checkpointIntervalMs: ci });
+      if (Object.values(client).some((v) => v !== undefined)) await e.pool.reconfigure(client);
+      for (const [origin, s] of eps ?? []) await configureEndpoint(origin, s);
+    },
+    configureEndpoint,
+    forgetCopyRefusals: () => e.copyModes.forgetRefusals(),
+    inspectDestination: (q, signal) => inspectExistingDestination(e.pool, q, signal),
+    close: () => e.pool.close(),
+  };
+}
+
+/**
+ * The engine settings of a configuration: TLS trust, defaults, stall and checkpoint policy and the endpoint
+ * settings file — read and validated here, so a bad file stops the start with the origin and field named.
+ */
+export function engineSettingsFromConfig(cfg: Config): TransferEngineSettings {
+  const t = cfg.transfer;
+  return {
+    rejectUnauthorized: !t.insecureTls,
+    ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+    connections: t.connections,
+    streams: t.streams,
+    stall: { idleMs: t.stallTimeoutSec * 1000 },
+    checkpointIntervalMs: t.checkpointIntervalMs,
+    ...(t.endpointsFile ? { endpoints: loadEndpointSettings(t.endpointsFile) } : {}),
+    // Every name a transfer (or an HTTP-TPC copy) connects to is resolved through the outbound address policy: DNS
+    // rebinding after submission cannot reach a refused address; IP literals were checked at submission.
+    lookup: policyLookup(new AddressPolicy(cfg.auth.allowAddresses)),
+  };
+}
+
+/** An attempt with the engine it runs on. */
+type EngineAttempt = Attempt & { e: EngineState; pool: ClientPool };
+
+function applyEngineOptions(e: EngineState, o: Pick<TransferEngineSettings, 'stall' | 'multiStream' | 'fileChunkBytes' | 'checkpointIntervalMs'>): void {
+  const prev = e.options;
+  e.options = {
+    stall: o.stall ? { ...prev.stall, ...definedOnly(o.stall) } : prev.stall,
+    multiStream: o.multiStream ? { ...prev.multiStream, ...definedOnly(o.multiStream) } : prev.multiStream,
+    fileChunkBytes: o.fileChunkBytes ?? prev.fileChunkBytes,
+    checkpointIntervalMs: o.checkpointIntervalMs ?? prev.checkpointIntervalMs,
+  };
 }
 
 /** A ranged (multi-connection) push, when the destination assembles ranged PUTs and the file is large enough. */
-async function rangedPushPlan(a: Attempt, path: string, dst: HttpEndpoint): Promise<RangedPushPlan | null> {
+async function rangedPushPlan(a: EngineAttempt, path: string, dst: HttpEndpoint): Promise<RangedPushPlan | null> {
   const o = a.pool.optionsFor(dst.origin);
   if (!o.rangedUpload) return null;
   const lanes = Math.max(1, a.req.connections ?? o.connections) * Math.max(1, a.req.streams ?? o.streams);
@@ -112,7 +196,7 @@ async function rangedPushPlan(a: Attempt, path: string, dst: HttpEndpoint): Prom
   } catch {
     return null; // the single-stream path reports the missing source
   }
-  if (size < engineOptions.multiStream.minFileBytes || size <= engineOptions.multiStream.rangeBytes) return null;
+  if (size < a.e.options.multiStream.minFileBytes || size <= a.e.options.multiStream.rangeBytes) return null;
   return localFilePlan(path, size, lanes, a);
 }
 
@@ -121,15 +205,15 @@ async function rangedPushPlan(a: Attempt, path: string, dst: HttpEndpoint): Prom
  * validator (If-Range), each range PUT as one part. Only when the source says its size, takes byte ranges and has a
  * validator, the file is large enough, and the checksum (if any) can be combined from ranges; else single stream.
  */
-async function rangedStreamThroughPlan(a: Attempt, src: HttpEndpoint, dst: HttpEndpoint): Promise<RangedPushPlan | null> {
+async function rangedStreamThroughPlan(a: EngineAttempt, src: HttpEndpoint, dst: HttpEndpoint): Promise<RangedPushPlan | null> {
   const o = a.pool.optionsFor(dst.origin);
   if (!o.rangedUpload || a.pool.rangesUnusable(src.origin)) return null;
   const lanes = Math.max(1, a.req.connections ?? o.connections) * Math.max(1, a.req.streams ?? o.streams);
-  const policy = engineOptions.multiStream;
+  const policy = a.e.options.multiStream;
   if (lanes <= 1 || (a.req.size !== undefined && a.req.size < policy.minFileBytes)) return null;
   if (a.computeChecksum && !isSum32Alg(a.alg)) return null;
   // Any refusal of the HEAD leaves the answer to the single-stream path.
-  const head = await planFromHead(a.pool, src, a, sourceHeaders(a), 1, 1, policy).catch(() => null);
+  const head = await planFromHead(a.pool, src, a, await sourceHeaders(a, 'HEAD'), 1, 1, policy).catch(() => null);
   if (!head || head.size < policy.minFileBytes) return null;
   const { size, validator } = head;
   if (!validator) return null; // ranges of a source that may change under us could not be trusted
@@ -138,7 +222,7 @@ async function rangedStreamThroughPlan(a: Attempt, src: HttpEndpoint, dst: HttpE
     lanes,
     sourceDigest: head.sourceDigest,
     openPart: async (start, end, signal) => {
-      const res = await rangedGet(a.pool, src, { offset: start, end, validator, headers: { ...a.req.sourceHeaders }, signal });
+      const res = await rangedGet(a.pool, src, { offset: start, end, validator, headers: await requestHeaders(a, 'source', src.url, 'GET'), signal });
       if (res.status !== 206 || res.start !== start) {
         res.body.destroy();
         throw new TransferError(TransferErrorCode.sourceChanged, 'source changed during a ranged stream-through (If-Range answered with the whole file)', {
@@ -150,27 +234,11 @@ async function rangedStreamThroughPlan(a: Attempt, src: HttpEndpoint, dst: HttpE
   };
 }
 
-/**
- * Per-endpoint overrides of connection settings (connections, streams, windows, timeouts, HTTP/1.1-only),
- * keyed by origin (`https://host:port`); `undefined` clears them.
- */
-export async function configureTransferEndpoint(origin: string, opts: OriginOptions | undefined): Promise<void> {
-  const o = new URL(origin).origin;
-  if (opts) originSettings.set(o, opts);
-  else originSettings.delete(o);
-  await Promise.all([pool, ...flowPools.values()].map((p) => p.configureOrigin(o, opts)));
-}
-
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** Closes every pooled undici Client (graceful: in-flight requests finish first). */
-export async function closeTransferClients(): Promise<void> {
-  await Promise.all([pool, ...flowPools.values()].map((p) => p.close()));
-}
-
-export const transferFile: TransferFn = async (req, ctl) => {
+async function transferFile(e: EngineState, req: TransferRequest, ctl: TransferControl): Promise<TransferResult> {
   const source = parseEndpoint(req.source, 'source');
   const destination = parseEndpoint(req.destination, 'destination');
   if (ctl.signal.aborted) throw abortedError(ctl.signal.reason);
@@ -179,30 +247,40 @@ export const transferFile: TransferFn = async (req, ctl) => {
   setMaxListeners(0, attemptAbort.signal);
   const forwardAbort = (): void => attemptAbort.abort(ctl.signal.reason);
   ctl.signal.addEventListener('abort', forwardAbort, { once: true });
-  const watchdog = new StallWatchdog(engineOptions.stall, ctl.gate, (err) => attemptAbort.abort(err));
-  const attempt: Attempt = {
-    req, ctl, signal: attemptAbort.signal, watchdog,
+  const watchdog = new StallWatchdog(e.options.stall, ctl.gate, (err) => attemptAbort.abort(err));
+  // The attempt's view of the pool: connections shared only within its flow (credentials identity, SciTag), and
+  // every socket it opens announced with the flow's context.
+  const pool = e.pool.forFlow({
+    ...ctl.flow,
+    // The scitags flow marking resolved for this transfer wins (its connections carry its label).
+    ...(req.flow ? { tag: req.flow, scitag: flowIdOf(req.flow) } : {}),
+    ...(source.kind === 'http' ? { sourceOrigin: source.origin } : {}),
+    ...(destination.kind === 'http' ? { destinationOrigin: destination.origin } : {}),
+  });
+  const attempt: EngineAttempt = {
+    e, pool, req, ctl, signal: attemptAbort.signal, watchdog,
     alg: req.checksum?.alg ?? 'adler32',
     computeChecksum: req.verify !== 'none' || req.checksum?.value !== undefined,
     startedAt: Date.now(),
-    pool: poolFor(req.flow),
   };
   watchdog.start();
   try {
     if (destination.kind === 'file') return await toLocalFile(attempt, source, destination.path);
     if (source.kind === 'http' && !ctl.stages?.length) {
-      const copied = await thirdPartyCopy(attempt, source, destination, attempt.pool, engineOptions.stall);
+      const copied = await thirdPartyCopy(attempt, source, destination, pool, e.options.stall, e.copyModes);
       if (copied) return copied;
     }
     // A plain WebDAV destination (409 for a missing parent collection) gets its parents made with MKCOL.
-    return await withParentCollections(attempt.pool, destination, req.destinationHeaders ?? {}, attempt.signal, () => toRemote(attempt, source, destination));
-  } catch (e) {
-    throw asAttemptError(e, attempt, source);
+    const destinationHeaders = (method: string): Promise<Record<string, string>> => requestHeaders(attempt, 'destination', destination.url, method);
+    return await withParentCollections(pool, destination, destinationHeaders, attempt.signal, () => toRemote(attempt, source, destination));
+  } catch (err) {
+    throw asAttemptError(err, attempt, source);
   } finally {
     watchdog.stop();
+    pool.release();
     ctl.signal.removeEventListener('abort', forwardAbort);
   }
-};
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Sources
@@ -221,7 +299,7 @@ interface OpenedSource {
   codings: string[];
 }
 
-async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: ResumeState): Promise<OpenedSource> {
+async function openSource(a: EngineAttempt, src: Endpoint, offset: number, resume?: ResumeState): Promise<OpenedSource> {
   if (src.kind === 'file') {
     let st;
     try {
@@ -238,12 +316,12 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
     // A local source can be resumed only if it is unchanged since the partial copy was made.
     const start = offset > 0 && resume?.size === st.size && resume.lastModified === lastModified ? offset : 0;
     // Size the read buffer to the file: a fixed 1 MiB buffer per small file is pure garbage-collector work.
-    const highWaterMark = Math.min(engineOptions.fileChunkBytes, Math.max(MIN_FILE_READ_BYTES, st.size - start));
+    const highWaterMark = Math.min(a.e.options.fileChunkBytes, Math.max(MIN_FILE_READ_BYTES, st.size - start));
     const body = createReadStream(src.path, { start, highWaterMark, signal: a.signal });
     return { body, start, size: st.size, lastModified, codings: [] };
   }
   const validator = ifRangeValidator(resume?.etag, resume?.lastModified);
-  const headers: Record<string, string> = { ...a.req.sourceHeaders };
+  const headers = await requestHeaders(a, 'source', src.url, 'GET');
   if (a.computeChecksum && (a.req.verify === 'source' || a.req.verify === 'both')) {
     headers['want-digest'] = wantDigestValue(a.alg);
   }
@@ -259,7 +337,7 @@ async function openSource(a: Attempt, src: Endpoint, offset: number, resume?: Re
   return openedFromResponse(a, res);
 }
 
-function openedFromResponse(a: Attempt, res: RangedGetResponse): OpenedSource {
+function openedFromResponse(a: EngineAttempt, res: RangedGetResponse): OpenedSource {
   return {
     body: res.body,
     start: res.start,
@@ -296,14 +374,14 @@ const MAX_BODY_CONTINUATIONS = 3;
  * the remainder is asked for with Range + If-Range, and used only if the source answers with that very
  * representation from exactly `position`. Anything else leaves the error to the attempt (retry, resume).
  */
-async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource, position: number, err: unknown): Promise<Readable | undefined> {
+async function continueBody(a: EngineAttempt, src: HttpEndpoint, opened: OpenedSource, position: number, err: unknown): Promise<Readable | undefined> {
   // Only a failure of the source's transport qualifies (not a local write error, an abort or a stall).
   if (!isSourceTransportFailure(err)) return undefined;
   const validator = ifRangeValidator(opened.etag, opened.lastModified);
   if (!validator || (opened.size !== undefined && position >= opened.size)) return undefined;
   try {
     const res = await rangedGet(a.pool, src, {
-      offset: position, validator, headers: { ...a.req.sourceHeaders }, signal: a.signal,
+      offset: position, validator, headers: await requestHeaders(a, 'source', src.url, 'GET'), signal: a.signal,
       ...(opened.size !== undefined ? { end: opened.size } : {}),
     });
     if (res.start === position) return res.body;
@@ -314,18 +392,18 @@ async function continueBody(a: Attempt, src: HttpEndpoint, opened: OpenedSource,
   return undefined;
 }
 
-async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promise<TransferResult> {
+async function toLocalFile(a: EngineAttempt, src: Endpoint, finalPath: string): Promise<TransferResult> {
   const { req, ctl } = a;
   // The early check spares a large download that could not be published; for a small file it costs more (a
-  // thread-pool round trip) than the bytes it saves, and link(2) at publish refuses an existing file atomically.
+  // thread-a.pool round trip) than the bytes it saves, and link(2) at publish refuses an existing file atomically.
   if (req.size === undefined || req.size > SMALL_FILE_EARLY_CHECK_BYTES) await assertDestinationFree(finalPath, req.overwrite);
   // Staged bytes are not the source's bytes: one stream from byte 0, nothing to resume (stream-stage.ts).
   const stages = ctl.stages?.length ? ctl.stages : undefined;
   const resume = stages ? undefined : req.resume;
 
   let probe: RangedGetResponse | undefined;
-  if (src.kind === 'http' && engineOptions.multiStream.enabled && !stages) {
-    const plan = await planPull(a.pool, src, a, engineOptions.multiStream);
+  if (src.kind === 'http' && a.e.options.multiStream.enabled && !stages) {
+    const plan = await planPull(a.pool, src, a, a.e.options.multiStream);
     if (plan.kind === 'split') {
       try {
         plan.plan.sourceDigest = await sourceDigestBeforeDownload(a.pool, src, a, plan.plan.sourceDigest, true);
@@ -334,7 +412,7 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
         plan.first?.body.destroy();
         throw e;
       }
-      return pullRanges(a.pool, src, finalPath, a, plan.plan, engineOptions.multiStream, plan.first, engineOptions.checkpointIntervalMs);
+      return pullRanges(a.pool, src, finalPath, a, plan.plan, a.e.options.multiStream, plan.first, a.e.options.checkpointIntervalMs);
     }
     if (plan.kind === 'single-opened') probe = plan.response;
   }
@@ -391,7 +469,7 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
         signal: a.signal, gate: ctl.gate, limiters: ctl.limiters, checksum: stages ? null : checksum, progress,
         onChunk: (n) => a.watchdog.bytesMoved(n),
       });
-      const ticker = new PeriodicCheckpoint(engineOptions.checkpointIntervalMs, part.handle,
+      const ticker = new PeriodicCheckpoint(a.e.options.checkpointIntervalMs, part.handle,
         () => ({ tempPath: part.tempPath, ...validators, done: [[0, pump.position]] }), staged ? undefined : ctl.onCheckpoint);
       ticker.start();
       try {
@@ -468,22 +546,25 @@ async function toLocalFile(a: Attempt, src: Endpoint, finalPath: string): Promis
 // ---------------------------------------------------------------------------------------------------------
 // http(s) destination (push and stream-through)
 
-async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<TransferResult> {
+async function toRemote(a: EngineAttempt, src: Endpoint, dst: HttpEndpoint): Promise<TransferResult> {
   const { req, ctl } = a;
-  const dstHeaders: Record<string, string> = { ...req.destinationHeaders };
+  /** Conditions of the upload; credentials are asked per request (dstHeaders). */
+  const conditions: Record<string, string> = {};
+  const dstHeaders = async (method: string): Promise<Record<string, string>> =>
+    ({ ...await requestHeaders(a, 'destination', dst.url, method), ...conditions });
   if (!req.overwrite) {
-    const head = await headRequest(a.pool, dst, 'destination', dstHeaders, a.signal);
+    const head = await headRequest(a.pool, dst, 'destination', await dstHeaders('HEAD'), a.signal);
     if (head.status >= 200 && head.status < 300) {
       throw new TransferError(TransferErrorCode.destExists, `destination exists and overwrite is false: ${dst.url}`, {
         httpStatus: 409, field: 'destination', retryable: false,
       });
     }
-    dstHeaders['if-none-match'] = '*';
+    conditions['if-none-match'] = '*';
   }
   const stages = ctl.stages?.length ? ctl.stages : undefined;
-  if (engineOptions.multiStream.enabled && !stages) {
+  if (a.e.options.multiStream.enabled && !stages) {
     const ranged = src.kind === 'file' ? await rangedPushPlan(a, src.path, dst) : await rangedStreamThroughPlan(a, src, dst);
-    if (ranged) return pushRanges(a.pool, dst, a, ranged, engineOptions.multiStream, dstHeaders);
+    if (ranged) return pushRanges(a.pool, dst, a, ranged, a.e.options.multiStream, dstHeaders);
   }
   let opened: OpenedSource | undefined;
   let staged: StagedSource | undefined;
@@ -510,9 +591,9 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     });
     if (req.checksum?.value && !chain.length && codings.length === 0) {
       // Lets checksum-aware destinations (cargoport, XRootD, dCache) verify on their side too.
-      dstHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
+      conditions['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
     }
-    const put = await putRequest(a.pool, dst, { body: chunks, size, headers: dstHeaders, signal: a.signal });
+    const put = await putRequest(a.pool, dst, { body: chunks, size, headers: await dstHeaders('PUT'), signal: a.signal });
     stored = true;
     progress.flush();
     if (size !== undefined && progress.value !== size) {
@@ -550,15 +631,9 @@ async function toRemote(a: Attempt, src: Endpoint, dst: HttpEndpoint): Promise<T
     staged?.body.destroy();
     const err = asAttemptError(explainDecodingFailure(staged ? staged.explain(e) : e, codings), a, src);
     // Stored but not verified (checksum, size, destination check): not a file to leave published.
-    if (stored) await removeUnverifiedUpload(a.pool, dst, dstHeaders);
+    if (stored) await removeUnverifiedUpload(a.pool, dst, await dstHeaders('DELETE').catch(() => conditions));
     // A remote destination keeps no partial data we could resume into (single-stream PUT).
     if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
     throw err;
   }
-}
-
-
-/** The pool the engine uses (tests inspect connection info; the TPC client shares it). */
-export function engineClientPool(): ClientPool {
-  return pool;
 }

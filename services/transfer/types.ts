@@ -38,7 +38,10 @@ export interface TransferRequest {
   /** Parallel TCP connections and HTTP/2 streams per connection for one file (engine defaults when absent). */
   connections?: number;
   streams?: number;
-  /** Extra headers for requests to the source / destination (token injection, SciTag, TransferHeader*). */
+  /**
+   * Fixed extra headers for requests to the source / destination (SciTag, TransferHeader*). Credentials that may
+   * change during a transfer (a token refreshed) come from `TransferControl.credentials` instead, asked per request.
+   */
   sourceHeaders?: Record<string, string>;
   destinationHeaders?: Record<string, string>;
   resume?: ResumeState;
@@ -73,7 +76,39 @@ export interface TransferProgress {
 }
 
 
+/** One request the engine is about to send, as shown to a credential provider. */
+export interface CredentialRequest {
+  url: string;
+  role: 'source' | 'destination';
+  /** GET, HEAD, PUT, DELETE, MKCOL, COPY … */
+  method: string;
+}
+
+/**
+ * Headers carrying the credentials for one request (`Authorization: Bearer …`), asked before every request the
+ * engine sends: each range, each retry and continuation, HEADs and TPC COPYs alike — so a token that expires during a
+ * long transfer is replaced by the next request, not after the attempt.
+ */
+export type CredentialProvider = (req: CredentialRequest) => Promise<Record<string, string>>;
+
+/** Who a transfer belongs to, for the connections it opens (socket events, connection reuse). */
+export interface FlowContext {
+  jobId?: string;
+  fileId?: string;
+  /** SciTag flow id (scitags.md): flows with different tags never share a connection. */
+  scitag?: number;
+  /**
+   * Identity behind the credentials (e.g. the token's issuer + subject): flows of different identities never share a
+   * connection. Not the credential itself.
+   */
+  credentialsId?: string;
+}
+
 export interface TransferControl {
+  /** Per-request credentials (see CredentialProvider); merged over the request's fixed headers. */
+  credentials?: CredentialProvider;
+  /** The flow this transfer is (job, file, SciTag, credentials identity): keys connection reuse, tags socket events. */
+  flow?: FlowContext;
   /** Abort = stop this attempt now; partial data is kept and reported through onCheckpoint for resume. */
   signal: AbortSignal;
   /** Closed gate = paused: hold bytes in flight, start nothing, suspend stall watchdogs. */

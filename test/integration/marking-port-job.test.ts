@@ -13,7 +13,6 @@ import { after, before, test } from 'node:test';
 import { startHarness, type Harness } from '../support/port-harness.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { startFireflyCollector, validateFirefly, type FireflyCollector } from '../support/firefly-collector.js';
-import { closeTransferClients } from '../../services/transfer/engine.js';
 import { configureMarking, type MarkingStatus } from '../../services/marking/marking-service.js';
 import { sleep } from '../support/fixtures.js';
 
@@ -50,7 +49,7 @@ test('a job with experiment / activity names is marked end to end and the state 
   const job = await h.waitJob(r.body.jobId);
   assert.equal(job['state'], 'FINISHED');
   assert.equal(srv.requests.find((q) => q.method === 'GET')?.headers['scitag'], '144');
-  await closeTransferClients();
+  await Promise.all(h.workers.map((w) => w.engine.close())); // the pooled connections close: their flows end
   for (const t0 = Date.now(); !peer.received.some((f) => f.body['flow-lifecycle'].state === 'end'); await sleep(20)) {
     if (Date.now() - t0 > 10_000) assert.fail('no end firefly');
   }

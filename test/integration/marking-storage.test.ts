@@ -14,11 +14,14 @@ import { h2Connect, h2Request } from '../support/h2-request.js';
 import { startFireflyCollector, validateFirefly, type FireflyCollector } from '../support/firefly-collector.js';
 import { sleep } from '../support/fixtures.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { testTls } from '../support/tls.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 let srv: TestStorageServer;
 let peer: FireflyCollector;
@@ -29,17 +32,17 @@ const auth = { authorization: 'Bearer ok' };
 before(async () => {
   peer = await startFireflyCollector('udp6', '::1');
   await configureMarking({ peerPort: peer.port, ongoingIntervalMs: 0, pathDefaults: ['/cms/=cms:Analysis Input'] });
-  await configureTransferEngine({ ca: testTls().cert, connections: 1, streams: 1 });
+  await engine.reconfigure({ ca: testTls().cert, connections: 1, streams: 1 });
   srv = await startStorageServer({
     host: '::1', authorize: (req) => req.headers['authorization'] === 'Bearer ok',
-    tpc: { transfer: transferFile, allowLocal: true, markerIntervalMs: 50 },
+    tpc: { engine, allowLocal: true, markerIntervalMs: 50 },
   });
   remoteRoot = await mkdtemp(join(tmpdir(), 'cargoport-mark-remote-'));
   remote = await startH2FileServer({ root: remoteRoot, host: '::1' });
 });
 
 after(async () => {
-  await closeTransferClients();
+  await engine.close();
   await remote.close();
   await rm(remoteRoot, { recursive: true, force: true });
   await srv.close();
@@ -105,7 +108,7 @@ test('a COPY with SciTag: 144 (curl -X COPY, gfal-copy --scitag) marks the data 
   });
   const get = remote.requests.find((q) => q.method === 'GET' && q.path === '/tpc.bin');
   assert.equal(get?.headers['scitag'], '144', 'the pull carries the SciTag');
-  await closeTransferClients();
+  await engine.close();
   await waitFor(() => peer.received.slice(n).some((f) => f.body['flow-lifecycle'].state === 'end' && f.body['flow-id']['src-port'] === remotePort));
   const flows = peer.received.slice(n).filter((f) => f.body['flow-id']['src-port'] === remotePort);
   assert.ok(flows.length >= 2);

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { configureMarking, marking } from '../../services/marking/marking-service.js';
 import { tagOfFlowLabel } from '../../services/marking/flow-id.js';
 import { flowLabelAddonMissing } from '../../services/marking/native-flowlabel.js';
@@ -29,6 +29,9 @@ import { startFireflyCollector, validateFirefly, type FireflyCollector } from '.
 import { hasTool } from '../support/external-tools.js';
 import { sleep } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const FLOW = { experiment: 2, activity: 16 };
 let srv: H2FileServer;
@@ -47,7 +50,7 @@ async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<
 }
 
 function run(r: Partial<TransferRequest> & Pick<TransferRequest, 'source' | 'destination'>) {
-  return transferFile({ verify: 'none', overwrite: true, ...r }, { signal: new AbortController().signal, gate: new PauseGate() });
+  return engine.transfer({ verify: 'none', overwrite: true, ...r }, { signal: new AbortController().signal, gate: new PauseGate() });
 }
 
 before(async () => {
@@ -67,14 +70,14 @@ before(async () => {
     application: 'cargoport-test 1.0', firefliesToPeer: true, peerPort: peer.port, collectors: [`127.0.0.1:${collector4.port}`],
     ongoingIntervalMs: 100, flowdPipe: fifo,
   });
-  await configureTransferEngine({ ca: testTls().cert, connections: 1, streams: 1 });
+  await engine.reconfigure({ ca: testTls().cert, connections: 1, streams: 1 });
 });
 
 const liveCaptures = new Set<ChildProcess>();
 
 after(async () => {
   for (const p of liveCaptures) p.kill('SIGKILL');
-  await closeTransferClients();
+  await engine.close();
   await configureMarking({});
   pipeReader.kill();
   await srv.close();
@@ -128,7 +131,7 @@ describe('marking: a tagged transfer over IPv6 loopback', () => {
     assert.deepEqual(await readFile(join(root, 'pushed.bin')), data);
     await sleep(250); // at least one ongoing firefly
     assert.ok(marking().status().activeFlows >= 1, 'the tagged connections are open flows');
-    await closeTransferClients(); // the pooled connections close: their flows end
+    await engine.close(); // the pooled connections close: their flows end
     await waitFor('end fireflies', () => peer.received.filter((f) => f.body['flow-lifecycle']?.state === 'end').length >= 2);
     // Every started flow ends: wait for as many end lines as start lines (a connection's end can follow the others').
     await waitFor('end pipe lines', () => {
@@ -228,7 +231,7 @@ describe('marking: a tagged transfer over IPv6 loopback', () => {
       await run({ source: `${o}/src.bin`, destination: pathToFileURL(join(work, 'pulled1.bin')).href, flow: FLOW });
       await run({ source: pathToFileURL(join(work, 'up1.bin')).href, destination: `${o}/pushed1.bin`, flow: FLOW });
       assert.deepEqual(await readFile(join(h1Root, 'pushed1.bin')), data);
-      await closeTransferClients();
+      await engine.close();
       await waitFor('the HTTP/1.1 flows end', () => peer.received.filter((f) => f.body['flow-lifecycle']?.state === 'end' &&
         (f.body['flow-id']['src-port'] === h1.port || f.body['flow-id']['dst-port'] === h1.port)).length >= 2);
       if (typeof capture === 'string' || flowLabelAddonMissing) {
@@ -255,28 +258,28 @@ describe('marking: a tagged transfer over IPv6 loopback', () => {
       if ((opts as { all?: boolean })?.all) cb(null, all);
       else cb(null, all[0]!.address, 6);
     }) as unknown as import('node:net').LookupFunction;
-    await configureTransferEngine({ lookup, connectTimeoutMs: 15_000 });
+    await engine.reconfigure({ lookup, connectTimeoutMs: 15_000 });
     try {
       const res = await run({ source: `https://localhost:${srv.port}/dual.bin`, destination: pathToFileURL(join(work, 'dual.bin')).href, flow: FLOW });
       assert.equal(res.bytes, 256 * 1024);
       assert.equal(res.remoteIp, '::1');
     } finally {
       // undefined would mean "unchanged": the system resolver again.
-      await configureTransferEngine({ lookup: dnsLookup as unknown as import('node:net').LookupFunction });
+      await engine.reconfigure({ lookup: dnsLookup as unknown as import('node:net').LookupFunction });
       const ended = () => marking().status().activeFlows === 0;
-      await closeTransferClients();
+      await engine.close();
       await waitFor('the flows to end', ended);
     }
   });
 
   it('an untagged transfer opens no flow and sends no firefly', async () => {
     await writeFile(join(root, 'plain.bin'), randomBytes(64 * 1024));
-    await closeTransferClients();
+    await engine.close();
     await sleep(100);
     const before = marking().status().flowsStarted;
     const n = peer.received.length;
     await run({ source: `${origin}/plain.bin`, destination: pathToFileURL(join(work, 'plain.bin')).href });
-    await closeTransferClients();
+    await engine.close();
     await sleep(100);
     assert.equal(marking().status().flowsStarted, before);
     assert.equal(peer.received.length, n);

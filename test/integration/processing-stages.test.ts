@@ -21,9 +21,12 @@ import { loadConfig } from '../../config/load.js';
 import { createProcessing, type Processing } from '../../services/processing/processing-service.js';
 import { gateStage } from '../../services/processing/gate-stage.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { adler32 } from '../../services/checksum/adler32.js';
 import { tempDir } from '../support/fixtures.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const here = dirname(fileURLToPath(import.meta.url));
 const exampleHook = join(here, '..', '..', '..', 'services', 'processing', 'examples', 'gzip-hook.sh');
@@ -69,7 +72,7 @@ describe('processing stages', () => {
   let pidDir: string;
 
   before(async () => {
-    await configureTransferEngine({});
+    await engine.reconfigure({});
     hooksDir = tempDir('hooks');
     pidDir = tempDir('hook-pids');
     const cfg = loadConfig({
@@ -116,7 +119,7 @@ export function createStage(ctx) {
     const signal = opts.signal ?? new AbortController().signal;
     const gate = new PauseGate();
     const built = chain.build({ signal, gate });
-    const outcome = await transferFile({
+    const outcome = await engine.transfer({
       source: `file://${join(srcDir, 'in.dat')}`, destination: `file://${chain.destinationPath}`, verify: 'none', overwrite: false,
       checksum: { alg: 'adler32', value: hex(adler32(data)) },
     }, { signal, gate, stages: built.stages }).then((r) => ({ ok: true as const, r }), (e: Error & { code?: string; cause?: unknown }) => ({ ok: false as const, e }));
@@ -324,7 +327,7 @@ export function createStage(ctx) {
 describe('packed archives through the engine', () => {
   let p: Processing;
   before(async () => {
-    await configureTransferEngine({});
+    await engine.reconfigure({});
     p = await createProcessing(loadConfig({ env: {}, overrides: { dataDir: tempDir('pack-data'), processing: { threads: 1 } } }));
   });
   after(() => p.close());
@@ -352,7 +355,7 @@ describe('packed archives through the engine', () => {
     const gate = new PauseGate();
     const signal = new AbortController().signal;
     const built = chain.build({ signal, gate });
-    await transferFile({ source: `file://${archive}`, destination: `file://${chain.destinationPath}`, verify: 'none', overwrite: false }, { signal, gate, stages: built.stages });
+    await engine.transfer({ source: `file://${archive}`, destination: `file://${chain.destinationPath}`, verify: 'none', overwrite: false }, { signal, gate, stages: built.stages });
     for (const [n, b] of contents) assert.ok(readFileSync(join(dst, n)).equals(b), n);
     const manifest = readFileSync(chain.destinationPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { name: string; state: string; checksums: { md5?: string } });
     assert.equal(manifest.length, names.length);

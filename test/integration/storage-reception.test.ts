@@ -11,7 +11,10 @@ import { startStorageServer, type TestStorageServer } from '../support/storage-s
 import { h2Connect, h2Request } from '../support/h2-request.js';
 import { testTls } from '../support/tls.js';
 import type { ReceivedFile, ReceptionStage } from '../../services/storage/reception-stage.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 let srv: TestStorageServer;
 let peer: TestStorageServer;
@@ -37,8 +40,8 @@ const stages: ReceptionStage[] = [
 ];
 
 before(async () => {
-  await configureTransferEngine({ ca: testTls().cert });
-  srv = await startStorageServer({ receptionStages: stages, tpc: { transfer: transferFile, allowLocal: true, markerIntervalMs: 50 } });
+  await engine.reconfigure({ ca: testTls().cert });
+  srv = await startStorageServer({ receptionStages: stages, tpc: { engine, allowLocal: true, markerIntervalMs: 50 } });
   peer = await startStorageServer();
   s = h2Connect(srv.origin);
   sp = h2Connect(peer.origin);
@@ -46,7 +49,7 @@ before(async () => {
 after(async () => {
   s.close();
   sp.close();
-  await closeTransferClients();
+  await engine.close();
   await srv.close();
   await peer.close();
 });

@@ -9,8 +9,11 @@ import type { ClientHttp2Session } from 'node:http2';
 import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
 import { h2Connect, h2Request } from '../support/h2-request.js';
 import { testTls } from '../support/tls.js';
-import { transferFile, configureTransferEngine, closeTransferClients } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { perfMarker } from '../../gateway/storage/perf-marker.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 let a: TestStorageServer;
 let b: TestStorageServer;
@@ -19,8 +22,8 @@ let sb: ClientHttp2Session;
 const scitags: number[] = [];
 
 before(async () => {
-  await configureTransferEngine({ ca: testTls().cert });
-  const tpc = { transfer: transferFile, allowLocal: true, markerIntervalMs: 50, onTransfer: (i: { scitag?: number }) => { if (i.scitag !== undefined) scitags.push(i.scitag); } };
+  await engine.reconfigure({ ca: testTls().cert });
+  const tpc = { engine, allowLocal: true, markerIntervalMs: 50, onTransfer: (i: { scitag?: number }) => { if (i.scitag !== undefined) scitags.push(i.scitag); } };
   // A requires a bearer token for anything under /private.
   a = await startStorageServer({
     tpc,
@@ -33,7 +36,7 @@ before(async () => {
 after(async () => {
   sa.close();
   sb.close();
-  await closeTransferClients();
+  await engine.close();
   await a.close();
   await b.close();
 });
@@ -111,7 +114,7 @@ test('failures: missing source → 404 before 202 (source HEAD); checksum disagr
 test('failure after 202: source vanishing mid-way is reported as a failure line, nothing published', async () => {
   // A probe that lies (the source "exists"), so the copy starts and the GET then fails.
   const c = await startStorageServer({
-    tpc: { transfer: transferFile, allowLocal: true, probeSource: async () => ({ status: 200, headers: {} }) },
+    tpc: { engine, allowLocal: true, probeSource: async () => ({ status: 200, headers: {} }) },
   });
   try {
     const s = h2Connect(c.origin);
@@ -167,7 +170,7 @@ test('markers repeat while the copy runs (bytes never decrease); a client that g
       markerIntervalMs: 20,
       probeSource: async () => ({ status: 200, headers: {} }),
       // A stand-in engine: reports progress in steps, or waits for the abort signal.
-      transfer: async (req, ctl) => {
+      engine: { pool: engine.pool, transfer: async (req, ctl) => {
         if (req.source.endsWith('/hang')) {
           await new Promise<void>((resolve) => ctl.signal.addEventListener('abort', () => resolve(), { once: true }));
           sawAbort = true;
@@ -180,7 +183,7 @@ test('markers repeat while the copy runs (bytes never decrease); a client that g
         const { writeFileSync } = await import('node:fs');
         writeFileSync(new URL(req.destination), 'x');
         return { bytes: 10_000, resumedBytes: 0, protocol: 'h2', connections: 1, streams: 1, durationMs: 600 };
-      },
+      } },
     },
   });
   try {
@@ -210,7 +213,7 @@ test('markers repeat while the copy runs (bytes never decrease); a client that g
 });
 
 test('loopback remotes are refused unless allowLocal (403 before any 202)', async () => {
-  const c = await startStorageServer({ tpc: { transfer: transferFile } });
+  const c = await startStorageServer({ tpc: { engine } });
   try {
     const s = h2Connect(c.origin);
     for (const src of [`${a.base}/src/pull.bin`, 'https://localhost:1/x', 'https://[::1]:1/x']) {

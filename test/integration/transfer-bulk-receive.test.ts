@@ -12,24 +12,25 @@ import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { ConnectionPacer, defaultConnectionPacing } from '../../services/throttle/connection-pacer.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { H2BulkSession, frame, type BulkResponse, type RecyclingReadable } from '../../services/transfer/h2-bulk/bulk-session.js';
+import { H2BulkSession, frame, standaloneBulkOpen, type BulkResponse, type RecyclingReadable } from '../../services/transfer/h2-bulk/bulk-session.js';
 import { pooledChunkCount } from '../../services/transfer/h2-bulk/chunk-pool.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { hasTool } from '../support/external-tools.js';
 import { testTls } from '../support/tls.js';
 import { startNginx } from '../../bench/lib/nginx.js';
 
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
+
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 function session(origin: string, extra: Partial<ConstructorParameters<typeof H2BulkSession>[0]> = {}): H2BulkSession {
   return new H2BulkSession({
-    origin, ca: testTls().cert, connectTimeoutMs: 5000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000,
-    initialWindowSize: 4 * 1024 * 1024, connectionWindowSize: 16 * 1024 * 1024,
-    pacer: new ConnectionPacer(defaultConnectionPacing), ...extra,
+    origin, open: standaloneBulkOpen({ origin, ca: testTls().cert, connectTimeoutMs: 5000 }), headersTimeoutMs: 5000, bodyTimeoutMs: 5000,
+    initialWindowSize: 4 * 1024 * 1024, connectionWindowSize: 16 * 1024 * 1024, ...extra,
   });
 }
 
@@ -45,7 +46,7 @@ describe('bulk receive path against a node:http2 server', () => {
     srv = await startH2FileServer({ root: tempDir('bulk-srv') });
   });
   after(async () => {
-    await closeTransferClients();
+    await engine.close();
     await srv.close();
   });
 
@@ -171,17 +172,17 @@ describe('bulk receive path against a node:http2 server', () => {
     const dst = tempDir('bulk-dst');
     const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
     for (const bulkReceive of [true, false]) {
-      await configureTransferEngine({ ca: testTls().cert, bulkReceive });
+      await engine.reconfigure({ ca: testTls().cert, bulkReceive });
       const sessions = srv.clientSettings.length;
       const out = join(dst, `${f!.name}-${bulkReceive}`);
-      const r = await transferFile({ source: srv.url(`/${f!.name}`), destination: pathToFileURL(out).href, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl());
+      const r = await engine.transfer({ source: srv.url(`/${f!.name}`), destination: pathToFileURL(out).href, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl());
       assert.equal(r.checksum?.value, f!.adler32);
       assert.equal(r.protocol, 'h2');
       assert.equal(sha(readFileSync(out)), sha(readFileSync(join(srv.root, f!.name))));
       const mine = srv.clientSettings.slice(sessions).filter((x) => x.maxFrameSize === 65_536);
       assert.equal(mine.length, bulkReceive ? 1 : 0, `bulk sessions opened with bulkReceive=${bulkReceive}`);
     }
-    await configureTransferEngine({ bulkReceive: true });
+    await engine.reconfigure({ bulkReceive: true });
   });
 
   test('a server that does not speak h2 falls back to the HTTP/1.1 path', async () => {
@@ -189,7 +190,7 @@ describe('bulk receive path against a node:http2 server', () => {
     try {
       const [f] = makeRandomFiles(h1.root, 1, 100_000, 100_000, 'h');
       const out = join(tempDir('bulk-h1-dst'), f!.name);
-      const r = await transferFile({ source: h1.url(`/${f!.name}`), destination: pathToFileURL(out).href, verify: 'none', overwrite: false, connections: 1, streams: 1 },
+      const r = await engine.transfer({ source: h1.url(`/${f!.name}`), destination: pathToFileURL(out).href, verify: 'none', overwrite: false, connections: 1, streams: 1 },
         { signal: new AbortController().signal, gate: new PauseGate() });
       assert.equal(r.protocol, 'http/1.1');
       assert.equal(sha(readFileSync(out)), sha(readFileSync(join(h1.root, f!.name))));

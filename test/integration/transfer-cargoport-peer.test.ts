@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createChecksummer } from '../../services/checksum/checksummer.js';
-import {
-  closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile,
-} from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const MiB = 1024 * 1024;
 let peer: TestStorageServer;
@@ -25,16 +26,16 @@ let work: string;
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'cargoport-peer-'));
   peer = await startStorageServer();
-  await configureTransferEngine({
+  await engine.reconfigure({
     ca: testTls().cert, connections: 2, streams: 2,
     multiStream: { enabled: true, minFileBytes: 2 * MiB, rangeBytes: 1 * MiB },
   });
-  await configureTransferEndpoint(peer.origin, { rangedUpload: true });
+  await engine.configureEndpoint(peer.origin, { rangedUpload: true });
 });
 
 after(async () => {
-  await configureTransferEndpoint(peer.origin, undefined);
-  await closeTransferClients();
+  await engine.configureEndpoint(peer.origin, undefined);
+  await engine.close();
   await peer.close();
   await rm(work, { recursive: true, force: true });
 });
@@ -49,7 +50,7 @@ describe('engine ↔ cargoport storage endpoint', () => {
     const value = sum.digestHex();
     const src = join(work, 'src.bin');
     await writeFile(src, data);
-    const pushed = await transferFile({
+    const pushed = await engine.transfer({
       source: pathToFileURL(src).href, destination: `${peer.base}/peer/round.bin`,
       verify: 'both', overwrite: false, checksum: { alg: 'adler32', value },
     }, ctl());
@@ -57,7 +58,7 @@ describe('engine ↔ cargoport storage endpoint', () => {
     assert.equal(pushed.checksum?.value, value);
 
     const back = join(work, 'back.bin');
-    const pulled = await transferFile({
+    const pulled = await engine.transfer({
       source: `${peer.base}/peer/round.bin`, destination: pathToFileURL(back).href,
       verify: 'source', overwrite: false,
     }, ctl());

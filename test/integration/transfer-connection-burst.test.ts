@@ -9,9 +9,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const TRANSFERS = 300;
 const MAX_PENDING = 12;
@@ -55,12 +58,12 @@ describe('transfer engine: a burst of connections to one server', () => {
   const servers: BurstServer[] = [];
 
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert, connectionPacing: { maxPending: MAX_PENDING, perSecond: 10_000 } });
+    await engine.reconfigure({ ca: testTls().cert, connectionPacing: { maxPending: MAX_PENDING, perSecond: 10_000 } });
   });
   after(async () => {
-    for (const s of servers) await configureTransferEndpoint(s.origin, undefined);
-    await configureTransferEngine({ connectionPacing: { maxPending: 32, perSecond: 200 } });
-    await closeTransferClients();
+    for (const s of servers) await engine.configureEndpoint(s.origin, undefined);
+    await engine.reconfigure({ connectionPacing: { maxPending: 32, perSecond: 200 } });
+    await engine.close();
     for (const s of servers) {
       s.server.closeAllConnections();
       await new Promise((r) => s.server.close(r));
@@ -75,9 +78,9 @@ describe('transfer engine: a burst of connections to one server', () => {
     test(`${TRANSFERS} pulls started at once from ${c.name} all complete, each on its own connection, handshakes paced`, async () => {
       const s = await startBurstServer(body);
       servers.push(s);
-      await configureTransferEndpoint(s.origin, { maxHttp1ConnectionsPerOrigin: TRANSFERS, ...(c.http1Only ? { http1Only: true } : {}) });
+      await engine.configureEndpoint(s.origin, { maxHttp1ConnectionsPerOrigin: TRANSFERS, ...(c.http1Only ? { http1Only: true } : {}) });
       const dst = tempDir('burst-dst');
-      const results = await Promise.allSettled(Array.from({ length: TRANSFERS }, (_, i) => transferFile(
+      const results = await Promise.allSettled(Array.from({ length: TRANSFERS }, (_, i) => engine.transfer(
         {
           source: `${s.origin}/${files[0]!.name}`, destination: `file://${dst}/f${i}`, size: body.length,
           verify: 'none', overwrite: false, checksum: { alg: 'adler32', value: files[0]!.adler32 },

@@ -7,22 +7,25 @@ import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { partFileName } from '../../services/transfer/local/local-part-file.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { h2Connect, h2Request } from '../support/h2-request.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
+
 describe('transfer engine: body continuation after a dropped connection', () => {
   let src: H2FileServer;
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
     src = await startH2FileServer({ root: tempDir('cont-src') });
   });
   after(async () => {
     await src.close();
-    await closeTransferClients();
+    await engine.close();
   });
 
   test('a reset mid-body is healed in the same attempt; only the remainder is requested again', async () => {
@@ -30,7 +33,7 @@ describe('transfer engine: body continuation after a dropped connection', () => 
     const dst = tempDir('cont-dst');
     const before = src.requests.length;
     src.faults.resetAfter = { count: 1, afterBytes: 500_000 };
-    const res = await transferFile(
+    const res = await engine.transfer(
       { source: src.url(`/${f!.name}`), destination: `file://${dst}/${f!.name}`, verify: 'none', overwrite: false, checksum: { alg: 'adler32', value: f!.adler32 } },
       { signal: new AbortController().signal, gate: new PauseGate() },
     );
@@ -55,7 +58,7 @@ describe('transfer engine: body continuation after a dropped connection', () => 
     const dst = tempDir('cont-end');
     const before = src.requests.length;
     src.faults.resetAtEnd = { count: 1 };
-    const res = await transferFile(
+    const res = await engine.transfer(
       { source: src.url(`/${f!.name}`), destination: `file://${dst}/${f!.name}`, verify: 'none', overwrite: false, checksum: { alg: 'adler32', value: f!.adler32 } },
       { signal: new AbortController().signal, gate: new PauseGate() },
     );
@@ -76,7 +79,7 @@ describe('transfer engine: body continuation after a dropped connection', () => 
     const head = await h2Request(session, 'HEAD', `/${f!.name}`);
     session.close();
     const before = src.requests.length;
-    const res = await transferFile(
+    const res = await engine.transfer(
       {
         source: src.url(`/${f!.name}`), destination: `file://${finalPath}`, verify: 'none', overwrite: false,
         checksum: { alg: 'adler32', value: f!.adler32 },

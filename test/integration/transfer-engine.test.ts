@@ -15,13 +15,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createChecksummer } from '../../services/checksum/checksummer.js';
-import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, engineClientPool, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { defaultMultiStreamPolicy } from '../../services/transfer/pull/multi-stream.js';
 import type { RateLimiter, ResumeState, TransferControl, TransferProgress, TransferRequest } from '../../services/transfer/types.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { isCargoError } from '../../errors/cargo-error.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 let srv: H2FileServer;
 let srvRoot: string;
@@ -64,11 +67,11 @@ before(async () => {
   srvRoot = await mkdtemp(join(tmpdir(), 'cargoport-srv-'));
   work = await mkdtemp(join(tmpdir(), 'cargoport-dst-'));
   srv = await startH2FileServer({ root: srvRoot });
-  await configureTransferEngine({ ca: testTls().cert, connections: 1, streams: 4 });
+  await engine.reconfigure({ ca: testTls().cert, connections: 1, streams: 4 });
 });
 
 after(async () => {
-  await closeTransferClients();
+  await engine.close();
   await srv.close();
   await rm(srvRoot, { recursive: true, force: true });
   await rm(work, { recursive: true, force: true });
@@ -79,7 +82,7 @@ describe('transfer engine: modes', () => {
     const data = await makeFile('pull.bin', 3 * 1024 * 1024 + 17);
     const dst = join(work, 'pull.bin');
     const progress: TransferProgress[] = [];
-    const res = await transferFile(req(srv.url('/pull.bin'), pathToFileURL(dst).href, { verify: 'source' }),
+    const res = await engine.transfer(req(srv.url('/pull.bin'), pathToFileURL(dst).href, { verify: 'source' }),
       ctl({ onProgress: (p) => progress.push(p) }));
     assert.deepEqual(await readFile(dst), data);
     assert.equal(res.bytes, data.length);
@@ -97,7 +100,7 @@ describe('transfer engine: modes', () => {
     const src = join(work, 'push-src.bin');
     const data = randomBytes(2 * 1024 * 1024 + 5);
     await writeFile(src, data);
-    const res = await transferFile(req(pathToFileURL(src).href, srv.url('/up/push.bin'), { verify: 'destination' }), ctl());
+    const res = await engine.transfer(req(pathToFileURL(src).href, srv.url('/up/push.bin'), { verify: 'destination' }), ctl());
     assert.deepEqual(await readFile(join(srvRoot, 'up/push.bin')), data);
     assert.equal(res.bytes, data.length);
     assert.equal(res.checksum?.value, adler(data));
@@ -111,7 +114,7 @@ describe('transfer engine: modes', () => {
     const data = randomBytes(1024 * 1024 + 3);
     await writeFile(src, data);
     const dst = join(work, 'sub', 'copy.bin');
-    const res = await transferFile(req(pathToFileURL(src).href, pathToFileURL(dst).href, {
+    const res = await engine.transfer(req(pathToFileURL(src).href, pathToFileURL(dst).href, {
       verify: 'both', checksum: { alg: 'adler32', value: adler(data) },
     }), ctl());
     assert.equal(res.protocol, 'file');
@@ -120,7 +123,7 @@ describe('transfer engine: modes', () => {
 
   it('streams https → https without touching local disk', async () => {
     const data = await makeFile('through.bin', 1024 * 1024 + 11);
-    const res = await transferFile(req(srv.url('/through.bin'), srv.url('/copies/through.bin'), { verify: 'both' }), ctl());
+    const res = await engine.transfer(req(srv.url('/through.bin'), srv.url('/copies/through.bin'), { verify: 'both' }), ctl());
     assert.deepEqual(await readFile(join(srvRoot, 'copies/through.bin')), data);
     assert.equal(res.checksum?.value, adler(data));
   });
@@ -128,7 +131,7 @@ describe('transfer engine: modes', () => {
   it('transfers an empty file', async () => {
     await makeFile('empty.bin', 0);
     const dst = join(work, 'empty.bin');
-    const res = await transferFile(req(srv.url('/empty.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl());
+    const res = await engine.transfer(req(srv.url('/empty.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl());
     assert.equal(res.bytes, 0);
     assert.equal((await stat(dst)).size, 0);
   });
@@ -137,7 +140,7 @@ describe('transfer engine: modes', () => {
 describe('transfer engine: refusals and error classification', () => {
   it('verify source against a source that sends no checksum: refused before the body is downloaded (single and ranged)', async () => {
     await makeFile('no-digest.bin', 6 * 1024 * 1024);
-    await configureTransferEngine({ multiStream: { ...defaultMultiStreamPolicy, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
+    await engine.reconfigure({ multiStream: { ...defaultMultiStreamPolicy, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
     srv.faults.noDigest = true;
     try {
       for (const [label, connections, streams] of [['single', 1, 1], ['ranged', 2, 2]] as const) {
@@ -145,7 +148,7 @@ describe('transfer engine: refusals and error classification', () => {
         let bytes = 0;
         const before = srv.requests.length;
         await rejectsWithCode(
-          transferFile(req(srv.url('/no-digest.bin'), pathToFileURL(dst).href, { verify: 'source', checksum: { alg: 'adler32' }, connections, streams }),
+          engine.transfer(req(srv.url('/no-digest.bin'), pathToFileURL(dst).href, { verify: 'source', checksum: { alg: 'adler32' }, connections, streams }),
             ctl({ onProgress: (p) => { bytes = Math.max(bytes, p.bytes); } })),
           'CARGO_ERR_CHECKSUM_UNAVAILABLE', false);
         assert.equal(bytes, 0, `${label}: no byte stored before the refusal`);
@@ -156,7 +159,7 @@ describe('transfer engine: refusals and error classification', () => {
       }
     } finally {
       srv.faults.noDigest = false;
-      await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
+      await engine.reconfigure({ multiStream: defaultMultiStreamPolicy });
     }
   });
 
@@ -164,10 +167,10 @@ describe('transfer engine: refusals and error classification', () => {
     await makeFile('exists.bin', 1000);
     const dst = join(work, 'exists.bin');
     await writeFile(dst, 'keep me');
-    await rejectsWithCode(transferFile(req(srv.url('/exists.bin'), pathToFileURL(dst).href), ctl()), 'CARGO_ERR_DEST_EXISTS', false);
+    await rejectsWithCode(engine.transfer(req(srv.url('/exists.bin'), pathToFileURL(dst).href), ctl()), 'CARGO_ERR_DEST_EXISTS', false);
     assert.equal(await readFile(dst, 'utf8'), 'keep me');
     // …and replaces it when overwrite is true.
-    await transferFile(req(srv.url('/exists.bin'), pathToFileURL(dst).href, { overwrite: true }), ctl());
+    await engine.transfer(req(srv.url('/exists.bin'), pathToFileURL(dst).href, { overwrite: true }), ctl());
     assert.equal((await stat(dst)).size, 1000);
   });
 
@@ -175,27 +178,27 @@ describe('transfer engine: refusals and error classification', () => {
     await makeFile('remote-exists.bin', 10);
     const src = join(work, 'small.bin');
     await writeFile(src, 'x');
-    await rejectsWithCode(transferFile(req(pathToFileURL(src).href, srv.url('/remote-exists.bin')), ctl()), 'CARGO_ERR_DEST_EXISTS', false);
+    await rejectsWithCode(engine.transfer(req(pathToFileURL(src).href, srv.url('/remote-exists.bin')), ctl()), 'CARGO_ERR_DEST_EXISTS', false);
   });
 
   it('classifies 404, 401, 403, 400 as fatal and 500/503 as retryable', async () => {
     const dst = (n: string) => pathToFileURL(join(work, n)).href;
-    await rejectsWithCode(transferFile(req(srv.url('/missing.bin'), dst('m1')), ctl()), 'CARGO_ERR_SOURCE_NOT_FOUND', false);
+    await rejectsWithCode(engine.transfer(req(srv.url('/missing.bin'), dst('m1')), ctl()), 'CARGO_ERR_SOURCE_NOT_FOUND', false);
     await makeFile('guarded.bin', 100);
     for (const [status, code, retryable] of [
       [401, 'CARGO_ERR_AUTH', false], [403, 'CARGO_ERR_AUTH', false], [400, 'CARGO_ERR_HTTP_4XX', false],
       [500, 'CARGO_ERR_HTTP_5XX', true], [503, 'CARGO_ERR_HTTP_5XX', true],
     ] as const) {
       srv.faults.failNext = { count: 1, status };
-      await rejectsWithCode(transferFile(req(srv.url('/guarded.bin'), dst(`g${status}`)), ctl()), code, retryable);
+      await rejectsWithCode(engine.transfer(req(srv.url('/guarded.bin'), dst(`g${status}`)), ctl()), code, retryable);
     }
     assert.deepEqual(await partFiles(work), []);
   });
 
   it('rejects unsupported schemes with CARGO_ERR_UNSUPPORTED_SCHEME naming the field', async () => {
-    await assert.rejects(transferFile(req('ftp://example.org/x', pathToFileURL(join(work, 'x')).href), ctl()),
+    await assert.rejects(engine.transfer(req('ftp://example.org/x', pathToFileURL(join(work, 'x')).href), ctl()),
       (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_UNSUPPORTED_SCHEME' && e.field === 'source');
-    await assert.rejects(transferFile(req(srv.url('/pull.bin'), 's3://bucket/x'), ctl()),
+    await assert.rejects(engine.transfer(req(srv.url('/pull.bin'), 's3://bucket/x'), ctl()),
       (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_UNSUPPORTED_SCHEME' && e.field === 'destination');
   });
 
@@ -204,27 +207,27 @@ describe('transfer engine: refusals and error classification', () => {
     // replayed on top, which would hold a worker slot several times as long against an endpoint that is down.
     // (The undici path, counted through its Client's events; the bulk receive path is checked below.)
     const origin = 'https://127.0.0.1:1';
-    await configureTransferEngine({ bulkReceive: false });
-    const [pooled] = engineClientPool().clientsFor(origin, 1);
+    await engine.reconfigure({ bulkReceive: false });
+    const [pooled] = engine.pool.clientsFor(origin, 1);
     let connectFailures = 0;
     const onError = (): void => { connectFailures++; };
     pooled!.client.on('connectionError', onError);
     try {
-      await rejectsWithCode(transferFile(req(`${origin}/x`, pathToFileURL(join(work, 'nl')).href), ctl()),
+      await rejectsWithCode(engine.transfer(req(`${origin}/x`, pathToFileURL(join(work, 'nl')).href), ctl()),
         'CARGO_ERR_NETWORK', true);
     } finally {
       pooled!.client.off('connectionError', onError);
-      await configureTransferEngine({ bulkReceive: true });
+      await engine.reconfigure({ bulkReceive: true });
     }
     assert.equal(connectFailures, 1);
     // The bulk receive path reports the refusal itself (classified, its cause's code kept), with no undici
     // connection attempted on top.
-    const [again] = engineClientPool().clientsFor(origin, 1);
+    const [again] = engine.pool.clientsFor(origin, 1);
     let undiciConnects = 0;
     const onUndici = (): void => { undiciConnects++; };
     again!.client.on('connectionError', onUndici);
     try {
-      await assert.rejects(transferFile(req(`${origin}/x`, pathToFileURL(join(work, 'nl2')).href), ctl()), (e: unknown) => {
+      await assert.rejects(engine.transfer(req(`${origin}/x`, pathToFileURL(join(work, 'nl2')).href), ctl()), (e: unknown) => {
         assert.ok(isCargoError(e) && e.code === 'CARGO_ERR_NETWORK' && e.retryable, String(e));
         assert.equal((e.cause as NodeJS.ErrnoException | undefined)?.code, 'ECONNREFUSED');
         return true;
@@ -240,7 +243,7 @@ describe('transfer engine: refusals and error classification', () => {
     const dst = join(work, 'bad.bin');
     srv.faults.wrongDigest = true;
     try {
-      await rejectsWithCode(transferFile(req(srv.url('/bad.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl()),
+      await rejectsWithCode(engine.transfer(req(srv.url('/bad.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl()),
         'CARGO_ERR_CHECKSUM_MISMATCH', true);
     } finally {
       srv.faults.wrongDigest = false;
@@ -252,7 +255,7 @@ describe('transfer engine: refusals and error classification', () => {
   it('checks a user-supplied checksum value even when verify is none', async () => {
     await makeFile('uservalue.bin', 5000);
     const dst = join(work, 'uservalue.bin');
-    await rejectsWithCode(transferFile(req(srv.url('/uservalue.bin'), pathToFileURL(dst).href, {
+    await rejectsWithCode(engine.transfer(req(srv.url('/uservalue.bin'), pathToFileURL(dst).href, {
       checksum: { alg: 'adler32', value: '00000001' },
     }), ctl()), 'CARGO_ERR_CHECKSUM_MISMATCH', true);
     await assert.rejects(stat(dst), { code: 'ENOENT' });
@@ -267,7 +270,7 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     const ac = new AbortController();
     let checkpoint: ResumeState | undefined;
     try {
-      const p = transferFile(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl({
+      const p = engine.transfer(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl({
         signal: ac.signal,
         onProgress: (pr) => { if (pr.bytes >= 512 * 1024) ac.abort(); },
         onCheckpoint: (s) => { checkpoint = s; },
@@ -283,7 +286,7 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     assert.ok(checkpoint.etag);
     await assert.rejects(stat(dst), { code: 'ENOENT' });
 
-    const res = await transferFile(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { verify: 'source', resume: checkpoint }), ctl());
+    const res = await engine.transfer(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { verify: 'source', resume: checkpoint }), ctl());
     assert.equal(res.resumedBytes, done);
     assert.deepEqual(await readFile(dst), data);
     assert.equal(res.checksum?.value, adler(data));
@@ -295,11 +298,11 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
 
   it('reports the durable prefix periodically while a single-stream pull runs', async () => {
     const data = await makeFile('ticking.bin', 3 * 1024 * 1024);
-    await configureTransferEngine({ checkpointIntervalMs: 100 });
+    await engine.reconfigure({ checkpointIntervalMs: 100 });
     srv.faults.bytesPerSec = 4 * 1024 * 1024;
     const seen: ResumeState[] = [];
     try {
-      await transferFile(req(srv.url('/ticking.bin'), pathToFileURL(join(work, 'ticking.bin')).href), ctl({
+      await engine.transfer(req(srv.url('/ticking.bin'), pathToFileURL(join(work, 'ticking.bin')).href), ctl({
         onCheckpoint: (s) => {
           seen.push(s);
           const part = readFileSync(s.tempPath!);
@@ -309,7 +312,7 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
       }));
     } finally {
       srv.faults.bytesPerSec = undefined;
-      await configureTransferEngine({ checkpointIntervalMs: 10_000 });
+      await engine.reconfigure({ checkpointIntervalMs: 10_000 });
     }
     assert.ok(seen.length >= 2, `checkpoints while running: ${seen.length}`);
     assert.ok(seen.every((s) => s.etag !== undefined && s.done[0]![0] === 0));
@@ -321,13 +324,13 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     // The first response and each of its 3 in-attempt continuations are reset: the attempt fails.
     srv.faults.resetAfter = { count: 4, afterBytes: 175_000 };
     let checkpoint: ResumeState | undefined;
-    await rejectsWithCode(transferFile(req(srv.url('/changed.bin'), pathToFileURL(dst).href), ctl({
+    await rejectsWithCode(engine.transfer(req(srv.url('/changed.bin'), pathToFileURL(dst).href), ctl({
       onCheckpoint: (s) => { checkpoint = s; },
     })), 'CARGO_ERR_NETWORK', true);
     assert.ok(checkpoint && checkpoint.done.length === 1);
     const fresh = await makeFile('changed.bin', 2 * 1024 * 1024);
     await utimes(join(srvRoot, 'changed.bin'), new Date(), new Date(Date.now() + 5000));
-    const res = await transferFile(req(srv.url('/changed.bin'), pathToFileURL(dst).href, { resume: checkpoint, verify: 'source' }), ctl());
+    const res = await engine.transfer(req(srv.url('/changed.bin'), pathToFileURL(dst).href, { resume: checkpoint, verify: 'source' }), ctl());
     assert.equal(res.resumedBytes, 0);
     assert.deepEqual(await readFile(dst), fresh);
   });
@@ -339,10 +342,10 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     // next attempt must resume from the checkpoint (≤ 4 × 256 KiB received).
     srv.faults.resetAfter = { count: 4, afterBytes: 256 * 1024 };
     let checkpoint: ResumeState | undefined;
-    await rejectsWithCode(transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl({
+    await rejectsWithCode(engine.transfer(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl({
       onCheckpoint: (s) => { checkpoint = s; },
     })), 'CARGO_ERR_NETWORK', true);
-    const res = await transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    const res = await engine.transfer(req(srv.url('/reset.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
     assert.ok(res.resumedBytes > 0 && res.resumedBytes <= 1024 * 1024, `resumed ${res.resumedBytes}`);
     assert.deepEqual(await readFile(dst), data);
   });
@@ -354,27 +357,27 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     let checkpoint: ResumeState | undefined;
     let res;
     try {
-      res = await transferFile(req(srv.url('/goaway.bin'), pathToFileURL(dst).href), ctl({ onCheckpoint: (s) => { checkpoint = s; } }));
+      res = await engine.transfer(req(srv.url('/goaway.bin'), pathToFileURL(dst).href), ctl({ onCheckpoint: (s) => { checkpoint = s; } }));
     } catch (e) {
       assert.ok(isCargoError(e) && e.retryable, `retryable after GOAWAY: ${String(e)}`);
-      res = await transferFile(req(srv.url('/goaway.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+      res = await engine.transfer(req(srv.url('/goaway.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
     }
     assert.equal(res.bytes, data.length);
     assert.deepEqual(await readFile(dst), data);
     // The pool must open a fresh session for later transfers (requests after GOAWAY hung in old undici).
-    const again = await transferFile(req(srv.url('/goaway.bin'), pathToFileURL(join(work, 'goaway2.bin')).href), ctl());
+    const again = await engine.transfer(req(srv.url('/goaway.bin'), pathToFileURL(join(work, 'goaway2.bin')).href), ctl());
     assert.equal(again.bytes, data.length);
   });
 
   it('times out a source that accepts the request but never answers (first byte), retryably', async () => {
     await makeFile('silent.bin', 1000);
-    await configureTransferEngine({ headersTimeoutMs: 300 });
+    await engine.reconfigure({ headersTimeoutMs: 300 });
     srv.faults.holdNext = { count: 1 };
     try {
-      await rejectsWithCode(transferFile(req(srv.url('/silent.bin'), pathToFileURL(join(work, 'silent.bin')).href), ctl()),
+      await rejectsWithCode(engine.transfer(req(srv.url('/silent.bin'), pathToFileURL(join(work, 'silent.bin')).href), ctl()),
         'CARGO_ERR_TIMEOUT', true);
     } finally {
-      await configureTransferEngine({ headersTimeoutMs: 60_000 });
+      await engine.reconfigure({ headersTimeoutMs: 60_000 });
     }
   });
 
@@ -384,7 +387,7 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     const gate = new PauseGate();
     gate.close();
     let reported = 0;
-    const p = transferFile(req(srv.url('/paused.bin'), pathToFileURL(dst).href), ctl({
+    const p = engine.transfer(req(srv.url('/paused.bin'), pathToFileURL(dst).href), ctl({
       gate, onProgress: (pr) => { reported = pr.bytes; },
     }));
     await new Promise((r) => setTimeout(r, 300));
@@ -401,7 +404,7 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
     const gate = new PauseGate();
     gate.close();
     const ac = new AbortController();
-    const p = transferFile(req(srv.url('/paused-abort.bin'), pathToFileURL(join(work, 'pa.bin')).href), ctl({ gate, signal: ac.signal }));
+    const p = engine.transfer(req(srv.url('/paused-abort.bin'), pathToFileURL(join(work, 'pa.bin')).href), ctl({ gate, signal: ac.signal }));
     setTimeout(() => ac.abort(), 50);
     await rejectsWithCode(p, 'CARGO_ERR_ABORTED');
   });
@@ -418,7 +421,7 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
         return new Promise((r) => setImmediate(r));
       },
     };
-    const res = await transferFile(req(srv.url('/limited.bin'), pathToFileURL(join(work, 'limited.bin')).href), ctl({ limiters: [limiter, limiter] }));
+    const res = await engine.transfer(req(srv.url('/limited.bin'), pathToFileURL(join(work, 'limited.bin')).href), ctl({ limiters: [limiter, limiter] }));
     assert.equal(res.bytes, data.length);
     assert.equal(taken, 2 * data.length);
     assert.ok(waits > 0);
@@ -426,32 +429,32 @@ describe('transfer engine: abort, resume, pause, throttle, stall', () => {
 
   it('detects a stalled source (CARGO_ERR_STALLED, retryable) and keeps the partial data', async () => {
     await makeFile('stall.bin', 2 * 1024 * 1024);
-    await configureTransferEngine({ stall: { idleMs: 400, minBytesPerSec: 0, windowMs: 1000 } });
+    await engine.reconfigure({ stall: { idleMs: 400, minBytesPerSec: 0, windowMs: 1000 } });
     srv.faults.stallAfter = { count: 1, afterBytes: 300_000 };
     let checkpoint: ResumeState | undefined;
     try {
-      await rejectsWithCode(transferFile(req(srv.url('/stall.bin'), pathToFileURL(join(work, 'stall.bin')).href), ctl({
+      await rejectsWithCode(engine.transfer(req(srv.url('/stall.bin'), pathToFileURL(join(work, 'stall.bin')).href), ctl({
         onCheckpoint: (s) => { checkpoint = s; },
       })), 'CARGO_ERR_STALLED', true);
     } finally {
-      await configureTransferEngine({ stall: { idleMs: 60_000, minBytesPerSec: 10 * 1024, windowMs: 120_000 } });
+      await engine.reconfigure({ stall: { idleMs: 60_000, minBytesPerSec: 10 * 1024, windowMs: 120_000 } });
     }
     assert.ok(checkpoint && checkpoint.done.length === 1 && checkpoint.done[0]![1] > 0);
   });
 
   it('does not call a paused transfer stalled', async () => {
     const data = await makeFile('pause-nostall.bin', 300_000);
-    await configureTransferEngine({ stall: { idleMs: 150, minBytesPerSec: 0, windowMs: 1000 } });
+    await engine.reconfigure({ stall: { idleMs: 150, minBytesPerSec: 0, windowMs: 1000 } });
     const gate = new PauseGate();
     gate.close();
     try {
-      const p = transferFile(req(srv.url('/pause-nostall.bin'), pathToFileURL(join(work, 'pns.bin')).href), ctl({ gate }));
+      const p = engine.transfer(req(srv.url('/pause-nostall.bin'), pathToFileURL(join(work, 'pns.bin')).href), ctl({ gate }));
       await new Promise((r) => setTimeout(r, 600));
       gate.openGate();
       const res = await p;
       assert.equal(res.bytes, data.length);
     } finally {
-      await configureTransferEngine({ stall: { idleMs: 60_000, minBytesPerSec: 10 * 1024, windowMs: 120_000 } });
+      await engine.reconfigure({ stall: { idleMs: 60_000, minBytesPerSec: 10 * 1024, windowMs: 120_000 } });
     }
   });
 });
@@ -464,10 +467,10 @@ describe('transfer engine: HTTP/1.1 endpoints', () => {
   it('pulls and pushes over HTTP/1.1 when the server does not offer h2', async () => {
     const data = await makeFile('h1.bin', 1024 * 1024 + 1);
     const dst = join(work, 'h1.bin');
-    const pulled = await transferFile(req(h1.url('/h1.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl());
+    const pulled = await engine.transfer(req(h1.url('/h1.bin'), pathToFileURL(dst).href, { verify: 'source' }), ctl());
     assert.equal(pulled.protocol, 'http/1.1');
     assert.deepEqual(await readFile(dst), data);
-    const pushed = await transferFile(req(pathToFileURL(dst).href, h1.url('/h1-up/h1.bin'), { verify: 'destination' }), ctl());
+    const pushed = await engine.transfer(req(pathToFileURL(dst).href, h1.url('/h1-up/h1.bin'), { verify: 'destination' }), ctl());
     assert.equal(pushed.protocol, 'http/1.1');
     assert.deepEqual(await readFile(join(srvRoot, 'h1-up/h1.bin')), data);
     assert.ok(h1.requests.every((r) => r.httpVersion === '1.1'));
@@ -476,13 +479,13 @@ describe('transfer engine: HTTP/1.1 endpoints', () => {
   it('per-endpoint override: HTTP/1.1 only for one origin, h2 again once cleared', async () => {
     await makeFile('override.bin', 100_000);
     try {
-      await configureTransferEndpoint(srv.origin, { http1Only: true });
-      const r1 = await transferFile(req(srv.url('/override.bin'), pathToFileURL(join(work, 'ov1.bin')).href), ctl());
+      await engine.configureEndpoint(srv.origin, { http1Only: true });
+      const r1 = await engine.transfer(req(srv.url('/override.bin'), pathToFileURL(join(work, 'ov1.bin')).href), ctl());
       assert.equal(r1.protocol, 'http/1.1');
     } finally {
-      await configureTransferEndpoint(srv.origin, undefined);
+      await engine.configureEndpoint(srv.origin, undefined);
     }
-    const r2 = await transferFile(req(srv.url('/override.bin'), pathToFileURL(join(work, 'ov2.bin')).href), ctl());
+    const r2 = await engine.transfer(req(srv.url('/override.bin'), pathToFileURL(join(work, 'ov2.bin')).href), ctl());
     assert.equal(r2.protocol, 'h2');
   });
 
@@ -492,7 +495,7 @@ describe('transfer engine: HTTP/1.1 endpoints', () => {
     h1.faults.bytesPerSec = 4 * 1024 * 1024; // keep them overlapping
     try {
       await Promise.all(files.map((_, i) =>
-        transferFile(req(h1.url(`/h1c${i}.bin`), pathToFileURL(join(work, `h1c${i}.bin`)).href), ctl())));
+        engine.transfer(req(h1.url(`/h1c${i}.bin`), pathToFileURL(join(work, `h1c${i}.bin`)).href), ctl())));
     } finally {
       h1.faults.bytesPerSec = undefined;
     }
@@ -513,7 +516,7 @@ describe('transfer engine: IPv6', () => {
     }
     try {
       const data = await makeFile('v6.bin', 200_000);
-      const res = await transferFile(req(v6.url('/v6.bin'), pathToFileURL(join(work, 'v6.bin')).href, { verify: 'source' }), ctl());
+      const res = await engine.transfer(req(v6.url('/v6.bin'), pathToFileURL(join(work, 'v6.bin')).href, { verify: 'source' }), ctl());
       assert.equal(res.remoteIp, '::1');
       assert.deepEqual(await readFile(join(work, 'v6.bin')), data);
     } finally {
@@ -539,13 +542,13 @@ describe('transfer engine: several addresses for one name (happy eyeballs)', () 
       for (const [host, order] of [['127.0.0.1', [['::1', 6], ['127.0.0.1', 4]]], ['::1', [['127.0.0.1', 4], ['::1', 6]]]] as const) {
         const only = await startH2FileServer({ root: srvRoot, host });
         try {
-          await configureTransferEngine({ bulkReceive, lookup: resolver(order as unknown as Array<[string, 4 | 6]>) });
+          await engine.reconfigure({ bulkReceive, lookup: resolver(order as unknown as Array<[string, 4 | 6]>) });
           const out = join(work, `he-${bulkReceive}-${host}.bin`);
-          const res = await transferFile(req(`https://localhost:${only.port}/he-${bulkReceive}.bin`, pathToFileURL(out).href), ctl());
+          const res = await engine.transfer(req(`https://localhost:${only.port}/he-${bulkReceive}.bin`, pathToFileURL(out).href), ctl());
           assert.equal(res.remoteIp, host);
           assert.deepEqual(await readFile(out), data);
         } finally {
-          await closeTransferClients();
+          await engine.close();
           await only.close();
         }
       }
@@ -567,14 +570,14 @@ describe('transfer engine: several addresses for one name (happy eyeballs)', () 
           silent.once('exit', (code) => reject(new Error(`silent listener exited (${code})`)));
         });
         // A connect timeout far beyond the test: the pull only succeeds if the dead address is left after 250 ms.
-        await configureTransferEngine({ bulkReceive, connectTimeoutMs: 600_000, lookup: resolver([['127.0.0.2', 4], ['127.0.0.1', 4]]) });
+        await engine.reconfigure({ bulkReceive, connectTimeoutMs: 600_000, lookup: resolver([['127.0.0.2', 4], ['127.0.0.1', 4]]) });
         const out = join(work, `silent-${bulkReceive}.bin`);
-        const res = await transferFile(req(`https://localhost:${real.port}/silent-${bulkReceive}.bin`, pathToFileURL(out).href), ctl());
+        const res = await engine.transfer(req(`https://localhost:${real.port}/silent-${bulkReceive}.bin`, pathToFileURL(out).href), ctl());
         assert.equal(res.remoteIp, '127.0.0.1');
         assert.deepEqual(await readFile(out), data);
       } finally {
         silent.kill();
-        await closeTransferClients();
+        await engine.close();
         await real.close();
       }
     });

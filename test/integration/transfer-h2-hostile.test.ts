@@ -18,10 +18,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { ConnectionPacer, defaultConnectionPacing } from '../../services/throttle/connection-pacer.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { H2BulkSession, type BulkResponse } from '../../services/transfer/h2-bulk/bulk-session.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { H2BulkSession, standaloneBulkOpen, type BulkResponse } from '../../services/transfer/h2-bulk/bulk-session.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { loopAnswered, monitorAttack } from '../support/attack-monitor.js';
 import {
   Flag, FrameType, H2Error, Setting, answerEveryRequest, dataFrame, goawayFrame, h2Frame, headersFrame, hpackIndexed, hpackIndexedLiteral,
@@ -29,6 +28,9 @@ import {
 } from '../support/hostile-h2-server.js';
 import { tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 /** Growth of RSS (and of heap + buffers) allowed during one attack: generous, the broken path grew by gigabytes. */
 const MEMORY_BOUND = 64 * 1024 * 1024;
@@ -84,9 +86,8 @@ function fragmented(stream: number, block: Buffer, frameBytes: number, endStream
 
 function session(origin: string, headersTimeoutMs = 5000): H2BulkSession {
   return new H2BulkSession({
-    origin, ca: testTls().cert, connectTimeoutMs: 5000, headersTimeoutMs, bodyTimeoutMs: 5000,
+    origin, open: standaloneBulkOpen({ origin, ca: testTls().cert, connectTimeoutMs: 5000 }), headersTimeoutMs, bodyTimeoutMs: 5000,
     initialWindowSize: 4 * 1024 * 1024, connectionWindowSize: 16 * 1024 * 1024,
-    pacer: new ConnectionPacer(defaultConnectionPacing),
   });
 }
 
@@ -531,10 +532,10 @@ const attacks: Attack[] = [
 describe('the bulk receive path against a hostile HTTP/2 server', () => {
   const dst = tempDir('h2-hostile');
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert, headersTimeoutMs: 5000, bodyTimeoutMs: 1500, bulkReceive: true });
+    await engine.reconfigure({ ca: testTls().cert, headersTimeoutMs: 5000, bodyTimeoutMs: 1500, bulkReceive: true });
   });
   after(async () => {
-    await closeTransferClients();
+    await engine.close();
   });
 
   attacks.forEach((a, n) => {
@@ -544,7 +545,7 @@ describe('the bulk receive path against a hostile HTTP/2 server', () => {
       const monitor = monitorAttack();
       let error: (Error & { code?: string }) | undefined;
       try {
-        await (a.client ?? ((origin: string) => transferFile(
+        await (a.client ?? ((origin: string) => engine.transfer(
           { source: `${origin}/file`, destination: pathToFileURL(out).href, verify: 'none', overwrite: false, connections: 1, streams: 1 },
           { signal: new AbortController().signal, gate: new PauseGate() },
         )))(srv.origin);
@@ -574,7 +575,7 @@ describe('the bulk receive path against a hostile HTTP/2 server', () => {
         assert.ok(loopAnswered(report), facts);
         assert.ok(report.rssGrowth < MEMORY_BOUND && report.heapGrowth < MEMORY_BOUND, facts);
       } finally {
-        await closeTransferClients();
+        await engine.close();
         await srv.close();
       }
     });

@@ -11,10 +11,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { TransferError } from '../../services/transfer/transfer-errors.js';
 import { tempDir } from '../support/fixtures.js';
 import { startNaiveHttpServer, type NaiveHttpServer } from '../support/naive-http-server.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const BODY_TIMEOUT_MS = 400;
 
@@ -25,17 +28,17 @@ describe('transfer engine: GET from an HTTP/1.x source, body timeout', () => {
   before(async () => {
     writeFileSync(join(root, 'f.bin'), body);
     src = await startNaiveHttpServer(root);
-    await configureTransferEngine({ bodyTimeoutMs: BODY_TIMEOUT_MS });
+    await engine.reconfigure({ bodyTimeoutMs: BODY_TIMEOUT_MS });
   });
   after(async () => {
-    await configureTransferEngine({ bodyTimeoutMs: 120_000 });
-    await closeTransferClients();
+    await engine.reconfigure({ bodyTimeoutMs: 120_000 });
+    await engine.close();
     await src.close();
   });
 
   test('a server silent in the middle of the body fails the transfer with CARGO_ERR_TIMEOUT', async () => {
     const out = join(tempDir('http1-get-dst'), 'stalled.bin');
-    await assert.rejects(transferFile({
+    await assert.rejects(engine.transfer({
       source: `${src.origin}/stall-half/f.bin`, destination: pathToFileURL(out).href, verify: 'none', overwrite: false, connections: 1, streams: 1,
     }, { signal: new AbortController().signal, gate: new PauseGate() }), (e: unknown) => {
       assert.ok(e instanceof TransferError);
@@ -50,7 +53,7 @@ describe('transfer engine: GET from an HTTP/1.x source, body timeout', () => {
     const gate = new PauseGate();
     gate.close();
     const opening = new Promise<void>((r) => setTimeout(() => { gate.openGate(); r(); }, BODY_TIMEOUT_MS * 5));
-    const r = await transferFile({
+    const r = await engine.transfer({
       source: `${src.origin}/close/f.bin`, destination: pathToFileURL(out).href, verify: 'none', overwrite: false, connections: 1, streams: 1,
     }, { signal: new AbortController().signal, gate });
     await opening;

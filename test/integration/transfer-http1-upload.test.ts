@@ -9,10 +9,13 @@ import { createServer, type Server } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { canonicalHeaderName } from '../../services/transfer/http/http1-upload.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 describe('transfer engine: HTTP/1.1 uploads', () => {
   let server: Server;
@@ -22,7 +25,7 @@ describe('transfer engine: HTTP/1.1 uploads', () => {
   const putPorts = new Set<number>();
 
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
     server = createServer({ key: testTls().key, cert: testTls().cert, ALPNProtocols: ['http/1.1'] }, (req, res) => {
       const names = req.rawHeaders.filter((_, i) => i % 2 === 0);
       if (req.method === 'PUT') {
@@ -47,7 +50,7 @@ describe('transfer engine: HTTP/1.1 uploads', () => {
     origin = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
   });
   after(async () => {
-    await closeTransferClients();
+    await engine.close();
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   });
@@ -56,7 +59,7 @@ describe('transfer engine: HTTP/1.1 uploads', () => {
     const dir = tempDir('http1-upload');
     const files = makeRandomFiles(dir, 3, 300_000, 600_000);
     for (const f of files) {
-      const r = await transferFile(
+      const r = await engine.transfer(
         { source: `file://${dir}/${f.name}`, destination: `${origin}/up/${f.name}`, verify: 'none', overwrite: true },
         { signal: new AbortController().signal, gate: new PauseGate() },
       );
@@ -78,7 +81,7 @@ describe('transfer engine: HTTP/1.1 uploads', () => {
     stored.set(`/exists/${f!.name}`, Buffer.from('old'));
     const puts = rawNames.length;
     await assert.rejects(
-      transferFile(
+      engine.transfer(
         { source: `file://${dir}/${f!.name}`, destination: `${origin}/exists/${f!.name}`, verify: 'none', overwrite: false },
         { signal: new AbortController().signal, gate: new PauseGate() },
       ),

@@ -12,11 +12,14 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createChecksummer } from '../../services/checksum/checksummer.js';
 import { isCargoError } from '../../errors/cargo-error.js';
-import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import type { ChecksumAlg, ResumeState, TransferControl, TransferRequest } from '../../services/transfer/types.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const MiB = 1024 * 1024;
 const STREAM_WINDOW = 8 * MiB;
@@ -56,7 +59,7 @@ before(async () => {
   srvRoot = await mkdtemp(join(tmpdir(), 'cargoport-msrv-'));
   work = await mkdtemp(join(tmpdir(), 'cargoport-mdst-'));
   srv = await startH2FileServer({ root: srvRoot });
-  await configureTransferEngine({
+  await engine.reconfigure({
     ca: testTls().cert, connections: 2, streams: 4,
     initialWindowSize: STREAM_WINDOW, connectionWindowSize: CONN_WINDOW,
     multiStream: { enabled: true, minFileBytes: 2 * MiB, rangeBytes: 1 * MiB },
@@ -64,7 +67,7 @@ before(async () => {
 });
 
 after(async () => {
-  await closeTransferClients();
+  await engine.close();
   await srv.close();
   await rm(srvRoot, { recursive: true, force: true });
   await rm(work, { recursive: true, force: true });
@@ -75,7 +78,7 @@ describe('multi-stream pull', () => {
     const data = await makeFile('big.bin', 24 * MiB + 12345);
     const before = srv.requests.length;
     const dst = join(work, 'big.bin');
-    const res = await transferFile(req(srv.url('/big.bin'), pathToFileURL(dst).href), ctl());
+    const res = await engine.transfer(req(srv.url('/big.bin'), pathToFileURL(dst).href), ctl());
     assert.deepEqual(await readFile(dst), data);
     assert.equal(res.checksum?.value, sum('adler32', data));
     assert.equal(res.protocol, 'h2');
@@ -99,7 +102,7 @@ describe('multi-stream pull', () => {
     const dst = join(work, 'ifrange.bin');
     srv.faults.ignoreIfRange = true;
     try {
-      const res = await transferFile(req(srv.url('/ifrange.bin'), pathToFileURL(dst).href), ctl());
+      const res = await engine.transfer(req(srv.url('/ifrange.bin'), pathToFileURL(dst).href), ctl());
       assert.deepEqual(await readFile(dst), data);
       assert.equal(res.checksum?.value, sum('adler32', data));
       assert.equal(res.streams * res.connections, 8, 'still split');
@@ -127,7 +130,7 @@ describe('multi-stream pull', () => {
     it(`verifies ${alg} for a ranged pull (${alg === 'crc32c' ? 'combined per range' : 'hashed over the assembled part file'})`, async () => {
       const data = await makeFile(`${alg}.bin`, 5 * MiB + 7);
       const dst = join(work, `${alg}.bin`);
-      const res = await transferFile(req(srv.url(`/${alg}.bin`), pathToFileURL(dst).href, { checksum: { alg } }), ctl());
+      const res = await engine.transfer(req(srv.url(`/${alg}.bin`), pathToFileURL(dst).href, { checksum: { alg } }), ctl());
       assert.equal(res.checksum?.value, sum(alg, data));
       assert.ok(res.streams > 1);
     });
@@ -140,7 +143,7 @@ describe('multi-stream pull', () => {
     const ac = new AbortController();
     let checkpoint: ResumeState | undefined;
     try {
-      await assert.rejects(transferFile(req(srv.url('/resume.bin'), pathToFileURL(dst).href), ctl({
+      await assert.rejects(engine.transfer(req(srv.url('/resume.bin'), pathToFileURL(dst).href), ctl({
         signal: ac.signal,
         onProgress: (p) => { if (p.bytes >= 4 * MiB) ac.abort(); },
         onCheckpoint: (s) => { checkpoint = s; },
@@ -152,7 +155,7 @@ describe('multi-stream pull', () => {
     const doneBytes = checkpoint.done.reduce((t, [s, e]) => t + e - s, 0);
     assert.ok(doneBytes >= 4 * MiB && doneBytes < data.length, `done ${doneBytes}`);
     const before = srv.requests.length;
-    const res = await transferFile(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    const res = await engine.transfer(req(srv.url('/resume.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
     assert.equal(res.resumedBytes, doneBytes);
     assert.deepEqual(await readFile(dst), data);
     assert.equal(res.checksum?.value, sum('adler32', data));
@@ -162,11 +165,11 @@ describe('multi-stream pull', () => {
 
   it('reports durable ranges periodically while running (a crashed worker can still resume)', async () => {
     const data = await makeFile('ticking.bin', 8 * MiB);
-    await configureTransferEngine({ checkpointIntervalMs: 100 });
+    await engine.reconfigure({ checkpointIntervalMs: 100 });
     srv.faults.bytesPerSec = 2 * MiB;
     const seen: ResumeState[] = [];
     try {
-      await transferFile(req(srv.url('/ticking.bin'), pathToFileURL(join(work, 'ticking.bin')).href), ctl({
+      await engine.transfer(req(srv.url('/ticking.bin'), pathToFileURL(join(work, 'ticking.bin')).href), ctl({
         onCheckpoint: (s) => {
           seen.push(s);
           // Every reported range is already in the part file with the source's bytes.
@@ -176,7 +179,7 @@ describe('multi-stream pull', () => {
       }));
     } finally {
       srv.faults.bytesPerSec = undefined;
-      await configureTransferEngine({ checkpointIntervalMs: 10_000 });
+      await engine.reconfigure({ checkpointIntervalMs: 10_000 });
     }
     assert.ok(seen.length >= 2, `checkpoints while running: ${seen.length}`);
     const bytes = (s: ResumeState) => s.done.reduce((t, [a, b]) => t + b - a, 0);
@@ -188,7 +191,7 @@ describe('multi-stream pull', () => {
     const dst = join(work, 'reset.bin');
     const before = srv.requests.length;
     srv.faults.resetAfter = { count: 2, afterBytes: 300_000 };
-    const res = await transferFile(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl());
+    const res = await engine.transfer(req(srv.url('/reset.bin'), pathToFileURL(dst).href), ctl());
     assert.deepEqual(await readFile(dst), data);
     assert.equal(res.checksum?.value, sum('adler32', data), 'partial-range sums combined correctly');
     const gets = rangeRequests('/reset.bin', before);
@@ -203,23 +206,23 @@ describe('multi-stream pull', () => {
   it('retries streams refused before their headers (REFUSED_STREAM / ENHANCE_YOUR_CALM style)', async () => {
     const data = await makeFile('refused.bin', 6 * MiB);
     srv.faults.resetAfter = { count: 3, afterBytes: 0 }; // the probe included
-    const res = await transferFile(req(srv.url('/refused.bin'), pathToFileURL(join(work, 'refused.bin')).href), ctl());
+    const res = await engine.transfer(req(srv.url('/refused.bin'), pathToFileURL(join(work, 'refused.bin')).href), ctl());
     assert.equal(res.checksum?.value, sum('adler32', data));
     assert.equal(srv.faults.resetAfter.count, 0);
   });
 
   it('gives up on a range after its retries and reports a resumable checkpoint', async () => {
     await makeFile('broken.bin', 4 * MiB);
-    await configureTransferEngine({ multiStream: { rangeRetries: 1 } });
+    await engine.reconfigure({ multiStream: { rangeRetries: 1 } });
     srv.faults.resetAfter = { count: 100, afterBytes: 100_000 };
     let checkpoint: ResumeState | undefined;
     try {
-      await assert.rejects(transferFile(req(srv.url('/broken.bin'), pathToFileURL(join(work, 'broken.bin')).href), ctl({
+      await assert.rejects(engine.transfer(req(srv.url('/broken.bin'), pathToFileURL(join(work, 'broken.bin')).href), ctl({
         onCheckpoint: (s) => { checkpoint = s; },
       })), (e: unknown) => isCargoError(e) && e.retryable && e.code === 'CARGO_ERR_NETWORK');
     } finally {
       srv.faults.resetAfter = undefined;
-      await configureTransferEngine({ multiStream: { rangeRetries: 3 } });
+      await engine.reconfigure({ multiStream: { rangeRetries: 3 } });
     }
     assert.ok(checkpoint && checkpoint.done.length > 0 && checkpoint.tempPath);
   });
@@ -231,7 +234,7 @@ describe('multi-stream pull', () => {
     const ac = new AbortController();
     let checkpoint: ResumeState | undefined;
     try {
-      await assert.rejects(transferFile(req(srv.url('/changing.bin'), pathToFileURL(dst).href), ctl({
+      await assert.rejects(engine.transfer(req(srv.url('/changing.bin'), pathToFileURL(dst).href), ctl({
         signal: ac.signal,
         onProgress: (p) => { if (p.bytes > 0) ac.abort(); },
         onCheckpoint: (s) => { checkpoint = s; },
@@ -241,7 +244,7 @@ describe('multi-stream pull', () => {
     }
     assert.ok(checkpoint && checkpoint.done.length > 0);
     const fresh = await makeFile('changing.bin', 8 * MiB + 1);
-    const res = await transferFile(req(srv.url('/changing.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
+    const res = await engine.transfer(req(srv.url('/changing.bin'), pathToFileURL(dst).href, { resume: checkpoint }), ctl());
     assert.equal(res.resumedBytes, 0);
     assert.deepEqual(await readFile(dst), fresh);
     assert.equal((await stat(dst)).size, fresh.length);
@@ -254,15 +257,15 @@ describe('multi-stream push to a cargoport endpoint (ranged PUT)', () => {
     const data = randomBytes(9 * MiB + 5);
     await writeFile(src, data);
     const before = srv.requests.length;
-    await configureTransferEndpoint(srv.origin, { rangedUpload: true });
+    await engine.configureEndpoint(srv.origin, { rangedUpload: true });
     try {
-      const res = await transferFile(req(pathToFileURL(src).href, srv.url('/pushed/big.bin'), {
+      const res = await engine.transfer(req(pathToFileURL(src).href, srv.url('/pushed/big.bin'), {
         verify: 'both', connections: 2, streams: 2, checksum: { alg: 'adler32', value: sum('adler32', data) },
       }), ctl());
       assert.equal(res.connections, 4);
       assert.equal(res.checksum?.value, sum('adler32', data));
     } finally {
-      await configureTransferEndpoint(srv.origin, undefined);
+      await engine.configureEndpoint(srv.origin, undefined);
     }
     assert.deepEqual(await readFile(join(srvRoot, 'pushed/big.bin')), data);
     const puts = srv.requests.slice(before).filter((r) => r.method === 'PUT');
@@ -276,7 +279,7 @@ describe('multi-stream push to a cargoport endpoint (ranged PUT)', () => {
     const src = join(work, 'push-src2.bin');
     await writeFile(src, randomBytes(5 * MiB));
     const before = srv.requests.length;
-    await transferFile(req(pathToFileURL(src).href, srv.url('/pushed/plain.bin'), { verify: 'none', connections: 2, streams: 2 }), ctl());
+    await engine.transfer(req(pathToFileURL(src).href, srv.url('/pushed/plain.bin'), { verify: 'none', connections: 2, streams: 2 }), ctl());
     const puts = srv.requests.slice(before).filter((r) => r.method === 'PUT');
     assert.equal(puts.length, 1);
     assert.equal(puts[0]!.headers['content-range'], undefined);
@@ -291,7 +294,7 @@ describe('multi-connection pull over HTTP/1.1', () => {
   it('moves a file smaller than one range with a single request (the probe) and no HEAD', async () => {
     const data = await makeFile('onerange.bin', MiB - 10);
     const before = srv.requests.length;
-    const res = await transferFile(req(srv.url('/onerange.bin'), pathToFileURL(join(work, 'onerange.bin')).href), ctl());
+    const res = await engine.transfer(req(srv.url('/onerange.bin'), pathToFileURL(join(work, 'onerange.bin')).href), ctl());
     assert.equal(res.checksum?.value, sum('adler32', data));
     assert.equal(srv.requests.length - before, 1);
   });
@@ -299,7 +302,7 @@ describe('multi-connection pull over HTTP/1.1', () => {
   it('uses connections × streams separate HTTP/1.1 connections', async () => {
     const data = await makeFile('h1big.bin', 9 * MiB);
     const dst = join(work, 'h1big.bin');
-    const res = await transferFile(req(h1.url('/h1big.bin'), pathToFileURL(dst).href), ctl());
+    const res = await engine.transfer(req(h1.url('/h1big.bin'), pathToFileURL(dst).href), ctl());
     assert.deepEqual(await readFile(dst), data);
     assert.equal(res.protocol, 'http/1.1');
     assert.equal(res.streams, 1);

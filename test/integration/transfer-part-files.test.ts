@@ -7,22 +7,25 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { LocalPartFile, partFileName } from '../../services/transfer/local/local-part-file.js';
 import { partFileTags } from '../../services/jobs/transfer-runner.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
+
 describe('part files of earlier attempts', () => {
   let srv: H2FileServer;
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
     srv = await startH2FileServer({ root: tempDir('parts-src') });
   });
   after(async () => {
     await srv.close();
-    await closeTransferClients();
+    await engine.close();
   });
 
   test('the runner tags a part file with job, file and attempt, and names the earlier attempts', () => {
@@ -38,7 +41,7 @@ describe('part files of earlier attempts', () => {
     const othersJob = partFileName(final, 'job2-0-1');
     writeFileSync(leftover, 'half of an attempt');
     writeFileSync(othersJob, 'another job writing the same name');
-    const r = await transferFile({
+    const r = await engine.transfer({
       source: srv.url(`/${f!.name}`), destination: `file://${final}`, verify: 'none', overwrite: true,
       partTag: 'job1-0-2', stalePartTags: ['job1-0-1'],
     }, { signal: new AbortController().signal, gate: new PauseGate() });

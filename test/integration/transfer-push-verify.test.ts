@@ -7,21 +7,24 @@ import { after, before, describe, test } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEndpoint, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { defaultMultiStreamPolicy } from '../../services/transfer/pull/multi-stream.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { makeRandomFiles, tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
+
 describe('transfer engine: push verification', () => {
   let dst: H2FileServer;
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
     dst = await startH2FileServer({ root: tempDir('push-verify-dst') });
   });
   after(async () => {
     await dst.close();
-    await closeTransferClients();
+    await engine.close();
   });
 
   test('a destination that stores an empty file despite 201 → CARGO_ERR_SIZE_MISMATCH; a good one passes', async () => {
@@ -30,11 +33,11 @@ describe('transfer engine: push verification', () => {
     const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
     dst.faults.dropPutBody = true;
     await assert.rejects(
-      transferFile({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/bad/${f!.name}`), verify: 'none', overwrite: true }, ctl()),
+      engine.transfer({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/bad/${f!.name}`), verify: 'none', overwrite: true }, ctl()),
       (e: Error & { code?: string; field?: string }) => e.code === 'CARGO_ERR_SIZE_MISMATCH' && e.field === 'destination' && /reports 0 bytes where 200000 were sent/.test(e.message),
     );
     dst.faults.dropPutBody = false;
-    const ok = await transferFile({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/good/${f!.name}`), verify: 'none', overwrite: true }, ctl());
+    const ok = await engine.transfer({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/good/${f!.name}`), verify: 'none', overwrite: true }, ctl());
     assert.equal(ok.bytes, 200_000);
   });
 
@@ -42,24 +45,24 @@ describe('transfer engine: push verification', () => {
     const dir = tempDir('push-verify-ranged');
     const [f] = makeRandomFiles(dir, 1, 9 * 1024 * 1024, 9 * 1024 * 1024);
     const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
-    await configureTransferEndpoint(dst.origin, { rangedUpload: true });
-    await configureTransferEngine({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
+    await engine.configureEndpoint(dst.origin, { rangedUpload: true });
+    await engine.reconfigure({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
     const before = dst.requests.length;
     try {
       dst.faults.dropPutBody = true;
       await assert.rejects(
-        transferFile({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/ranged-bad/${f!.name}`), verify: 'none', overwrite: true, connections: 2, streams: 2 }, ctl()),
+        engine.transfer({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/ranged-bad/${f!.name}`), verify: 'none', overwrite: true, connections: 2, streams: 2 }, ctl()),
         (e: Error & { code?: string }) => e.code === 'CARGO_ERR_SIZE_MISMATCH',
       );
       dst.faults.dropPutBody = false;
-      const ok = await transferFile({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/ranged-good/${f!.name}`), verify: 'none', overwrite: true, connections: 2, streams: 2 }, ctl());
+      const ok = await engine.transfer({ source: `file://${dir}/${f!.name}`, destination: dst.url(`/ranged-good/${f!.name}`), verify: 'none', overwrite: true, connections: 2, streams: 2 }, ctl());
       assert.ok(ok.connections * ok.streams > 1, 'the ranged path was taken');
       const ranged = dst.requests.slice(before).filter((r) => r.method === 'PUT' && r.headers['content-range']);
       assert.ok(ranged.length >= 2 * 9, 'both pushes were ranged PUTs');
     } finally {
       dst.faults.dropPutBody = false;
-      await configureTransferEndpoint(dst.origin, undefined);
-      await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
+      await engine.configureEndpoint(dst.origin, undefined);
+      await engine.reconfigure({ multiStream: defaultMultiStreamPolicy });
     }
   });
 });
@@ -68,25 +71,25 @@ describe('transfer engine: ranged stream-through to a cargoport peer', () => {
   let src: H2FileServer;
   let dst: H2FileServer;
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
     src = await startH2FileServer({ root: tempDir('st-src') });
     dst = await startH2FileServer({ root: tempDir('st-dst') });
   });
   after(async () => {
     await src.close();
     await dst.close();
-    await closeTransferClients();
+    await engine.close();
   });
 
   test('remote → cargoport peer: ranged GETs (If-Range) become ranged PUT parts; the source digest is verified', async () => {
     const [f] = makeRandomFiles(src.root, 1, 9 * 1024 * 1024, 9 * 1024 * 1024, 'st');
     const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
-    await configureTransferEndpoint(dst.origin, { rangedUpload: true });
-    await configureTransferEngine({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
+    await engine.configureEndpoint(dst.origin, { rangedUpload: true });
+    await engine.reconfigure({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
     const srcBefore = src.requests.length;
     const dstBefore = dst.requests.length;
     try {
-      const r = await transferFile({ source: src.url(`/${f!.name}`), destination: dst.url(`/through/${f!.name}`), verify: 'source', overwrite: true, connections: 2, streams: 2 }, ctl());
+      const r = await engine.transfer({ source: src.url(`/${f!.name}`), destination: dst.url(`/through/${f!.name}`), verify: 'source', overwrite: true, connections: 2, streams: 2 }, ctl());
       assert.equal(r.bytes, 9 * 1024 * 1024);
       assert.equal(r.checksum?.value, f!.adler32, 'combined from the parts, equal to the source Digest');
       assert.ok(r.connections * r.streams > 1, 'the ranged path was taken');
@@ -96,8 +99,8 @@ describe('transfer engine: ranged stream-through to a cargoport peer', () => {
       assert.ok(parts.length >= 9, `${parts.length} ranged PUT parts`);
       assert.ok(readFileSync(join(dst.root, 'through', f!.name)).equals(readFileSync(join(src.root, f!.name))));
     } finally {
-      await configureTransferEndpoint(dst.origin, undefined);
-      await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
+      await engine.configureEndpoint(dst.origin, undefined);
+      await engine.reconfigure({ multiStream: defaultMultiStreamPolicy });
     }
   });
 });
@@ -107,7 +110,7 @@ describe('transfer engine: a stream-through that cannot be verified leaves nothi
   let dst: H2FileServer;
   const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
     src = await startH2FileServer({ root: tempDir('nv-src') });
     dst = await startH2FileServer({ root: tempDir('nv-dst') });
   });
@@ -116,7 +119,7 @@ describe('transfer engine: a stream-through that cannot be verified leaves nothi
     src.faults.wrongDigest = false;
     await src.close();
     await dst.close();
-    await closeTransferClients();
+    await engine.close();
   });
 
   test('verify source against a source that announces no checksum: refused before any byte is written', async () => {
@@ -125,7 +128,7 @@ describe('transfer engine: a stream-through that cannot be verified leaves nothi
     src.faults.noDigest = true;
     try {
       await assert.rejects(
-        transferFile({ source: src.url(`/${f!.name}`), destination: dst.url(`/nd/${f!.name}`), verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl()),
+        engine.transfer({ source: src.url(`/${f!.name}`), destination: dst.url(`/nd/${f!.name}`), verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl()),
         (e: Error & { code?: string; field?: string }) => e.code === 'CARGO_ERR_CHECKSUM_UNAVAILABLE' && e.field === 'source',
       );
     } finally {
@@ -142,7 +145,7 @@ describe('transfer engine: a stream-through that cannot be verified leaves nothi
     src.faults.wrongDigest = true;
     try {
       await assert.rejects(
-        transferFile({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl()),
+        engine.transfer({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl()),
         (e: Error & { code?: string }) => e.code === 'CARGO_ERR_CHECKSUM_MISMATCH',
       );
     } finally {
@@ -151,7 +154,7 @@ describe('transfer engine: a stream-through that cannot be verified leaves nothi
     const methods = dst.requests.slice(before).map((r) => r.method);
     assert.ok(methods.includes('PUT') && methods.includes('DELETE'), `uploaded, then removed: ${methods.join(' ')}`);
     assert.equal(existsSync(join(dst.root, 'wd', f!.name)), false, 'nothing unverified stays published');
-    const ok = await transferFile({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl());
+    const ok = await engine.transfer({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 1, streams: 1 }, ctl());
     assert.equal(ok.checksum?.value, f!.adler32);
     assert.ok(readFileSync(join(dst.root, 'wd', f!.name)).equals(readFileSync(join(src.root, f!.name))));
   });
@@ -159,26 +162,26 @@ describe('transfer engine: a stream-through that cannot be verified leaves nothi
   test('the ranged (multi-connection) stream-through to a cargoport peer removes an assembled file it cannot verify', async () => {
     const [f] = makeRandomFiles(src.root, 1, 5 * 1024 * 1024, 5 * 1024 * 1024, 'rwd');
     const target = dst.url(`/rwd/${f!.name}`);
-    await configureTransferEndpoint(dst.origin, { rangedUpload: true });
-    await configureTransferEngine({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
+    await engine.configureEndpoint(dst.origin, { rangedUpload: true });
+    await engine.reconfigure({ multiStream: { enabled: true, minFileBytes: 2 * 1024 * 1024, rangeBytes: 1024 * 1024 } });
     const before = dst.requests.length;
     src.faults.wrongDigest = true;
     try {
       await assert.rejects(
-        transferFile({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 2, streams: 2 }, ctl()),
+        engine.transfer({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 2, streams: 2 }, ctl()),
         (e: Error & { code?: string }) => e.code === 'CARGO_ERR_CHECKSUM_MISMATCH',
       );
       const methods = dst.requests.slice(before).map((r) => r.method);
       assert.ok(methods.filter((m) => m === 'PUT').length >= 5 && methods.includes('DELETE'), `parts uploaded, then removed: ${methods.join(' ')}`);
       assert.equal(existsSync(join(dst.root, 'rwd', f!.name)), false, 'nothing unverified stays published');
       src.faults.wrongDigest = false;
-      const ok = await transferFile({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 2, streams: 2 }, ctl());
+      const ok = await engine.transfer({ source: src.url(`/${f!.name}`), destination: target, verify: 'source', overwrite: false, connections: 2, streams: 2 }, ctl());
       assert.ok(ok.connections * ok.streams > 1, 'the ranged path was taken');
       assert.ok(readFileSync(join(dst.root, 'rwd', f!.name)).equals(readFileSync(join(src.root, f!.name))));
     } finally {
       src.faults.wrongDigest = false;
-      await configureTransferEndpoint(dst.origin, undefined);
-      await configureTransferEngine({ multiStream: defaultMultiStreamPolicy });
+      await engine.configureEndpoint(dst.origin, undefined);
+      await engine.reconfigure({ multiStream: defaultMultiStreamPolicy });
     }
   });
 });

@@ -11,12 +11,15 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { CompressStream, DecompressStream, decompress, compress } from 'zstd-napi';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import type { StreamStage } from '../../services/transfer/stream-stage.js';
 import { adler32 } from '../../services/checksum/adler32.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const zstdCompress: StreamStage = { name: 'zstd-compress', create: () => new CompressStream() };
 const zstdDecompress: StreamStage = { name: 'zstd-decompress', create: () => new DecompressStream() };
@@ -30,18 +33,18 @@ describe('transfer engine: stream stages', () => {
   const original = Buffer.from(Array.from({ length: 400_000 }, (_, i) => words[(i * 7919) % words.length]).join(' '));
 
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
     srv = await startH2FileServer({ root: tempDir('stages-srv') });
   });
   after(async () => {
     await srv.close();
-    await closeTransferClients();
+    await engine.close();
   });
 
   test('push through zstd-compress: the destination holds the compressed bytes; the checksum is the source\'s', async () => {
     const dir = tempDir('stages-push');
     writeFileSync(join(dir, 'data.txt'), original);
-    const r = await transferFile({
+    const r = await engine.transfer({
       source: `file://${dir}/data.txt`, destination: srv.url('/pushed.txt.zst'), verify: 'none', overwrite: true,
       checksum: { alg: 'adler32', value: hex(adler32(original)) },
     }, ctl([zstdCompress]));
@@ -56,14 +59,14 @@ describe('transfer engine: stream stages', () => {
     const packed = compress(original);
     writeFileSync(join(srv.root, 'packed.zst'), packed);
     const dir = tempDir('stages-pull');
-    const r = await transferFile({
+    const r = await engine.transfer({
       source: srv.url('/packed.zst'), destination: `file://${dir}/unpacked.txt`, verify: 'source', overwrite: false,
     }, ctl([zstdDecompress]));
     assert.ok(readFileSync(join(dir, 'unpacked.txt')).equals(original));
     assert.equal(r.bytes, original.length);
     assert.equal(r.checksum?.value, hex(adler32(packed)), 'verified against the source Digest of the compressed bytes');
     await assert.rejects(
-      transferFile({
+      engine.transfer({
         source: srv.url('/packed.zst'), destination: `file://${dir}/again.txt`, verify: 'none', overwrite: false,
         checksum: { alg: 'adler32', value: hex(adler32(original)) },
       }, ctl([zstdDecompress])),
@@ -76,7 +79,7 @@ describe('transfer engine: stream stages', () => {
     writeFileSync(join(srv.root, 'not-zstd.bin'), randomBytes(100_000));
     const dir = tempDir('stages-fail');
     await assert.rejects(
-      transferFile({ source: srv.url('/not-zstd.bin'), destination: `file://${dir}/out.bin`, verify: 'none', overwrite: false }, ctl([zstdDecompress])),
+      engine.transfer({ source: srv.url('/not-zstd.bin'), destination: `file://${dir}/out.bin`, verify: 'none', overwrite: false }, ctl([zstdDecompress])),
       (e: Error & { code?: string; retryable?: boolean }) =>
         e.code === 'CARGO_ERR_STAGE_FAILED' && e.retryable === false && /zstd-decompress/.test(e.message),
     );
@@ -84,7 +87,7 @@ describe('transfer engine: stream stages', () => {
     const srcDir = tempDir('stages-fail-push');
     writeFileSync(join(srcDir, 'x.bin'), randomBytes(50_000));
     await assert.rejects(
-      transferFile({ source: `file://${srcDir}/x.bin`, destination: srv.url('/never.bin'), verify: 'none', overwrite: true }, ctl([zstdDecompress])),
+      engine.transfer({ source: `file://${srcDir}/x.bin`, destination: srv.url('/never.bin'), verify: 'none', overwrite: true }, ctl([zstdDecompress])),
       (e: Error & { code?: string }) => e.code === 'CARGO_ERR_STAGE_FAILED',
     );
   });
@@ -95,7 +98,7 @@ describe('transfer engine: stream stages', () => {
     srv.faults.resetAfter = { count: 10, afterBytes: 20_000 };
     try {
       await assert.rejects(
-        transferFile({ source: srv.url('/big.zst'), destination: `file://${dir}/out.txt`, verify: 'none', overwrite: false }, ctl([zstdDecompress])),
+        engine.transfer({ source: srv.url('/big.zst'), destination: `file://${dir}/out.txt`, verify: 'none', overwrite: false }, ctl([zstdDecompress])),
         (e: Error & { code?: string; retryable?: boolean }) => e.code === 'CARGO_ERR_NETWORK' && e.retryable === true,
       );
     } finally {

@@ -9,8 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
-import { forgetCopyRefusals, setEndpointCopyMode } from '../../services/transfer/tpc/third-party-copy.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { adler32 } from '../../services/checksum/adler32.js';
 import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
@@ -18,6 +17,9 @@ import { tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
 import type { TransferRequest } from '../../services/transfer/types.js';
 import { startHarness } from '../support/port-harness.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
 const hex = (b: Buffer) => adler32(b).toString(16).padStart(8, '0');
@@ -30,8 +32,8 @@ describe('transfer engine: HTTP third-party copy as the client', () => {
   const body = randomBytes(3 * 1024 * 1024 + 17);
 
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
-    const tpc = (server: string) => ({ transfer: transferFile, allowLocal: true, markerIntervalMs: 50, onTransfer: (i: { mode: string }) => activeCopies.push({ server, mode: i.mode }) });
+    await engine.reconfigure({ ca: testTls().cert });
+    const tpc = (server: string) => ({ engine, allowLocal: true, markerIntervalMs: 50, onTransfer: (i: { mode: string }) => activeCopies.push({ server, mode: i.mode }) });
     a = await startStorageServer({ tpc: tpc('a') });
     b = await startStorageServer({ tpc: tpc('b') });
     plain = await startH2FileServer({ root: tempDir('tpc-plain') });
@@ -39,7 +41,7 @@ describe('transfer engine: HTTP third-party copy as the client', () => {
     writeFileSync(join(plain.root, 'plain.bin'), body);
   });
   after(async () => {
-    await closeTransferClients();
+    await engine.close();
     await a.close();
     await b.close();
     await plain.close();
@@ -50,7 +52,7 @@ describe('transfer engine: HTTP third-party copy as the client', () => {
 
   test('pull: the destination storage copies from the source; the port verifies size and checksum', async () => {
     activeCopies.length = 0;
-    const r = await transferFile(req(`${a.base}/src.bin`, `${b.base}/pulled.bin`, { copyMode: 'pull', verify: 'both' }), ctl());
+    const r = await engine.transfer(req(`${a.base}/src.bin`, `${b.base}/pulled.bin`, { copyMode: 'pull', verify: 'both' }), ctl());
     assert.equal(r.protocol, 'tpc-pull');
     assert.equal(r.bytes, body.length);
     assert.equal(r.checksum?.value, hex(body));
@@ -60,64 +62,64 @@ describe('transfer engine: HTTP third-party copy as the client', () => {
 
   test('push: the source storage copies to the destination; a wrong expected checksum fails the transfer', async () => {
     activeCopies.length = 0;
-    const r = await transferFile(req(`${a.base}/src.bin`, `${b.base}/pushed.bin`, { copyMode: 'push', checksum: { alg: 'adler32', value: hex(body) } }), ctl());
+    const r = await engine.transfer(req(`${a.base}/src.bin`, `${b.base}/pushed.bin`, { copyMode: 'push', checksum: { alg: 'adler32', value: hex(body) } }), ctl());
     assert.equal(r.protocol, 'tpc-push');
     assert.deepEqual(activeCopies, [{ server: 'a', mode: 'push' }]);
     assert.ok(readFileSync(join(b.permanentDir, 'pushed.bin')).equals(body));
     await assert.rejects(
-      transferFile(req(`${a.base}/src.bin`, `${b.base}/pushed-2.bin`, { copyMode: 'push', checksum: { alg: 'adler32', value: '00000001' } }), ctl()),
+      engine.transfer(req(`${a.base}/src.bin`, `${b.base}/pushed-2.bin`, { copyMode: 'push', checksum: { alg: 'adler32', value: '00000001' } }), ctl()),
       (e: Error & { code?: string }) => e.code === 'CARGO_ERR_CHECKSUM_MISMATCH',
     );
     // The copied file failed the port's check: it is removed, so the retry (no overwrite) does not meet it.
     assert.equal(existsSync(join(b.permanentDir, 'pushed-2.bin')), false, 'nothing unverified stays at the destination');
-    const retry = await transferFile(req(`${a.base}/src.bin`, `${b.base}/pushed-2.bin`, { copyMode: 'push', checksum: { alg: 'adler32', value: hex(body) } }), ctl());
+    const retry = await engine.transfer(req(`${a.base}/src.bin`, `${b.base}/pushed-2.bin`, { copyMode: 'push', checksum: { alg: 'adler32', value: hex(body) } }), ctl());
     assert.equal(retry.protocol, 'tpc-push');
     assert.ok(readFileSync(join(b.permanentDir, 'pushed-2.bin')).equals(body));
   });
 
   test('auto: a destination that refuses COPY → push from the source; nothing does COPY → streamed; refusals remembered', async () => {
-    forgetCopyRefusals();
+    engine.forgetCopyRefusals();
     activeCopies.length = 0;
     const before = plain.requests.length;
-    const r1 = await transferFile(req(`${a.base}/src.bin`, plain.url('/auto-1.bin'), { copyMode: 'auto' }), ctl());
+    const r1 = await engine.transfer(req(`${a.base}/src.bin`, plain.url('/auto-1.bin'), { copyMode: 'auto' }), ctl());
     assert.equal(r1.protocol, 'tpc-push', 'pull refused by the plain server (405), push done by a');
     assert.ok(readFileSync(join(plain.root, 'auto-1.bin')).equals(body));
     const copies = plain.requests.slice(before).filter((q) => q.method === 'COPY').length;
     assert.equal(copies, 1, 'one COPY asked of the plain server');
-    const r2 = await transferFile(req(`${a.base}/src.bin`, plain.url('/auto-2.bin'), { copyMode: 'auto' }), ctl());
+    const r2 = await engine.transfer(req(`${a.base}/src.bin`, plain.url('/auto-2.bin'), { copyMode: 'auto' }), ctl());
     assert.equal(r2.protocol, 'tpc-push');
     assert.equal(plain.requests.slice(before).filter((q) => q.method === 'COPY').length, 1, 'the refusal was remembered');
-    const r3 = await transferFile(req(plain.url('/plain.bin'), `${b.base}/streamed.bin`, { copyMode: 'auto', verify: 'none' }), ctl());
+    const r3 = await engine.transfer(req(plain.url('/plain.bin'), `${b.base}/streamed.bin`, { copyMode: 'auto', verify: 'none' }), ctl());
     // b (destination) does COPY: pull mode works here, the plain server only needs to answer GET.
     assert.equal(r3.protocol, 'tpc-pull');
-    const r4 = await transferFile(req(plain.url('/plain.bin'), plain.url('/copy-of-plain.bin'), { copyMode: 'auto' }), ctl());
+    const r4 = await engine.transfer(req(plain.url('/plain.bin'), plain.url('/copy-of-plain.bin'), { copyMode: 'auto' }), ctl());
     assert.ok(r4.protocol === 'h2' || r4.protocol === 'http/1.1', `streamed through the port (${r4.protocol})`);
     assert.ok(readFileSync(join(plain.root, 'copy-of-plain.bin')).equals(body));
   });
 
   test('without a copyMode in the request, the destination endpoint\'s setting applies', async () => {
-    forgetCopyRefusals();
-    setEndpointCopyMode(b.origin, 'pull');
+    engine.forgetCopyRefusals();
+    await engine.configureEndpoint(b.origin, { copyMode: 'pull' });
     try {
-      const r = await transferFile(req(`${a.base}/src.bin`, `${b.base}/by-endpoint.bin`, {}), ctl());
+      const r = await engine.transfer(req(`${a.base}/src.bin`, `${b.base}/by-endpoint.bin`, {}), ctl());
       assert.equal(r.protocol, 'tpc-pull');
-      const explicit = await transferFile(req(`${a.base}/src.bin`, `${b.base}/by-job.bin`, { copyMode: 'streamed' }), ctl());
+      const explicit = await engine.transfer(req(`${a.base}/src.bin`, `${b.base}/by-job.bin`, { copyMode: 'streamed' }), ctl());
       assert.ok(explicit.protocol === 'h2', `the job's own mode wins (${explicit.protocol})`);
     } finally {
-      setEndpointCopyMode(b.origin, undefined);
+      await engine.configureEndpoint(b.origin, undefined);
     }
   });
 
   test('an explicit mode the active party refuses is a clear, final error', async () => {
-    forgetCopyRefusals();
+    engine.forgetCopyRefusals();
     await assert.rejects(
-      transferFile(req(plain.url('/plain.bin'), plain.url('/never.bin'), { copyMode: 'pull' }), ctl()),
+      engine.transfer(req(plain.url('/plain.bin'), plain.url('/never.bin'), { copyMode: 'pull' }), ctl()),
       (e: Error & { code?: string; retryable?: boolean }) => e.code === 'CARGO_ERR_TPC_UNSUPPORTED' && e.retryable === false && /HTTP 405/.test(e.message),
     );
   });
 
   test('a job with params.copyMode runs as a third-party copy through the port (attempt protocol tpc-pull)', async () => {
-    forgetCopyRefusals();
+    engine.forgetCopyRefusals();
     const h = await startHarness();
     try {
       const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {

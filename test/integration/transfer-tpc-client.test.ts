@@ -8,9 +8,12 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { isCargoError } from '../../errors/cargo-error.js';
-import { closeTransferClients, configureTransferEngine, engineClientPool } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { tpcCopy } from '../../services/transfer/tpc/tpc-client.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 let server: http2.Http2SecureServer;
 let origin: string;
@@ -47,11 +50,11 @@ before(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  await configureTransferEngine({ ca: tls.cert });
+  await engine.reconfigure({ ca: tls.cert });
 });
 
 after(async () => {
-  await closeTransferClients();
+  await engine.close();
   await new Promise<void>((r) => server.close(() => r()));
 });
 
@@ -63,7 +66,7 @@ describe('HTTP-TPC client', () => {
     const res = await tpcCopy({
       mode: 'pull', source: 'https://src.example/data/x', destination: `${origin}/ok`,
       headers: { authorization: 'Bearer for-active' }, passiveHeaders: { Authorization: 'Bearer for-passive' }, streams: 2,
-    }, { pool: engineClientPool(), signal: signal(), onMarker: (_m, t) => totals.push(t) });
+    }, { pool: engine.pool, signal: signal(), onMarker: (_m, t) => totals.push(t) });
     assert.equal(res.status, 202);
     assert.equal(res.bytes, 3000);
     assert.deepEqual(totals, [1000, 2000, 3000]);
@@ -76,29 +79,29 @@ describe('HTTP-TPC client', () => {
   });
 
   it('push mode sends Destination to the source', async () => {
-    await tpcCopy({ mode: 'push', source: `${origin}/ok`, destination: 'https://dst.example/y' }, { pool: engineClientPool(), signal: signal() });
+    await tpcCopy({ mode: 'push', source: `${origin}/ok`, destination: 'https://dst.example/y' }, { pool: engine.pool, signal: signal() });
     assert.equal(seen.at(-1)!['destination'], 'https://dst.example/y');
   });
 
   it('a failure line is a retryable CARGO_ERR_TPC_FAILED carrying the remote message', async () => {
-    await assert.rejects(tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/fail` }, { pool: engineClientPool(), signal: signal() }),
+    await assert.rejects(tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/fail` }, { pool: engine.pool, signal: signal() }),
       (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_TPC_FAILED' && e.retryable && /source answered 404/.test(e.message));
   });
 
   it('an HTTP refusal is classified like any other (403 → CARGO_ERR_AUTH, fatal)', async () => {
-    await assert.rejects(tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/denied` }, { pool: engineClientPool(), signal: signal() }),
+    await assert.rejects(tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/denied` }, { pool: engine.pool, signal: signal() }),
       (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_AUTH' && !e.retryable && e.field === 'destination');
   });
 
   it('a stream that ends without a terminal line is a retryable network error', async () => {
-    await assert.rejects(tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/abrupt` }, { pool: engineClientPool(), signal: signal() }),
+    await assert.rejects(tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/abrupt` }, { pool: engine.pool, signal: signal() }),
       (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_NETWORK' && e.retryable);
   });
 
   it('abort closes the COPY stream at the active party', async () => {
     const before = closedStreams;
     const ac = new AbortController();
-    const p = tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/stall` }, { pool: engineClientPool(), signal: ac.signal });
+    const p = tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/stall` }, { pool: engine.pool, signal: ac.signal });
     setTimeout(() => ac.abort(), 100);
     await assert.rejects(p, (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_ABORTED');
     for (let i = 0; i < 100 && closedStreams === before; i++) await new Promise((r) => setTimeout(r, 10));
@@ -107,7 +110,7 @@ describe('HTTP-TPC client', () => {
 
   it('a silent active party is CARGO_ERR_STALLED after the idle timeout', async () => {
     await assert.rejects(tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${origin}/stall` },
-      { pool: engineClientPool(), signal: signal(), stall: { idleMs: 200, minBytesPerSec: 0, windowMs: 1000 } }),
+      { pool: engine.pool, signal: signal(), stall: { idleMs: 200, minBytesPerSec: 0, windowMs: 1000 } }),
     (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_STALLED' && e.retryable);
   });
 });
@@ -136,7 +139,7 @@ describe('HTTP-TPC client: an HTTP/1.1 active party that bursts its markers and 
 
   it('the copy succeeds, every marker read, the process lives', async () => {
     for (let i = 0; i < 5; i++) {
-      const res = await tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${rawOrigin}/burst-${i}` }, { pool: engineClientPool(), signal: signal() });
+      const res = await tpcCopy({ mode: 'pull', source: 'https://s/x', destination: `${rawOrigin}/burst-${i}` }, { pool: engine.pool, signal: signal() });
       assert.equal(res.message, 'Created');
       assert.ok(res.markers > 1000);
     }

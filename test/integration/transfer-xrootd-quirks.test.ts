@@ -13,10 +13,13 @@ import { join } from 'node:path';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { defaultMultiStreamPolicy } from '../../services/transfer/pull/multi-stream.js';
 import { tempDir } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 type Quirk = 'past-eof' | 'bare-lf';
 
@@ -57,10 +60,10 @@ describe('transfer engine: XRootD-style range answers', () => {
   const body = randomBytes(3_000_000);
   const probeEnd = defaultMultiStreamPolicy.rangeBytes - 1;
   before(async () => {
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
   });
   after(async () => {
-    await closeTransferClients();
+    await engine.close();
   });
 
   for (const quirk of ['past-eof', 'bare-lf'] as const) {
@@ -70,7 +73,7 @@ describe('transfer engine: XRootD-style range answers', () => {
       try {
         const dir = tempDir(`quirk-${quirk}`);
         for (const name of ['a.bin', 'b.bin']) {
-          const r = await transferFile(
+          const r = await engine.transfer(
             { source: `${origin}/f.bin`, destination: `file://${join(dir, name)}`, verify: 'none', overwrite: true },
             { signal: new AbortController().signal, gate: new PauseGate() },
           );
@@ -85,7 +88,7 @@ describe('transfer engine: XRootD-style range answers', () => {
           assert.deepEqual(seen, [`0-${probeEnd}`, 'whole', 'whole']);
         }
       } finally {
-        await closeTransferClients();
+        await engine.close();
         server.close();
       }
     });

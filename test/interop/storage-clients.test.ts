@@ -14,8 +14,11 @@ import { startStorageServer, type TestStorageServer } from '../support/storage-s
 import { hasTool, runTool, testCaDir } from '../support/external-tools.js';
 import { testTls } from '../support/tls.js';
 import { adler32 } from '../../services/checksum/adler32.js';
-import { transferFile, configureTransferEngine, closeTransferClients } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { NearlineBackend } from '../../services/storage/nearline-backend.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 let a: TestStorageServer; // nearline permanent storage (tape emulation)
 let b: TestStorageServer; // posix permanent storage
@@ -26,8 +29,8 @@ const ca = () => testTls().certPath;
 const davs = (srv: TestStorageServer, p: string) => `davs://127.0.0.1:${srv.port}/data${p}`;
 
 before(async () => {
-  await configureTransferEngine({ ca: testTls().cert });
-  const tpc = { transfer: transferFile, allowLocal: true };
+  await engine.reconfigure({ ca: testTls().cert });
+  const tpc = { engine, allowLocal: true };
   a = await startStorageServer({ tpc, nearline: { recallLatencyMs: 300 } });
   b = await startStorageServer({ tpc });
   work = mkdtempSync(join(tmpdir(), 'cargoport-interop-'));
@@ -37,7 +40,7 @@ before(async () => {
   testCaDir();
 });
 after(async () => {
-  await closeTransferClients();
+  await engine.close();
   await a.close();
   await b.close();
   rmSync(work, { recursive: true, force: true });

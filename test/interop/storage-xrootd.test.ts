@@ -15,7 +15,10 @@ import { randomBytes } from 'node:crypto';
 import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
 import { hasTool, runTool, testCaDir } from '../support/external-tools.js';
 import { testTls } from '../support/tls.js';
-import { transferFile, configureTransferEngine, closeTransferClients } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 let cargo: TestStorageServer;
 let dir: string;
@@ -53,8 +56,8 @@ before(async () => {
     skipReason = 'running as root and no xrootd account to run XRootD as';
     return;
   }
-  await configureTransferEngine({ ca: testTls().cert });
-  cargo = await startStorageServer({ tpc: { transfer: transferFile, allowLocal: true }, http1: true });
+  await engine.reconfigure({ ca: testTls().cert });
+  cargo = await startStorageServer({ tpc: { engine, allowLocal: true }, http1: true });
   dir = mkdtempSync(join(tmpdir(), 'cargoport-xrootd-'));
   chmodSync(dir, 0o755);
   for (const d of ['data', 'ca', 'run']) mkdirSync(join(dir, d));
@@ -109,7 +112,7 @@ after(async () => {
       /* gone */
     }
   }
-  await closeTransferClients();
+  await engine.close();
   await cargo?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

@@ -13,12 +13,15 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { createHash } from 'node:crypto';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { hasTool } from '../support/external-tools.js';
 import { freePort } from '../support/free-port.js';
 import { waitListening } from '../support/wait-listening.js';
 import { makeRandomFiles, tempDir, type FixtureFile } from '../support/fixtures.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const MiB = 1024 * 1024;
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
@@ -101,10 +104,10 @@ for (const [name, spec] of Object.entries(SERVERS)) {
       port = await freePort();
       server = spec.start(root, port, work);
       await waitListening(port);
-      await configureTransferEngine({ ca: tls.cert, multiStream: { enabled: true, minFileBytes: 8 * MiB, rangeBytes: 4 * MiB } });
+      await engine.reconfigure({ ca: tls.cert, multiStream: { enabled: true, minFileBytes: 8 * MiB, rangeBytes: 4 * MiB } });
     });
     after(async () => {
-      await closeTransferClients();
+      await engine.close();
       server.kill('SIGTERM');
     });
 
@@ -113,7 +116,7 @@ for (const [name, spec] of Object.entries(SERVERS)) {
         const [f] = makeRandomFiles(root, 1, 24 * MiB, 24 * MiB, 'fresh');
         chmodSync(join(root, f!.name), 0o644);
         const out = join(tempDir('h2-interop-fresh'), f!.name);
-        const r = await transferFile({
+        const r = await engine.transfer({
           source: `https://127.0.0.1:${port}/${f!.name}`, destination: pathToFileURL(out).href, overwrite: false,
           verify: 'none', checksum: { alg: 'adler32', value: f!.adler32 }, connections: 1, streams: 4,
         }, { signal: new AbortController().signal, gate: new PauseGate() });
@@ -127,7 +130,7 @@ for (const [name, spec] of Object.entries(SERVERS)) {
         const dst = tempDir('h2-interop-dst');
         for (const f of files) {
           const out = join(dst, f.name);
-          const r = await transferFile({
+          const r = await engine.transfer({
             source: `https://127.0.0.1:${port}/${f.name}`, destination: pathToFileURL(out).href, overwrite: false,
             verify: 'none', checksum: { alg: 'adler32', value: f.adler32 }, connections, streams,
           }, { signal: new AbortController().signal, gate: new PauseGate() });

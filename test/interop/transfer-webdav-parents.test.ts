@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
-import { closeTransferClients, configureTransferEngine, transferFile } from '../../services/transfer/engine.js';
+import { createTransferEngine } from '../../services/transfer/engine.js';
 import { TransferError } from '../../services/transfer/transfer-errors.js';
 import type { TransferRequest } from '../../services/transfer/types.js';
 import { makeRandomFiles, sameContent, tempDir } from '../support/fixtures.js';
@@ -22,6 +22,9 @@ import { hasLighttpdWebdav, startLighttpdWebdav, type LighttpdWebdav, type Logge
 import { startHarness } from '../support/port-harness.js';
 import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
 import { testTls } from '../support/tls.js';
+
+/** This process's transfer engine (one object, as the shells build it). */
+const engine = createTransferEngine();
 
 const ctl = () => ({ signal: new AbortController().signal, gate: new PauseGate() });
 const req = (source: string, destination: string, extra: Partial<TransferRequest> = {}): TransferRequest =>
@@ -45,12 +48,12 @@ describe('pushes into a plain WebDAV server (lighttpd mod_webdav) with missing p
     davs = await startLighttpdWebdav({ tls: true });
     src = await startH2FileServer({ root: tempDir('dav-parents-remote') });
     writeFileSync(join(src.root, 'remote.bin'), body);
-    storage = await startStorageServer({ tpc: { transfer: transferFile, allowLocal: true, markerIntervalMs: 50 } });
+    storage = await startStorageServer({ tpc: { engine, allowLocal: true, markerIntervalMs: 50 } });
     writeFileSync(join(storage.permanentDir, 'tpc-src.bin'), body);
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
   });
   after(async () => {
-    await closeTransferClients();
+    await engine.close();
     await dav.close();
     await davs.close();
     await src.close();
@@ -58,7 +61,7 @@ describe('pushes into a plain WebDAV server (lighttpd mod_webdav) with missing p
   });
 
   test('three missing levels: 409, MKCOL up to the deepest existing collection and down again, then the PUT once more', async () => {
-    const r = await transferFile(req(pathToFileURL(file).href, `${dav.origin}/a/b/c/file.bin`), ctl());
+    const r = await engine.transfer(req(pathToFileURL(file).href, `${dav.origin}/a/b/c/file.bin`), ctl());
     assert.equal(r.bytes, body.length);
     assert.ok(readFileSync(join(dav.root, 'a/b/c/file.bin')).equals(body));
     assert.deepEqual(brief(await dav.requests()).filter((l) => !l.startsWith('HEAD')), [
@@ -70,8 +73,8 @@ describe('pushes into a plain WebDAV server (lighttpd mod_webdav) with missing p
 
   test('the origin is remembered: a new directory is made before the PUT (no 409), a known one costs nothing', async () => {
     const before = (await dav.requests()).length;
-    await transferFile(req(pathToFileURL(file).href, `${dav.origin}/a/d/one.bin`), ctl());
-    await transferFile(req(pathToFileURL(file).href, `${dav.origin}/a/d/two.bin`), ctl());
+    await engine.transfer(req(pathToFileURL(file).href, `${dav.origin}/a/d/one.bin`), ctl());
+    await engine.transfer(req(pathToFileURL(file).href, `${dav.origin}/a/d/two.bin`), ctl());
     assert.deepEqual(brief((await dav.requests()).slice(before)).filter((l) => !l.startsWith('HEAD')), [
       'MKCOL /a/d 201', 'PUT /a/d/one.bin 201', 'PUT /a/d/two.bin 201',
     ]);
@@ -79,7 +82,7 @@ describe('pushes into a plain WebDAV server (lighttpd mod_webdav) with missing p
   });
 
   test('over TLS (HTTP/1.1 upload), as a stream-through from a remote source read again for the second PUT', async () => {
-    const r = await transferFile(req(`${src.origin}/remote.bin`, `${davs.origin}/s/t/remote.bin`), ctl());
+    const r = await engine.transfer(req(`${src.origin}/remote.bin`, `${davs.origin}/s/t/remote.bin`), ctl());
     assert.equal(r.bytes, body.length);
     assert.ok(readFileSync(join(davs.root, 's/t/remote.bin')).equals(body));
     const puts = (await davs.requests()).filter((q) => q.method === 'PUT').map((q) => q.status);
@@ -89,7 +92,7 @@ describe('pushes into a plain WebDAV server (lighttpd mod_webdav) with missing p
   test('a parent that is a file: MKCOL says it exists (405), the second 409 is final and says so', async () => {
     // (overwrite: lighttpd answers a HEAD below a file with the file, path-info style, which reads as 'exists'.)
     writeFileSync(join(dav.root, 'plain-file'), 'not a collection');
-    await assert.rejects(transferFile(req(pathToFileURL(file).href, `${dav.origin}/plain-file/x.bin`, { overwrite: true }), ctl()), (e: unknown) => {
+    await assert.rejects(engine.transfer(req(pathToFileURL(file).href, `${dav.origin}/plain-file/x.bin`, { overwrite: true }), ctl()), (e: unknown) => {
       assert.ok(e instanceof TransferError);
       assert.equal(e.code, 'CARGO_ERR_DEST_CONFLICT');
       assert.equal(e.field, 'destination');
@@ -100,7 +103,7 @@ describe('pushes into a plain WebDAV server (lighttpd mod_webdav) with missing p
 
   test('a TPC push (the storage endpoint writes into lighttpd): the parents are made before the copy, no 409', async () => {
     const before = (await dav.requests()).length;
-    const r = await transferFile(req(`${storage.base}/tpc-src.bin`, `${dav.origin}/tpc/deep/copied.bin`, { copyMode: 'push' }), ctl());
+    const r = await engine.transfer(req(`${storage.base}/tpc-src.bin`, `${dav.origin}/tpc/deep/copied.bin`, { copyMode: 'push' }), ctl());
     assert.equal(r.protocol, 'tpc-push');
     assert.ok(readFileSync(join(dav.root, 'tpc/deep/copied.bin')).equals(body));
     const seen = brief((await dav.requests()).slice(before)).filter((l) => !l.startsWith('HEAD'));
@@ -137,10 +140,10 @@ describe('pushes into the port\'s own storage endpoint with missing parent colle
   let storage: TestStorageServer;
   before(async () => {
     storage = await startStorageServer();
-    await configureTransferEngine({ ca: testTls().cert });
+    await engine.reconfigure({ ca: testTls().cert });
   });
   after(async () => {
-    await closeTransferClients();
+    await engine.close();
     await storage.close();
   });
 
@@ -148,7 +151,7 @@ describe('pushes into the port\'s own storage endpoint with missing parent colle
     const body = randomBytes(200_000);
     const file = join(tempDir('dav-parents-own'), 'own.bin');
     writeFileSync(file, body);
-    const r = await transferFile(req(pathToFileURL(file).href, `${storage.base}/new/nested/dir/own.bin`), ctl());
+    const r = await engine.transfer(req(pathToFileURL(file).href, `${storage.base}/new/nested/dir/own.bin`), ctl());
     assert.equal(r.bytes, body.length);
     assert.ok(readFileSync(join(storage.permanentDir, 'new/nested/dir/own.bin')).equals(body));
   });

@@ -109,11 +109,10 @@ test('problem+json: one shape for domain errors, direct answers and foreign erro
 const UNCODED_ALLOWED: ReadonlyArray<{ file: string; match: string; why: string }> = [
   // Errors shaped as undici's or Node's own (code UND_ERR_*_TIMEOUT, ECONNRESET) for the paths that do not use undici,
   // so that classifyError gives them the code and the URL it gives undici's (CARGO_ERR_TIMEOUT, CARGO_ERR_NETWORK).
-  { file: 'bulk-session.ts', match: "{ code: 'UND_ERR_CONNECT_TIMEOUT' }", why: 'classified as CARGO_ERR_TIMEOUT' },
-  { file: 'bulk-session.ts', match: "{ code: 'ECONNRESET' }", why: 'classified as CARGO_ERR_NETWORK' },
+  { file: 'connector.ts', match: "{ code: 'UND_ERR_CONNECT_TIMEOUT' }", why: 'classified as CARGO_ERR_TIMEOUT' },
+  { file: 'connector.ts', match: "{ code: 'ECONNRESET' }", why: 'classified as CARGO_ERR_NETWORK' },
   { file: 'http1-get.ts', match: 'new Error(`no response within', why: 'classified as CARGO_ERR_TIMEOUT' },
   { file: 'http1-get.ts', match: 'new Error(`no body bytes for', why: 'classified as CARGO_ERR_TIMEOUT on the spot' },
-  { file: 'http1-upload.ts', match: 'new Error(`connect timeout after', why: 'classified as CARGO_ERR_TIMEOUT' },
   { file: 'http1-upload.ts', match: 'new Error(`no response within', why: 'classified as CARGO_ERR_TIMEOUT' },
   { file: 'file-pump.ts', match: "new Error('source closed before its end')", why: 'a source stream that closed early; the caller classifies it with the source URL (CARGO_ERR_NETWORK)' },
   { file: 'native-flowlabel.ts', match: "{ code, errno: -errno, syscall: 'connect' }", why: "Node's own connect-error shape (errno name as code), classified by the connectors like a Node socket's" },

@@ -5,7 +5,6 @@
  */
 import type { LookupFunction, Socket } from 'node:net';
 import { defaultConnectionPacing, type ConnectionPacerOptions } from '../../throttle/connection-pacer.js';
-import type { FlowTag } from '../../marking/flow-id.js';
 
 export interface TransferClientOptions {
   /** Extra trust anchors (PEM) for TLS; tests pass the self-signed test CA. */
@@ -46,11 +45,6 @@ export interface TransferClientOptions {
   bulkReceive: boolean;
   /** Called for each new connection (marking backends set flow labels / read TCP_INFO here). */
   onSocket?: (socket: Socket, origin: string) => void;
-  /**
-   * The scitags flow every connection of this pool belongs to (the engine keeps one pool per tag, since a
-   * connection's flow label is fixed at connect); absent for untagged transfers.
-   */
-  flow?: FlowTag;
   /** Name resolution for every connector; absent: the system resolver (tests give a name several addresses). */
   lookup?: LookupFunction;
 }

@@ -5,19 +5,24 @@
  * Client that negotiated HTTP/1.1 drops to 1 so requests never queue behind each other on one socket. Windows are set explicitly to the
  * bandwidth-delay product because undici's defaults (256 KiB / 512 KiB) cap a 100 ms path at a few MB/s.
  *
- * Every socket passes through our connector, which records the remote IP and the negotiated protocol (the
- * transfer result reports them) and offers a hook for per-connection socket work (packet marking).
+ * Every socket — undici's, the HTTP/1.x agents', the bulk sessions' — is opened by the engine's one Connector
+ * (connector.ts: DNS + happy eyeballs, pacing, TLS, socket events with the flow's context, createSocket hook); the
+ * pool records the remote IP and negotiated protocol the transfer result reports.
+ *
+ * Connections are kept per partition: an attempt works on `pool.forFlow(flow)`, a view whose connections are shared
+ * only with flows of the same credentials identity and SciTag; what origins told us (protocol, range support, endpoint
+ * settings) is shared by all views.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { Client, buildConnector } from 'undici';
-import { ConnectionPacer, connectRetryDelayMs } from '../../throttle/connection-pacer.js';
+import { Client } from 'undici';
 import { createHttp1Agent, type Http1Agent } from '../http/http1-upload.js';
 import { H2BulkSession } from '../h2-bulk/bulk-session.js';
-import { addressOptions } from './address-options.js';
-import { flowSocketOpened, openFlowSocket } from './flow-socket.js';
-import type { FlowDirection } from '../../marking/marking-service.js';
+import type { FlowContext } from '../types.js';
 import { defaultClientOptions, type ConnectionInfo, type OriginOptions, type TransferClientOptions } from './client-options.js';
+import { ConnectionEvents, type SocketFlow } from './connection-events.js';
+import { Connector, type CreateSocket } from './connector.js';
+import { flowSocketOpened, openFlowSocket } from './flow-socket.js';
 
 export { defaultClientOptions, type ConnectionInfo, type OriginOptions, type TransferClientOptions };
 
@@ -40,42 +45,201 @@ interface OriginClients {
   next: number;
 }
 
-export class ClientPool {
-  private readonly origins = new Map<string, OriginClients>();
-  private readonly originOptions = new Map<string, OriginOptions>();
+/** The flow one attempt runs for, and which origins are its source and destination (socket event direction). */
+export interface PoolFlow extends SocketFlow {
+  sourceOrigin?: string;
+  destinationOrigin?: string;
+}
+
+/**
+ * The connections of one partition: flows with the same credentials identity and SciTag share them, others never
+ * do (a packet-marked connection carries one flow's label; a connection authenticated as one identity is not lent
+ * to another).
+ */
+class Partition {
+  readonly origins = new Map<string, OriginClients>();
   /**
    * Upload connections, separate from the download ones: undici 7 dispatches a non-idempotent or stream-bodied
    * request only on an otherwise idle connection (client-h2.js `busy`), so a PUT sharing a Client with a GET
    * would wait for it — and deadlock a stream-through whose PUT body is that very GET.
    */
-  private readonly uploads = new Map<string, Array<PooledClient & { lent: boolean }>>();
-  /** What each origin negotiated on its latest connection (decides the HTTP/1.1 upload path). */
-  private readonly negotiated = new Map<string, ConnectionInfo['protocol']>();
-  /** Origins whose partial-content answers cannot be parsed: they are read whole, without Range. */
-  private readonly noRanges = new Set<string>();
-  /** Node http(s) agents for PUTs to HTTP/1.1 origins (http1-upload.ts explains why not undici). */
-  private readonly http1Agents = new Map<string, Http1Agent>();
-  /** Origins whose first connection is being made; later requests wait for its ALPN answer (protocolKnown). */
-  private readonly firstContact = new Map<string, { promise: Promise<void>; settle: () => void }>();
+  readonly uploads = new Map<string, Array<PooledClient & { lent: boolean }>>();
+  /** Node http(s) agents for HTTP/1.x GETs and PUTs (http1-upload.ts explains why not undici). */
+  readonly http1Agents = new Map<string, Http1Agent>();
   /** Bulk receive sessions (bulkReceive), keyed by origin and connection slot. */
-  private readonly bulkSessions = new Map<string, H2BulkSession>();
-  private readonly bulkRoundRobin = new Map<string, number>();
-  private opts: TransferClientOptions;
-  private pacer: ConnectionPacer;
+  readonly bulkSessions = new Map<string, H2BulkSession>();
+  readonly bulkRoundRobin = new Map<string, number>();
+  /** Attempts using the partition now; an unused one is closed after PARTITION_IDLE_MS. */
+  users = 0;
+  idleSince = Date.now();
 
-  constructor(opts: Partial<TransferClientOptions> = {}) {
-    this.opts = { ...defaultClientOptions, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };
-    this.pacer = new ConnectionPacer(this.opts.connectionPacing);
+  all(): PooledClient[] {
+    const out: PooledClient[] = [...this.origins.values()].flatMap((e) => e.clients);
+    for (const list of this.uploads.values()) out.push(...list);
+    return out;
+  }
+
+
+  async close(): Promise<void> {
+    const all = this.all();
+    this.origins.clear();
+    this.uploads.clear();
+    for (const agent of this.http1Agents.values()) agent.destroy();
+    this.http1Agents.clear();
+    for (const session of this.bulkSessions.values()) session.close();
+    this.bulkSessions.clear();
+    this.bulkRoundRobin.clear();
+    await Promise.allSettled(all.map((c) => c.client.close()));
+  }
+
+  /** Drops `origin`'s connections (new endpoint settings). */
+  dropOrigin(origin: string): PooledClient[] {
+    const dropped = [...(this.origins.get(origin)?.clients ?? []), ...(this.uploads.get(origin) ?? [])];
+    this.origins.delete(origin);
+    this.uploads.delete(origin);
+    for (const key of [origin, `${origin} receive`]) {
+      this.http1Agents.get(key)?.destroy();
+      this.http1Agents.delete(key);
+    }
+    this.dropBulkSessions(origin, true);
+    return dropped;
+  }
+
+  dropBulkSessions(origin: string, close = false): void {
+    for (const [key, session] of [...this.bulkSessions]) {
+      if (!key.startsWith(`${origin} `)) continue;
+      if (close) session.close();
+      this.bulkSessions.delete(key);
+    }
+  }
+}
+
+/** An unused partition (no attempt holds it) is closed after this long; the default partition never is. */
+const PARTITION_IDLE_MS = 60_000;
+const PARTITION_SWEEP_MS = 10_000;
+
+/** What every view of one pool shares: options, what origins told us, the connector, the partitions. */
+class PoolState {
+  opts: TransferClientOptions;
+  readonly originOptions = new Map<string, OriginOptions>();
+  /** What each origin negotiated on its latest connection (decides the HTTP/1.1 paths). */
+  readonly negotiated = new Map<string, ConnectionInfo['protocol']>();
+  /** Origins whose partial-content answers cannot be parsed: they are read whole, without Range. */
+  readonly noRanges = new Set<string>();
+  /** Origins whose first connection is being made; later requests wait for its ALPN answer (protocolKnown). */
+  readonly firstContact = new Map<string, { promise: Promise<void>; settle: () => void }>();
+  readonly partitions = new Map<string, Partition>();
+  readonly connector: Connector;
+  lastSweep = Date.now();
+
+  constructor(opts: TransferClientOptions, events?: ConnectionEvents) {
+    this.opts = opts;
+    this.connector = new Connector({ pacing: opts.connectionPacing, ...(events ? { events } : {}) });
+    // Marking: a tagged flow's TCP connection is opened by marking with the flow's IPv6 label, and every connection
+    // of a tagged flow is announced to it (fireflies, flowd) — through the connector's two seams.
+    this.connector.setRawSocketOpener((host, port, spec) => spec.flow.tag ? openFlowSocket(spec.flow.tag, host, port, spec) : undefined);
+    this.connector.events.on('socket-opened', (e, socket, raw) => {
+      if (e.side !== 'outbound') return;
+      if (e.flow.tag) flowSocketOpened(e.flow.tag, socket, e.flow.direction === 'destination' ? 'send' : 'receive', raw);
+      // The older per-socket hook (TransferClientOptions.onSocket) rides on the opened event.
+      if (e.origin) this.opts.onSocket?.(socket, e.origin);
+    });
+  }
+
+  partition(key: string): Partition {
+    let p = this.partitions.get(key);
+    if (!p) this.partitions.set(key, (p = new Partition()));
+    return p;
+  }
+
+  /** Closes partitions no attempt used for PARTITION_IDLE_MS (checked at most every PARTITION_SWEEP_MS). */
+  sweep(now: number): void {
+    if (now - this.lastSweep < PARTITION_SWEEP_MS) return;
+    this.lastSweep = now;
+    for (const [key, p] of [...this.partitions]) {
+      if (key === '' || p.users > 0 || now - p.idleSince < PARTITION_IDLE_MS) continue;
+      this.partitions.delete(key);
+      void p.close();
+    }
+  }
+}
+
+/** Partition key: everything that must keep two flows off one connection. */
+function partitionKey(flow: FlowContext): string {
+  if (flow.credentialsId === undefined && flow.scitag === undefined) return '';
+  return `${flow.credentialsId ?? ''}\u0000${flow.scitag ?? ''}`;
+}
+
+export class ClientPool {
+  private readonly s: PoolState;
+  private readonly part: Partition;
+  private readonly flow: PoolFlow;
+  private released = false;
+
+  /**
+   * The engine's pool (the default partition, no flow). `events`: where its sockets are announced (one per engine;
+   * the gateway's accepted connections are announced on the same emitter).
+   */
+  constructor(opts: Partial<TransferClientOptions> = {}, events?: ConnectionEvents, view?: { s: PoolState; part: Partition; flow: PoolFlow }) {
+    if (view) {
+      this.s = view.s;
+      this.part = view.part;
+      this.flow = view.flow;
+      return;
+    }
+    this.s = new PoolState({ ...defaultClientOptions, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) }, events);
+    this.part = this.s.partition('');
+    this.flow = {};
+  }
+
+  /**
+   * A view of this pool for one attempt's flow: connections of the flow's partition (credentials identity + SciTag),
+   * sockets announced with its context. Call `release()` when the attempt ends.
+   */
+  forFlow(flow: PoolFlow): ClientPool {
+    const now = Date.now();
+    this.s.sweep(now);
+    const part = this.s.partition(partitionKey(flow));
+    part.users++;
+    return new ClientPool({}, undefined, { s: this.s, part, flow });
+  }
+
+  /** Ends a view's use of its partition (idempotent). */
+  release(): void {
+    if (this.released || this.part.users === 0) return;
+    this.released = true;
+    this.part.users--;
+    if (this.part.users === 0) this.part.idleSince = Date.now();
+  }
+
+  /** Socket events of every connection this pool opens. */
+  get events(): ConnectionEvents {
+    return this.s.connector.events;
+  }
+
+  /** Installs the socket creation hook (marking: flow label before connect) for connections opened from now on. */
+  setCreateSocket(hook: CreateSocket | undefined): void {
+    this.s.connector.setCreateSocket(hook);
+  }
+
+  /** A stable object per pool (all views alike), for what is learned per engine (parent-collections.ts). */
+  get identity(): object {
+    return this.s;
   }
 
   get options(): Readonly<TransferClientOptions> {
-    return this.opts;
+    return this.s.opts;
   }
 
   /** Effective options for `origin` (engine-wide options with the endpoint's overrides). */
   optionsFor(origin: string): Readonly<TransferClientOptions> {
-    const o = this.originOptions.get(origin);
-    return o ? { ...this.opts, ...o } : this.opts;
+    const o = this.s.originOptions.get(origin);
+    return o ? { ...this.s.opts, ...o } : this.s.opts;
+  }
+
+  /** Per-endpoint overrides before any connection exists (the engine's start-up settings). */
+  setOriginOptions(origin: string, opts: OriginOptions): void {
+    this.s.originOptions.set(origin, opts);
   }
 
   /**
@@ -83,29 +247,22 @@ export class ClientPool {
    * connections are closed so the next request uses the new settings.
    */
   async configureOrigin(origin: string, opts: OriginOptions | undefined): Promise<void> {
-    if (opts) this.originOptions.set(origin, opts);
-    else this.originOptions.delete(origin);
-    const entry = this.origins.get(origin);
-    const uploads = this.uploads.get(origin) ?? [];
-    this.origins.delete(origin);
-    this.uploads.delete(origin);
-    this.negotiated.delete(origin);
-    this.noRanges.delete(origin);
+    if (opts) this.s.originOptions.set(origin, opts);
+    else this.s.originOptions.delete(origin);
+    const dropped: PooledClient[] = [];
+    for (const p of this.s.partitions.values()) dropped.push(...p.dropOrigin(origin));
+    this.s.negotiated.delete(origin);
+    this.s.noRanges.delete(origin);
     this.settleFirstContact(origin);
-    for (const key of [origin, `${origin} receive`]) {
-      this.http1Agents.get(key)?.destroy();
-      this.http1Agents.delete(key);
-    }
-    this.dropBulkSessions(origin, true);
-    await Promise.allSettled([...(entry?.clients ?? []), ...uploads].map((c) => c.client.close()));
+    await Promise.allSettled(dropped.map((c) => c.client.close()));
   }
 
   /** Changes options for connections opened from now on; existing Clients are closed so they pick them up. */
   async reconfigure(opts: Partial<TransferClientOptions>): Promise<void> {
     // `undefined` means "not specified" (config files leave fields out), never "unset the default".
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
-    this.opts = { ...this.opts, ...given };
-    this.pacer = new ConnectionPacer(this.opts.connectionPacing);
+    this.s.opts = { ...this.s.opts, ...given };
+    this.s.connector.setPacing(this.s.opts.connectionPacing);
     await this.close();
   }
 
@@ -113,12 +270,12 @@ export class ClientPool {
   clientsFor(origin: string, connections?: number): PooledClient[] {
     const o = this.optionsFor(origin);
     const n = Math.max(1, connections ?? o.connections);
-    let entry = this.origins.get(origin);
+    let entry = this.part.origins.get(origin);
     if (!entry) {
       entry = { clients: [], next: 0 };
-      this.origins.set(origin, entry);
+      this.part.origins.set(origin, entry);
     }
-    while (entry.clients.length < n) entry.clients.push(this.newClient(origin, o.maxStreamsPerConnection));
+    while (entry.clients.length < n) entry.clients.push(this.newClient(origin, o.maxStreamsPerConnection, 'source'));
     return entry.clients.slice(0, n);
   }
 
@@ -128,12 +285,12 @@ export class ClientPool {
    */
   pick(origin: string, connections?: number): PooledClient {
     const list = this.clientsFor(origin, connections);
-    const entry = this.origins.get(origin)!;
+    const entry = this.part.origins.get(origin)!;
     if (this.protocolOf(origin) === 'http/1.1' || list[0]!.info.protocol === 'http/1.1') {
       const idle = entry.clients.find((c) => c.inFlight === 0);
       if (idle) return idle;
       if (entry.clients.length < this.optionsFor(origin).maxHttp1ConnectionsPerOrigin) {
-        const c = this.newClient(origin, 1);
+        const c = this.newClient(origin, 1, 'source');
         entry.clients.push(c);
         return c;
       }
@@ -146,7 +303,7 @@ export class ClientPool {
 
   /** The protocol `origin` negotiated on its latest connection, if any connection was made yet. */
   protocolOf(origin: string): ConnectionInfo['protocol'] | undefined {
-    return this.optionsFor(origin).http1Only ? 'http/1.1' : this.negotiated.get(origin);
+    return this.optionsFor(origin).http1Only ? 'http/1.1' : this.s.negotiated.get(origin);
   }
 
   /**
@@ -157,25 +314,26 @@ export class ClientPool {
    */
   protocolKnown(origin: string): Promise<void> | undefined {
     if (this.protocolOf(origin)) return undefined;
-    const pending = this.firstContact.get(origin);
+    const pending = this.s.firstContact.get(origin);
     if (pending) return pending.promise;
     let settle!: () => void;
+    const firstContact = this.s.firstContact;
     const promise = new Promise<void>((resolve) => {
       // Never wait longer than a connection may take: the first request may have been aborted before it connected.
       const timer = setTimeout(() => settle(), this.optionsFor(origin).connectTimeoutMs);
       timer.unref();
       settle = () => {
         clearTimeout(timer);
-        if (this.firstContact.get(origin)?.promise === promise) this.firstContact.delete(origin);
+        if (firstContact.get(origin)?.promise === promise) firstContact.delete(origin);
         resolve();
       };
     });
-    this.firstContact.set(origin, { promise, settle });
+    firstContact.set(origin, { promise, settle });
     return undefined;
   }
 
   private settleFirstContact(origin: string): void {
-    this.firstContact.get(origin)?.settle();
+    this.s.firstContact.get(origin)?.settle();
   }
 
   /**
@@ -188,87 +346,86 @@ export class ClientPool {
     const o = this.optionsFor(origin);
     if (!o.bulkReceive || this.protocolOf(origin) === 'http/1.1' || !origin.startsWith('https:')) return undefined;
     const key = `${origin} ${lane}`;
-    let session = this.bulkSessions.get(key);
+    let session = this.part.bulkSessions.get(key);
     if (!session || !session.usable) {
+      const flow = this.socketFlow(origin, 'source');
       session = new H2BulkSession({
-        origin, ca: o.ca, rejectUnauthorized: o.rejectUnauthorized, ciphers: o.ciphers, lookup: o.lookup,
-        connectTimeoutMs: o.connectTimeoutMs, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
+        origin, headersTimeoutMs: o.headersTimeoutMs, bodyTimeoutMs: o.bodyTimeoutMs,
         initialWindowSize: o.initialWindowSize, connectionWindowSize: o.connectionWindowSize,
-        pacer: this.pacer,
-        ...(o.flow ? { flowOptions: o } : {}),
-        onSocket: (socket, at) => {
+        open: async (onread) => {
+          const socket = await this.s.connector.open({
+            origin, alpn: ['h2', 'http/1.1'], ...connectOptions(o), flow, onread,
+          });
           // An h2 answer settles what the undici paths (HEAD, PUT) would otherwise wait to find out.
-          this.negotiated.set(origin, 'h2');
-          this.settleFirstContact(origin);
-          o.onSocket?.(socket, at);
+          if ((socket as TLSSocket).alpnProtocol === 'h2') {
+            this.s.negotiated.set(origin, 'h2');
+            this.settleFirstContact(origin);
+          }
+          return socket;
         },
       });
-      this.bulkSessions.set(key, session);
+      this.part.bulkSessions.set(key, session);
     }
     return session;
   }
 
   /** The connection slot of `via` among `origin`'s pooled connections, or −1 (an upload connection, say). */
   connectionSlot(origin: string, via: PooledClient): number {
-    return this.origins.get(origin)?.clients.indexOf(via) ?? -1;
+    return this.part.origins.get(origin)?.clients.indexOf(via) ?? -1;
   }
 
   /** Slot for an unpinned GET: round robin over the origin's connections, as pick() does for undici. */
   nextBulkLane(origin: string): number {
     const n = Math.max(1, this.optionsFor(origin).connections);
-    const lane = (this.bulkRoundRobin.get(origin) ?? 0) % n;
-    this.bulkRoundRobin.set(origin, lane + 1);
+    const lane = (this.part.bulkRoundRobin.get(origin) ?? 0) % n;
+    this.part.bulkRoundRobin.set(origin, lane + 1);
     return lane;
   }
 
   /** `origin` answered a bulk session without h2: it is an HTTP/1.1 origin for every path from now on. */
   noteNotHttp2(origin: string): void {
-    this.negotiated.set(origin, 'http/1.1');
-    this.dropBulkSessions(origin);
+    this.s.negotiated.set(origin, 'http/1.1');
+    for (const p of this.s.partitions.values()) p.dropBulkSessions(origin);
     this.settleFirstContact(origin);
-  }
-
-  private dropBulkSessions(origin: string, close = false): void {
-    for (const [key, session] of [...this.bulkSessions]) {
-      if (!key.startsWith(`${origin} `)) continue;
-      if (close) session.close();
-      this.bulkSessions.delete(key);
-    }
   }
 
   /** True once `origin` sent a 206 answer no parser accepts (http-requests.ts `rangedGet`). */
   rangesUnusable(origin: string): boolean {
-    return this.noRanges.has(origin);
+    return this.s.noRanges.has(origin);
   }
 
   markRangesUnusable(origin: string): void {
-    this.noRanges.add(origin);
+    this.s.noRanges.add(origin);
   }
 
   /**
-   * The keep-alive agent carrying HTTP/1.1 PUTs (`send`) or GETs (`receive`) to `origin`: one per direction, so a
-   * tagged connection's fireflies name the data's source correctly.
+   * The keep-alive agent carrying HTTP/1.x PUTs (`send`) or GETs (`receive`) to `origin`: one per direction, so a
+   * connection's events (and a tagged connection's fireflies) name the data's direction correctly.
    */
-  http1AgentFor(origin: string, direction: FlowDirection = 'send'): Http1Agent {
+  http1AgentFor(origin: string, direction: 'send' | 'receive' = 'send'): Http1Agent {
     const key = direction === 'send' ? origin : `${origin} receive`;
-    let agent = this.http1Agents.get(key);
+    let agent = this.part.http1Agents.get(key);
     if (!agent) {
-      agent = createHttp1Agent(origin, this.optionsFor(origin), this.pacer, direction);
-      this.http1Agents.set(key, agent);
+      const o = this.optionsFor(origin);
+      const flow: SocketFlow = { ...this.socketFlow(origin, 'source'), direction: direction === 'send' ? 'destination' : 'source' };
+      agent = createHttp1Agent(origin, o, () => this.s.connector.open({
+        origin, alpn: ['http/1.1'], ...connectOptions(o), flow,
+      }));
+      this.part.http1Agents.set(key, agent);
     }
     return agent;
   }
 
   /** A connection to `origin` that carries nothing else until released (one PUT at a time). */
   lendUploadClient(origin: string): LentClient {
-    let list = this.uploads.get(origin);
+    let list = this.part.uploads.get(origin);
     if (!list) {
       list = [];
-      this.uploads.set(origin, list);
+      this.part.uploads.set(origin, list);
     }
     let c = list.find((x) => !x.lent);
     if (!c) {
-      c = Object.assign(this.newClient(origin, 1, 'send'), { lent: false });
+      c = Object.assign(this.newClient(origin, 1, 'destination'), { lent: false });
       list.push(c);
     }
     const lent = c;
@@ -276,85 +433,54 @@ export class ClientPool {
     return { pooled: lent, release: () => { lent.lent = false; } };
   }
 
-  async close(): Promise<void> {
-    const all: PooledClient[] = [...this.origins.values()].flatMap((e) => e.clients);
-    for (const list of this.uploads.values()) all.push(...list);
-    this.uploads.clear();
-    this.origins.clear();
-    this.negotiated.clear();
-    this.noRanges.clear();
-    for (const fc of [...this.firstContact.values()]) fc.settle();
-    for (const agent of this.http1Agents.values()) agent.destroy();
-    this.http1Agents.clear();
-    for (const session of this.bulkSessions.values()) session.close();
-    this.bulkSessions.clear();
-    await Promise.allSettled(all.map((c) => c.client.close()));
+  /**
+   * The flow context a new connection to `origin` is announced with: the attempt's, and which end of the transfer
+   * the origin is (`hint` when it is both or neither: the path's own role).
+   */
+  private socketFlow(origin: string, hint: 'source' | 'destination'): SocketFlow {
+    const { sourceOrigin, destinationOrigin, ...flow } = this.flow;
+    const direction = sourceOrigin === origin && destinationOrigin !== origin ? 'source'
+      : destinationOrigin === origin && sourceOrigin !== origin ? 'destination' : hint;
+    return { ...flow, direction };
   }
 
-  private newClient(origin: string, streams: number, direction: FlowDirection = 'receive'): PooledClient {
+  /** Closes every connection of every partition (graceful: in-flight requests finish first). */
+  async close(): Promise<void> {
+    this.s.negotiated.clear();
+    this.s.noRanges.clear();
+    for (const fc of [...this.s.firstContact.values()]) fc.settle();
+    await Promise.allSettled([...this.s.partitions.values()].map((p) => p.close()));
+  }
+
+  private newClient(origin: string, streams: number, hint: 'source' | 'destination'): PooledClient {
     const o = this.optionsFor(origin);
     const allowH2 = !o.http1Only;
     const info: ConnectionInfo = {};
-    const baseConnect = buildConnector({
-      allowH2,
-      timeout: o.connectTimeoutMs,
-      ...addressOptions(o.lookup),
-      ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
-      ...(o.ca !== undefined ? { ca: o.ca } : {}),
-      ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
-    } as buildConnector.BuildOptions);
-    const onSocket = o.onSocket;
-    const pacer = this.pacer;
-    const negotiated = this.negotiated;
+    const negotiated = this.s.negotiated;
+    const connector = this.s.connector;
+    const flow = this.socketFlow(origin, hint);
     const firstContactDone = (): void => this.settleFirstContact(origin);
-    const connect: buildConnector.connector = (connectOpts, callback) => {
-      let retries = 0;
-      // A tagged flow's TCP connection is opened by marking (its flow label is set at connect); TLS then runs
-      // over it through undici's own connector (httpSocket), a plain-http one is used as it is.
-      let raw: Socket | undefined;
-      const connectVia = (cb: (err: Error | null, socket: Socket | null) => void): void => {
-        if (!o.flow) {
-          baseConnect(connectOpts, cb as Parameters<typeof baseConnect>[1]);
-          return;
-        }
-        openFlowSocket(o, connectOpts.hostname, Number(connectOpts.port) || (connectOpts.protocol === 'https:' ? 443 : 80)).then((s) => {
-          raw = s;
-          if (!s) baseConnect(connectOpts, cb as Parameters<typeof baseConnect>[1]);
-          else if (connectOpts.protocol === 'https:') baseConnect({ ...connectOpts, httpSocket: s } as typeof connectOpts, cb as Parameters<typeof baseConnect>[1]);
-          else cb(null, s);
-        }, (e: Error) => cb(e, null));
-      };
-      const attemptConnect = (release: () => void): void => connectVia((err, socket) => {
-        release();
-        const retryIn = err ? connectRetryDelayMs((err as NodeJS.ErrnoException).code, ++retries) : undefined;
-        if (retryIn !== undefined) {
-          // Jittered backoff, then queue for another paced turn.
-          setTimeout(() => void pacer.turn(connectOpts.hostname).then(attemptConnect), retryIn);
-          return;
-        }
-        if (socket) {
-          info.remoteIp = socket.remoteAddress;
-          const alpn = (socket as TLSSocket).alpnProtocol;
-          info.protocol = alpn === 'h2' ? 'h2' : 'http/1.1';
-          negotiated.set(origin, info.protocol);
-          // HTTP/1.1 pipelining would queue requests behind each other's bodies: one at a time per socket.
-          if (info.protocol === 'http/1.1' && pooled) pooled.client.pipelining = 1;
-          // Bulk data: disable Nagle, the h2 framing already coalesces.
-          socket.setNoDelay(true);
-          onSocket?.(socket as Socket, origin);
-          flowSocketOpened(o, socket as Socket, direction, raw);
-        }
-        // Requests waiting for the first connection's answer go ahead (on failure too: one of them tries next).
+    const connect = (_opts: unknown, callback: (err: Error | null, socket: Socket | null) => void): void => {
+      connector.open({ origin, alpn: allowH2 ? ['h2', 'http/1.1'] : ['http/1.1'], ...connectOptions(o), flow }).then((socket) => {
+        info.remoteIp = socket.remoteAddress;
+        const alpn = (socket as TLSSocket).alpnProtocol;
+        info.protocol = alpn === 'h2' ? 'h2' : 'http/1.1';
+        negotiated.set(origin, info.protocol);
+        // HTTP/1.1 pipelining would queue requests behind each other's bodies: one at a time per socket.
+        if (info.protocol === 'http/1.1' && pooled) pooled.client.pipelining = 1;
+        // Requests waiting for the first connection's answer go ahead.
         firstContactDone();
-        // undici's callback type is a union of (err, null) | (null, socket).
-        (callback as (e: Error | null, s: unknown) => void)(err, socket);
+        callback(null, socket);
+      }, (err: Error) => {
+        // On failure too: one of the waiting requests tries next.
+        firstContactDone();
+        callback(err, null);
       });
-      void pacer.turn(connectOpts.hostname).then(attemptConnect);
     };
     let pooled: PooledClient | undefined;
     const client = new Client(origin, {
       allowH2,
-      connect,
+      connect: connect as unknown as Client.Options['connect'],
       pipelining: allowH2 ? streams : 1,
       initialWindowSize: o.initialWindowSize,
       connectionWindowSize: o.connectionWindowSize,
@@ -367,4 +493,15 @@ export class ClientPool {
     pooled = { client, info, inFlight: 0 };
     return pooled;
   }
+}
+
+/** The connection options of the connector, from an origin's effective options. */
+function connectOptions(o: Readonly<TransferClientOptions>) {
+  return {
+    connectTimeoutMs: o.connectTimeoutMs,
+    ...(o.ca !== undefined ? { ca: o.ca } : {}),
+    ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
+    ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
+    ...(o.lookup !== undefined ? { lookup: o.lookup } : {}),
+  };
 }

@@ -22,12 +22,10 @@
  * its connection with CARGO_ERR_PEER_PROTOCOL and the reason, never the process.
  */
 import { Readable } from 'node:stream';
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { isIP, Socket as NetSocket, type LookupFunction, type Socket } from 'node:net';
-import { addressOptions } from '../connect/address-options.js';
-import { flowSocketOpened, openFlowSocket } from '../connect/flow-socket.js';
-import type { TransferClientOptions } from '../connect/client-options.js';
-import { connectRetryDelayMs, type ConnectionPacer } from '../../throttle/connection-pacer.js';
+import type { TLSSocket } from 'node:tls';
+import type { LookupFunction, Socket } from 'node:net';
+import { defaultConnectionPacing } from '../../throttle/connection-pacer.js';
+import { Connector } from '../connect/connector.js';
 import type { ErrorCode } from '../../../errors/catalogue.js';
 import { TransferError, TransferErrorCode } from '../transfer-errors.js';
 import { encodeGetRequest, HpackDecoder, HpackError } from './hpack.js';
@@ -102,57 +100,39 @@ const MAX_CONTINUATIONS = 8;
  */
 const MAX_UNSENT_BYTES = 256 * 1024;
 
-/**
- * Makes a TLS socket made over an existing socket read into `onread.buffer` and call `onread.callback`, as
- * `tls.connect({ onread })` does for a socket it connects itself. Node refuses `onread` together with `socket`
- * (_tls_wrap.js passes `onread: !socket ? … : null`) although the TLS stream supports it; the symbols a
- * net.Socket keeps the option under are read off a probe socket once. False when they are not found.
- */
-const readBufferKeys = (() => {
-  const buffer = Buffer.alloc(1);
-  const callback = (): boolean => true;
-  const probe = new NetSocket({ onread: { buffer, callback } } as ConstructorParameters<typeof NetSocket>[0]);
-  const keys = Object.getOwnPropertySymbols(probe);
-  const k = {
-    buffer: keys.find((x) => (probe as unknown as Record<symbol, unknown>)[x] === buffer),
-    callback: keys.find((x) => (probe as unknown as Record<symbol, unknown>)[x] === callback),
-    generator: keys.find((x) => x.description === 'kBufferGen'),
-  };
-  probe.destroy();
-  return k;
-})();
-
-function adoptReadBuffer(socket: TLSSocket, onread: { buffer: Buffer; callback: (n: number, buf: Buffer) => boolean }): boolean {
-  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } })._handle;
-  const { buffer: kBuffer, callback: kCallback, generator: kGenerator } = readBufferKeys;
-  if (!kBuffer || !kCallback || typeof handle?.useUserBuffer !== 'function') return false;
-  const s = socket as unknown as Record<symbol, unknown>;
-  s[kBuffer] = onread.buffer;
-  s[kCallback] = onread.callback;
-  if (kGenerator) s[kGenerator] = null;
-  handle.useUserBuffer(onread.buffer);
-  return true;
-}
-
 export interface BulkSessionOptions {
   /** `https://host[:port]` */
   origin: string;
-  ca?: string | Buffer | Array<string | Buffer>;
-  rejectUnauthorized?: boolean;
-  ciphers?: string;
-  lookup?: LookupFunction;
-  connectTimeoutMs: number;
+  /**
+   * Opens the TLS connection (offering h2), reading into `onread`'s buffer: the engine's connector (pacing, retries,
+   * timeouts, TLS options, socket events); `standaloneBulkOpen` builds one for sessions made outside an engine.
+   */
+  open: (onread: { buffer: Buffer; callback: (n: number, buf: Buffer) => boolean | void }) => Promise<Socket>;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
   /** Receive windows (bytes): per stream, and for the whole connection. */
   initialWindowSize: number;
   connectionWindowSize: number;
-  pacer: ConnectionPacer;
-  onSocket?: (socket: Socket, origin: string) => void;
-  /** The options of a tagged flow's pool: its connection is opened by marking, carrying the flow label. */
-  flowOptions?: Readonly<TransferClientOptions>;
   /** Close the connection after this long without a stream (undici's keep-alive default: 30 s). */
   idleTimeoutMs?: number;
+}
+
+/**
+ * `BulkSessionOptions.open` for a session made outside an engine (tools, tests of the session itself): a connector
+ * of its own with default pacing.
+ */
+export function standaloneBulkOpen(o: {
+  origin: string; ca?: string | Buffer | Array<string | Buffer>; rejectUnauthorized?: boolean; ciphers?: string;
+  lookup?: LookupFunction; connectTimeoutMs: number; connector?: Connector;
+}): BulkSessionOptions['open'] {
+  const connector = o.connector ?? new Connector({ pacing: defaultConnectionPacing });
+  return (onread) => connector.open({
+    origin: o.origin, alpn: ['h2', 'http/1.1'], flow: {}, onread, connectTimeoutMs: o.connectTimeoutMs,
+    ...(o.ca !== undefined ? { ca: o.ca } : {}),
+    ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
+    ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
+    ...(o.lookup !== undefined ? { lookup: o.lookup } : {}),
+  });
 }
 
 export interface BulkResponse {
@@ -381,25 +361,29 @@ export class H2BulkSession {
   // ---- connection ------------------------------------------------------------------------------------------
 
   private async connect(): Promise<void> {
-    const url = new URL(this.origin);
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const port = Number(url.port || 443);
     try {
-      for (let retry = 1; ; retry++) {
-        const release = await this.o.pacer.turn(host);
-        let retryIn: number | undefined;
-        try {
-          await this.connectOnce(host, port);
-          return;
-        } catch (e) {
-          // An overflowing accept backlog answers with RST / refusal: paced retries, the pool's one policy.
-          retryIn = connectRetryDelayMs((e as NodeJS.ErrnoException).code, retry);
-          if (retryIn === undefined) throw e;
-        } finally {
-          release();
-        }
-        await new Promise((r) => setTimeout(r, retryIn));
+      let socket: TLSSocket;
+      try {
+        socket = await this.o.open({ buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Buffer) => this.onRead(n, buf) }) as TLSSocket;
+      } catch (e) {
+        // http/1.1 is offered too, so a server without h2 says so (below); one that still refuses the handshake with
+        // a no_application_protocol alert is no h2 server either.
+        if ((e as NodeJS.ErrnoException).code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') throw new NotHttp2Error(false);
+        throw e;
       }
+      if (socket.alpnProtocol !== 'h2') {
+        socket.destroy();
+        throw new NotHttp2Error(socket.alpnProtocol);
+      }
+      this.socket = socket;
+      this.remoteIp = socket.remoteAddress;
+      socket.on('error', (e) => {
+        this.shutdown(new BulkTransportError(`HTTP/2 connection to ${this.origin} failed: ${e.message}`, false, e), ERR_NO_ERROR);
+      });
+      socket.on('close', () => {
+        if (socket === this.socket) this.shutdown(new BulkTransportError(`HTTP/2 connection to ${this.origin} closed`, false), ERR_NO_ERROR);
+      });
+      this.writePreface();
     } catch (e) {
       this.closed = true;
       this.closeError = e as Error;
@@ -407,70 +391,6 @@ export class H2BulkSession {
       this.releaseChunkPool();
       throw e;
     }
-  }
-
-  /** One TLS connection attempt; rejects with the socket's own error (its `code` classifies it). */
-  private async connectOnce(host: string, port: number): Promise<void> {
-    const flowOptions = this.o.flowOptions;
-    const raw = flowOptions ? await openFlowSocket(flowOptions, host, port) : undefined;
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Buffer) => this.onRead(n, buf) };
-      const socket = tlsConnect({
-        ...(raw ? { socket: raw } : {}),
-        // http/1.1 offered too: a server without h2 then says so (→ NotHttp2Error, the undici path) instead of
-        // refusing the handshake with a no_application_protocol alert.
-        // SNI carries names only (RFC 6066 §3).
-        host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['h2', 'http/1.1'],
-        ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
-        ...(this.o.rejectUnauthorized !== undefined ? { rejectUnauthorized: this.o.rejectUnauthorized } : {}),
-        ...(this.o.ciphers !== undefined ? { ciphers: this.o.ciphers } : {}),
-        ...addressOptions(this.o.lookup),
-        ...(raw ? {} : { onread }),
-      } as unknown as ConnectionOptions);
-      // Over a socket marking opened, Node ignores `onread` (tls.connect docs): give it the buffer ourselves, or
-      // (if Node's internals moved) let 'data' events feed the parser, at about 1.4× the CPU per byte.
-      if (raw && !adoptReadBuffer(socket, onread)) socket.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
-      const timer = setTimeout(() => {
-        const e = Object.assign(new Error(`connect to ${this.origin} timed out after ${this.o.connectTimeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' });
-        socket.destroy(e);
-      }, this.o.connectTimeoutMs);
-      socket.once('secureConnect', () => {
-        clearTimeout(timer);
-        settled = true;
-        if (socket.alpnProtocol !== 'h2') {
-          socket.destroy();
-          reject(new NotHttp2Error(socket.alpnProtocol));
-          return;
-        }
-        this.socket = socket;
-        this.remoteIp = socket.remoteAddress;
-        socket.setNoDelay(true);
-        this.o.onSocket?.(socket, this.origin);
-        if (flowOptions) flowSocketOpened(flowOptions, socket, 'receive', raw);
-        this.writePreface();
-        resolve();
-      });
-      socket.on('error', (e) => {
-        clearTimeout(timer);
-        if (!settled) {
-          settled = true;
-          const code = (e as NodeJS.ErrnoException).code;
-          reject(code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL' ? new NotHttp2Error(false) : e);
-          return;
-        }
-        this.shutdown(new BulkTransportError(`HTTP/2 connection to ${this.origin} failed: ${e.message}`, false, e), ERR_NO_ERROR);
-      });
-      socket.on('close', () => {
-        clearTimeout(timer);
-        if (!settled) {
-          settled = true;
-          reject(Object.assign(new Error(`connection to ${this.origin} closed during the handshake`), { code: 'ECONNRESET' }));
-          return;
-        }
-        if (socket === this.socket) this.shutdown(new BulkTransportError(`HTTP/2 connection to ${this.origin} closed`, false), ERR_NO_ERROR);
-      });
-    });
   }
 
   private writePreface(): void {

@@ -6,19 +6,14 @@
  * `Content-Length` case-sensitively: it then reads no body, stores an empty file and answers 201. Node's http
  * client writes header names exactly as given, so the upload carries `Content-Length` like curl and davix do.
  *
- * The connections come from a keep-alive Agent per origin whose sockets go through the same pacing, socket hook
- * (packet marking) and trust settings as the undici connections, and report their remote IP.
+ * The connections come from a keep-alive Agent per origin whose sockets the engine's connector opens (the same
+ * pacing, TLS settings, socket events and createSocket hook as every other connection), and report their remote IP.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import type { ConnectionPacer } from '../../throttle/connection-pacer.js';
+import type { Socket } from 'node:net';
 import type { ConnectionInfo, TransferClientOptions } from '../connect/client-options.js';
 import { classifyError } from '../transfer-errors.js';
-import { addressOptions } from '../connect/address-options.js';
-import { flowSocketOpened, openFlowSocket } from '../connect/flow-socket.js';
-import type { FlowDirection } from '../../marking/marking-service.js';
 
 export interface Http1PutResult {
   status: number;
@@ -28,60 +23,21 @@ export interface Http1PutResult {
 
 export type Http1Agent = HttpAgent;
 
-/** A keep-alive agent for `origin` whose new sockets are paced and hooked like the undici connections. */
+/**
+ * A keep-alive agent for `origin` whose new sockets come from `open` (the engine's connector: paced, hooked and
+ * announced like every other connection).
+ */
 export function createHttp1Agent(
-  origin: string, o: Readonly<TransferClientOptions>, pacer: ConnectionPacer, direction: FlowDirection = 'send',
+  origin: string, o: Pick<TransferClientOptions, 'maxHttp1ConnectionsPerOrigin'>, open: () => Promise<Socket>,
 ): Http1Agent {
   const secure = origin.startsWith('https:');
   const AgentClass = secure ? HttpsAgent : HttpAgent;
   const agent = new AgentClass({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: o.maxHttp1ConnectionsPerOrigin });
   // Node's Agent accepts an asynchronous createConnection: return nothing and call back with the socket.
   (agent as unknown as { createConnection: unknown }).createConnection = (
-    opts: ConnectionOptions & { host: string; port: number }, done: (err: Error | null, s?: Socket) => void,
+    _opts: unknown, done: (err: Error | null, s?: Socket) => void,
   ): undefined => {
-    void pacer.turn(opts.host).then(async (release) => {
-      // A tagged flow's connection comes from marking, already connected with its flow label.
-      let raw: Socket | undefined;
-      try {
-        raw = o.flow ? await openFlowSocket(o, opts.host, opts.port) : undefined;
-      } catch (e) {
-        release();
-        done(e as Error);
-        return;
-      }
-      const socket: Socket = secure
-        ? tlsConnect({
-          ...(raw ? { socket: raw } : {}),
-          host: opts.host,
-          port: opts.port,
-          // SNI carries host names only (RFC 6066 §3).
-          ...(isIP(opts.host) ? {} : { servername: opts.host }),
-          ALPNProtocols: ['http/1.1'],
-          ...(o.ca !== undefined ? { ca: o.ca } : {}),
-          ...(o.ciphers !== undefined ? { ciphers: o.ciphers } : {}),
-          ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
-          ...addressOptions(o.lookup),
-        } as ConnectionOptions)
-        : raw ?? netConnect({ host: opts.host, port: opts.port, ...addressOptions(o.lookup) });
-      const connectTimer = setTimeout(() => socket.destroy(Object.assign(
-        new Error(`connect timeout after ${o.connectTimeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' },
-      )), o.connectTimeoutMs);
-      const settled = (): void => {
-        clearTimeout(connectTimer);
-        release();
-      };
-      const connected = (): void => {
-        settled();
-        socket.setNoDelay(true);
-        o.onSocket?.(socket, origin);
-        flowSocketOpened(o, socket, direction, raw);
-      };
-      // A socket handed over already connected emits no 'connect'.
-      if (raw && !secure) queueMicrotask(connected);
-      else socket.once(secure ? 'secureConnect' : 'connect', connected);
-      socket.once('error', settled);
-      done(null, socket);
-    }, (e: Error) => done(e));
+    open().then((socket) => done(null, socket), (e: Error) => done(e));
     return undefined;
   };
   return agent;

@@ -13,7 +13,7 @@ import { Sum32Checksummer, isSum32Alg } from '../../checksum/checksummer.js';
 import { ChecksumStateError } from '../../checksum/checksum-errors.js';
 import { crc32cCombine } from '../../checksum/crc32c.js';
 import type { ClientPool, PooledClient } from '../connect/client-pool.js';
-import { asAttemptError, sourceDigestRequired, verifyChecksum, type Attempt } from '../attempt.js';
+import { asAttemptError, requestHeaders, sourceDigestRequired, verifyChecksum, type Attempt } from '../attempt.js';
 import { ProgressMeter } from '../push/byte-pump.js';
 import { FilePump } from './file-pump.js';
 import { PeriodicCheckpoint } from '../local/periodic-checkpoint.js';
@@ -121,13 +121,12 @@ export async function planPull(
   const m = Math.max(1, a.req.streams ?? defaults.streams);
   if (n * m <= 1 || pool.rangesUnusable(src.origin)) return { kind: 'single' };
   if (a.req.size !== undefined && a.req.size < policy.minFileBytes) return { kind: 'single' };
-  const headers = sourceHeaders(a);
   if (a.req.resume && a.req.resume.done.length > 0) {
-    const plan = await planFromHead(pool, src, a, headers, n, m, policy);
+    const plan = await planFromHead(pool, src, a, await sourceHeaders(a, 'HEAD'), n, m, policy);
     return plan ? { kind: 'split', plan } : { kind: 'single' };
   }
   const res = await withRetries(policy, a.signal, src.url,
-    () => rangedGet(pool, src, { offset: 0, end: policy.rangeBytes, headers, signal: a.signal, probe: true }));
+    async () => rangedGet(pool, src, { offset: 0, end: policy.rangeBytes, headers: await sourceHeaders(a, 'GET'), signal: a.signal, probe: true }));
   if (res.status === 416) return { kind: 'single' };
   if (res.status === 200) return { kind: 'single-opened', response: res };
   const size = res.size;
@@ -164,8 +163,9 @@ export async function planPull(
   };
 }
 
-export function sourceHeaders(a: Attempt): Record<string, string> {
-  const headers: Record<string, string> = { ...a.req.sourceHeaders };
+/** Headers of one request to the source (credentials asked for it), with Want-Digest when its checksum is needed. */
+export async function sourceHeaders(a: Attempt, method: string): Promise<Record<string, string>> {
+  const headers = await requestHeaders(a, 'source', a.req.source, method);
   if (wantsSourceDigest(a)) headers['want-digest'] = wantDigestValue(a.alg);
   return headers;
 }
@@ -180,7 +180,7 @@ export async function sourceDigestBeforeDownload(
   pool: ClientPool, src: HttpEndpoint, a: Attempt, announced: string | undefined, ranged: boolean,
 ): Promise<string | undefined> {
   if (announced !== undefined || !ranged || !sourceDigestRequired(a)) return announced;
-  const head = await headRequest(pool, src, 'source', sourceHeaders(a), a.signal);
+  const head = await headRequest(pool, src, 'source', await sourceHeaders(a, 'HEAD'), a.signal);
   return head.status >= 200 && head.status < 300 ? digestFromHeaders(head.headers, a.alg) : undefined;
 }
 
@@ -336,7 +336,8 @@ export async function pullRanges(
     if (i > 0) [clients[0], clients[i]] = [clients[i]!, clients[0]!];
     else if (i === -1) clients[0] = first.via;
   }
-  const headers: Record<string, string> = { ...req.sourceHeaders };
+  // Every range request asks the credential provider again (a token may be refreshed during a long file).
+  const headers = (): Promise<Record<string, string>> => requestHeaders(a, 'source', src.url, 'GET');
   let next = 0;
   // A probe answers [0, rangeBytes): it is valid only if the plan's first range is exactly that.
   let pending: RangedGetResponse | undefined =
@@ -360,14 +361,14 @@ export async function pullRanges(
       if (signal.aborted) res.body.destroy();
     } else {
       res = await rangedGet(pool, src, {
-        offset: start, end, validator: plan.validator, headers, signal, via,
+        offset: start, end, validator: plan.validator, headers: await headers(), signal, via,
       });
       if (res.status === 200 && plan.validator !== undefined && sameRepresentation(res, plan)) {
         // The whole body, yet the same validators and size: the file did not change, the server just did not
         // honour If-Range (servers differ on which validators they accept there). Ask again without it; the 206
         // must then carry the plan's validators.
         res.body.destroy();
-        res = await rangedGet(pool, src, { offset: start, end, headers, signal, via });
+        res = await rangedGet(pool, src, { offset: start, end, headers: await headers(), signal, via });
       }
     }
     if (res.status !== 206 || !sameRepresentation(res, plan)) {

@@ -6,7 +6,7 @@
  * parse a lower-case `content-length` over HTTP/1.1).
  */
 import type { Dispatcher } from 'undici';
-import type { Attempt } from '../attempt.js';
+import { requestHeaders, type Attempt } from '../attempt.js';
 import type { ClientPool } from '../connect/client-pool.js';
 import { header, headRequest, type HttpEndpoint } from '../http/http-requests.js';
 import { checksumMismatch, digestFromHeaders, wantDigestValue } from '../transfer-checksum.js';
@@ -21,7 +21,7 @@ export async function checkPushedDestination(
     let remote = digestFromHeaders(putHeaders, a.alg);
     if (remote === undefined) {
       const head = await headRequest(pool, dst, 'destination',
-        { ...req.destinationHeaders, 'want-digest': wantDigestValue(a.alg) }, a.signal);
+        { ...await requestHeaders(a, 'destination', dst.url, 'HEAD'), 'want-digest': wantDigestValue(a.alg) }, a.signal);
       if (head.status >= 200 && head.status < 300) remote = digestFromHeaders(head.headers, a.alg);
     }
     if (remote === undefined) {
@@ -31,7 +31,7 @@ export async function checkPushedDestination(
     if (remote !== value) throw checksumMismatch(a.alg, value, remote, 'destination');
     return;
   }
-  const head = await headRequest(pool, dst, 'destination', { ...req.destinationHeaders }, a.signal);
+  const head = await headRequest(pool, dst, 'destination', await requestHeaders(a, 'destination', dst.url, 'HEAD'), a.signal);
   if (head.status < 200 || head.status >= 300) return; // a write-only endpoint: nothing to compare with
   const reported = header(head.headers, 'content-length');
   if (reported === undefined || !/^\d+$/.test(reported)) return;

@@ -30,11 +30,12 @@ interface OriginState {
 }
 
 /** Per engine (its pool): what was learned about each destination origin. */
-const learned = new WeakMap<ClientPool, Map<string, OriginState>>();
+const learned = new WeakMap<object, Map<string, OriginState>>();
 
 function stateOf(pool: ClientPool, origin: string): OriginState {
-  let origins = learned.get(pool);
-  if (!origins) learned.set(pool, (origins = new Map()));
+  // Keyed by the pool's identity: every attempt's flow view of one engine's pool shares what was learned.
+  let origins = learned.get(pool.identity);
+  if (!origins) learned.set(pool.identity, (origins = new Map()));
   let s = origins.get(origin);
   if (!s) origins.set(origin, (s = { createsNothing: false, known: new Set(), pending: new Map() }));
   return s;
@@ -50,6 +51,9 @@ export function parentCollections(requestPath: string): string[] {
   }
   return out;
 }
+
+/** The destination's headers for one request (`method`), credentials asked for it (TransferControl.credentials). */
+export type UploadHeaders = (method: string) => Promise<Record<string, string>>;
 
 /** Headers of an upload that make sense on a MKCOL: its credentials and markings, not its conditions or body. */
 function mkcolHeaders(uploadHeaders: Record<string, string>): Record<string, string> {
@@ -94,13 +98,13 @@ function ensureCollection(pool: ClientPool, dst: HttpEndpoint, s: OriginState, p
  * upload itself reports what the destination thinks.
  */
 export async function createParentCollections(
-  pool: ClientPool, dst: HttpEndpoint, uploadHeaders: Record<string, string>, signal: AbortSignal, strict: boolean,
+  pool: ClientPool, dst: HttpEndpoint, uploadHeaders: UploadHeaders, signal: AbortSignal, strict: boolean,
 ): Promise<void> {
   const parent = parentCollections(dst.path)[0];
   if (parent === undefined) return;
   const s = stateOf(pool, dst.origin);
   try {
-    await ensureCollection(pool, dst, s, parent, mkcolHeaders(uploadHeaders), signal);
+    await ensureCollection(pool, dst, s, parent, mkcolHeaders(await uploadHeaders('MKCOL')), signal);
   } catch (e) {
     if (strict || signal.aborted) throw e;
   }
@@ -112,7 +116,7 @@ export async function createParentCollections(
  * more. A second 409 is the destination's final word (CARGO_ERR_DEST_CONFLICT).
  */
 export async function withParentCollections<T>(
-  pool: ClientPool, dst: HttpEndpoint, uploadHeaders: Record<string, string>, signal: AbortSignal, upload: () => Promise<T>,
+  pool: ClientPool, dst: HttpEndpoint, uploadHeaders: UploadHeaders, signal: AbortSignal, upload: () => Promise<T>,
 ): Promise<T> {
   const s = stateOf(pool, dst.origin);
   if (s.createsNothing) await createParentCollections(pool, dst, uploadHeaders, signal, false);

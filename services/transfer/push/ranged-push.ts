@@ -61,7 +61,7 @@ function partRetryable(err: CargoError): boolean {
 
 export async function pushRanges(
   pool: ClientPool, dst: HttpEndpoint, a: Attempt, plan: RangedPushPlan, policy: MultiStreamPolicy,
-  dstHeaders: Record<string, string>,
+  dstHeaders: (method: string) => Promise<Record<string, string>>,
 ): Promise<TransferResult> {
   const { req, ctl } = a;
   // Refuse before writing anything when the source's checksum is required and it announced none.
@@ -79,11 +79,15 @@ export async function pushRanges(
   let firstError: unknown;
   let completed: Awaited<ReturnType<typeof putRequest>> | undefined;
   let next = 0;
-  const baseHeaders: Record<string, string> = { ...dstHeaders, 'cargo-upload-id': uploadId };
-  delete baseHeaders['if-none-match'];
-  if (!req.overwrite) baseHeaders['overwrite'] = 'F';
-  // The endpoint verifies the assembled file against this before publishing (412 on mismatch).
-  if (req.checksum?.value) baseHeaders['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
+  /** Each part's headers, credentials asked for that very PUT. */
+  const partHeaders = async (): Promise<Record<string, string>> => {
+    const h: Record<string, string> = { ...await dstHeaders('PUT'), 'cargo-upload-id': uploadId };
+    delete h['if-none-match'];
+    if (!req.overwrite) h['overwrite'] = 'F';
+    // The endpoint verifies the assembled file against this before publishing (412 on mismatch).
+    if (req.checksum?.value) h['digest'] = digestHeaderFor(req.checksum.alg, req.checksum.value);
+    return h;
+  };
 
   const sendPart = async (start: number, end: number): Promise<void> => {
     const sum = sum32 ? new Sum32Checksummer(sum32) : null;
@@ -102,7 +106,7 @@ export async function pushRanges(
     try {
       const res = await putRequest(pool, dst, {
         body: counted, size: end - start, signal: partsAbort.signal,
-        headers: { ...baseHeaders, 'content-range': `bytes ${start}-${end - 1}/${size}` },
+        headers: { ...await partHeaders(), 'content-range': `bytes ${start}-${end - 1}/${size}` },
       });
       if (res.status === 201 || res.status === 204 || res.status === 200) completed = res;
     } catch (e) {
@@ -168,7 +172,7 @@ export async function pushRanges(
   } catch (e) {
     const err = a.signal.aborted ? abortedError(a.signal.reason) : classifyError(e, 'destination', dst.url);
     // The assembled file was published but is not verified (checksum, size): not a file to leave there.
-    if (completed) await removeUnverifiedUpload(pool, dst, dstHeaders);
+    if (completed) await removeUnverifiedUpload(pool, dst, await dstHeaders('DELETE').catch(() => ({})));
     if (err.retryable || err.code === TransferErrorCode.aborted) ctl.onCheckpoint?.({ done: [] });
     throw err;
   }

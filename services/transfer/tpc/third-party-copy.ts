@@ -12,7 +12,7 @@
  * After a third-party copy the port checks the destination itself, as FTS does: its size against the source's, and
  * the checksum (Want-Digest) when verification was asked or a value given.
  */
-import type { Attempt } from '../attempt.js';
+import { requestHeaders, type Attempt } from '../attempt.js';
 import type { ClientPool } from '../connect/client-pool.js';
 import { header, headRequest, removeUnverifiedUpload, type HttpEndpoint } from '../http/http-requests.js';
 import type { StallPolicy } from '../stall-watchdog.js';
@@ -26,27 +26,42 @@ import { flowIdOf } from '../../marking/flow-id.js';
 export type CopyMode = 'auto' | 'pull' | 'push' | 'streamed';
 
 const REFUSAL_MEMORY_MS = 10 * 60_000;
-const refusedCopy = new Map<string, number>(); // `${origin} ${mode}` → until (ms)
 
-function refused(origin: string, mode: 'pull' | 'push'): boolean {
-  const until = refusedCopy.get(`${origin} ${mode}`);
-  if (until === undefined) return false;
-  if (until > Date.now()) return true;
-  refusedCopy.delete(`${origin} ${mode}`);
-  return false;
-}
+/**
+ * What one engine knows about copy modes: the operator's default per endpoint (transfer.endpointsFile) and the
+ * origins that refused COPY lately. One per engine object, never module state: two engines in one process (tests,
+ * a gateway beside a worker pool) do not see each other's settings.
+ */
+export class CopyModeMemory {
+  private readonly refusedCopy = new Map<string, number>(); // `${origin} ${mode}` → until (ms)
+  private readonly endpointModes = new Map<string, CopyMode>();
 
-const endpointModes = new Map<string, CopyMode>();
+  /** The default copy mode of remote → remote files touching `origin`; undefined removes it. */
+  setEndpointMode(origin: string, mode: CopyMode | undefined): void {
+    if (mode) this.endpointModes.set(origin, mode);
+    else this.endpointModes.delete(origin);
+  }
 
-/** The default copy mode of remote → remote files touching `origin`; undefined removes it. */
-export function setEndpointCopyMode(origin: string, mode: CopyMode | undefined): void {
-  if (mode) endpointModes.set(origin, mode);
-  else endpointModes.delete(origin);
-}
+  endpointMode(origin: string): CopyMode | undefined {
+    return this.endpointModes.get(origin);
+  }
 
-/** Forget what was learned about origins (tests, reconfiguration). */
-export function forgetCopyRefusals(): void {
-  refusedCopy.clear();
+  refused(origin: string, mode: 'pull' | 'push'): boolean {
+    const until = this.refusedCopy.get(`${origin} ${mode}`);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.refusedCopy.delete(`${origin} ${mode}`);
+    return false;
+  }
+
+  noteRefusal(origin: string, mode: 'pull' | 'push'): void {
+    this.refusedCopy.set(`${origin} ${mode}`, Date.now() + REFUSAL_MEMORY_MS);
+  }
+
+  /** Forget what was learned about origins (reconfiguration). */
+  forgetRefusals(): void {
+    this.refusedCopy.clear();
+  }
 }
 
 /**
@@ -54,15 +69,15 @@ export function forgetCopyRefusals(): void {
  * the bytes itself (mode `streamed`, or `auto` with every active party refusing).
  */
 export async function thirdPartyCopy(
-  a: Attempt, src: HttpEndpoint, dst: HttpEndpoint, pool: ClientPool, stall: StallPolicy,
+  a: Attempt, src: HttpEndpoint, dst: HttpEndpoint, pool: ClientPool, stall: StallPolicy, memory: CopyModeMemory,
 ): Promise<TransferResult | null> {
-  const mode: CopyMode = a.req.copyMode ?? endpointModes.get(dst.origin) ?? endpointModes.get(src.origin) ?? 'streamed';
+  const mode: CopyMode = a.req.copyMode ?? memory.endpointMode(dst.origin) ?? memory.endpointMode(src.origin) ?? 'streamed';
   if (mode === 'streamed') return null;
   const modes: Array<'pull' | 'push'> = mode === 'auto' ? ['pull', 'push'] : [mode];
   const verifying = a.computeChecksum;
   for (const m of modes) {
     const active = m === 'pull' ? dst : src;
-    if (refused(active.origin, m)) {
+    if (memory.refused(active.origin, m)) {
       if (mode === 'auto') continue;
       throw new TransferError(TPC_UNSUPPORTED, `${active.origin} refused HTTP third-party copy in ${m} mode (within the last 10 minutes)`, {
         httpStatus: 502, field: m === 'pull' ? 'destination' : 'source', retryable: false,
@@ -70,13 +85,15 @@ export async function thirdPartyCopy(
     }
     try {
       // The source writes into the destination: a 409 for a missing parent would never reach us (gfal2 does this too).
-      if (m === 'push') await createParentCollections(pool, dst, a.req.destinationHeaders ?? {}, a.signal, false);
+      const dstHeaders = (method: string): Promise<Record<string, string>> => requestHeaders(a, 'destination', dst.url, method);
+      if (m === 'push') await createParentCollections(pool, dst, dstHeaders, a.signal, false);
       const res = await tpcCopy({
         mode: m,
         source: src.url,
         destination: dst.url,
-        headers: { ...(m === 'pull' ? a.req.destinationHeaders : a.req.sourceHeaders) },
-        passiveHeaders: { ...(m === 'pull' ? a.req.sourceHeaders : a.req.destinationHeaders) },
+        // The active party's credentials for the COPY; the passive party's for the request the active one makes.
+        headers: m === 'pull' ? await requestHeaders(a, 'destination', dst.url, 'COPY') : await requestHeaders(a, 'source', src.url, 'COPY'),
+        passiveHeaders: m === 'pull' ? await requestHeaders(a, 'source', src.url, 'GET') : await requestHeaders(a, 'destination', dst.url, 'PUT'),
         ...(a.req.streams !== undefined ? { streams: a.req.streams } : {}),
         overwrite: a.req.overwrite,
         requireChecksumVerification: verifying,
@@ -88,7 +105,7 @@ export async function thirdPartyCopy(
       const checked = await checkDestination(a, src, dst, pool).catch(async (e: unknown) => {
         // The copy stored bytes this transfer cannot vouch for: remove them, as a push does, so nothing unverified
         // stays published and a retry without overwrite does not meet its own leftover (CARGO_ERR_DEST_EXISTS).
-        if (!a.signal.aborted) await removeUnverifiedUpload(pool, dst, a.req.destinationHeaders ?? {});
+        if (!a.signal.aborted) await removeUnverifiedUpload(pool, dst, await dstHeaders('DELETE').catch(() => ({})));
         throw e;
       });
       return {
@@ -102,7 +119,7 @@ export async function thirdPartyCopy(
       };
     } catch (e) {
       if (!(e instanceof TransferError && e.code === TPC_UNSUPPORTED)) throw e;
-      refusedCopy.set(`${active.origin} ${m}`, Date.now() + REFUSAL_MEMORY_MS);
+      memory.noteRefusal(active.origin, m);
       if (mode !== 'auto') throw e;
     }
   }
@@ -115,7 +132,7 @@ async function checkDestination(
 ): Promise<{ size: number; checksum?: string }> {
   const { req } = a;
   const want: Record<string, string> = a.computeChecksum ? { 'want-digest': wantDigestValue(a.alg) } : {};
-  const head = await headRequest(pool, dst, 'destination', { ...req.destinationHeaders, ...want }, a.signal);
+  const head = await headRequest(pool, dst, 'destination', { ...await requestHeaders(a, 'destination', dst.url, 'HEAD'), ...want }, a.signal);
   if (head.status < 200 || head.status >= 300) {
     throw new TransferError(TransferErrorCode.sizeMismatch,
       `third-party copy reported success but the destination answers HTTP ${head.status}: ${redactUrl(dst.url)}`,
@@ -125,7 +142,7 @@ async function checkDestination(
   let expectedSize = req.size;
   let sourceDigest: string | undefined;
   if (expectedSize === undefined || req.verify === 'source' || req.verify === 'both') {
-    const s = await headRequest(pool, src, 'source', { ...req.sourceHeaders, ...want }, a.signal);
+    const s = await headRequest(pool, src, 'source', { ...await requestHeaders(a, 'source', src.url, 'HEAD'), ...want }, a.signal);
     if (s.status >= 200 && s.status < 300) {
       const len = header(s.headers, 'content-length');
       if (expectedSize === undefined && len !== undefined && /^\d+$/.test(len)) expectedSize = Number(len);
