@@ -4,7 +4,7 @@ import { ForbiddenError } from '../../services/auth/auth-errors.js';
 import { FILE_STATES, JOB_STATES, type FileState, type JobState } from '../../services/jobs/model.js';
 import { normaliseSubmission } from '../../services/jobs/submission.js';
 import { submissionSchema, type RawSubmission } from '../../services/jobs/submission-schema.js';
-import type { GatewayContext } from '../context.js';
+import { POLLING_LOG_LEVEL, type GatewayContext } from '../context.js';
 
 const idParam = { type: 'object', additionalProperties: false, required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f-]{36}$' } } } as const;
 const fileParams = {
@@ -43,6 +43,7 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
   });
 
   app.get<{ Querystring: { limit?: string; cursor?: string; state?: JobState } }>('/jobs', {
+    logLevel: POLLING_LOG_LEVEL,
     schema: {
       summary: 'List jobs, newest first',
       querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQ, cursor: { type: 'string', pattern: '^[0-9]{1,16}$' }, state: { type: 'string', enum: [...JOB_STATES] } } },
@@ -52,9 +53,10 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
     return queries.listJobs(Math.min(1000, Number(req.query.limit ?? 100)) || 100, req.query.cursor, req.query.state, p.admin ? undefined : p.owner);
   });
 
-  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam } }, async (req) => ownJob(req, req.params.id));
+  app.get<{ Params: { id: string } }>('/jobs/:id', { logLevel: POLLING_LOG_LEVEL, schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam } }, async (req) => ownJob(req, req.params.id));
 
   app.get<{ Params: { id: string }; Querystring: { state?: FileState; cursor?: string; limit?: string } }>('/jobs/:id/files', {
+    logLevel: POLLING_LOG_LEVEL,
     schema: {
       summary: 'Files of a job, paged (cursor = last fileId seen)',
       params: idParam,
@@ -66,7 +68,7 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
     limit: Math.min(10000, Number(req.query.limit ?? 1000)) || 1000,
   })));
 
-  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'One file with its attempts', params: fileParams } }, async (req) => (await ownJob(req, req.params.id), queries.getFile(req.params.id, Number(req.params.fileId))));
+  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { logLevel: POLLING_LOG_LEVEL, schema: { summary: 'One file with its attempts', params: fileParams } }, async (req) => (await ownJob(req, req.params.id), queries.getFile(req.params.id, Number(req.params.fileId))));
 
   app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'Cancel a job (active transfers stop within 2 s)', params: idParam } }, async (req) => (await ownJob(req, req.params.id), store.cancelJob(req.params.id)));
 
