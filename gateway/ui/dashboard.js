@@ -76,7 +76,10 @@ function colorOf(link) {
   if (!linkColor.has(link)) linkColor.set(link, COLORS[(linkColor.size + 1) % COLORS.length]);
   return linkColor.get(link);
 }
-function record(status) {
+// The plots follow /events' throughput samples; the status poll fills in only while that stream is down.
+let lastThroughputEvent = 0;
+function record(status, fromPoll = false) {
+  if (fromPoll && Date.now() - lastThroughputEvent < 3000) return;
   const now = Date.now();
   history.push({ t: now, total: status.transfers.rateBytesPerSec, links: status.transfers.links ?? {} });
   while (history.length && history[0].t < now - HISTORY_SEC * 1000) history.shift();
@@ -242,7 +245,7 @@ async function refresh() {
   busy = true;
   try {
     const [status, page, limits] = await Promise.all([api('GET', '/status'), api('GET', '/jobs?limit=30'), api('GET', '/admin/limits')]);
-    record(status);
+    record(status, true);
     showStatus(status);
     showJobs(page.jobs);
     showLimits(limits);
@@ -270,7 +273,7 @@ async function followEvents() {
   const ctl = new AbortController();
   events = ctl;
   try {
-    const res = await fetch(`${API}/events`, { headers: headers({ accept: 'text/event-stream' }), signal: ctl.signal });
+    const res = await fetch(`${API}/events?throughput=1`, { headers: headers({ accept: 'text/event-stream' }), signal: ctl.signal });
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '';
@@ -282,7 +285,15 @@ async function followEvents() {
       while ((i = buf.indexOf('\n\n')) >= 0) {
         const frame = buf.slice(0, i);
         buf = buf.slice(i + 2);
-        if (/^data: /m.test(frame)) setTimeout(refresh, 50);
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (!data) continue;
+        if (/^event: throughput$/m.test(frame)) {
+          lastThroughputEvent = Date.now();
+          const s = JSON.parse(data);
+          if (s.total > 0) document.body.dataset.movingSamples = String(Number(document.body.dataset.movingSamples ?? 0) + 1);
+          record({ transfers: { rateBytesPerSec: s.total, links: s.links } });
+          drawPlot();
+        } else setTimeout(refresh, 50);
       }
     }
   } catch (e) {

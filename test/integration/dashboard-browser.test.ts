@@ -2,7 +2,7 @@
  * The operator's dashboard in a real browser (Debian's chromium driven by playwright-core) against a real port
  * (gateway over TLS + HTTP/2, workers, Redis): the page loads over HTTP/2 from the gateway alone, shows a running
  * job's bytes rising, pauses the port with its button (after the confirmation) and shows the bytes standing still,
- * resumes and sees the job finish; drill-down to files and attempts; the bearer token from the page's field is sent.
+ * resumes and sees the job finish; the throughput plot is fed by /events; drill-down to files and attempts; the bearer token from the page's field is sent.
  * Afterwards /metrics counts the bytes, files and attempts of the job per link.
  * CARGOPORT_DASHBOARD_SCREENSHOT=FILE saves a screenshot taken during the transfer (the README's).
  */
@@ -92,6 +92,8 @@ test('dashboard over HTTP/2: progress rises, the pause button holds the bytes, r
   const first = await shownBytes(page, jobId);
   await page.waitForFunction(([id, b]) => Number(document.querySelector(`#jobs tr[data-job="${id}"]`)?.dataset['bytesDone'] ?? 0) > (b as number), [jobId, first] as const, { timeout: 60_000 });
   await page.waitForSelector('#transfers tr[data-transfer]');
+  // The plot is fed by /events' throughput samples: some of them show bytes moving.
+  await page.waitForFunction(() => Number(document.body.dataset['movingSamples'] ?? '0') >= 2, undefined, { timeout: 60_000 });
   if (process.env['CARGOPORT_DASHBOARD_SCREENSHOT']) {
     await refreshes(page, 3); // a few points on the plot and per-transfer rates
     await page.screenshot({ path: process.env['CARGOPORT_DASHBOARD_SCREENSHOT'], fullPage: true });
