@@ -19,7 +19,7 @@ test('polling routes log nothing at info; other requests do', async () => {
     import { Redis } from 'ioredis';
     import { loadConfig } from ${JSON.stringify(join(dist, 'config/load.js'))};
     import { buildGateway } from ${JSON.stringify(join(dist, 'gateway/server.js'))};
-    const cfg = loadConfig({ env: {}, overrides: { logLevel: 'info', redis: { url: ${JSON.stringify(TEST_REDIS_URL)}, prefix: ${JSON.stringify(prefix)} }, gateway: { host: '127.0.0.1', port: 0 } } });
+    const cfg = loadConfig({ env: {}, overrides: { logLevel: 'info', auth: { insecureOpen: true }, redis: { url: ${JSON.stringify(TEST_REDIS_URL)}, prefix: ${JSON.stringify(prefix)} }, gateway: { host: '127.0.0.1', port: 0 } } });
     const tls = { key: readFileSync(${JSON.stringify(testTls().keyPath)}), cert: readFileSync(${JSON.stringify(testTls().certPath)}) };
     const { app, closeConnections } = await buildGateway(cfg, { redisUrl: ${JSON.stringify(TEST_REDIS_URL)}, tls });
     for (const url of ['/api/v1/status', '/api/v1/jobs', '/api/v1/admin/limits', '/healthz', '/readyz', '/metrics', '/ui', '/ui/dashboard.js', '/docs']) {
