@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { CargoError } from '../../errors/cargo-error.js';
 import { POLLING_LOG_LEVEL } from '../context.js';
 
 const ASSETS: Record<string, string> = {
@@ -20,7 +21,8 @@ function uiDir(): string {
     const dir = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(dir + 'index.html')) return dir;
   }
-  throw new Error('gateway/ui/index.html not found beside the gateway');
+  // An installation without the repository's gateway/ui folder: the gateway must not start half-built.
+  throw new CargoError('CARGO_ERR_INTERNAL', 'gateway/ui/index.html not found beside the gateway (the dashboard\'s files are part of the installation)');
 }
 
 const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
