@@ -171,6 +171,7 @@ function showTransfers(files) {
 }
 
 function showLimits(list) {
+  if (list.error) return fill('limits', [el('tr', {}, el('td', { colSpan: 3, class: 'error' }, `limits: ${list.error}`))]);
   fill('limits', list.length ? list.map((l) => el('tr', {}, el('td', {}, l.scope), el('td', {}, l.target || '-'), el('td', {}, `${l.bytesPerSec} (${rate(l.bytesPerSec)})`)))
     : [el('tr', {}, el('td', { colSpan: 3 }, 'no limits'))]);
 }
@@ -244,7 +245,8 @@ async function refresh() {
   if (busy) return;
   busy = true;
   try {
-    const [status, page, limits] = await Promise.all([api('GET', '/status'), api('GET', '/jobs?limit=30'), api('GET', '/admin/limits')]);
+    // Limits need admin rights: a user who is not an administrator still gets the rest of the page.
+    const [status, page, limits] = await Promise.all([api('GET', '/status'), api('GET', '/jobs?limit=30'), api('GET', '/admin/limits').catch((e) => ({ error: e.message }))]);
     record(status, true);
     showStatus(status);
     showJobs(page.jobs);
