@@ -1,10 +1,10 @@
 /**
- * The CLI's HTTPS client for the REST API (/api/v1). It trusts the port's generated certificate
- * (`<dataDir>/tls/cert.pem`) when that file exists — on top of the system store — or nothing at all with
- * `--insecure`. API errors arrive as RFC 7807 problem+json and become ApiError, printed as `title: detail`.
+ * The CLI's HTTPS client for the REST API (/api/v1). It trusts Node's roots, the system's CA bundle and the
+ * port's configured or generated certificate (`gateway.tlsCert`, `<dataDir>/tls/cert.pem`), or nothing at all
+ * with `--insecure`. API errors arrive as RFC 7807 problem+json and become ApiError, printed as `title: detail`.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
 import { CargoError } from '../errors/cargo-error.js';
 import { isErrorCode } from '../errors/catalogue.js';
@@ -71,6 +71,23 @@ function explainConnectError(base: string, e: unknown): ConnectError {
   return new ConnectError(`request to ${base} failed: ${code ? code + ' ' : ''}${err.message}`, e);
 }
 
+/** The operating system's CA bundle, as OpenSSL finds it (SSL_CERT_FILE first), where the site adds its own CAs. */
+const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+
+/**
+ * What the CLI trusts: Node's bundled roots, the system's bundle (a site CA installed with update-ca-certificates
+ * is there, and Node 20 does not read it by itself) and the port's configured or generated certificate.
+ */
+export function trustedCas(caFile?: string): string[] {
+  const ca = [...rootCertificates];
+  const envFile = process.env['SSL_CERT_FILE'];
+  const system = envFile ? [envFile] : SYSTEM_CA_FILES;
+  const found = system.find((f) => existsSync(f));
+  if (found) ca.push(readFileSync(found, 'utf8'));
+  if (caFile && existsSync(caFile)) ca.push(readFileSync(caFile, 'utf8'));
+  return ca;
+}
+
 export function createApiClient(opts: ApiClientOptions): ApiClient {
   const base = opts.url.replace(/\/+$/, '');
   let baseUrl: URL;
@@ -82,10 +99,13 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
   if (baseUrl.protocol !== 'https:') {
     throw new UsageError(`--url must be https:// (got ${baseUrl.protocol})`, 'url');
   }
-  const ca = !opts.insecure && opts.caFile && existsSync(opts.caFile) ? [...rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined;
+  const ca = opts.insecure ? undefined : trustedCas(opts.caFile);
+  // One secure context for every connection: given `ca` instead, tls.connect parses the ~140 system roots into a
+  // new native context per connection (~0.5 MB outside the JS heap, so GC is in no hurry), and a `status --watch`
+  // reconnecting twice a second to an absent gateway grew by hundreds of MB.
   const agent = new Agent({
     allowH2: true,
-    connect: opts.insecure ? { rejectUnauthorized: false } : ca ? { ca } : {},
+    connect: ca ? { secureContext: createSecureContext({ ca }) } : { rejectUnauthorized: false },
   });
 
   async function call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {

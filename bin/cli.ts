@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { isCargoError } from '../errors/cargo-error.js';
 import { ApiError } from './api-client.js';
 import { adminCommand } from './commands/admin.js';
+import { filesCommand, retryCommand } from './commands/files.js';
 import { cancelCommand, jobsCommand } from './commands/jobs.js';
 import { gatewayCommand, serveCommand, workerCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
@@ -17,7 +18,7 @@ import type { Command, CommandContext, OptionSpecs } from './command.js';
 import { UsageError } from './usage-error.js';
 
 export const commands: readonly Command[] = [
-  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, cancelCommand, adminCommand, scitagsCommand, tokenCommand,
+  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, scitagsCommand, tokenCommand,
 ];
 
 const globalOptions: OptionSpecs = {
@@ -64,7 +65,36 @@ function parseErrorMessage(e: unknown): string {
   return (e as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, '');
 }
 
+/**
+ * The operating system's refusals a user can act on are one line, not a stack: a port in use, a port or file
+ * that needs other rights, an address not on this host.
+ */
+function systemErrorLine(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  const where = err.address !== undefined ? `${err.address}${err.port !== undefined ? ':' + err.port : ''}` : err.path;
+  switch (err?.code) {
+    case 'EADDRINUSE': return `cannot listen on ${where}: the address is in use by another process (choose another gateway.port, or stop the other process)`;
+    case 'EADDRNOTAVAIL': return `cannot listen on ${where}: no such address on this host (gateway.host)`;
+    case 'EACCES': return `permission denied: ${where ?? err.message}${err.port !== undefined && err.port < 1024 ? ' (ports below 1024 need privileges)' : ''}`;
+    default: return undefined;
+  }
+}
+
+/**
+ * A reader that goes away (`cargoport status | head`) makes the next write fail with EPIPE: that is the reader's
+ * choice, not an error to report with a stack, so the command ends quietly with status 0.
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  if (stream.listenerCount('error') > 0) return;
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 export async function main(argv: readonly string[], out: CommandContext['out'] = process.stdout): Promise<number> {
+  quietOnClosedPipe(process.stdout);
+  quietOnClosedPipe(process.stderr);
   const at = commandIndex(argv);
   const name = at >= 0 ? argv[at]! : undefined;
   const rest = at >= 0 ? [...argv.slice(0, at), ...argv.slice(at + 1)] : [...argv];
@@ -110,7 +140,8 @@ export async function main(argv: readonly string[], out: CommandContext['out'] =
       process.stderr.write(`${e.message}\n`);
       return 1;
     }
-    process.stderr.write(isCargoError(e) ? `cargoport ${command.name}: ${e.message}\n` : `cargoport ${command.name}: ${(e as Error)?.stack ?? String(e)}\n`);
+    const systemLine = systemErrorLine(e);
+    process.stderr.write(isCargoError(e) ? `cargoport ${command.name}: ${e.message}\n` : `cargoport ${command.name}: ${systemLine ?? (e as Error)?.stack ?? String(e)}\n`);
     return 1;
   }
 }

@@ -59,11 +59,29 @@ function shortId(id: string): string {
   return id.length > 12 ? id.slice(0, 12) : id.padEnd(12);
 }
 
+/**
+ * ETA of a job whose total size is unknown (files submitted without sizes): the files left times the mean size of
+ * the files done so far, at the current rate. Shown with `~`: it is a guess that firms up as files finish.
+ */
+export function estimatedEtaSec(j: Pick<JobSummary, 'bytesTotal' | 'bytesDone' | 'files' | 'counts' | 'rateBytesPerSec'>): number | undefined {
+  const done = j.counts.FINISHED ?? 0;
+  if (j.bytesTotal !== undefined || done === 0 || j.rateBytesPerSec <= 0) return undefined;
+  const mean = j.bytesDone / done;
+  return ((j.files - doneFiles(j.counts)) * mean) / j.rateBytesPerSec;
+}
+
+function etaText(j: JobSummary): string {
+  if (isTerminalJob(j)) return '';
+  if (j.etaSec !== undefined) return ` ETA ${formatEta(j.etaSec)}`;
+  const guess = estimatedEtaSec(j);
+  return guess === undefined ? ` ETA ${formatEta(undefined)}` : ` ETA ~${formatEta(guess)}`;
+}
+
 export function jobLine(j: JobSummary, barWidth = 24): string {
   const f = progressFraction(j);
   const bytes = j.bytesTotal ? `${formatBytes(j.bytesDone)}/${formatBytes(j.bytesTotal)}` : formatBytes(j.bytesDone);
   const failed = j.counts.FAILED ? ` ${j.counts.FAILED} failed` : '';
-  const eta = isTerminalJob(j) ? '' : ` ETA ${formatEta(j.etaSec)}`;
+  const eta = etaText(j);
   return `${shortId(j.jobId)} ${j.state.padEnd(14)} ${bar(f, barWidth)} ${(f * 100).toFixed(1).padStart(5)}%  files ${doneFiles(j.counts)}/${j.files}${failed}  ${bytes}  ${formatRate(j.rateBytesPerSec)}${eta}`;
 }
 

@@ -23,6 +23,12 @@ export interface GatewayContext {
   submissions: SubmissionAuthoriser;
 }
 
+/**
+ * Log level of the routes that dashboards, CLIs and probes poll (status, job reads, health, metrics): their
+ * request/response lines at info would drown what an operator needs; errors (warn and above) still show.
+ */
+export const POLLING_LOG_LEVEL = 'warn';
+
 declare module 'fastify' {
   interface FastifySchema {
     /** One line describing the route, used by the OpenAPI document at /docs. */

@@ -22,6 +22,7 @@ import { eventsRoute } from './routes/events-route.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { jobsRoutes } from './routes/jobs-routes.js';
 import { metricsRoute } from './routes/metrics-route.js';
+import { uiRoute } from './routes/ui-route.js';
 
 export interface GatewayDeps {
   redisUrl: string;
@@ -80,6 +81,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   await app.register(eventsRoute, { ctx, subscriber, prefix: '/api/v1' });
   for (const ext of deps.extensions ?? []) await ext(app, ctx);
   await app.register(docsRoute, { doc });
+  await app.register(uiRoute);
 
   return {
     app,

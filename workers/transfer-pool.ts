@@ -269,7 +269,7 @@ export class TransferPool {
       const delta = t.bytes - t.reportedBytes;
       t.reportedBytes = t.bytes;
       this.bytesTotal += Math.max(0, delta);
-      writes.push(this.store.progress(t.jobId, t.idx, t.bytes, delta));
+      writes.push(this.store.progress(t.jobId, t.idx, t.bytes, delta, t.link));
     }
     writes.push(this.store.saveCheckpoints(checkpoints));
     await Promise.allSettled(writes);

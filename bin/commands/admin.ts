@@ -24,6 +24,8 @@ export interface ScopeState {
   scope: string;
   target: string;
   state: string;
+  /** What the state amounts to now: a draining scope with nothing in flight is `drained` (status only). */
+  effectiveState?: string;
 }
 export interface UnavailableEndpoint {
   endpoint: string;
@@ -38,14 +40,14 @@ export interface PortStatus {
   /** Scitags marking of the gateway process (services/marking). */
   marking?: MarkingStatus;
   scopes: ScopeState[];
-  workers: unknown[];
+  workers: Array<{ alive?: boolean }>;
   queues: Record<string, unknown>;
   transfers: { active: number; rateBytesPerSec: number };
   unavailableEndpoints?: UnavailableEndpoint[];
 }
 
 export function scopeLine(s: ScopeState): string {
-  return `${s.scope.padEnd(9)} ${(s.target || '-').padEnd(32)} ${s.state}`;
+  return `${s.scope.padEnd(9)} ${(s.target || '-').padEnd(32)} ${s.effectiveState ?? s.state}`;
 }
 
 /** A tripped circuit breaker, in the scope lines' columns: `endpoint  host:port  unavailable (…)`. */

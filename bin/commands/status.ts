@@ -2,14 +2,15 @@
  * `cargoport status [JOB_ID] [--watch]`: progress of one job, or of every active job plus the port's scopes.
  * With --watch on a terminal the view is redrawn in place every 500 ms; when stdout is not a terminal (logs,
  * pipes) a timestamped line is printed for each job whose progress changed, so logs stay readable.
- * Watching one job ends when the job does: exit 0 if it FINISHED, 1 otherwise.
+ * Watching one job ends when the job does: exit 0 if it FINISHED, 1 otherwise. A job (or port) that is active and
+ * moves no bytes gets a `stuck:` line saying why: a paused or drained scope, a tripped breaker, a full destination.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobSummary } from '../../services/jobs/model.js';
+import { hostKey, linkOf, type FileView, type JobSummary } from '../../services/jobs/model.js';
 import { ApiError, ConnectError, type ApiClient } from '../api-client.js';
 import { clientOptionHelp, clientOptions, expectPositionals, printJson, withApi, type Command, type CommandContext } from '../command.js';
 import { formatRate, isTerminalJob, jobLine, totalLine } from '../progress-view.js';
-import { scopeLine, type PortStatus } from './admin.js';
+import { breakerLine, scopeLine, type PortStatus } from './admin.js';
 
 const REFRESH_MS = 500;
 
@@ -20,9 +21,63 @@ interface Snapshot {
   done?: { ok: boolean };
 }
 
+/**
+ * Why nothing moves: the admin scopes that hold the job's files (port, pools, its links and endpoints) and the
+ * tripped circuit breakers of its endpoints (a full destination says so). `endpoints`/`links` undefined: all count.
+ */
+export function stuckReasons(status: PortStatus, endpoints?: ReadonlySet<string>, links?: ReadonlySet<string>): string[] {
+  const reasons: string[] = [];
+  for (const s of status.scopes) {
+    const state = s.effectiveState ?? s.state;
+    if (state === 'running') continue;
+    const concerns = s.scope === 'port' || s.scope === 'pool'
+      || (s.scope === 'link' && (!links || links.has(s.target)))
+      || (s.scope === 'endpoint' && (!endpoints || endpoints.has(s.target)));
+    if (concerns) reasons.push(`${s.scope}${s.target ? ' ' + s.target : ''} ${state}`);
+  }
+  for (const e of status.unavailableEndpoints ?? []) {
+    if (endpoints && !endpoints.has(e.endpoint)) continue;
+    reasons.push(e.cause === 'full'
+      ? `destination ${e.endpoint} full (${(e.detail ?? 'no space').slice(0, 120)}), next probe ${e.retryAt}`
+      : `endpoint ${e.endpoint} unreachable (breaker ${e.state}, ${e.failuresInARow} failed connects), next probe ${e.retryAt}`);
+  }
+  if (status.workers.length > 0 && status.workers.every((w) => w.alive === false)) reasons.push('no live workers');
+  else if (status.workers.length === 0) reasons.push('no workers');
+  return reasons;
+}
+
+function stuckLine(reasons: string[]): string {
+  return `  stuck: ${reasons.join('; ')}`;
+}
+
+/** A job that is ACTIVE and moves nothing: which of its waiting files' endpoints and links are held, and why. */
+async function jobStuckReasons(api: ApiClient, job: JobSummary): Promise<string[]> {
+  const [status, waiting] = await Promise.all([
+    api.get<PortStatus>('/status'),
+    api.get<{ files: FileView[] }>(`/jobs/${encodeURIComponent(job.jobId)}/files`, { state: 'SUBMITTED', limit: 200 }),
+  ]);
+  const endpoints = new Set<string>();
+  const links = new Set<string>();
+  for (const f of waiting.files) {
+    try {
+      endpoints.add(hostKey(f.source)).add(hostKey(f.destination));
+      links.add(linkOf(f.source, f.destination));
+    } catch {
+      /* a URL the store accepted always parses; skip rather than fail the view */
+    }
+  }
+  return stuckReasons(status, waiting.files.length ? endpoints : undefined, waiting.files.length ? links : undefined);
+}
+
 async function jobSnapshot(api: ApiClient, jobId: string, barWidth: number): Promise<Snapshot> {
   const job = await api.get<JobSummary>(`/jobs/${encodeURIComponent(jobId)}`);
-  return { lines: [jobLine(job, barWidth)], json: job, done: isTerminalJob(job) ? { ok: job.state === 'FINISHED' } : undefined };
+  const lines = [jobLine(job, barWidth)];
+  let stuck: string[] = [];
+  if (!isTerminalJob(job) && job.rateBytesPerSec === 0) {
+    stuck = await jobStuckReasons(api, job);
+    if (stuck.length) lines.push(stuckLine(stuck));
+  }
+  return { lines, json: stuck.length ? { ...job, stuck } : job, done: isTerminalJob(job) ? { ok: job.state === 'FINISHED' } : undefined };
 }
 
 async function portSnapshot(api: ApiClient, barWidth: number): Promise<Snapshot> {
@@ -32,9 +87,12 @@ async function portSnapshot(api: ApiClient, barWidth: number): Promise<Snapshot>
   ]);
   const active = page.jobs.filter((j) => !isTerminalJob(j));
   const lines = status.scopes.map(scopeLine);
+  lines.push(...(status.unavailableEndpoints ?? []).map(breakerLine));
   lines.push(`transfers active ${status.transfers.active}  ${formatRate(status.transfers.rateBytesPerSec)}  workers ${status.workers.length}`);
   if (active.length === 0) lines.push('no active jobs');
   else lines.push(...active.map((j) => jobLine(j, barWidth)), totalLine(active, barWidth));
+  const stuck = active.length > 0 && status.transfers.rateBytesPerSec === 0 ? stuckReasons(status) : [];
+  if (stuck.length) lines.push(stuckLine(stuck));
   return { lines, json: { status, jobs: active } };
 }
 

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import { ADMIN_OPS, ADMIN_SCOPES, type AdminOp, type AdminScope } from '../../services/jobs/admin-state.js';
 import { portStatus } from '../../services/jobs/port-status.js';
-import type { GatewayContext } from '../context.js';
+import { portStatusSchema, scopeRecordSchema } from '../api-schemas.js';
+import { POLLING_LOG_LEVEL, type GatewayContext } from '../context.js';
 import { RateLimitStore } from '../../services/jobs/rate-limits.js';
 import { RATE_LIMIT_SCOPES, type RateLimitScope } from '../../services/throttle/scoped-rate-limits.js';
 import { marking } from '../../services/marking/marking-service.js';
@@ -19,6 +20,7 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
         type: ['object', 'null'], additionalProperties: false,
         properties: { scope: { type: 'string', enum: [...ADMIN_SCOPES] }, target: { type: 'string', minLength: 1, maxLength: 300 } },
       },
+      response: { 200: { ...scopeRecordSchema, description: 'the scope record (op status: the port status, as GET /status)' } },
     },
   }, async (req) => {
     ctx.auth.requireAdmin(req);
@@ -32,6 +34,7 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
   const limits = new RateLimitStore(ctx.redis, ctx.cfg.redis.prefix);
   const limitList = { type: 'array', items: { type: 'object', properties: { scope: { type: 'string' }, target: { type: 'string' }, bytesPerSec: { type: 'integer' } } } };
   app.get('/admin/limits', {
+    logLevel: POLLING_LOG_LEVEL,
     schema: { summary: 'Live byte-rate caps (port, link, owner, job), port-wide', response: { 200: limitList } },
   }, async (req) => (ctx.auth.requireAdmin(req), limits.list()));
   app.put<{ Body: { scope: RateLimitScope; target?: string; bytesPerSec: number | null } }>('/admin/limits', {
@@ -50,5 +53,5 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
   }, async (req) => (ctx.auth.requireAdmin(req), limits.set(req.body.scope, req.body.target, req.body.bytesPerSec)));
 
   // Port-wide figures (no user's URLs or jobs): any identified user may read them.
-  app.get('/status', { schema: { summary: 'Port status: scopes, workers, queues, transfers, throughput' } }, async (req) => (ctx.auth.requireIdentity(req), status()));
+  app.get('/status', { logLevel: POLLING_LOG_LEVEL, schema: { summary: 'Port status: scopes, workers, queues, transfers, throughput', response: { 200: portStatusSchema } } }, async (req) => (ctx.auth.requireIdentity(req), status()));
 }

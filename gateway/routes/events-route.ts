@@ -10,7 +10,7 @@ import { ForbiddenError } from '../../services/auth/auth-errors.js';
 import type { GatewayContext } from '../context.js';
 
 export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { ctx: GatewayContext; subscriber: Redis }): Promise<void> {
-  const clients = new Set<{ reply: FastifyReply; job?: string }>();
+  const clients = new Set<{ reply: FastifyReply; job?: string; throughput?: boolean }>();
   let id = 0;
   await subscriber.subscribe(ctx.queries.keys.port('events'));
   subscriber.on('message', (_ch, msg) => {
@@ -32,16 +32,35 @@ export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { c
   const keepAlive = setInterval(() => {
     for (const c of clients) c.reply.raw.write(': keep-alive\n\n');
   }, 15_000);
+  // `?throughput=1`: once a second, the port's rate and each active link's (the dashboard's plots). Read from the
+  // rate windows the workers keep, once per gateway whatever the number of clients, only while one asks.
+  let sampling = false;
+  const throughput = setInterval(() => {
+    const wanted = [...clients].filter((c) => c.throughput && !c.job);
+    if (wanted.length === 0 || sampling) return;
+    sampling = true;
+    void (async () => {
+      const slots = await ctx.queries.activeSlots();
+      const links = Object.keys(slots.links);
+      const [total, ...rates] = await Promise.all([ctx.queries.rate('_all'), ...links.map((l) => ctx.queries.rate(`link:${l}`))]);
+      const frame = `event: throughput\ndata: ${JSON.stringify({ t: Date.now(), total: Math.round(total ?? 0), links: Object.fromEntries(links.map((l, i) => [l, Math.round(rates[i] ?? 0)])) })}\n\n`;
+      for (const c of wanted) if (c.reply.raw.writableLength <= 1024 * 1024) c.reply.raw.write(frame);
+    })().catch(() => undefined).finally(() => (sampling = false));
+  }, 1000);
   // preClose: open event streams would otherwise keep the server from closing.
   app.addHook('preClose', async () => {
     clearInterval(keepAlive);
+    clearInterval(throughput);
     for (const c of clients) c.reply.raw.end();
   });
 
-  app.get<{ Querystring: { job?: string } }>('/events', {
+  app.get<{ Querystring: { job?: string; throughput?: '1' } }>('/events', {
     schema: {
       summary: 'Server-sent events of job, file and endpoint (circuit breaker) state changes',
-      querystring: { type: 'object', additionalProperties: false, properties: { job: { type: 'string', pattern: '^[0-9a-f-]{36}$' } } },
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: { job: { type: 'string', pattern: '^[0-9a-f-]{36}$' }, throughput: { type: 'string', enum: ['1'], description: 'also a throughput event each second: {t, total, links}' } },
+      },
     },
   }, async (req, reply) => {
     // Users watch their own jobs (?job=ID); the unfiltered stream (every job, endpoint events) is for admins.
@@ -54,7 +73,7 @@ export async function eventsRoute(app: FastifyInstance, { ctx, subscriber }: { c
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     reply.raw.write(': cargoport events\n\n');
-    const c = { reply, job: req.query.job };
+    const c = { reply, job: req.query.job, throughput: req.query.throughput === '1' };
     clients.add(c);
     req.raw.on('close', () => clients.delete(c));
   });

@@ -1,11 +1,12 @@
 /** Liveness and readiness: `/healthz` answers while the process serves; `/readyz` also needs Redis. */
 import type { FastifyInstance } from 'fastify';
-import type { GatewayContext } from '../context.js';
+import { healthSchema, problemSchema } from '../api-schemas.js';
+import { POLLING_LOG_LEVEL, type GatewayContext } from '../context.js';
 import { replyProblem } from '../problem.js';
 
 export async function healthRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
-  app.get('/healthz', { schema: { summary: 'Liveness' } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'Readiness (Redis reachable)' } }, async (_req, reply) => {
+  app.get('/healthz', { logLevel: POLLING_LOG_LEVEL, schema: { summary: 'Liveness', response: { 200: healthSchema } } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { logLevel: POLLING_LOG_LEVEL, schema: { summary: 'Readiness (Redis reachable)', response: { 200: healthSchema, 503: problemSchema } } }, async (_req, reply) => {
     try {
       await ctx.redis.ping();
       return { status: 'ready' };

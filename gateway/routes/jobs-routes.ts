@@ -4,7 +4,8 @@ import { ForbiddenError } from '../../services/auth/auth-errors.js';
 import { FILE_STATES, JOB_STATES, type FileState, type JobState } from '../../services/jobs/model.js';
 import { normaliseSubmission } from '../../services/jobs/submission.js';
 import { submissionSchema, type RawSubmission } from '../../services/jobs/submission-schema.js';
-import type { GatewayContext } from '../context.js';
+import { fileViewSchema, filePageSchema, jobPageSchema, jobSummarySchema } from '../api-schemas.js';
+import { POLLING_LOG_LEVEL, type GatewayContext } from '../context.js';
 
 const idParam = { type: 'object', additionalProperties: false, required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f-]{36}$' } } } as const;
 const fileParams = {
@@ -43,22 +44,26 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
   });
 
   app.get<{ Querystring: { limit?: string; cursor?: string; state?: JobState } }>('/jobs', {
+    logLevel: POLLING_LOG_LEVEL,
     schema: {
       summary: 'List jobs, newest first',
       querystring: { type: 'object', additionalProperties: false, properties: { limit: limitQ, cursor: { type: 'string', pattern: '^[0-9]{1,16}$' }, state: { type: 'string', enum: [...JOB_STATES] } } },
+      response: { 200: jobPageSchema },
     },
   }, async (req) => {
     const p = ctx.auth.requireIdentity(req);
     return queries.listJobs(Math.min(1000, Number(req.query.limit ?? 100)) || 100, req.query.cursor, req.query.state, p.admin ? undefined : p.owner);
   });
 
-  app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam } }, async (req) => ownJob(req, req.params.id));
+  app.get<{ Params: { id: string } }>('/jobs/:id', { logLevel: POLLING_LOG_LEVEL, schema: { summary: 'A job: counts per state, bytes, rate, ETA', params: idParam, response: { 200: jobSummarySchema } } }, async (req) => ownJob(req, req.params.id));
 
   app.get<{ Params: { id: string }; Querystring: { state?: FileState; cursor?: string; limit?: string } }>('/jobs/:id/files', {
+    logLevel: POLLING_LOG_LEVEL,
     schema: {
       summary: 'Files of a job, paged (cursor = last fileId seen)',
       params: idParam,
       querystring: { type: 'object', additionalProperties: false, properties: { state: { type: 'string', enum: [...FILE_STATES] }, cursor: { type: 'string', pattern: '^[0-9]{1,9}$' }, limit: limitQ } },
+      response: { 200: filePageSchema },
     },
   }, async (req) => (await ownJob(req, req.params.id), queries.listFiles(req.params.id, {
     state: req.query.state,
@@ -66,9 +71,9 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
     limit: Math.min(10000, Number(req.query.limit ?? 1000)) || 1000,
   })));
 
-  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'One file with its attempts', params: fileParams } }, async (req) => (await ownJob(req, req.params.id), queries.getFile(req.params.id, Number(req.params.fileId))));
+  app.get<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { logLevel: POLLING_LOG_LEVEL, schema: { summary: 'One file with its attempts', params: fileParams, response: { 200: fileViewSchema } } }, async (req) => (await ownJob(req, req.params.id), queries.getFile(req.params.id, Number(req.params.fileId))));
 
-  app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'Cancel a job (active transfers stop within 2 s)', params: idParam } }, async (req) => (await ownJob(req, req.params.id), store.cancelJob(req.params.id)));
+  app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { summary: 'Cancel a job (active transfers stop within 2 s)', params: idParam, response: { 200: jobSummarySchema } } }, async (req) => (await ownJob(req, req.params.id), store.cancelJob(req.params.id)));
 
-  app.delete<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'Cancel one file', params: fileParams } }, async (req) => (await ownJob(req, req.params.id), store.cancelFile(req.params.id, Number(req.params.fileId))));
+  app.delete<{ Params: { id: string; fileId: string } }>('/jobs/:id/files/:fileId', { schema: { summary: 'Cancel one file', params: fileParams, response: { 200: fileViewSchema } } }, async (req) => (await ownJob(req, req.params.id), store.cancelFile(req.params.id, Number(req.params.fileId))));
 }

@@ -1,9 +1,9 @@
 /** Prometheus metrics (`/metrics`): port-wide gauges read from Redis at scrape time, plus process metrics. */
 import type { FastifyInstance } from 'fastify';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { portStatus } from '../../services/jobs/port-status.js';
 import { marking } from '../../services/marking/marking-service.js';
-import type { GatewayContext } from '../context.js';
+import { POLLING_LOG_LEVEL, type GatewayContext } from '../context.js';
 
 export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
   const registry = new Registry();
@@ -18,11 +18,32 @@ export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: Gateway
   const linkSlots = g('cargoport_link_slots_used', 'Transfer slots held per link', ['link']);
   const scopeState = g('cargoport_admin_scope_state', '1 for the current state of each admin scope', ['scope', 'target', 'state']);
 
+  // Counters kept in Redis by every worker (JobStore.progress and end): the exposition sets each to the stored total,
+  // so every gateway replica reports the same monotonic values.
+  const c = (name: string, help: string, labelNames: string[]) => new Counter({ name, help, labelNames, registers: [registry] });
+  const bytesMoved = c('cargoport_bytes_moved_total', 'Bytes moved by transfers, per link (link="" for all)', ['link']);
+  const filesFinished = c('cargoport_files_finished_total', 'Files finished, per link', ['link']);
+  const filesFailed = c('cargoport_files_failed_total', 'Files failed for good, per error code and link', ['reason', 'link']);
+  const attempts = c('cargoport_attempts_total', 'Transfer attempts ended, per outcome (ok, error, requeue, cancel) and link', ['outcome', 'link']);
+
+  async function readCounters(): Promise<void> {
+    const raw = await ctx.redis.hgetall(ctx.queries.keys.port('counters'));
+    for (const m of [bytesMoved, filesFinished, filesFailed, attempts]) m.reset();
+    for (const [field, v] of Object.entries(raw)) {
+      const n = Number(v);
+      const [kind, a, b] = field.split('|');
+      if (kind === 'bytes') bytesMoved.inc({ link: a ?? '' }, n);
+      else if (kind === 'finished' && a) filesFinished.inc({ link: a }, n);
+      else if (kind === 'failed' && a && b) filesFailed.inc({ reason: a, link: b }, n);
+      else if (kind === 'attempts' && a && b) attempts.inc({ outcome: a, link: b }, n);
+    }
+  }
+
   const markFlows = g('cargoport_marking_active_flows', 'Tagged connections (scitags flows) open now in this process');
   const markCounts = g('cargoport_marking_events_total', 'Scitags marking events since start in this process, by kind', ['kind']);
   const markBackend = g('cargoport_marking_backend_up', '1 when a marking backend runs, 0 when it is off (status says why)', ['backend']);
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (req, reply) => {
+  app.get('/metrics', { logLevel: POLLING_LOG_LEVEL, schema: { summary: 'Prometheus metrics' } }, async (req, reply) => {
     if (ctx.cfg.auth.metrics === 'admin') ctx.auth.requireAdmin(req);
     else if (ctx.cfg.auth.metrics === 'authenticated') ctx.auth.requireIdentity(req);
     const s = await portStatus(ctx.redis, ctx.queries, ctx.admin, ctx.runQueue, ctx.cfg.workers.heartbeatMs);
@@ -50,6 +71,7 @@ export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: Gateway
     markCounts.set({ kind: 'pipe_lines_written' }, m.pipeLinesWritten);
     markCounts.set({ kind: 'pipe_lines_dropped' }, m.pipeLinesDropped);
     for (const b of m.backends) markBackend.set({ backend: b.name }, b.on ? 1 : 0);
+    await readCounters();
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 }

@@ -208,21 +208,45 @@ export class JobStore {
       b.failures, b.cooldownMs, b.maxCooldownMs, b.giveUpMs, e.fullDestination?.endpoint ?? '', e.fullDestination?.detail.slice(0, 500) ?? '',
       MAX_HOLDS_PER_FILE,
     )) as [string, string?, number?];
-    if (r[0] === 'queued') return { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) };
-    return { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
+    const result: EndResult = r[0] === 'queued' ? { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) } : { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
+    if (result.kind !== 'stale') await this.countEnd(e, result.kind);
+    return result;
   }
 
-  /** Live progress of an active file: bytes so far (for the job's bytesDone) and the rate windows. */
-  async progress(jobId: string, idx: number, bytes: number, delta: number): Promise<void> {
+  /**
+   * The /metrics counters of one ended run. Apart from END's script: a count lost to a crash between the two is a
+   * smaller harm than a Lua change in the hot path every other state transition shares.
+   */
+  private async countEnd(e: AttemptEnd, kind: EndResult['kind']): Promise<void> {
+    const k = this.keys.port('counters');
+    const p = this.redis.pipeline();
+    p.hincrby(k, `attempts|${e.outcome}|${e.link}`, 1);
+    const unreported = Math.max(0, e.unreportedBytes ?? 0);
+    if (unreported > 0) {
+      p.hincrby(k, 'bytes', unreported);
+      p.hincrby(k, `bytes|${e.link}`, unreported);
+    }
+    if (kind === 'finished') p.hincrby(k, `finished|${e.link}`, 1);
+    else if (kind === 'failed') p.hincrby(k, `failed|${e.report.errorCode ?? 'CARGO_ERR_UNKNOWN'}|${e.link}`, 1);
+    await p.exec();
+  }
+
+  /**
+   * Live progress of an active file: bytes so far (for the job's bytesDone), the rate windows (job, link, port) and
+   * the monotonic byte counters behind /metrics (port and per link; never reset, so Prometheus' rate() works).
+   */
+  async progress(jobId: string, idx: number, bytes: number, delta: number, link?: string): Promise<void> {
     const w = rateWindow();
     const p = this.redis.pipeline();
     p.hset(this.keys.jobPart(jobId, 'progress'), idx, bytes);
     if (delta > 0) {
-      for (const scope of [jobId, '_all']) {
+      for (const scope of link ? [jobId, '_all', `link:${link}`] : [jobId, '_all']) {
         const k = this.keys.port('rate', scope, w);
         p.incrby(k, delta);
         p.expire(k, RATE_WINDOW_SEC * 4);
       }
+      p.hincrby(this.keys.port('counters'), 'bytes', delta);
+      if (link) p.hincrby(this.keys.port('counters'), `bytes|${link}`, delta);
     }
     await p.exec();
   }

@@ -26,7 +26,8 @@ export interface PortStatus {
   scopes: Array<ScopeRecord & { effectiveState: string }>;
   workers: WorkerView[];
   queues: { waitingFiles: number; queued: number; runQueueWaiting: number; runQueueDelayed: number; runQueueActive: number };
-  transfers: { active: number; rateBytesPerSec: number };
+  /** `links`: bytes per second over the last rate window for each link holding transfer slots. */
+  transfers: { active: number; rateBytesPerSec: number; links: Record<string, number> };
   jobs: { active: number };
   slots: { links: Record<string, number>; endpoints: Record<string, number> };
   /** Endpoints whose circuit breaker is tripped: their files wait instead of spending retries. */
@@ -61,6 +62,10 @@ export async function portStatus(redis: Redis, queries: JobQueries, admin: Admin
     for (const id of activeJobs) p.hget(keys.job(id), 'c:SUBMITTED');
     for (const [, v] of (await p.exec()) ?? []) waitingFiles += Number(v ?? 0);
   }
+  const linkRates: Record<string, number> = {};
+  const linkNames = Object.keys(slots.links);
+  const rates = await Promise.all(linkNames.map((l) => queries.rate(`link:${l}`)));
+  linkNames.forEach((l, i) => (linkRates[l] = Math.round(rates[i]!)));
   const alive = workers.filter((w) => w.alive);
   const effective = (s: ScopeRecord): string => {
     if (s.state !== 'draining') return s.state;
@@ -87,7 +92,7 @@ export async function portStatus(redis: Redis, queries: JobQueries, admin: Admin
       runQueueDelayed: counts['delayed'] ?? 0,
       runQueueActive: counts['active'] ?? 0,
     },
-    transfers: { active: slots.active, rateBytesPerSec: Math.round(rate) },
+    transfers: { active: slots.active, rateBytesPerSec: Math.round(rate), links: linkRates },
     jobs: { active: activeJobs.length },
     slots: { links: slots.links, endpoints: slots.endpoints },
     unavailableEndpoints,

@@ -47,6 +47,11 @@ export const PORT_KEYS = {
   workers: 'workers',
   /** `rate:<job id | _all>:<window>`: bytes moved in one rate window. */
   rate: 'rate',
+  /**
+   * Monotonic counters for /metrics (hash): `bytes`, `bytes|<link>`, `attempts|<outcome>|<link>`,
+   * `finished|<link>`, `failed|<error code>|<link>`. Never reset: Prometheus takes rates and survives restarts.
+   */
+  counters: 'counters',
   /** Pub/sub: job, file and endpoint state changes (SSE). */
   events: 'events',
   /** Pub/sub: cancel, admin operations and rate-limit changes for the workers. */

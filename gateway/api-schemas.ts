@@ -1,0 +1,61 @@
+/**
+ * JSON schemas of the REST API's answers, for the OpenAPI document (docs-route.ts) and Fastify's serialiser.
+ * Every object keeps `additionalProperties: true`: the schema documents the fields clients rely on, and a field
+ * the services add later still reaches clients instead of being silently dropped by the serialiser. `required` lists
+ * only what every answer has (the serialiser refuses an answer without it).
+ */
+import { FILE_STATES, JOB_STATES } from '../services/jobs/model.js';
+
+const obj = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', additionalProperties: true, required, properties });
+const str = { type: 'string' } as const;
+const num = { type: 'number' } as const;
+const int = { type: 'integer' } as const;
+const anyObject = { type: 'object', additionalProperties: true } as const;
+
+export const jobSummarySchema = obj({
+  jobId: str, owner: str, state: { type: 'string', enum: [...JOB_STATES] }, priority: int, createdAt: { type: 'string', format: 'date-time' },
+  finishedAt: { type: 'string', format: 'date-time' }, files: int,
+  counts: { type: 'object', description: 'files per state', additionalProperties: int, properties: Object.fromEntries(FILE_STATES.map((s) => [s, int])) },
+  bytesTotal: { type: 'number', description: 'absent when a file was submitted without its size' },
+  bytesDone: num, rateBytesPerSec: num, etaSec: { type: 'number', description: 'absent without a total size or a rate' },
+  params: { ...anyObject, description: 'the job parameters as normalised at submission' },
+}, ['jobId', 'state']);
+
+export const jobPageSchema = obj({ jobs: { type: 'array', items: jobSummarySchema }, nextCursor: { type: 'string', description: 'pass as cursor for the next page' } }, ['jobs']);
+
+const attemptSchema = obj({
+  start: { type: 'number', description: 'ms since the epoch' }, end: num, bytes: num, rateBytesPerSec: num, remoteIp: str, protocol: str, streams: int,
+  worker: str, resumedBytes: num, errorCode: str, errorMessage: str, contentEncoding: str, warnings: { type: 'array', items: str }, note: str,
+  outcome: { type: 'string', enum: ['ok', 'error', 'requeued', 'held', 'canceled'] },
+});
+
+export const fileViewSchema = obj({
+  fileId: int, jobId: str, state: { type: 'string', enum: [...FILE_STATES] }, source: str, destination: str, size: num, bytes: num,
+  checksum: obj({ alg: str, value: str }), checksumValue: str, scitag: int, activity: str, metadata: anyObject,
+  attempts: { type: 'array', items: attemptSchema },
+  error: obj({ code: str, message: str }, ['code', 'message']),
+  warnings: { type: 'array', items: str },
+}, ['fileId', 'state']);
+
+export const filePageSchema = obj({ files: { type: 'array', items: fileViewSchema }, nextCursor: { type: 'integer', description: 'last fileId of this page' } }, ['files']);
+
+export const scopeRecordSchema = obj({ scope: str, target: str, state: str, since: num, lastOp: str });
+
+export const portStatusSchema = obj({
+  scopes: { type: 'array', items: obj({ ...scopeRecordSchema.properties, effectiveState: { type: 'string', description: 'drained when a draining scope has nothing in flight' } }) },
+  workers: { type: 'array', items: obj({ id: str, pool: str, host: str, pid: int, state: str, active: int, concurrency: int, bytesPerSec: num, lastHeartbeatMsAgo: num, alive: { type: 'boolean' } }) },
+  queues: obj({ waitingFiles: int, queued: int, runQueueWaiting: int, runQueueDelayed: int, runQueueActive: int }),
+  transfers: obj({ active: int, rateBytesPerSec: num, links: { type: 'object', description: 'bytes per second per link', additionalProperties: num } }),
+  jobs: obj({ active: int }),
+  slots: obj({ links: { type: 'object', additionalProperties: int }, endpoints: { type: 'object', additionalProperties: int } }),
+  unavailableEndpoints: {
+    type: 'array',
+    items: obj({ endpoint: str, state: { type: 'string', enum: ['open', 'half-open', 'given-up'] }, cause: { type: 'string', enum: ['unreachable', 'full'] }, detail: str, retryAt: str, holdsFilesUntil: str, cooldownMs: num, failuresInARow: int }),
+  },
+});
+
+export const healthSchema = obj({ status: str });
+
+/** RFC 7807 problem details, as every error answer carries them (problem.ts). */
+export const problemSchema = obj({ type: str, title: str, status: int, detail: str, code: str, field: str });
+export { anyObject };
