@@ -91,7 +91,7 @@ function challenge(err: unknown): string {
   return 'Bearer';
 }
 
-/** Adds the RFC 6750 challenge to a 401 answer; call from every error writer. */
+/** Adds the RFC 6750 challenge to a 401 answer; gateway/problem.ts's writer calls it for every problem it writes. */
 export function addChallenge(reply: FastifyReply, err: unknown, status: number): void {
   if (status === 401 && !reply.sent) reply.header('www-authenticate', challenge(err));
 }

@@ -13,6 +13,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isCargoError } from '../errors/cargo-error.js';
 import { errorCatalogue, type ErrorCode } from '../errors/catalogue.js';
+import { addChallenge } from './auth.js';
 
 export interface Problem {
   type: string;
@@ -110,12 +111,14 @@ export function pathOf(url: string, max = 512): string {
 }
 
 /**
- * Writes `problem` as the answer, with the request's path (`pathOf`) as `instance`. A reply already sent is left alone; a HEAD
+ * Writes `problem` as the answer, with the request's path (`pathOf`) as `instance`; a 401 gets its RFC 6750
+ * challenge (`WWW-Authenticate`, naming an invalid token when `err` is one) here, so no error handler can forget it. A reply already sent is left alone; a HEAD
  * answer gets the status and headers without a body (RFC 9110 §9.3.2: over HTTP/2 Node ends the stream with the
  * headers, and a body written after that is a stream error on the server).
  */
-export function writeProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+export function writeProblem(reply: FastifyReply, problem: Problem, err?: unknown): FastifyReply {
   if (reply.sent || reply.raw.headersSent) return reply;
+  addChallenge(reply, err, problem.status);
   const r = reply.code(problem.status).header('content-type', 'application/problem+json');
   if (reply.request.method === 'HEAD') return r.send();
   return r.send(JSON.stringify({ ...problem, instance: pathOf(reply.request.url) }));
@@ -130,5 +133,5 @@ export function replyProblem(reply: FastifyReply, init: ProblemInit): FastifyRep
 export function sendProblem(reply: FastifyReply, req: FastifyRequest, err: unknown): FastifyReply {
   const p = problemFor(err);
   if (p.status >= 500) req.log.error({ err }, 'request failed');
-  return writeProblem(reply, p);
+  return writeProblem(reply, p, err);
 }

@@ -11,7 +11,7 @@ import { AdminStateStore } from '../services/jobs/admin-state.js';
 import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
-import { addChallenge, buildGatewayAuth, installAuthHook } from './auth.js';
+import { buildGatewayAuth, installAuthHook } from './auth.js';
 import type { GatewayContext } from './context.js';
 import { SubmissionAuthoriser } from './job-authorisation.js';
 import { closeHttp2SessionsOnShutdown } from './http2-session-shutdown.js';
@@ -66,10 +66,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   closeHttp2SessionsOnShutdown(app, SESSION_CLOSE_GRACE_MS);
 
   installAuthHook(app, auth);
-  app.setErrorHandler((err, req, reply) => {
-    addChallenge(reply, err, (err as { httpStatus?: number }).httpStatus ?? (err as { statusCode?: number }).statusCode ?? 500);
-    return sendProblem(reply, req, err);
-  });
+  app.setErrorHandler((err, req, reply) => sendProblem(reply, req, err));
   app.setNotFoundHandler((req, reply) =>
     replyProblem(reply, { code: 'CARGO_ERR_NO_ROUTE', detail: `no route for ${req.method} ${pathOf(req.url, 200)}` }),
   );

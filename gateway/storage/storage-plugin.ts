@@ -12,7 +12,6 @@ import { METHODS } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { FileChecksums } from '../../services/storage/file-checksums.js';
 import { RangedUploads } from '../../services/storage/ranged-upload.js';
-import { addChallenge } from '../auth.js';
 import { AccessDecision } from './access-decision.js';
 import { DAV_METHODS, handleDelete, handleMkcol, handleMove, handleOptions } from './dav-handlers.js';
 import { handleGet } from './get-handler.js';
@@ -89,10 +88,9 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
 
   app.setErrorHandler((err, request, reply) => {
     const p = problemFor(err);
-    addChallenge(reply, err, p.status);
     if (p.status >= 500) request.log.error({ err }, 'storage endpoint error');
     if (p.status === 405) reply.header('allow', DAV_METHODS.join(', '));
-    return writeProblem(reply, p);
+    return writeProblem(reply, p, err);
   });
 
   const handlers: Record<string, Handler> = {

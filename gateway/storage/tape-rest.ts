@@ -85,7 +85,7 @@ export async function registerTapeRest(app: AnyFastifyInstance, opts: TapeRestOp
         const p = problemFor(err);
         if (err instanceof JsonValidationError) p.title = 'JSON Validation error';
         if (p.status >= 500) request.log.error({ err }, 'tape rest error');
-        return writeProblem(reply, p);
+        return writeProblem(reply, p, err);
       });
       api.setNotFoundHandler((req, reply) => replyProblem(reply, { code: 'CARGO_ERR_NO_ROUTE', detail: `no Tape REST route for ${req.method} ${pathOf(req.url, 200)}` }));
 

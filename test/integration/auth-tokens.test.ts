@@ -62,6 +62,11 @@ test('no token: public prefixes readable, everything else 401 with a Bearer chal
   assert.equal((await h.api('GET', '/metrics')).status, 401);
   assert.equal((await h.api('GET', '/api/v1/events')).status, 401);
   assert.equal((await h.api('GET', '/healthz')).status, 200);
+  // Tape REST answers through its own error handler: the same problem and the same challenge.
+  const tape = await h.api<Record<string, unknown>>('POST', '/tape/v1/stage', { files: [{ path: '/data/private/x' }] });
+  assert.equal(tape.status, 401);
+  assert.equal(tape.headers['www-authenticate'], 'Bearer');
+  assert.equal(tape.body['code'], 'CARGO_ERR_UNAUTHENTICATED');
 });
 
 test('valid RS256 and ES256 tokens: authorisation before existence (404 when allowed, 403 when not)', async () => {
