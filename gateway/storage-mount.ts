@@ -39,6 +39,7 @@ export async function mountStorage(app: FastifyInstance, cfg: Config, auth: Gate
     publicPrefixes: cfg.storage.publicPrefixes,
     authorize: auth.storageAuthorize,
     tpc: { transfer: transferFile, addressPolicy: auth.addressPolicy },
+    uploadIdleTimeoutMs: cfg.storage.uploadIdleTimeoutSec * 1000,
   });
   await registerTapeRest(app, {
     storage,
