@@ -127,6 +127,11 @@ export const schema = {
     tlsKey: str('PEM private key file matching tlsCert. Empty: generated with the certificate.'),
     bodyLimitBytes: int('Largest JSON request body accepted (a 100,000-file submission is about 25 MB).', 1024, 1024 ** 3),
     publicUrl: str('Base URL clients use to reach the gateway (for links in responses). Empty: derived from the request.'),
+    tlsHandshakeTimeoutMs: int('A connection whose TLS handshake has not finished after this long is closed (both listeners): half-open handshakes cannot pile up.', 100, 600000),
+    idleTimeoutSec: int('A connection (HTTP/2 session or HTTP/1.1 socket, both listeners) on which nothing moved for this long is closed, requests in it included. Keep it above 15 s: the events stream sends a keep-alive every 15 s.', 1, 86400),
+    maxConnectionsPerClient: int('Connections one client address may hold open at once, both listeners together; more are closed as they arrive (before TLS). 0: no cap. A peer port pushing with many connections, or a load balancer in front, is one address.', 0, 10000000),
+    maxRequestsPerClient: int('Requests (HTTP/2 streams, HTTP/1.1 requests) one client address may have in flight at once; more are answered 429 CARGO_ERR_CLIENT_BUSY with Retry-After. 0: no cap.', 0, 10000000),
+    maxHeaderBytes: int('Largest request header: the HTTP/1.1 header section, or the HTTP/2 header list (advertised as SETTINGS_MAX_HEADER_LIST_SIZE); larger is answered 431 CARGO_ERR_HEADERS_TOO_LARGE.', 1024, 1048576),
   },
   redis: {
     url: str('Redis URL (redis://, rediss:// or unix:///path). Empty: `cargoport serve` launches a private redis-server (unix socket in dataDir, AOF on).', redisUrl, 'empty, or a redis://, rediss:// or unix:// URL'),
@@ -159,7 +164,9 @@ export const schema = {
     defaultRetries: int('Retries per file when a submission gives none.', 0, 100),
     defaultRetryDelaySec: int('Base delay before a retry when a submission gives none (exponential backoff with jitter).', 0, 86400),
     defaultPriority: int('Priority of a job when the submission gives none (1 lowest … 5 highest).', 1, 5),
-    retentionSec: int('How long finished jobs are kept in Redis.', 60, 365 * 86400),
+    retentionSec: int('How long a finished job (its summary: state, counts, bytes) is kept in Redis after it ended.', 60, 365 * 86400),
+    fileRetentionSec: int('How long the file records of a finished job (specs, states, attempts) are kept in Redis after it ended; then only its summary remains (until jobs.retentionSec). Bounds the Redis cost of giant jobs.', 60, 365 * 86400),
+    maxQueuedFilesPerOwner: int('Files one owner may have not yet finished (submitted, queued, active, waiting to retry) over all its jobs; a submission that would exceed it is answered 429 CARGO_ERR_OWNER_QUEUE_FULL. 0: no cap.', 0, 1000000000),
   },
   transfer: {
     connections: int('Default TCP connections per file for large files.', 1, 64),
@@ -177,7 +184,8 @@ export const schema = {
     urlPrefix: str('URL path the storage namespace is served under (WebDAV subset, HTTP-TPC). The Tape REST API is at /tape/v1.', /^\/[A-Za-z0-9_.-]+$/, 'a single path segment starting with /'),
     backend: oneOf('Permanent storage backend: posix (disk) or nearline (tape-like: files need a recall before they are readable).', ['posix', 'nearline'] as const),
     nearlineRecallMs: int('Emulated recall latency of the nearline backend.', 0, 86400000),
-    bufferQuotaBytes: int('Size of the buffer (staged copies and uploads in progress); released and expired staged copies are evicted beyond it.', 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    uploadIdleTimeoutSec: int('A PUT (or one part of a multi-stream upload) that sends no byte of its body for this long fails with 408 CARGO_ERR_UPLOAD_STALLED; its temp file and buffer quota are given back and its stream closed. 0: no limit.', 0, 86400),
+    bufferQuotaBytes: int('Size of the buffer (staged copies and uploads in progress: an upload holds quota for the bytes it has sent, not for the size it announces); released and expired staged copies are evicted beyond it.', 1024 * 1024, Number.MAX_SAFE_INTEGER),
     sitename: str('Site name in the Tape REST discovery document (key of targetedMetadata).', /^[A-Za-z0-9_.-]{1,64}$/, 'a name of 1-64 letters, digits, _ . -'),
   },
   auth: {

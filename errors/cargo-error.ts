@@ -15,11 +15,13 @@ export class CargoError extends Error {
   readonly field?: string;
   /** Whether retrying the same operation may succeed (network, 5xx) or not (4xx, auth, bad input). */
   readonly retryable: boolean;
+  /** The configured bound the request ran into (a 413 / 429 names its setting and value in the problem). */
+  readonly limit?: { key: string; max: number };
 
   constructor(
     code: ErrorCode,
     message: string,
-    opts: { httpStatus?: number; field?: string; retryable?: boolean; cause?: unknown } = {},
+    opts: { httpStatus?: number; field?: string; retryable?: boolean; cause?: unknown; limit?: { key: string; max: number } } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CargoError';
@@ -28,6 +30,7 @@ export class CargoError extends Error {
     this.httpStatus = opts.httpStatus ?? spec.status;
     this.field = opts.field;
     this.retryable = opts.retryable ?? spec.retryable;
+    if (opts.limit) this.limit = opts.limit;
   }
 }
 

@@ -10,6 +10,7 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { clientErrorHandler, type ClientLimits } from './client-limits.js';
 
 export interface Http1Listener {
   server: Server;
@@ -17,16 +18,39 @@ export interface Http1Listener {
   close(): Promise<void>;
 }
 
-export async function startHttp1Listener(
-  app: FastifyInstance, opts: { host: string; port: number; key: Buffer; cert: Buffer },
-): Promise<Http1Listener> {
+export interface Http1ListenerOptions {
+  host: string;
+  port: number;
+  key: Buffer;
+  cert: Buffer;
+  /** The gateway's per-client bounds, shared with the main listener (connections counted, header limit). */
+  limits?: ClientLimits;
+  /** TLS handshake time limit (Node's default: 120 s). */
+  handshakeTimeoutMs?: number;
+  /** A socket with no traffic for this long is destroyed (0: never). */
+  idleTimeoutMs?: number;
+}
+
+export async function startHttp1Listener(app: FastifyInstance, opts: Http1ListenerOptions): Promise<Http1Listener> {
   // Fastify's request handler for servers it did not create (documented as `fastify.routing`).
   const route = (app as unknown as { routing: (req: unknown, res: unknown) => void }).routing;
-  const server = createServer({ key: opts.key, cert: opts.cert, ALPNProtocols: ['http/1.1'] }, (req, res) => route(req, res));
+  const server = createServer({
+    key: opts.key, cert: opts.cert, ALPNProtocols: ['http/1.1'],
+    ...(opts.handshakeTimeoutMs ? { handshakeTimeout: opts.handshakeTimeoutMs } : {}),
+    ...(opts.limits ? { maxHeaderSize: opts.limits.settings.maxHeaderBytes } : {}),
+  }, (req, res) => route(req, res));
   // Bulk uploads can pause longer than Node's default 5 s keep-alive between requests of one client.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 70_000;
   server.requestTimeout = 0;
+  if (opts.idleTimeoutMs) {
+    server.setTimeout(opts.idleTimeoutMs); // Node destroys the socket when nobody listens for 'timeout'
+    server.keepAliveTimeout = Math.min(server.keepAliveTimeout, opts.idleTimeoutMs);
+  }
+  // Our answer to parser errors (431 for an oversized header) instead of Node's, which resets the connection
+  // while the client is still sending.
+  server.on('clientError', clientErrorHandler(opts.limits));
+  opts.limits?.watch(server);
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);

@@ -23,6 +23,9 @@ export interface Problem {
   code: ErrorCode;
   field?: string;
   instance?: string;
+  /** The setting a request ran into and its value (413, 429). */
+  limit?: string;
+  max?: number;
 }
 
 /** What a handler that answers an error itself (without throwing) says; the rest is filled in by `problemOf`. */
@@ -34,6 +37,8 @@ export interface ProblemInit {
   /** Defaults to the status text (404 → "Not Found"). */
   title?: string;
   field?: string;
+  limit?: string;
+  max?: number;
 }
 
 /** Fastify's own request errors, renamed into our stable code space. */
@@ -72,13 +77,14 @@ export function problemOf(init: ProblemInit): Problem {
     detail: init.detail,
     code: init.code,
     ...(init.field ? { field: init.field } : {}),
+    ...(init.limit ? { limit: init.limit, max: init.max } : {}),
   };
 }
 
 /** The problem a thrown error becomes. */
 export function problemFor(err: unknown): Problem {
   if (isCargoError(err)) {
-    return problemOf({ code: err.code, status: err.httpStatus, detail: err.message, field: err.field });
+    return problemOf({ code: err.code, status: err.httpStatus, detail: err.message, field: err.field, ...(err.limit ? { limit: err.limit.key, max: err.limit.max } : {}) });
   }
   const fe = err as FastifyError & { validation?: Array<{ instancePath: string; message?: string; keyword: string; params: Record<string, unknown> }>; validationContext?: string };
   if (fe?.validation && fe.validation.length > 0) {

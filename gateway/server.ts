@@ -7,11 +7,13 @@ import { Queue, type ConnectionOptions } from 'bullmq';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
+import { CargoError } from '../errors/cargo-error.js';
 import { AdminStateStore } from '../services/jobs/admin-state.js';
 import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import { buildGatewayAuth, installAuthHook } from './auth.js';
+import { ClientLimits, clientErrorHandler, installRequestLimits } from './client-limits.js';
 import type { GatewayContext } from './context.js';
 import { SubmissionAuthoriser } from './job-authorisation.js';
 import { closeHttp2SessionsOnShutdown } from './http2-session-shutdown.js';
@@ -33,12 +35,29 @@ export interface GatewayDeps {
 
 const SESSION_CLOSE_GRACE_MS = 2000;
 
-export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ app: FastifyInstance; ctx: GatewayContext; closeConnections(): Promise<void> }> {
+export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ app: FastifyInstance; ctx: GatewayContext; limits: ClientLimits; closeConnections(): Promise<void> }> {
+  const limits = new ClientLimits({
+    maxConnections: cfg.gateway.maxConnectionsPerClient,
+    maxRequests: cfg.gateway.maxRequestsPerClient,
+    maxHeaderBytes: cfg.gateway.maxHeaderBytes,
+  });
+  const idleMs = cfg.gateway.idleTimeoutSec * 1000;
   const app = Fastify({
     http2: true,
     // maxSessionMemory (MB): Node's default of 10 refuses streams (ENHANCE_YOUR_CALM) when many transfers
     // share one HTTP/2 connection with large windows.
-    https: { allowHTTP1: true, key: deps.tls.key, cert: deps.tls.cert, maxSessionMemory: 256 },
+    // handshakeTimeout: Node's default (120 s) let 10,000 half-open ClientHellos sit for two minutes each.
+    // maxHeaderListSize: advertised so compliant clients refuse locally; a request over it is answered 431.
+    https: {
+      allowHTTP1: true, key: deps.tls.key, cert: deps.tls.cert, maxSessionMemory: 256,
+      handshakeTimeout: cfg.gateway.tlsHandshakeTimeoutMs,
+      settings: { maxHeaderListSize: cfg.gateway.maxHeaderBytes },
+    },
+    // Idle connections: Node destroys an HTTP/2 session or HTTP/1.1 socket with no traffic for connectionTimeout
+    // (server.setTimeout); Fastify's http2SessionTimeout closes idle sessions gracefully at the same time.
+    connectionTimeout: idleMs,
+    http2SessionTimeout: idleMs,
+    clientErrorHandler: clientErrorHandler(limits),
     bodyLimit: cfg.gateway.bodyLimitBytes,
     logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
     return503OnClosing: true,
@@ -64,9 +83,21 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   };
 
   closeHttp2SessionsOnShutdown(app, SESSION_CLOSE_GRACE_MS);
+  // The HTTP/1.1 fallback of the HTTP/2 server reads its header limit from the server object (Node's default is 16 KiB).
+  (app.server as unknown as { maxHeaderSize: number }).maxHeaderSize = cfg.gateway.maxHeaderBytes;
+  limits.watch(app.server);
+  installRequestLimits(app, limits);
 
   installAuthHook(app, auth);
-  app.setErrorHandler((err, req, reply) => sendProblem(reply, req, err));
+  app.setErrorHandler((err, req, reply) => {
+    // Fastify's own 413 says only "too large": name the setting and its value.
+    if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      err = new CargoError('CARGO_ERR_BODY_TOO_LARGE', `request body larger than gateway.bodyLimitBytes (${cfg.gateway.bodyLimitBytes} bytes)`, {
+        field: 'body', limit: { key: 'gateway.bodyLimitBytes', max: cfg.gateway.bodyLimitBytes },
+      });
+    }
+    return sendProblem(reply, req, err);
+  });
   app.setNotFoundHandler((req, reply) =>
     replyProblem(reply, { code: 'CARGO_ERR_NO_ROUTE', detail: `no route for ${req.method} ${pathOf(req.url, 200)}` }),
   );
@@ -83,6 +114,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   return {
     app,
     ctx,
+    limits,
     async closeConnections() {
       await runQueue.close();
       subscriber.disconnect();

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { buildGateway, type GatewayDeps } from './server.js';
 import { mountStorage } from './storage-mount.js';
+import type { ClientLimits } from './client-limits.js';
 import { startHttp1Listener, type Http1Listener } from './http1-listener.js';
 import { createTransferEngine, engineSettingsFromConfig, type TransferEngine } from '../services/transfer/engine.js';
 
@@ -11,6 +12,8 @@ export interface RunningGateway {
   port: number;
   /** Port of the HTTP/1.1-only listener when `gateway.http1Port` enables it. */
   http1Port?: number;
+  /** Per-client bounds and their counters (connections, requests in flight, refusals). */
+  limits: ClientLimits;
   close(): Promise<void>;
 }
 
@@ -34,7 +37,7 @@ export async function startGateway(cfg: Config, ctx: GatewayDeps & { engine?: Tr
     await closeOwnEngine();
     throw e;
   }
-  const { app, closeConnections } = built;
+  const { app, limits, closeConnections } = built;
   // Accepted connections are announced on the engine's connection events, beside the ones it opens (marking and
   // per-connection accounting subscribe there once for both directions).
   const unwatch = [engine.connections.watchServer(app.server as unknown as Parameters<typeof engine.connections.watchServer>[0])];
@@ -42,7 +45,10 @@ export async function startGateway(cfg: Config, ctx: GatewayDeps & { engine?: Tr
   let http1: Http1Listener | undefined;
   if (cfg.gateway.http1Port >= 0) {
     try {
-      http1 = await startHttp1Listener(app, { host: cfg.gateway.host === 'localhost' ? '127.0.0.1' : cfg.gateway.host, port: cfg.gateway.http1Port, key: ctx.tls.key, cert: ctx.tls.cert });
+      http1 = await startHttp1Listener(app, {
+        host: cfg.gateway.host === 'localhost' ? '127.0.0.1' : cfg.gateway.host, port: cfg.gateway.http1Port, key: ctx.tls.key, cert: ctx.tls.cert,
+        limits, handshakeTimeoutMs: cfg.gateway.tlsHandshakeTimeoutMs, idleTimeoutMs: cfg.gateway.idleTimeoutSec * 1000,
+      });
       unwatch.push(engine.connections.watchServer(http1.server));
     } catch (e) {
       await app.close();
@@ -57,6 +63,7 @@ export async function startGateway(cfg: Config, ctx: GatewayDeps & { engine?: Tr
     url: cfg.gateway.publicUrl || `https://${host.includes(':') ? `[${host}]` : host}:${addr.port}`,
     port: addr.port,
     ...(http1 ? { http1Port: http1.port } : {}),
+    limits,
     async close() {
       await http1?.close();
       await app.close();

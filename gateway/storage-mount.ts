@@ -37,6 +37,7 @@ export async function mountStorage(app: FastifyInstance, cfg: Config, engine: Tr
     publicPrefixes: cfg.storage.publicPrefixes,
     authorize: auth.storageAuthorize,
     tpc: { engine, addressPolicy: auth.addressPolicy },
+    uploadIdleTimeoutMs: cfg.storage.uploadIdleTimeoutSec * 1000,
   });
   await registerTapeRest(app, {
     storage,

@@ -1,6 +1,7 @@
 /** REST: submit, list, inspect and cancel jobs and files (`/api/v1/jobs…`). */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../../services/auth/auth-errors.js';
+import { CargoError } from '../../errors/cargo-error.js';
 import { FILE_STATES, JOB_STATES, type FileState, type JobState } from '../../services/jobs/model.js';
 import { normaliseSubmission } from '../../services/jobs/submission.js';
 import { submissionSchema, type RawSubmission } from '../../services/jobs/submission-schema.js';
@@ -35,11 +36,26 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
     },
   }, async (req, reply) => {
     const principal = ctx.auth.requireIdentity(req);
-    const job = normaliseSubmission(req.body, principal.owner, {
+    // The owner is the principal's (one lookup, gateway/auth.ts); the bound counts its unfinished files.
+    const owner = principal.owner;
+    const maxQueued = cfg.jobs.maxQueuedFilesPerOwner;
+    if (maxQueued > 0) {
+      // Checked, not reserved: two submissions racing may together pass the bound by one submission's files.
+      const queued = await queries.unfinishedFilesOf(owner);
+      if (queued + req.body.files.length > maxQueued) {
+        reply.header('retry-after', '60');
+        throw new CargoError(
+          'CARGO_ERR_OWNER_QUEUE_FULL',
+          `owner ${owner} has ${queued} files not yet finished; ${req.body.files.length} more would exceed jobs.maxQueuedFilesPerOwner (${maxQueued})`,
+          { field: 'files', limit: { key: 'jobs.maxQueuedFilesPerOwner', max: maxQueued } },
+        );
+      }
+    }
+    const job = normaliseSubmission(req.body, owner, {
       priority: cfg.jobs.defaultPriority, retries: cfg.jobs.defaultRetries, retryDelaySec: cfg.jobs.defaultRetryDelaySec, maxFilesPerJob: cfg.jobs.maxFilesPerJob,
     });
     await ctx.submissions.check(principal, job);
-    const { jobId } = await store.createJob(job);
+    const { jobId } = await store.createJob(job, { fileSec: cfg.jobs.fileRetentionSec, jobSec: cfg.jobs.retentionSec });
     return reply.code(201).header('location', `/api/v1/jobs/${jobId}`).send({ jobId, files: job.files.length, state: 'ACTIVE' });
   });
 

@@ -101,6 +101,7 @@ export async function handlePut(ctx: StorageContext, request: FastifyRequest, re
         overwrite,
       },
       request.raw,
+      ctx.opts.uploadIdleTimeoutMs,
       Object.keys(supplied).length === 0
         ? undefined
         : async (tempPath) => verify(supplied, await fileDigests(tempPath, Object.keys(supplied) as ChecksumAlg[])),
@@ -118,16 +119,13 @@ export async function handlePut(ctx: StorageContext, request: FastifyRequest, re
     let total = 0;
     const received = await writeStreamAt(upload.handle, request.raw, 0, {
       maxBytes: length ?? ctx.opts.maxPutBytes,
-      onChunk: length !== undefined
-        ? (chunk) => {
-          for (const s of sums) s.update(chunk);
-        }
-        : (chunk) => {
-          // No Content-Length: the quota grows with the body (throws 507 when the buffer is full).
-          total += chunk.length;
-          upload.account(total);
-          for (const s of sums) s.update(chunk);
-        },
+      idleMs: ctx.opts.uploadIdleTimeoutMs,
+      onChunk: (chunk) => {
+        // The quota grows with the body, declared size or not (throws 507 when the buffer is full).
+        total += chunk.length;
+        upload.account(total);
+        for (const s of sums) s.update(chunk);
+      },
     });
     if (aborted || (length !== undefined && received !== length)) {
       throw new StorageError('CARGO_ERR_SHORT_BODY', `body ended after ${received} bytes`, 400, { field: 'Content-Length' });

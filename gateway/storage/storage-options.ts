@@ -57,6 +57,12 @@ export interface StorageEndpointOptions {
   tpc?: TpcOptions;
   /** Idle time after which an incomplete multi-stream (ranged PUT) upload is dropped. Default 15 min. */
   rangedUploadIdleMs?: number;
+  /**
+   * A PUT (or one part of a multi-stream upload) whose body sends nothing for this long fails with
+   * CARGO_ERR_UPLOAD_STALLED (408): its temp file and quota are given back and its stream or connection is closed.
+   * Default: no limit (the gateway sets storage.uploadIdleTimeoutSec).
+   */
+  uploadIdleTimeoutMs?: number;
   /** Largest body a single PUT may carry when no Content-Length is given (default: unlimited, quota applies). */
   maxPutBytes?: number;
 }

@@ -9,6 +9,7 @@
  * - Every method not implemented answers 405 with `Allow`, never 404 or 500; every error is problem+json.
  */
 import { METHODS } from 'node:http';
+import { constants } from 'node:http2';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { FileChecksums } from '../../services/storage/file-checksums.js';
 import { RangedUploads } from '../../services/storage/ranged-upload.js';
@@ -90,6 +91,23 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
     const p = problemFor(err);
     if (p.status >= 500) request.log.error({ err }, 'storage endpoint error');
     if (p.status === 405) reply.header('allow', DAV_METHODS.join(', '));
+    // An error answered before the request body was read whole (a refused or stalled upload): the client may still
+    // owe the body, and a stalled one never sends it. Over HTTP/2 the stream is closed after the answer
+    // (RST_STREAM NO_ERROR, RFC 9113 §8.1) — Http2ServerRequest.destroy() leaves it half-open once its body was
+    // read —; over HTTP/1.1 Node drains or closes the connection itself, except a stalled body: its socket goes.
+    if (!request.raw.complete) {
+      const stream = (request.raw as unknown as { stream?: { close(code?: number): void; destroyed: boolean } }).stream;
+      const stalled = p.code === 'CARGO_ERR_UPLOAD_STALLED';
+      const drop = () => {
+        if (stream) {
+          if (!stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
+        } else if (stalled) {
+          request.raw.socket?.destroy();
+        }
+      };
+      reply.raw.once('finish', drop);
+      setTimeout(drop, 1000).unref();
+    }
     return writeProblem(reply, p, err);
   });
 

@@ -48,6 +48,25 @@ export class JobQueries {
     return summarise(jobId, h, prog, rate);
   }
 
+  /**
+   * Files of `owner` not yet finished (submitted, queued, active, waiting to retry) over its active jobs: one pipelined
+   * read of each active job's counters (a few bytes per job), for the per-owner bound checked at submission.
+   */
+  async unfinishedFilesOf(owner: string): Promise<number> {
+    const ids = await this.redis.smembers(this.keys.port('activeJobs'));
+    if (ids.length === 0) return 0;
+    const p = this.redis.pipeline();
+    for (const id of ids) p.hmget(this.keys.job(id), 'owner', 'n', 'c:FINISHED', 'c:FAILED', 'c:CANCELED');
+    let total = 0;
+    for (const [err, v] of (await p.exec()) ?? []) {
+      if (err) throw err;
+      const [o, n, fin, fail, canc] = v as Array<string | null>;
+      if (o !== owner) continue;
+      total += Math.max(0, Number(n ?? 0) - Number(fin ?? 0) - Number(fail ?? 0) - Number(canc ?? 0));
+    }
+    return total;
+  }
+
   /** `owner`: only that owner's jobs (a user's view); absent: everyone's (an administrator's). */
   async listJobs(limit: number, cursor?: string, state?: JobState, owner?: string): Promise<{ jobs: JobSummary[]; nextCursor?: string }> {
     // Newest first; the cursor is the creation score of the last job returned.
@@ -64,8 +83,9 @@ export class JobQueries {
         try {
           const j = await this.getJob(id);
           if ((!state || j.state === state) && (owner === undefined || j.owner === owner)) out.push(j);
-        } catch {
-          /* expired between listing and reading */
+        } catch (e) {
+          // Expired (jobs.retentionSec): forget its listing entry too.
+          if (e instanceof JobNotFoundError) await this.redis.zrem(this.keys.port('jobs'), id);
         }
       }
       from = `(${nextCursor}`;

@@ -24,6 +24,12 @@ export type StartResult =
   | { kind: 'skip'; reason: string; lostRun?: { spec: FileSpec & { link: string }; run: number } }
   | { kind: 'deferred' };
 
+/** How long a job's records stay in Redis after it ended (jobs.fileRetentionSec, jobs.retentionSec); absent: kept. */
+export interface JobRetention {
+  fileSec: number;
+  jobSec: number;
+}
+
 export type EndOutcome = 'ok' | 'error' | 'requeue' | 'cancel';
 
 /** What an attempt reports about itself; stored on its attempt record (resume and checksumValue on the file). */
@@ -101,7 +107,7 @@ export class JobStore {
    * Writes a job and all its files, then registers it atomically. Large jobs are written in pipelined
    * chunks under a safety TTL; only the final REGISTER script makes them visible and permanent.
    */
-  async createJob(job: NewJob): Promise<{ jobId: string }> {
+  async createJob(job: NewJob, retention?: JobRetention): Promise<{ jobId: string }> {
     const jobId = randomUUID();
     const specKey = this.keys.jobPart(jobId, 'spec');
     const submittedKey = this.keys.jobPart(jobId, 'byState', 'SUBMITTED');
@@ -147,6 +153,8 @@ export class JobStore {
       'owner', job.owner, 'prio', job.params.priority, 'state', 'ACTIVE', 'created', created, 'n', job.files.length,
       'params', JSON.stringify({ ...job.params, owner: job.owner }), 'retries', job.params.retries, 'maxq', job.params.maxTimeInQueueSec ?? 0, 'bytesTotal', knownSizes === job.files.length ? bytesTotal : -1,
       'bytesFin', 0, 'canceled', 0, ...FILE_STATES.flatMap((s) => [`c:${s}`, s === 'SUBMITTED' ? job.files.length : 0]),
+      // Applied when the job ends (finishJobIfDone in lua/includes/common.lua).
+      ...(retention ? ['fret', retention.fileSec, 'jret', retention.jobSec] : []),
     ];
     await this.redis.cpRegister(this.route, this.prefix, jobId, job.owner, job.params.priority, created, fields.length / 2, ...fields, ...persist);
     return { jobId };

@@ -15,6 +15,8 @@
  *   P:events / P:ctl (pub/sub channels)
  */
 
+import { FILE_STATES } from './model.js';
+
 /** Port-wide keys, as suffixes of the prefix (`P:<suffix>`; parametrised ones take `:<part>…` after them). */
 export const PORT_KEYS = {
   jobs: 'jobs',
@@ -98,11 +100,13 @@ function luaString(s: string): string {
 }
 
 /**
- * The preamble every script starts with: `P` (the prefix, ARGV[1]), `K` (port-wide keys, prefixed) and `J` (job key
- * suffixes, with their leading ':'), so the scripts write `K.owners` and `jkey(id)..J.spec`.
+ * The preamble every script starts with: `P` (the prefix, ARGV[1]), `K` (port-wide keys, prefixed), `J` (job key
+ * suffixes, with their leading ':') and FILE_STATE_NAMES (model.ts FILE_STATES), so the scripts write `K.owners` and
+ * `jkey(id)..J.spec`.
  */
 export function luaKeyPreamble(): string {
   const k = Object.entries(PORT_KEYS).map(([name, suffix]) => `${name} = P..${luaString(`:${suffix}`)}`);
   const j = Object.entries(JOB_KEYS).map(([name, suffix]) => `${name} = ${luaString(`:${suffix}`)}`);
-  return `local P = ARGV[1]\nlocal K = { ${k.join(', ')} }\nlocal J = { ${j.join(', ')} }\n`;
+  const states = FILE_STATES.map(luaString).join(', ');
+  return `local P = ARGV[1]\nlocal K = { ${k.join(', ')} }\nlocal J = { ${j.join(', ')} }\nlocal FILE_STATE_NAMES = { ${states} }\n`;
 }

@@ -59,10 +59,10 @@ export function checkEndpointUrl(raw: string, field: string): string {
 
 export function normaliseSubmission(raw: RawSubmission, owner: string, defaults: SubmissionDefaults): NewJob {
   if (raw.files.length > defaults.maxFilesPerJob) {
-    throw new InvalidSubmissionError(
+    throw new CargoError(
       'CARGO_ERR_TOO_MANY_FILES',
-      `a job may hold at most ${defaults.maxFilesPerJob} files (got ${raw.files.length}); split the submission`,
-      'files',
+      `a job may hold at most ${defaults.maxFilesPerJob} files (jobs.maxFilesPerJob; got ${raw.files.length}); split the submission`,
+      { field: 'files', limit: { key: 'jobs.maxFilesPerJob', max: defaults.maxFilesPerJob } },
     );
   }
   const p = raw.params ?? {};

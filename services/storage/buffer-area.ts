@@ -139,13 +139,21 @@ export class BufferArea {
     };
   }
 
+  /** Bytes of quota that could be had now: free room plus staged copies that may be evicted. */
+  get obtainableBytes(): number {
+    let evictable = 0;
+    for (const c of this.evictable()) evictable += c.size;
+    return this.quotaBytes - this.usedBytes + evictable;
+  }
+
   /**
-   * Quota for an upload of unknown size (chunked HTTP/1.1, HTTP/2 without Content-Length): it grows with the
-   * bytes received, synchronously, so the write path can account for every chunk without waiting. Room is made by
-   * evicting released or expired staged copies (their files are removed in the background); when none is left
-   * the growth throws CARGO_ERR_NO_SPACE (507) and the upload stops.
+   * Quota for an upload, taken as its bytes arrive rather than for the size it announces: a client that declares
+   * 100 GB and sends 3 bytes holds 3 bytes (plus one step ahead), not the buffer. It grows synchronously, so the
+   * write path can account for every chunk without waiting. Room is made by evicting released or expired staged
+   * copies (their files are removed in the background); when none is left the growth throws CARGO_ERR_NO_SPACE
+   * (507) and the upload stops. `limitBytes` (a declared size) caps what is taken ahead of the bytes.
    */
-  growableReservation(): GrowableReservation {
+  growableReservation(limitBytes = Number.POSITIVE_INFINITY): GrowableReservation {
     let held = 0;
     let done = false;
     const step = Math.max(1, Math.min(GROWTH_STEP_BYTES, Math.floor(this.quotaBytes / 16)));
@@ -155,10 +163,10 @@ export class BufferArea {
         const need = toBytes - held;
         if (this.usedBytes + need > this.quotaBytes) this.evictNow(need);
         if (this.usedBytes + need > this.quotaBytes) {
-          throw insufficientStorage(`buffer full after ${toBytes - 1} bytes of an upload of unknown size (quota ${this.quotaBytes} bytes)`);
+          throw insufficientStorage(`buffer full after ${toBytes - 1} bytes of an upload${limitBytes === Number.POSITIVE_INFINITY ? ' of unknown size' : ''} (quota ${this.quotaBytes} bytes)`);
         }
-        // Take a step ahead when there is room, so most chunks cost one comparison.
-        const extra = Math.max(0, Math.min(step, this.quotaBytes - this.usedBytes - need));
+        // Take a step ahead when there is room, so most chunks cost one comparison; never beyond the declared size.
+        const extra = Math.max(0, Math.min(step, this.quotaBytes - this.usedBytes - need, limitBytes - toBytes));
         held += need + extra;
         this.reservedBytes += need + extra;
       },

@@ -8,7 +8,7 @@ import { rm, type FileHandle } from 'node:fs/promises';
 import type { EntryStat, Locality, ReadHandle, StorageBackend } from './storage-backend.js';
 import { BufferArea, type StagedCopy } from './buffer-area.js';
 import { NearlineBackend } from './nearline-backend.js';
-import { alreadyExists, isACollection, StorageError } from './storage-errors.js';
+import { alreadyExists, insufficientStorage, isACollection, StorageError } from './storage-errors.js';
 import { runReceptionStages, type ReceptionStage } from './reception-stage.js';
 
 export interface PortStorageOptions {
@@ -26,8 +26,8 @@ export interface Upload {
   readonly tempPath: string;
   readonly handle: FileHandle;
   /**
-   * Account `totalBytes` received so far against the buffer quota (uploads without a declared size); throws
-   * CARGO_ERR_NO_SPACE when the buffer is full. A no-op for uploads whose size was reserved at the start.
+   * Account `totalBytes` received so far against the buffer quota; throws CARGO_ERR_NO_SPACE when the buffer is
+   * full. Every upload accounts its bytes as they arrive, whether or not it declared a size.
    */
   account(totalBytes: number): void;
   /** fsync + adopt into permanent storage at the final name. */
@@ -103,15 +103,14 @@ export class PortStorage {
     const existing = await this.permanent.stat(path).catch(() => null);
     if (existing?.type === 'dir') throw isACollection(path);
     if (existing && !opts.overwrite) throw alreadyExists(path);
-    let account: (totalBytes: number) => void = () => undefined;
-    let unreserve: () => void;
-    if (opts.expectedSize !== undefined) {
-      unreserve = opts.expectedSize > 0 ? await this.buffer.reserve(opts.expectedSize) : () => undefined;
-    } else {
-      const growable = this.buffer.growableReservation();
-      account = (n) => growable.grow(n);
-      unreserve = () => growable.release();
+    // A declared size that cannot fit now is refused before any byte is read; one that fits is not reserved up
+    // front (a client could declare the whole buffer and send nothing): quota is taken as the bytes arrive.
+    if (opts.expectedSize !== undefined && opts.expectedSize > this.buffer.obtainableBytes) {
+      throw insufficientStorage(`${opts.expectedSize} bytes do not fit in the buffer now (quota ${this.buffer.quotaBytes} bytes, ${Math.max(0, this.buffer.obtainableBytes)} obtainable)`);
     }
+    const growable = this.buffer.growableReservation(opts.expectedSize);
+    const account = (n: number) => growable.grow(n);
+    const unreserve = () => growable.release();
     let temp;
     try {
       temp = await this.buffer.incomingTemp();

@@ -8,7 +8,8 @@
  * - parts may arrive in any order, overlap and be retried; a part counts only once its whole body is on disk;
  * - the request that completes the coverage publishes the file (fsync + atomic adopt) and gets 201; the other
  *   parts get 202 with `Cargo-Upload-Received: <bytes covered>`;
- * - an assembly idle for `idleMs` is dropped with its temp file; nothing is published.
+ * - an assembly idle for `idleMs` is dropped with its temp file and its quota; nothing is published;
+ * - quota is held for the bytes written, not for T announced: a part naming T = 100 GB holds what it sent.
  */
 import type { Readable } from 'node:stream';
 import type { EntryStat } from './storage-backend.js';
@@ -32,6 +33,8 @@ interface Assembly {
   upload: Upload;
   /** Completed ranges [start, end) sorted and merged. */
   done: Array<[number, number]>;
+  /** Bytes written by all parts so far (overlaps and retries count again): the quota held, up to total. */
+  written: number;
   inflight: number;
   publishing: boolean;
   timer: NodeJS.Timeout;
@@ -76,7 +79,7 @@ export class RangedUploads {
         const upload = await this.storage.beginUpload(path, { overwrite, expectedSize: total });
         await upload.handle.truncate(total);
         const created: Assembly = {
-          key, path, total, overwrite, upload, done: [], inflight: 0, publishing: false,
+          key, path, total, overwrite, upload, done: [], written: 0, inflight: 0, publishing: false,
           timer: setTimeout(() => void this.expire(key), this.idleMs).unref(),
         };
         this.assemblies.set(key, created);
@@ -114,6 +117,7 @@ export class RangedUploads {
   async writePart(
     req: { path: string; uploadId?: string; start: number; endInclusive: number; total: number; overwrite: boolean },
     body: Readable,
+    idleMs: number | undefined,
     beforePublish?: (tempPath: string) => Promise<void>,
   ): Promise<PartResult> {
     const key = `${req.path}\u0000${req.uploadId ?? ''}\u0000${req.total}`;
@@ -123,7 +127,16 @@ export class RangedUploads {
     a.timer.refresh();
     const length = req.endInclusive - req.start + 1;
     try {
-      const n = await writeStreamAt(a.upload.handle, body, req.start, { maxBytes: length });
+      // Quota is taken as bytes arrive (never the announced total up front); a part that stalls fails on its own
+      // (its bytes written stay held by the assembly until it completes or expires).
+      const n = await writeStreamAt(a.upload.handle, body, req.start, {
+        maxBytes: length,
+        idleMs,
+        onChunk: (chunk) => {
+          a.written += chunk.length;
+          a.upload.account(Math.min(a.total, a.written));
+        },
+      });
       if (n !== length) {
         throw new StorageError('CARGO_ERR_SHORT_BODY', `part body has ${n} bytes, Content-Range announces ${length}`, 400, {
           field: 'Content-Range',

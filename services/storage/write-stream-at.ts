@@ -16,6 +16,12 @@ export interface WriteAtOptions {
   /** Stop with CARGO_ERR_BODY_TOO_LONG once more than this many bytes arrive. */
   maxBytes?: number;
   onChunk?(chunk: Buffer): void;
+  /**
+   * Fail with CARGO_ERR_UPLOAD_STALLED when the source sends nothing for this long while we wait for it (time the
+   * source is paused by our own back-pressure does not count). The caller aborts the upload, which gives its quota
+   * back, and destroys the request. 0 or absent: no limit.
+   */
+  idleMs?: number;
 }
 
 const BATCH_BYTES = 1 << 20;
@@ -41,8 +47,24 @@ export function writeStreamAt(handle: FileHandle, source: Readable, position: nu
     let ended = false;
     let failed = false;
     let idle: (() => void) | null = null; // settles when inflight reaches 0 after 'end'
+    const idleMs = opts.idleMs ?? 0;
+    let stallTimer: NodeJS.Timeout | null = null;
+    const onStall = () => {
+      fail(new StorageError('CARGO_ERR_UPLOAD_STALLED', `no byte of the body arrived for ${idleMs} ms after ${received} bytes`, 408, { field: 'body' }));
+    };
+    // Armed while we wait for the source, disarmed while our own writes hold it paused.
+    const waitForSource = () => {
+      if (idleMs <= 0 || failed || ended) return;
+      if (stallTimer) stallTimer.refresh();
+      else stallTimer = setTimeout(onStall, idleMs);
+    };
+    const stopWaiting = () => {
+      if (stallTimer) clearTimeout(stallTimer);
+      stallTimer = null;
+    };
 
     const cleanup = () => {
+      stopWaiting();
       source.removeListener('data', onData);
       source.removeListener('end', onEnd);
       source.removeListener('error', onError);
@@ -69,7 +91,10 @@ export function writeStreamAt(handle: FileHandle, source: Readable, position: nu
       cur = null;
       used = 0;
       inflight++;
-      if (inflight >= MAX_WRITES_IN_FLIGHT) source.pause();
+      if (inflight >= MAX_WRITES_IN_FLIGHT) {
+        source.pause();
+        stopWaiting();
+      }
       writeFully(handle, buf, len, at).then(
         () => {
           inflight--;
@@ -85,7 +110,10 @@ export function writeStreamAt(handle: FileHandle, source: Readable, position: nu
             }
             return;
           }
-          if (inflight < MAX_WRITES_IN_FLIGHT) source.resume();
+          if (inflight < MAX_WRITES_IN_FLIGHT) {
+            source.resume();
+            waitForSource();
+          }
         },
         (e) => {
           inflight--;
@@ -102,6 +130,7 @@ export function writeStreamAt(handle: FileHandle, source: Readable, position: nu
         return;
       }
       received += chunk.length;
+      if (inflight < MAX_WRITES_IN_FLIGHT) waitForSource();
       try {
         opts.onChunk?.(chunk);
       } catch (e) {
@@ -120,6 +149,7 @@ export function writeStreamAt(handle: FileHandle, source: Readable, position: nu
     function onEnd() {
       if (failed) return;
       ended = true;
+      stopWaiting();
       flush();
       if (inflight === 0) {
         cleanup();
@@ -148,6 +178,7 @@ export function writeStreamAt(handle: FileHandle, source: Readable, position: nu
     source.on('error', onError);
     source.on('close', onClose);
     source.on('aborted', onAborted);
+    waitForSource();
   });
 }
 

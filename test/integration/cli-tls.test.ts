@@ -15,7 +15,7 @@ import { ensureTls, VALIDITY_DAYS } from '../../bin/self-signed-cert.js';
 import { testTls } from '../support/tls.js';
 
 function cfgFor(dataDir: string, tlsCert = '', tlsKey = '') {
-  return { dataDir, gateway: { host: 'localhost', port: 0, http1Port: -1, tlsCert, tlsKey, bodyLimitBytes: 1024, publicUrl: '' } };
+  return { dataDir, gateway: { host: 'localhost', port: 0, http1Port: -1, tlsCert, tlsKey, bodyLimitBytes: 1024, publicUrl: '', tlsHandshakeTimeoutMs: 10000, idleTimeoutSec: 75, maxConnectionsPerClient: 0, maxRequestsPerClient: 0, maxHeaderBytes: 32768 } };
 }
 
 /** One real HTTP/2 request to a server using `tls`, trusting only `ca`; resolves with the status. */

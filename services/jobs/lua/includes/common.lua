@@ -104,5 +104,14 @@ local function finishJobIfDone(jobId, now)
   redis.call('SREM', K.activeJobs, jobId)
   local owner = redis.call('HGET', jk, 'owner')
   redis.call('ZREM', K.ownerJobs..':'..owner, jobId)
+  -- Retention (jobs.fileRetentionSec / jobs.retentionSec, written at submission; absent = kept): the file records,
+  -- most of a giant job's bytes, go first; the summary (state, counts, bytes) stays until the job's own retention.
+  local ret = redis.call('HMGET', jk, 'fret', 'jret')
+  local fret, jret = tonumber(ret[1] or '0'), tonumber(ret[2] or '0')
+  if fret > 0 then
+    for _, part in ipairs({ J.spec, J.fileState, J.links, J.progress, J.checkpoints }) do redis.call('EXPIRE', jk..part, fret) end
+    for _, s in ipairs(FILE_STATE_NAMES) do redis.call('EXPIRE', jk..J.byState..':'..s, fret) end
+  end
+  if jret > 0 then redis.call('EXPIRE', jk, math.max(jret, fret)) end
   publish({ t = 'job', job = jobId, state = st })
 end
