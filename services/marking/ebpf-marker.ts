@@ -32,7 +32,10 @@ function run(cmd: string, args: readonly string[]): Promise<void> {
     execFile(cmd, args, { timeout: 20_000 }, (err, _out, stderr) => {
       if (!err) return resolve();
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? `${cmd} not found` : (String(stderr).trim().split('\n').filter(Boolean).slice(-2).join(' / ') || err.message);
+      // bpftool ends every failure with a strict-mode notice; keep the lines that say what went wrong.
+      const lines = String(stderr).split('\n').map((l) => l.trim()).filter((l) => l && !/^Warning: bpftool is now running|^If it used to work/.test(l));
+      const telling = [...lines.filter((l) => /not permitted|denied/i.test(l)), ...lines.filter((l) => /error|cannot|failed/i.test(l))];
+      const why = code === 'ENOENT' ? `${cmd} not found` : ([...new Set([(telling.length ? telling : lines)[0], lines.at(-1)])].filter(Boolean).map((l) => l!.slice(0, 200)).join(' / ') || err.message);
       reject(Object.assign(err, { reason: `${cmd} ${args.slice(0, 3).join(' ')}…: ${why}` }));
     });
   });
@@ -101,17 +104,20 @@ export class EbpfMarker {
 
   private constructor(readonly devices: readonly string[], private readonly dir: string, private readonly handle: number, private mapFd: number) {}
 
-  /** Loads and attaches the marker on `devices`; throws with `reason` (a sentence for status) when it cannot. */
-  static async attach(devices: readonly string[]): Promise<EbpfMarker> {
+  /**
+   * Loads and attaches the marker on `devices`, or returns why it cannot (a sentence for status: nothing here is
+   * an error of a request, so no CargoError).
+   */
+  static async attach(devices: readonly string[]): Promise<EbpfMarker | string> {
     const missing = ebpfUnavailable();
-    if (missing) throw Object.assign(new Error(missing), { reason: missing });
-    if (!existsSync(`${BPFFS}`)) throw Object.assign(new Error('no bpffs'), { reason: `ebpf: ${BPFFS} does not exist (no bpf filesystem)` });
+    if (missing) return missing;
+    if (!existsSync(BPFFS)) return `ebpf: ${BPFFS} does not exist (no bpf filesystem)`;
     if (!readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === BPFFS)) {
       // systemd mounts it at boot; containers often do not. Pinning needs it.
       try {
         await run('mount', ['-t', 'bpf', 'bpf', BPFFS]);
       } catch (e) {
-        throw Object.assign(new Error('bpffs'), { reason: `ebpf: the bpf filesystem is not mounted on ${BPFFS} and mounting it failed (${reasonOf(e)})` });
+        return `ebpf: the bpf filesystem is not mounted on ${BPFFS} and mounting it failed (${reasonOf(e)})`;
       }
     }
     await EbpfMarker.sweep(devices);
@@ -128,7 +134,7 @@ export class EbpfMarker {
       await cleanup([]);
       const r = reasonOf(e);
       const priv = /Operation not permitted|EPERM|permission/i.test(r) ? ` — not privileged? loading needs root or CAP_BPF + CAP_NET_ADMIN (uid ${process.getuid?.()})` : '';
-      throw Object.assign(new Error(r), { reason: `ebpf: load failed: ${r}${priv}` });
+      return `ebpf: load failed: ${r}${priv}`;
     }
     const attached: string[] = [];
     try {
@@ -141,12 +147,12 @@ export class EbpfMarker {
       }
     } catch (e) {
       await cleanup(attached);
-      throw Object.assign(new Error(reasonOf(e)), { reason: `ebpf: attach failed: ${reasonOf(e)}` });
+      return `ebpf: attach failed: ${reasonOf(e)}`;
     }
     const fd = bpfAddon()!.bpfObjGet(`${dir}/maps/cargoport_flows`);
     if (fd < 0) {
       await cleanup(attached);
-      throw Object.assign(new Error('map'), { reason: `ebpf: opening the pinned flow map failed (errno ${-fd})` });
+      return `ebpf: opening the pinned flow map failed (errno ${-fd})`;
     }
     return new EbpfMarker(devices, dir, handle, fd);
   }

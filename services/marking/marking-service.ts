@@ -124,9 +124,12 @@ export class Marking {
   async attachEbpf(): Promise<void> {
     if (!this.settings.enabled || this.settings.ebpfDevices.length === 0 || ebpfUnavailable()) return;
     try {
-      this.ebpf = await EbpfMarker.attach(this.settings.ebpfDevices);
+      const r = await EbpfMarker.attach(this.settings.ebpfDevices);
+      if (typeof r === 'string') this.ebpfReason = r;
+      else this.ebpf = r;
     } catch (e) {
-      this.ebpfReason = (e as { reason?: string }).reason ?? `ebpf: ${(e as Error).message}`;
+      // Unexpected (an unreadable /proc/mounts or bpffs): the marker stays off; marking never fails the start.
+      this.ebpfReason = `ebpf: ${(e as Error).message}`;
     }
   }
 
