@@ -230,6 +230,7 @@ export const schema = {
     netlink: bool('Add the socket\'s TCP_INFO (rtt, rttvar, cwnd, retransmits, delivery rate, bytes acked / received) to ongoing fireflies (needs native/flowlabel).'),
     flowLabel: bool('Open outbound IPv6 connections of tagged transfers with the scitags flow label (IPV6_FLOWLABEL_MGR + IPV6_FLOWINFO_SEND, needs native/flowlabel).'),
     flowdPipe: str('Named pipe of a flowd / flowd-go daemon to write `start tcp …` / `end tcp …` lines to (e.g. /var/run/flowd); it must exist. Empty: off.'),
+    ebpfDevices: strList('Network devices (e.g. eth0, lo) on which the eBPF tc egress marker labels the packets of ACCEPTED tagged IPv6 connections (storage endpoint downloads, TPC passive side, uploads into it); needs root or CAP_BPF + CAP_NET_ADMIN, bpftool, tc and the object native/build.mjs builds with clang. Empty: off.'),
   },
   shutdown: {
     drainTimeoutSec: int('On SIGTERM: let in-flight transfers finish for at most this long, then abort and requeue them.', 0, 86400),

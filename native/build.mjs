@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the native addons (native/sums: checksums; native/flowlabel: IPv6 flow labels and TCP_INFO for
-// services/marking) with the node-gyp that ships with npm. Run by
+// services/marking) and, with clang, the eBPF marker object (native/ebpf) with the node-gyp that ships with npm. Run by
 // `npm ci` / `npm install` (the package's install script) and usable by hand: `node native/build.mjs`.
 //
 // Headers: a distribution's Node (Debian's /usr/bin/node) carries them in <prefix>/include/node; point
@@ -9,7 +9,7 @@
 // A failed build does not fail the install: the port then runs the JS checksums (same results, about
 // 0.8–1 more CPU-second per GiB) and says so. CI insists on the native path (test/unit/checksum-native).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,34 @@ function findNodeGyp() {
   } catch { /* not a dependency: fine */ }
   return candidates.find((c) => existsSync(c));
 }
+
+/**
+ * native/ebpf: the tc egress flow-label marker for accepted connections (services/marking/ebpf-marker.ts), a BPF
+ * object built with clang (-g: the map's BTF, which bpftool needs) against libbpf-dev's headers. Without clang
+ * or the headers it is skipped: the marker's status then says "ebpf: not built".
+ */
+function buildEbpf() {
+  const src = join(here, 'ebpf', 'flowlabel-tc.bpf.c');
+  const out = join(here, 'ebpf', 'build', 'flowlabel-tc.bpf.o');
+  const without = 'accepted connections get no IPv6 flow label (marking status: "ebpf: not built")';
+  if (process.platform !== 'linux') return;
+  const clang = spawnSync('clang', ['--version'], { stdio: 'ignore' });
+  if (clang.error || clang.status !== 0) {
+    console.warn(`cargoport: clang not found; native/ebpf not built; ${without}`);
+    return;
+  }
+  if (!existsSync('/usr/include/bpf/bpf_helpers.h')) {
+    console.warn(`cargoport: libbpf headers (libbpf-dev) not found; native/ebpf not built; ${without}`);
+    return;
+  }
+  // The kernel UAPI headers include <asm/types.h>, which Debian keeps under the multiarch directory.
+  const multiarch = spawnSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).stdout?.trim();
+  const inc = multiarch ? ['-I', `/usr/include/${multiarch}`] : [];
+  mkdirSync(dirname(out), { recursive: true });
+  const run = spawnSync('clang', ['-O2', '-g', '-Wall', '-target', 'bpf', ...inc, '-c', src, '-o', out], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (run.status !== 0) console.warn(`cargoport: building native/ebpf failed (${run.error?.message ?? `exit ${run.status}`}); ${without}`);
+}
+buildEbpf();
 
 const nodeGyp = findNodeGyp();
 if (!nodeGyp) {

@@ -53,7 +53,9 @@ process.on('message', (raw: ToWorkerChild) => {
   if (raw.op === 'start') {
     if (running || stopping) return;
     const log = (msg: string) => send({ op: 'log', level: 'info', msg });
-    startWorkerPool(raw.cfg, { redisUrl: raw.redisUrl, workerId: raw.workerId, log, wrapTransfer: crashTriggered }).then(
+    // A worker child accepts no connections (the gateway serves the storage endpoint): no eBPF marker of its own.
+    const cfg = { ...raw.cfg, marking: { ...raw.cfg.marking, ebpfDevices: [] } };
+    startWorkerPool(cfg, { redisUrl: raw.redisUrl, workerId: raw.workerId, log, wrapTransfer: crashTriggered }).then(
       (w) => {
         running = w;
         if (stopping) void w.close().finally(() => process.exit(0));

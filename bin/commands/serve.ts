@@ -54,6 +54,8 @@ async function shutdown(cfg: Config, run: Running, log: ConsoleLog, skipDrain: (
   }
   if (run.gateway) await step('gateway close', () => run.gateway!.close());
   if (run.engine) await step('transfer connections close', () => run.engine!.close());
+  // Detaches the eBPF marker's tc filter (left attached, it would only be swept at the next start).
+  await step('marking close', async () => (await import('../../services/marking/marking-service.js')).marking().close());
   if (run.redis) await step('embedded redis stop', () => run.redis!.stop());
 }
 

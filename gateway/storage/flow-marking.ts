@@ -2,8 +2,8 @@
  * Scitags marking of the storage endpoint's accepted connections: a GET served (we supply the data) or a PUT
  * received (the client does) whose flow resolves — `SciTag` header, `scitag.flow` query parameter, else the
  * operator's path defaults — is announced as a flow on its connection (fireflies, flowd pipe), once per
- * connection. Accepted connections carry no flow label: Linux sets one only at connect (specs/scitags.md §6.4),
- * and the eBPF tc marker that could is not built (status: "ebpf: not built").
+ * connection. Linux sets a socket's flow label only at connect (specs/scitags.md §6.4): accepted connections are
+ * labelled by the eBPF tc marker when it is attached (marking.ebpfDevices), else they carry none (status says why).
  */
 import { Socket as NetSocket, type Socket } from 'node:net';
 import type { FastifyRequest } from 'fastify';
@@ -27,7 +27,7 @@ export function markAcceptedFlow(ctx: StorageContext, request: FastifyRequest): 
   }
   const flow = m.resolve({ sciTagHeader: header(request, 'scitag'), queryFlow: queryFlowParam(request.url), paths: [path] });
   if (!flow) return;
-  m.trackSocket(connectionSocket(request), flow, request.method === 'GET' ? 'send' : 'receive');
+  m.trackSocket(connectionSocket(request), flow, request.method === 'GET' ? 'send' : 'receive', undefined, true);
 }
 
 const noop = (): void => undefined;

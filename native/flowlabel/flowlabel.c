@@ -10,6 +10,10 @@
  * cb(errno, fd) with errno 0 on success. The fd is non-blocking and close-on-exec.
  * tcpInfo(fd): a few fields of struct tcp_info (rtt, cwnd, retransmits, delivery rate, bytes acked/received),
  * or undefined when getsockopt fails.
+ * bpfObjGet(path) / bpfMapUpdate(fd, key, value) / bpfMapDelete(fd, key): the pinned flow map of the eBPF tc
+ * marker (native/ebpf, services/marking/ebpf-marker.ts), updated synchronously at flow start and end — a bpf(2)
+ * call takes microseconds, where spawning bpftool per flow would take milliseconds and let the first packets of
+ * a response leave unlabelled. Each returns the fd / 0, or -errno.
  */
 #include <node_api.h>
 #include <errno.h>
@@ -23,6 +27,8 @@
 #include <netinet/in.h>
 #include <linux/tcp.h> /* the full struct tcp_info (glibc's netinet/tcp.h lags behind) */
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <linux/bpf.h>
 
 /* From <linux/in6.h>, which clashes with glibc's <netinet/in.h>. */
 #ifndef IPV6_FLOWLABEL_MGR
@@ -174,8 +180,75 @@ static napi_value tcp_info_of(napi_env env, napi_callback_info info) {
   return o;
 }
 
+static long bpf_call(int cmd, union bpf_attr *attr) {
+  long r = syscall(__NR_bpf, cmd, attr, sizeof *attr);
+  return r < 0 ? -errno : r;
+}
+
+static napi_value ret_int(napi_env env, long v) {
+  napi_value n;
+  napi_create_int32(env, (int32_t)v, &n);
+  return n;
+}
+
+/* Arguments: (fd, key Buffer[, value Buffer]); NULL on a wrong type (the caller passes them, this is a guard). */
+static int map_args(napi_env env, napi_callback_info info, size_t want, int32_t *fd, void **key, void **value) {
+  size_t argc = 3, len = 0;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < want || napi_get_value_int32(env, argv[0], fd) != napi_ok) return -1;
+  if (napi_get_buffer_info(env, argv[1], key, &len) != napi_ok) return -1;
+  if (want == 3 && napi_get_buffer_info(env, argv[2], value, &len) != napi_ok) return -1;
+  return 0;
+}
+
+static napi_value bpf_obj_get(napi_env env, napi_callback_info info) {
+  size_t argc = 1, len = 0;
+  napi_value argv[1];
+  char path[4096];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok) return ret_int(env, -EINVAL);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.pathname = (uint64_t)(uintptr_t)path;
+  a.file_flags = 0;
+  long fd = bpf_call(BPF_OBJ_GET, &a);
+  if (fd >= 0) fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+  return ret_int(env, fd);
+}
+
+static napi_value bpf_map_update(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  void *key = NULL, *value = NULL;
+  if (map_args(env, info, 3, &fd, &key, &value) != 0) return ret_int(env, -EINVAL);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_fd = (uint32_t)fd;
+  a.key = (uint64_t)(uintptr_t)key;
+  a.value = (uint64_t)(uintptr_t)value;
+  a.flags = BPF_ANY;
+  return ret_int(env, bpf_call(BPF_MAP_UPDATE_ELEM, &a));
+}
+
+static napi_value bpf_map_delete(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  void *key = NULL;
+  if (map_args(env, info, 2, &fd, &key, NULL) != 0) return ret_int(env, -EINVAL);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_fd = (uint32_t)fd;
+  a.key = (uint64_t)(uintptr_t)key;
+  return ret_int(env, bpf_call(BPF_MAP_DELETE_ELEM, &a));
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value f;
+  napi_create_function(env, "bpfObjGet", NAPI_AUTO_LENGTH, bpf_obj_get, NULL, &f);
+  napi_set_named_property(env, exports, "bpfObjGet", f);
+  napi_create_function(env, "bpfMapUpdate", NAPI_AUTO_LENGTH, bpf_map_update, NULL, &f);
+  napi_set_named_property(env, exports, "bpfMapUpdate", f);
+  napi_create_function(env, "bpfMapDelete", NAPI_AUTO_LENGTH, bpf_map_delete, NULL, &f);
+  napi_set_named_property(env, exports, "bpfMapDelete", f);
   napi_create_function(env, "connect6", NAPI_AUTO_LENGTH, connect6, NULL, &f);
   napi_set_named_property(env, exports, "connect6", f);
   napi_create_function(env, "tcpInfo", NAPI_AUTO_LENGTH, tcp_info_of, NULL, &f);

@@ -7,7 +7,8 @@
  *    (with `usage` and `end-time`), to the remote host and the collectors (firefly-sender.ts);
  *  - socket: the IPv6 flow label set by the outbound connection itself (native-flowlabel.ts); IPv4 and accepted
  *    connections cannot carry one this way;
- *  - ebpf: the tc egress marker for accepted connections — not built in this version; status says so;
+ *  - ebpf: the tc egress marker for accepted connections (ebpf-marker.ts): loaded at configure time on
+ *    `ebpfDevices`, its map keyed by the connection's 5-tuple updated at flow start and end; status says why not;
  *  - flowd-pipe: `start …` / `end …` lines for a flowd / flowd-go daemon (flowd-pipe.ts).
  *
  * A flow is one TCP connection (the 5-tuple the network sees). The data supplier is the flow's source: for a
@@ -21,6 +22,7 @@ import { FireflySender, parseCollector } from './firefly-sender.js';
 import { FlowdPipe } from './flowd-pipe.js';
 import { flowEntropy, flowIdOf, flowLabelOf, type FlowTag } from './flow-id.js';
 import { parsePathDefaults, resolveFlow, type FlowSources, type PathDefault, type ResolvedFlow } from './flow-resolution.js';
+import { EbpfMarker, ebpfUnavailable, flowKey } from './ebpf-marker.js';
 import { connectLabelled, flowLabelAddonMissing, tcpInfoOf } from './native-flowlabel.js';
 import { bundledRegistry, fetchRegistry, type ScitagsRegistry } from './registry.js';
 
@@ -39,11 +41,13 @@ export interface MarkingSettings {
   flowLabel: boolean;
   flowdPipe: string;
   pathDefaults: readonly string[];
+  /** Network devices the eBPF marker attaches to (tc egress); empty: off. */
+  ebpfDevices: readonly string[];
 }
 
 export const defaultMarkingSettings: MarkingSettings = {
   enabled: true, application: 'cargoport', registryUrl: '', fireflies: true, firefliesToPeer: true, peerPort: 10514,
-  collectors: [], ongoingIntervalMs: 60_000, netlink: true, flowLabel: true, flowdPipe: '', pathDefaults: [],
+  collectors: [], ongoingIntervalMs: 60_000, netlink: true, flowLabel: true, flowdPipe: '', pathDefaults: [], ebpfDevices: [],
 };
 
 /** Which way the bytes of a connection go, seen from the port. */
@@ -76,6 +80,8 @@ interface ActiveFlow {
   ff: FireflyFlow;
   remoteIp: string;
   label?: number;
+  /** Its entry in the eBPF marker's map (accepted connections), removed at the end. */
+  ebpfKey?: Buffer;
 }
 
 /** Sockets opened with a label, to report it when the same socket is tracked. */
@@ -94,14 +100,37 @@ export class Marking {
   private flowsLabelled = 0;
   private labelErrors = 0;
   private lastLabelError?: string;
+  /** The attached eBPF marker, or why there is none (set by configureMarking through attachEbpf). */
+  private ebpf?: EbpfMarker;
+  private ebpfReason: string;
 
   constructor(readonly settings: MarkingSettings, registry: ScitagsRegistry = bundledRegistry) {
+    this.ebpfReason = !settings.enabled ? 'marking.enabled is false'
+      : ebpfUnavailable() ?? (settings.ebpfDevices.length === 0 ? 'ebpf: marking.ebpfDevices is empty (accepted connections carry no flow label; fireflies still report them)' : 'ebpf: not attached yet');
     this.registry = registry;
     this.pathDefaults = parsePathDefaults(settings.pathDefaults, registry);
     if (settings.enabled && settings.fireflies) {
       this.sender = new FireflySender(settings.collectors.map((c) => parseCollector(c)), settings.firefliesToPeer ? settings.peerPort : undefined);
     }
     if (settings.enabled && settings.flowdPipe) this.pipe = new FlowdPipe(settings.flowdPipe);
+  }
+
+  /** The attached eBPF marker (tests read its filter handle), or undefined. */
+  get ebpfMarker(): EbpfMarker | undefined {
+    return this.ebpf;
+  }
+
+  /** Loads the eBPF marker on the configured devices; a failure leaves it off with the reason in status. */
+  async attachEbpf(): Promise<void> {
+    if (!this.settings.enabled || this.settings.ebpfDevices.length === 0 || ebpfUnavailable()) return;
+    try {
+      const r = await EbpfMarker.attach(this.settings.ebpfDevices);
+      if (typeof r === 'string') this.ebpfReason = r;
+      else this.ebpf = r;
+    } catch (e) {
+      // Unexpected (an unreadable /proc/mounts or bpffs): the marker stays off; marking never fails the start.
+      this.ebpfReason = `ebpf: ${(e as Error).message}`;
+    }
   }
 
   /** The flow of a transfer or request (flow-resolution.ts), or undefined: not tagged, or marking is off. */
@@ -144,7 +173,7 @@ export class Marking {
    * fireflies while it lives, end on close. A socket is tracked once (an HTTP/2 connection carrying several
    * requests is one flow, tagged by the first).
    */
-  trackSocket(socket: Socket, tag: FlowTag, direction: FlowDirection, raw?: Socket): void {
+  trackSocket(socket: Socket, tag: FlowTag, direction: FlowDirection, raw?: Socket, accepted = false): void {
     if (!this.settings.enabled || this.tracked.has(socket) || socket.destroyed) return;
     const local = raw ?? socket;
     const remoteIp = local.remoteAddress;
@@ -162,6 +191,16 @@ export class Marking {
         experiment: tag.experiment, activity: tag.activity, startTime: new Date(),
       },
     };
+    if (accepted && this.ebpf && flow.label === undefined) {
+      // Before the response's first byte: the caller (the request hook) has written nothing yet.
+      const key = flowKey(localIp, local.localPort, remoteIp, local.remotePort);
+      const label = flowLabelOf(tag, flowEntropy());
+      if (key && this.ebpf.mark(key, label)) {
+        flow.ebpfKey = key;
+        flow.label = label;
+        this.flowsLabelled++;
+      }
+    }
     this.flows.add(flow);
     this.flowsStarted++;
     this.emit(flow, 'start');
@@ -172,6 +211,7 @@ export class Marking {
     }
     socket.once('close', () => {
       if (!this.flows.delete(flow)) return;
+      if (flow.ebpfKey) this.ebpf?.unmark(flow.ebpfKey);
       this.emit(flow, 'end');
       this.pipe?.write('end', flow.ff.srcIp, flow.ff.srcPort, flow.ff.dstIp, flow.ff.dstPort, tag.experiment, tag.activity);
       if (this.flows.size === 0 && this.ongoingTimer) {
@@ -217,7 +257,9 @@ export class Marking {
         name: 'socket', on: socketReason === undefined,
         ...(socketReason ? { reason: socketReason } : this.lastLabelError ? { reason: `last label error: ${this.lastLabelError}` } : { reason: 'outbound IPv6 connections only' }),
       },
-      { name: 'ebpf', on: false, reason: 'ebpf: not built (accepted connections carry no flow label; fireflies still report them)' },
+      this.ebpf
+        ? { name: 'ebpf', on: true, reason: this.ebpf.lastError ? `last error: ${this.ebpf.lastError}` : `accepted IPv6 connections, tc egress on ${this.ebpf.devices.join(', ')}` }
+        : { name: 'ebpf', on: false, reason: this.ebpfReason },
       this.pipe ? { name: 'flowd-pipe', on: this.pipe.reason === undefined, ...(this.pipe.reason ? { reason: this.pipe.reason } : {}) } : { name: 'flowd-pipe', on: false, reason: off('marking.flowdPipe is empty') },
     ];
     return {
@@ -241,8 +283,15 @@ export class Marking {
     };
   }
 
-  /** Ends nothing in flight (their sockets still close later); stops timers and closes the UDP sockets and pipe. */
-  close(): void {
+  /**
+   * Ends nothing in flight (their sockets still close later); stops timers, closes the UDP sockets and pipe and
+   * detaches the eBPF marker.
+   */
+  async close(): Promise<void> {
+    const ebpf = this.ebpf;
+    this.ebpf = undefined;
+    this.ebpfReason = 'ebpf: detached (marking reconfigured or closed)';
+    await ebpf?.detach();
     if (this.ongoingTimer) clearInterval(this.ongoingTimer);
     this.ongoingTimer = undefined;
     this.sender?.close();
@@ -272,8 +321,10 @@ export async function configureMarking(settings: Partial<MarkingSettings>): Prom
       warning = `${(e as Error).message}; using the bundled registry`;
     }
   }
+  // The old module detaches its eBPF marker first: the new one attaches its own.
+  await current.close();
   const next = new Marking(s, registry);
-  current.close();
+  await next.attachEbpf();
   current = next;
   return warning ? { warning } : {};
 }
@@ -284,11 +335,12 @@ export { flowIdOf };
 export function markingSettingsOf(c: {
   enabled: boolean; application: string; registryUrl: string; pathDefaults: readonly string[]; fireflies: boolean;
   firefliesToPeer: boolean; firefliesPeerPort: number; collectors: readonly string[]; ongoingIntervalMs: number;
-  netlink: boolean; flowLabel: boolean; flowdPipe: string;
+  netlink: boolean; flowLabel: boolean; flowdPipe: string; ebpfDevices: readonly string[];
 }): MarkingSettings {
   return {
     enabled: c.enabled, application: c.application, registryUrl: c.registryUrl, pathDefaults: c.pathDefaults,
     fireflies: c.fireflies, firefliesToPeer: c.firefliesToPeer, peerPort: c.firefliesPeerPort, collectors: c.collectors,
     ongoingIntervalMs: c.ongoingIntervalMs, netlink: c.netlink, flowLabel: c.flowLabel, flowdPipe: c.flowdPipe,
+    ebpfDevices: c.ebpfDevices,
   };
 }

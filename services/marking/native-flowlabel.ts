@@ -11,6 +11,10 @@ import { CargoError } from '../../errors/cargo-error.js';
 interface FlowLabelAddon {
   connect6(ip: string, port: number, label: number, timeoutMs: number, cb: (errno: number, fd: number) => void): void;
   tcpInfo(fd: number): Record<string, number> | undefined;
+  /** bpf(2) on the eBPF marker's pinned map (ebpf-marker.ts): fd / 0, or -errno. */
+  bpfObjGet(path: string): number;
+  bpfMapUpdate(fd: number, key: Buffer, value: Buffer): number;
+  bpfMapDelete(fd: number, key: Buffer): number;
 }
 
 /** Relative to dist/services/marking/ (compiled): the repository's native/ directory. */
@@ -29,6 +33,11 @@ const loaded = load();
 
 /** Why the addon is not there, or undefined when it is. */
 export const flowLabelAddonMissing: string | undefined = loaded.mod ? undefined : loaded.reason;
+
+/** The addon's bpf(2) calls, or undefined without it. */
+export function bpfAddon(): Pick<FlowLabelAddon, 'bpfObjGet' | 'bpfMapUpdate' | 'bpfMapDelete'> | undefined {
+  return loaded.mod;
+}
 
 const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 
