@@ -16,6 +16,7 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../../config/load.js';
 import { isCargoError } from '../../errors/cargo-error.js';
 import { FileTokenSource, narrowScope, parseOutboundTokens } from '../../services/auth/outbound-tokens.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
@@ -228,6 +229,11 @@ describe('outbound tokens', () => {
       (e: unknown) => isCargoError(e) && e.code === 'CARGO_ERR_CONFIG' && /auth\.outbound\[0\]\.extra/.test(e.message) && !e.message.includes('sekrit'));
     assert.throws(() => parseOutboundTokens([{ prefix: 'https://user:sekrit@h', source: 'static', token: 't' }]),
       (e: unknown) => isCargoError(e) && !e.message.includes('sekrit'));
+    // A malformed auth.outbound is refused at load without quoting it (it may hold tokens and secrets).
+    assert.throws(() => loadConfig({ env: { CARGOPORT_AUTH_OUTBOUND: '[{"source":"static","token":"sekrit-value"' } }),
+      (e: unknown) => e instanceof Error && /CARGOPORT_AUTH_OUTBOUND/.test(e.message) && !e.message.includes('sekrit'));
+    assert.throws(() => loadConfig({ env: {}, overrides: { auth: { outbound: { token: 'sekrit-value' } } } }),
+      (e: unknown) => e instanceof Error && /auth\.outbound/.test(e.message) && !e.message.includes('sekrit'));
     const t = parseOutboundTokens([{ prefix: 'https://h:8443/data', source: 'static', token: 'a' }, { prefix: 'https://h:8443/data/deep', source: 'static', token: 'b' }]);
     assert.equal(t.match('https://h:8443/data/deep/x')?.prefix, 'https://h:8443/data/deep', 'longest prefix');
     assert.equal(t.match('https://h:8443/database/x'), undefined, 'whole path components only');
