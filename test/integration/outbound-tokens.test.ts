@@ -24,6 +24,7 @@ import { createTransferEngine } from '../../services/transfer/engine.js';
 import { makeRandomFiles, sameContent, tempDir } from '../support/fixtures.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
+import { startStorageServer } from '../support/storage-server.js';
 import { startTestIssuer, type TestIssuer } from '../support/test-issuer.js';
 import { testTls } from '../support/tls.js';
 
@@ -163,6 +164,52 @@ describe('outbound tokens', () => {
       src.faults.bytesPerSec = undefined;
       src.faults.resetAfter = undefined;
       await engine.close();
+      await tokens.close();
+    }
+  });
+
+  test('HTTP-TPC pull: the COPY carries the destination\'s token, TransferHeaderAuthorization the source\'s, each narrowly scoped', async () => {
+    issuer.tokenLifetimeSec = 3600;
+    const [f] = makeRandomFiles(src.root, 1, 64 * KiB, 64 * KiB, 'tpc');
+    const tpcEngine = createTransferEngine({ ca: testTls().cert });
+    const engine = createTransferEngine({ ca: testTls().cert });
+    // The destination, a cargoport storage endpoint, allows what the COPY's token scopes allow (scopes for its /data).
+    const decided: string[] = [];
+    const dst = await startStorageServer({
+      tpc: { engine: tpcEngine, allowLocal: true },
+      authorize: (request, action, path) => {
+        const m = /^Bearer (\S+)$/.exec(String(request.headers['authorization'] ?? ''));
+        const scope = m ? (JSON.parse(Buffer.from(m[1]!.split('.')[1] ?? '', 'base64url').toString('utf8')) as { scope?: string }).scope ?? '' : '';
+        decided.push(`${action} ${path} ${scope}`);
+        return scope.split(' ').some((sc) => sc === `storage.create:${path}` || sc === `storage.modify:${path}`);
+      },
+    });
+    const tokens = parseOutboundTokens([
+      { prefix: src.origin, source: 'client-credentials', issuer: issuer.issuer, clientId: 'cargoport', clientSecret: 'client-secret-1' },
+      { prefix: dst.base, source: 'client-credentials', issuer: issuer.issuer, clientId: 'cargoport', clientSecret: 'client-secret-1' },
+    ], { ca: [testTls().cert.toString()] });
+    seen.refused.length = 0;
+    seen.accepted.clear();
+    try {
+      const source = src.url(`/${f!.name}`);
+      const destination = `${dst.base}/in/${f!.name}`;
+      const creds = tokens.forTransfer({ source, destination, overwrite: false })!;
+      const res = await engine.transfer(
+        { source, destination, verify: 'none', overwrite: false, copyMode: 'pull', checksum: { alg: 'adler32', value: f!.adler32 } },
+        { signal: new AbortController().signal, gate: new PauseGate(), credentials: creds.provider },
+      );
+      assert.equal(res.protocol, 'tpc-pull');
+      assert.ok(sameContent(join(src.root, f!.name), join(dst.permanentDir, 'in', f!.name)));
+      assert.deepEqual(seen.refused, [], 'the source accepted the token the destination brought');
+      const gets = src.requests.filter((r) => r.method === 'GET' && r.path === `/${f!.name}`);
+      assert.ok(gets.length >= 1 && gets.every((r) => String(r.headers['authorization']).startsWith('Bearer ')), 'the pull carried a token');
+      const srcScopes = gets.map((r) => (JSON.parse(Buffer.from(String(r.headers['authorization']).split('.')[1]!, 'base64url').toString('utf8')) as { scope: string }).scope);
+      assert.ok(srcScopes.every((sc) => sc === `storage.read:/${f!.name}`), `source token scopes: ${srcScopes.join(', ')}`);
+      assert.ok(decided.some((d) => d === `create /in/${f!.name} storage.create:/in/${f!.name}`), `the COPY's token: ${decided.join('; ')}`);
+    } finally {
+      await engine.close();
+      await tpcEngine.close();
+      await dst.close();
       await tokens.close();
     }
   });
