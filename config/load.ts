@@ -77,7 +77,7 @@ function overlay(dst: Record<string, unknown>, src: unknown, group: Group, prefi
       try {
         dst[k] = node.parse(v, false);
       } catch (e) {
-        throw new ConfigError(`${origin}: setting "${path}" must be ${(e as Error).message} (got ${JSON.stringify(v)})`, path);
+        throw new ConfigError(`${origin}: setting "${path}" must be ${(e as Error).message} (got ${node.secret ? 'a value not shown: it may hold credentials' : JSON.stringify(v)})`, path);
       }
     } else {
       const sub = (dst[k] ??= {}) as Record<string, unknown>;
@@ -129,7 +129,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     try {
       setPath(merged, entry.path, entry.leaf.parse(raw, true));
     } catch (e) {
-      throw new ConfigError(`environment variable ${name} (setting "${entry.path}") must be ${(e as Error).message} (got ${JSON.stringify(raw)})`, entry.path);
+      throw new ConfigError(`environment variable ${name} (setting "${entry.path}") must be ${(e as Error).message} (got ${entry.leaf.secret ? 'a value not shown: it may hold credentials' : JSON.stringify(raw)})`, entry.path);
     }
   }
   if (opts.overrides) overlay(merged, opts.overrides, schema, '', 'overrides');

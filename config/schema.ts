@@ -16,6 +16,8 @@ interface LeafBase<T> {
   readonly parse: (raw: unknown, fromEnv: boolean) => T;
   /** Human description of the expected form, for error messages and the README reference. */
   readonly form: string;
+  /** The value may hold credentials (tokens, client secrets): errors never quote it. */
+  readonly secret?: boolean;
 }
 export type Leaf<T> = LeafBase<T>;
 export interface Group {
@@ -94,10 +96,10 @@ function strList(doc: string): Leaf<string[]> {
  * (e.g. services/processing/processing-settings.ts), with errors naming the inner key; here only its outer
  * form. In an environment variable it is JSON.
  */
-function structured<T extends 'mapping' | 'list'>(doc: string, shape: T): Leaf<T extends 'mapping' ? Record<string, unknown> : unknown[]> {
+function structured<T extends 'mapping' | 'list'>(doc: string, shape: T, secret = false): Leaf<T extends 'mapping' ? Record<string, unknown> : unknown[]> {
   const form = shape === 'mapping' ? 'a mapping (JSON in an environment variable)' : 'a list (JSON in an environment variable)';
   return {
-    kind: 'leaf', doc, form,
+    kind: 'leaf', doc, form, ...(secret ? { secret } : {}),
     parse(raw, fromEnv) {
       let v = raw;
       if (fromEnv && typeof raw === 'string') {
@@ -200,6 +202,7 @@ export const schema = {
     issuerCaFile: str('Extra CA bundle (PEM) trusted for issuers\' discovery and JWKS, on top of the system store (TLS to issuers is always verified). Empty: the system store only.'),
     localAreas: structured('Host directories jobs may read or write with file:// URLs, each mapped to a namespace path so the same scopes govern it: [{dir: /abs/host/dir, path: /namespace/path}]. Nothing else on the host is reachable with file://.', 'list'),
     allowAddresses: strList('Outbound address allow-list: job sources/destinations and HTTP-TPC remotes on loopback, private, link-local or this host\'s own addresses are refused unless listed here, as CIDRs (10.1.0.0/16, ::1/128), addresses, or the classes loopback, private, link-local, own.'),
+    outbound: structured('Tokens the port sends to remote endpoints (job sources and destinations), the longest matching prefix wins: [{prefix: https://host:port[/path], name, source: static (token: …) | file (file: /abs/path, re-read when it changes) | client-credentials (issuer: https URL, clientId, clientSecret or clientSecretFile, audience, scopes: narrow (default: storage.read:/path for a source, storage.create|modify:/path for a destination, below basePath) or a fixed list), basePath: URL path that is / in scopes (default the prefix\'s path), refreshBeforeSec: refresh this long before exp (at most half the lifetime; default 60)}]. Issuer TLS: auth.issuerCaFile.', 'list', true),
     metrics: oneOf('Who may read /metrics: public, authenticated (any valid token) or admin.', ['public', 'authenticated', 'admin'] as const),
     devIssuer: oneOf('Built-in development issuer (`cargoport token`), its key in <dataDir>/dev-issuer: auto = on when gateway.host is loopback, on (refused unless gateway.host is loopback), off.', ['auto', 'on', 'off'] as const),
   },

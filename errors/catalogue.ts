@@ -76,6 +76,7 @@ export const errorCatalogue = {
   CARGO_ERR_NOT_FOUND: { status: 404, retryable: false, meaning: 'No such file or collection in the storage namespace.' },
   CARGO_ERR_NO_ROUTE: { status: 404, retryable: false, meaning: 'No route answers this method and path.' },
   CARGO_ERR_NO_SPACE: { status: 507, retryable: true, meaning: 'The buffer (or storage) has no room for this upload now.' },
+  CARGO_ERR_OUTBOUND_TOKEN: { status: 502, retryable: true, meaning: 'The token for a remote endpoint (auth.outbound: token file, client-credentials grant) could not be obtained; the message names the source, never a token.' },
   CARGO_ERR_OWNER_QUEUE_FULL: { status: 429, retryable: true, meaning: 'The owner already has jobs.maxQueuedFilesPerOwner files not yet finished; this submission would exceed it (limit and counts in the problem).' },
   CARGO_ERR_PEER_PROTOCOL: { status: 502, retryable: true, meaning: 'A remote server broke its protocol or flooded the connection (HTTP/2 frames, HTTP-TPC performance markers; the message names how); its stream or connection was closed and nothing it sent was published.' },
   CARGO_ERR_PRECONDITION: { status: 412, retryable: false, meaning: 'A conditional request header (If-Match, If-None-Match …) does not hold.' },

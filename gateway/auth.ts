@@ -14,6 +14,7 @@ import { isCargoError } from '../errors/cargo-error.js';
 import { AddressPolicy } from '../services/auth/address-policy.js';
 import { ForbiddenError, InvalidTokenError, UnauthenticatedError } from '../services/auth/auth-errors.js';
 import { DEV_ISSUER, devIssuerSettings } from '../services/auth/dev-issuer.js';
+import { outboundTokensFromConfig } from '../services/auth/outbound-tokens.js';
 import { canonicalNamespacePath, parseIssuerSettings, type IssuerSettings } from '../services/auth/issuer-settings.js';
 import { ANONYMOUS, canonicalPrefixes, describe, mayAccess, type Principal } from '../services/auth/principal.js';
 import { TokenVerifier } from '../services/auth/token-verifier.js';
@@ -103,6 +104,9 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
     if (issuers.some((i) => i.issuer === DEV_ISSUER)) throw new ConfigError(`auth.issuers lists ${DEV_ISSUER}, the built-in development issuer`, 'auth.issuers');
     issuers.push(devIssuerSettings(cfg.dataDir, [DEV_AUDIENCE, ...audiences]));
   }
+  // auth.outbound is used by the workers; checked here too so that a bad entry stops `serve` at start, not its
+  // worker children one after the other.
+  void outboundTokensFromConfig(cfg.auth)?.close();
   let addressPolicy: AddressPolicy;
   try {
     addressPolicy = new AddressPolicy(cfg.auth.allowAddresses);

@@ -20,6 +20,7 @@ import { linkEndpoints, type JobParams } from '../services/jobs/model.js';
 import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
 import { RateLimitStore } from '../services/jobs/rate-limits.js';
 import type { ResumeState, TransferFn } from '../services/transfer/types.js';
+import { outboundTokensFromConfig, type OutboundTokens } from '../services/auth/outbound-tokens.js';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -27,6 +28,8 @@ export interface WorkerPoolOptions {
   /** Whether an existing destination already holds a file (the engine's side of the `existing` policy). */
   inspectDestination?: RunnerDeps['inspectDestination'];
   log?: (msg: string) => void;
+  /** Tokens for remote endpoints; default: parsed from auth.outbound. Closed with the pool. */
+  outbound?: OutboundTokens;
   /** This process's worker id (attempts record it); a supervisor names its children so it can tell what they held. */
   workerId?: string;
 }
@@ -93,6 +96,7 @@ export class TransferPool {
   private readonly limits = new ScopedRateLimits();
   private readonly limitStore: RateLimitStore;
   private deps: RunnerDeps | undefined;
+  private readonly outbound: OutboundTokens | undefined;
 
   constructor(private readonly cfg: Config, private readonly opts: WorkerPoolOptions) {
     this.id = opts.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -108,6 +112,7 @@ export class TransferPool {
     this.limitStore = new RateLimitStore(this.redis, cfg.redis.prefix);
     this.queue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(opts.redisUrl, 'worker') as ConnectionOptions, prefix: cfg.redis.prefix });
     this.aliveConcurrency = cfg.workers.concurrency;
+    this.outbound = opts.outbound ?? outboundTokensFromConfig(cfg.auth);
   }
 
   private log(msg: string): void {
@@ -179,6 +184,7 @@ export class TransferPool {
       limitersFor: (jobId: string, params: JobParams, link: string) =>
         this.limits.acquire({ jobId, link, owner: params.owner, jobCap: params.bandwidthBytesPerSec }),
       defaults: { connections: this.cfg.transfer.connections, streams: this.cfg.transfer.streams },
+      ...(this.outbound ? { outbound: this.outbound } : {}),
     };
   }
 
@@ -423,5 +429,6 @@ export class TransferPool {
     await this.queue.close();
     this.sub.disconnect();
     this.redis.disconnect();
+    await this.outbound?.close();
   }
 }

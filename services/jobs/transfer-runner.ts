@@ -22,6 +22,7 @@ import { linkEndpoints, type ExistingPolicy, type FileSpec, type JobParams } fro
 import type { ScopeGates } from './scope-gates.js';
 import { marking } from '../marking/marking-service.js';
 import { flowIdOf } from '../marking/flow-id.js';
+import type { OutboundTokens } from '../auth/outbound-tokens.js';
 
 /** The path of a source / destination URL, for the marking path defaults ('' when it does not parse). */
 function urlPath(u: string): string {
@@ -51,6 +52,11 @@ export interface RunnerDeps {
    */
   inspectDestination?(q: ExistingDestinationQuery, signal: AbortSignal): Promise<ExistingDestination>;
   defaults: { connections: number; streams: number };
+  /**
+   * Tokens for remote endpoints (auth.outbound): the transfer's credential provider asks them before every request,
+   * so a token that expires during a long transfer is replaced by the next range, retry or continuation.
+   */
+  outbound?: OutboundTokens;
 }
 
 const MAX_RETRY_DELAY_MS = 3600_000;
@@ -134,6 +140,8 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     req.destinationHeaders = { SciTag: String(spec.scitag) };
   }
   const lim = deps.limitersFor?.(jobId, params, spec.link);
+  // Narrowest scopes per request (read on the source, create or modify on the destination, per the overwrite policy).
+  const creds = deps.outbound?.forTransfer({ source: req.source, destination: req.destination, overwrite: req.overwrite });
   let lastResume: ResumeState | undefined = state.rs;
   let total: number | undefined;
   let closing: Closing;
@@ -148,12 +156,19 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     // An earlier attempt of this file may have published it before its worker died (or before END could say so):
     // the destination then holds the file's own result, which is not a reason to fail it.
     const earlier = state.a.length > 1 ? state.a[0]!.start : undefined;
-    const inspect = (): Promise<ExistingDestination | undefined> => deps.inspectDestination
-      ? deps.inspectDestination(
-        { source: req.source, destination: req.destination, size: spec.size, checksum: spec.checksum, sourceHeaders: req.sourceHeaders, destinationHeaders: req.destinationHeaders },
-        controller.signal,
-      ).catch(() => undefined)
-      : Promise.resolve(undefined);
+    const inspect = async (): Promise<ExistingDestination | undefined> => {
+      if (!deps.inspectDestination) return undefined;
+      try {
+        // The HEAD of the destination carries its token (stat is allowed by create and modify).
+        const auth = creds ? await creds.provider({ url: req.destination, role: 'destination', method: 'HEAD' }) : {};
+        return await deps.inspectDestination(
+          { source: req.source, destination: req.destination, size: spec.size, checksum: spec.checksum, sourceHeaders: req.sourceHeaders, destinationHeaders: { ...req.destinationHeaders, ...auth } },
+          controller.signal,
+        );
+      } catch {
+        return undefined;
+      }
+    };
     try {
       if (earlier !== undefined && policy !== 'overwrite') {
         const found = await inspect();
@@ -166,7 +181,8 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
         signal: controller.signal,
         // Connections are shared only within one flow (tag, credentials identity); socket events name the file.
         // (The SciTag itself comes with req.flow, as marking resolved it.)
-        flow: { jobId, fileId: String(idx) },
+        flow: { jobId, fileId: String(idx), ...(creds ? { credentialsId: creds.id } : {}) },
+        ...(creds ? { credentials: creds.provider } : {}),
         gate: deps.gates.forTransfer(spec.link),
         limiters: lim?.limiters ?? [],
         onProgress: (p) => {

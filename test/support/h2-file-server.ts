@@ -77,6 +77,8 @@ export interface H2FileServerOptions {
   http1Only?: boolean;
   /** Listen on this port (an endpoint that comes back where it was); 0 or absent: any free port. */
   port?: number;
+  /** Checks every request's headers (a bearer token): false answers 401 and serves nothing. */
+  authorize?: (method: string, path: string, headers: http2.IncomingHttpHeaders) => boolean;
 }
 
 function etagOf(size: number, mtimeMs: number): string {
@@ -169,6 +171,11 @@ export async function startH2FileServer(opts: H2FileServerOptions): Promise<H2Fi
       method, path: req.url, headers: req.headers, httpVersion: req.httpVersion,
       remotePort: req.socket?.remotePort,
     });
+    if (opts.authorize && !opts.authorize(method, req.url, req.headers)) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.end();
+      return;
+    }
     handle(req, res).catch((e: unknown) => {
       if (!res.headersSent) { res.statusCode = 500; res.end(String(e)); } else res.destroy();
     });

@@ -22,6 +22,14 @@ export interface TestIssuer {
   hmacWithPublicKey(claims: Record<string, unknown>): string;
   /** An unsigned token (alg none). */
   unsigned(claims: Record<string, unknown>): string;
+  /**
+   * Client-credentials grant at `/token` (client_secret_post or _basic) for these clients (id → secret): a token of
+   * the issuer's RSA key with the asked `scope`, aud `audience`, valid `tokenLifetimeSec` (settable while running).
+   */
+  clients: Record<string, string>;
+  tokenLifetimeSec: number;
+  /** Grants answered, in order (scope asked, or undefined). */
+  grants: Array<{ clientId: string; scope: string | undefined }>;
   close(): Promise<void>;
 }
 
@@ -43,6 +51,24 @@ export async function startTestIssuer(audience: string): Promise<TestIssuer> {
       state.jwksFetches++;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ keys: keys.map((k) => ({ ...(k.publicKey.export({ format: 'jwk' }) as object), kid: k.kid, use: 'sig', alg: k.alg })) }));
+    } else if (req.url === '/token' && req.method === 'POST') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+        let id = form.get('client_id') ?? '';
+        let secret = form.get('client_secret') ?? '';
+        const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
+        if (basic) [id, secret] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':').map(decodeURIComponent) as [string, string];
+        res.setHeader('content-type', 'application/json');
+        if (form.get('grant_type') !== 'client_credentials') return res.writeHead(400).end(JSON.stringify({ error: 'unsupported_grant_type' }));
+        if (!id || issuer.clients[id] === undefined || issuer.clients[id] !== secret) return res.writeHead(401).end(JSON.stringify({ error: 'invalid_client' }));
+        const scope = form.get('scope') ?? undefined;
+        issuer.grants.push({ clientId: id, scope });
+        const now = Math.floor(Date.now() / 1000);
+        const token = issuer.mint({ sub: id, iat: now, nbf: now, exp: now + issuer.tokenLifetimeSec, ...(scope !== undefined ? { scope } : { scope: null }) });
+        res.writeHead(200).end(JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: issuer.tokenLifetimeSec, ...(scope !== undefined ? { scope } : {}) }));
+      });
     } else {
       res.writeHead(404).end();
     }
@@ -83,6 +109,9 @@ export async function startTestIssuer(audience: string): Promise<TestIssuer> {
       const secret = rsaKeys.publicKey.export({ format: 'pem', type: 'spki' });
       return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
     },
+    clients: {},
+    tokenLifetimeSec: 3600,
+    grants: [],
     unsigned(c) {
       return `${enc({ alg: 'none', typ: 'JWT', kid: 'rsa-1' })}.${enc(claimsOf(c))}.`;
     },
