@@ -6,6 +6,8 @@
 // Redis: uses CARGOPORT_TEST_REDIS_URL, else 127.0.0.1:6379 if it answers, else launches a private
 // redis-server on a free port for the duration of the run (no persistence) and stops it afterwards.
 import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,9 +52,23 @@ if (!process.env.CARGOPORT_TEST_REDIS_URL) {
   }
 }
 
+// Every temporary file of the run (tests, the ports and servers they start) goes under one directory, removed at the
+// end whatever the outcome: a full run used to leave ~20 GB in /tmp, and repeated runs filled the disk (ENOSPC).
+// Mode 1777 like /tmp itself: servers the interop tests start as other users create their files there too.
+// CARGOPORT_KEEP_TEST_TMP=1 keeps it for a post-mortem.
+const runTmp = mkdtempSync(join(tmpdir(), 'cpt-'));
+chmodSync(runTmp, 0o1777);
+process.env.TMPDIR = runTmp;
+const removeRunTmp = () => {
+  if (process.env.CARGOPORT_KEEP_TEST_TMP) console.log(`test temporary files kept in ${runTmp}`);
+  else rmSync(runTmp, { recursive: true, force: true, maxRetries: 3 });
+};
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { removeRunTmp(); process.exit(130); });
+
 const args = ['--test', '--test-concurrency=1', ...process.argv.slice(2)];
 if (process.argv.length <= 2) args.push(join(root, 'dist', 'test'));
 const child = spawn(process.execPath, args, { stdio: 'inherit', env: process.env });
 const code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 redis?.kill('SIGTERM');
+removeRunTmp();
 process.exit(code);
