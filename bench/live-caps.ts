@@ -16,6 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { bytesOnDisk, makeRandomFiles } from '../test/support/fixtures.js';
+import { rateSlope, type RateSample } from '../test/support/rate-slope.js';
 import { testTls } from '../test/support/tls.js';
 import { startNginx } from './lib/nginx.js';
 
@@ -26,20 +27,8 @@ const FILE_BYTES = 160 * 1024 * 1024;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const cli = new URL('../../bin/cargoport.js', import.meta.url).pathname;
 
-type Sample = [ms: number, bytes: number];
+type Sample = RateSample;
 
-function slope(samples: Sample[]): number {
-  const n = samples.length;
-  const mx = samples.reduce((s, [x]) => s + x, 0) / n;
-  const my = samples.reduce((s, [, y]) => s + y, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const [x, y] of samples) {
-    num += (x - mx) * (y - my);
-    den += (x - mx) ** 2;
-  }
-  return (num / den) * 1000;
-}
 
 /** Bytes on disk under `dir` every 100 ms for `ms`. */
 async function sampleDisk(dir: string, ms: number): Promise<Sample[]> {
@@ -114,7 +103,7 @@ async function main(): Promise<void> {
         const { owner } = await api<{ owner: string }>('GET', `/api/v1/jobs/${jobId}`);
         const target = { port: undefined, link: `127.0.0.1:${NGINX_PORT}>local`, owner, job: jobId }[scope];
         await waitBytes(dst, before ? 60_000 : 20_000);
-        const free = before ? NaN : slope(await sampleDisk(dst, 2000));
+        const free = before ? NaN : rateSlope(await sampleDisk(dst, 2000));
         const atPut = bytesOnDisk(dst);
         if (!before) await api('PUT', '/api/v1/admin/limits', { scope, ...(target ? { target } : {}), bytesPerSec: cap });
         const t0 = performance.now();
@@ -123,7 +112,7 @@ async function main(): Promise<void> {
         const all = [...transition, ...window];
         const atEnd = all.findLast(([t]) => t - t0 <= WINDOW_SEC * 1000)!;
         const fromPut = (atEnd[1] - atPut) / ((atEnd[0] - t0) / 1000);
-        const steady = slope(window);
+        const steady = rateSlope(window);
         await api('PUT', '/api/v1/admin/limits', { scope, ...(target ? { target } : {}), bytesPerSec: null });
         await api('DELETE', `/api/v1/jobs/${jobId}`);
         // The peer: curl's limiter on the same file from the same nginx, measured the same way.
@@ -132,7 +121,7 @@ async function main(): Promise<void> {
         const curl = spawn('curl', ['-sS', '--http2', '--cacert', tls.certPath, '--limit-rate', String(cap), '-o', `${cdst}/${file!.name}`, source], { stdio: 'ignore' });
         await waitBytes(cdst);
         await sleep(1000);
-        const curlRate = slope(await sampleDisk(cdst, WINDOW_SEC * 1000));
+        const curlRate = rateSlope(await sampleDisk(cdst, WINDOW_SEC * 1000));
         curl.kill();
         await sleep(300);
         rmSync(dst, { recursive: true, force: true });

@@ -16,23 +16,11 @@ import type { ActiveTransfer } from '../../services/jobs/active-transfers.js';
 import { makeRandomFiles, sleep, tempDir } from '../support/fixtures.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
+import { rateSlope } from '../support/rate-slope.js';
 
 const SOURCE_PACE = 4_000_000;
 const FILE_BYTES = 40 * 1024 * 1024;
 
-/** Least-squares slope (bytes per second) of samples [ms, bytes]. */
-function slope(samples: Array<[number, number]>): number {
-  const n = samples.length;
-  const mx = samples.reduce((s, [x]) => s + x, 0) / n;
-  const my = samples.reduce((s, [, y]) => s + y, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const [x, y] of samples) {
-    num += (x - mx) * (y - my);
-    den += (x - mx) ** 2;
-  }
-  return (num / den) * 1000;
-}
 
 describe('port: live caps re-time running transfers, within 5 %', () => {
   let h: Harness;
@@ -97,13 +85,13 @@ describe('port: live caps re-time running transfers, within 5 %', () => {
           assert.ok(Date.now() - t0 < 20_000, 'the file is running');
           await sleep(20);
         }
-        const free = slope(await sample(jobId, 1000));
+        const free = rateSlope(await sample(jobId, 1000));
         const set = await h.api<unknown[]>('PUT', '/api/v1/admin/limits', { scope, ...(target ? { target } : {}), bytesPerSec: cap });
         assert.equal(set.status, 200, JSON.stringify(set.body));
         await sleep(1000);
         const samples = await sample(jobId, 8000);
         assert.ok(samples.length >= 2, `the file still ran 1 s after the cap (uncapped it moved ${free.toFixed(0)} B/s)`);
-        const capped = slope(samples);
+        const capped = rateSlope(samples);
         const msg = `${scope} cap ${cap} B/s: ${capped.toFixed(0)} B/s over ${((samples.at(-1)![0] - samples[0]![0]) / 1000).toFixed(1)} s (uncapped before: ${free.toFixed(0)} B/s)`;
         t.diagnostic(msg);
         assert.ok(capped <= cap * 1.05, msg);
@@ -112,7 +100,7 @@ describe('port: live caps re-time running transfers, within 5 %', () => {
         await h.api('PUT', '/api/v1/admin/limits', { scope, ...(target ? { target } : {}), bytesPerSec: null });
         await sleep(500);
         const lifted = await sample(jobId, 1000);
-        if (lifted.length >= 2) assert.ok(slope(lifted) > cap * 1.5, `lifted: ${slope(lifted).toFixed(0)} B/s`);
+        if (lifted.length >= 2) assert.ok(rateSlope(lifted) > cap * 1.5, `lifted: ${rateSlope(lifted).toFixed(0)} B/s`);
       } finally {
         await h.api('PUT', '/api/v1/admin/limits', { scope, ...(target ? { target } : {}), bytesPerSec: null });
         await h.api('DELETE', `/api/v1/jobs/${jobId}`);
