@@ -1,7 +1,9 @@
 /**
  * The gateway's one authentication and authorisation decision point (issue 13). Every request passes the
  * `onRequest` hook installed here: a Bearer token is verified (services/auth/token-verifier.ts) and becomes
- * `request.principal`; no token is the anonymous principal; a bad token is 401 with
+ * `request.principal`; without a token, a client certificate mapped to an identity (mutual TLS,
+ * services/auth/client-certs.ts) is the principal — a token, when sent, wins over the certificate; neither is the
+ * anonymous principal; a bad token is 401 with
  * `WWW-Authenticate: Bearer error="invalid_token"` before any route runs. Routes then ask this module:
  * `requireIdentity`, `requireAdmin`, `storageAuthorize` (the storage endpoint's and Tape REST's AuthorizeFn),
  * and the submission checks (gateway/job-authorisation.ts).
@@ -11,7 +13,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { isCargoError } from '../errors/cargo-error.js';
+import type { TLSSocket } from 'node:tls';
 import { AddressPolicy } from '../services/auth/address-policy.js';
+import { ClientCertMapper, clientCertSettings, type ClientCertSettings } from '../services/auth/client-certs.js';
 import { ForbiddenError, InvalidTokenError, UnauthenticatedError } from '../services/auth/auth-errors.js';
 import { DEV_ISSUER, devIssuerSettings } from '../services/auth/dev-issuer.js';
 import { outboundTokensFromConfig } from '../services/auth/outbound-tokens.js';
@@ -43,6 +47,8 @@ export interface GatewayAuth {
   localAreas: LocalArea[];
   addressPolicy: AddressPolicy;
   issuers: IssuerSettings[];
+  /** Mutual TLS settings (trusted client CAs, DN rules), when configured. */
+  clientCerts?: ClientCertSettings;
   /** The principal, or a promise of it when a token must be verified (the common cases need no promise). */
   authenticate(request: FastifyRequest): Principal | Promise<Principal>;
   requireIdentity(request: FastifyRequest): Principal;
@@ -129,6 +135,18 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
   const open = cfg.auth.insecureOpen;
   const publicPrefixes = canonicalPrefixes(cfg.storage.publicPrefixes);
   const openPrincipal: Principal = { kind: 'open', owner: 'anonymous', admin: true };
+  const certs = clientCertSettings(cfg.auth);
+  const certMapper = certs ? new ClientCertMapper(certs) : undefined;
+  /** Without a token: the client certificate's identity (cached per connection), else anonymous (or open). */
+  const withoutToken = (request: FastifyRequest): Principal => {
+    if (certMapper) {
+      const raw = request.raw as unknown as { stream?: { session?: object }; socket: TLSSocket };
+      const o = certMapper.outcome(raw.stream?.session ?? raw.socket, raw.socket);
+      if (o.kind === 'identified') return o.principal;
+      if (o.kind === 'refused') throw new UnauthenticatedError(`client certificate refused: ${o.reason}`);
+    }
+    return open ? openPrincipal : ANONYMOUS;
+  };
 
   const auth: GatewayAuth = {
     open,
@@ -136,9 +154,10 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
     localAreas: parseLocalAreas(cfg.auth.localAreas),
     addressPolicy,
     issuers,
+    ...(certs ? { clientCerts: certs } : {}),
     authenticate(request) {
       const h = request.headers.authorization;
-      if (h === undefined) return open ? openPrincipal : ANONYMOUS;
+      if (h === undefined) return withoutToken(request);
       // No regular expression on the hot path: the token's characters are checked by decodeJws on a cache miss.
       const v = Array.isArray(h) ? h.join(',') : h;
       if (v.length < 8 || v.charCodeAt(6) !== 32 || v.slice(0, 6).toLowerCase() !== 'bearer') {
@@ -150,7 +169,7 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
     },
     requireIdentity(request) {
       const p = request.principal;
-      if (p.kind === 'anonymous') throw new UnauthenticatedError('this needs a bearer token');
+      if (p.kind === 'anonymous') throw new UnauthenticatedError('this needs a bearer token (or a mapped client certificate)');
       return p;
     },
     requireAdmin(request) {
@@ -164,7 +183,7 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
       const q = raw.indexOf('?');
       const asDirectory = request.method === 'MKCOL' || action === 'list' || (q === -1 ? raw : raw.slice(0, q)).endsWith('/');
       if (mayAccess(p, action, path, publicPrefixes, asDirectory)) return true;
-      if (p.kind === 'anonymous') throw new UnauthenticatedError(`${action} on ${path} needs a bearer token`);
+      if (p.kind === 'anonymous') throw new UnauthenticatedError(`${action} on ${path} needs a bearer token (or a mapped client certificate)`);
       return false;
     },
     close: () => verifier?.close() ?? Promise.resolve(),

@@ -17,6 +17,7 @@ import { ClientLimits, clientErrorHandler, installRequestLimits } from './client
 import type { GatewayContext } from './context.js';
 import { SubmissionAuthoriser } from './job-authorisation.js';
 import { closeHttp2SessionsOnShutdown } from './http2-session-shutdown.js';
+import { clientCertTlsOptions } from '../services/auth/client-certs.js';
 import { pathOf, replyProblem, sendProblem } from './problem.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { collectOpenApi, docsRoute } from './routes/docs-route.js';
@@ -42,6 +43,9 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     maxHeaderBytes: cfg.gateway.maxHeaderBytes,
   });
   const idleMs = cfg.gateway.idleTimeoutSec * 1000;
+  // Before Redis: a configuration error (issuers, local areas, allow-list, client CAs) must stop start-up with
+  // nothing open. Before the server: its TLS options carry the client-certificate CAs (mutual TLS).
+  const auth = buildGatewayAuth(cfg);
   const app = Fastify({
     http2: true,
     // maxSessionMemory (MB): Node's default of 10 refuses streams (ENHANCE_YOUR_CALM) when many transfers
@@ -52,6 +56,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
       allowHTTP1: true, key: deps.tls.key, cert: deps.tls.cert, maxSessionMemory: 256,
       handshakeTimeout: cfg.gateway.tlsHandshakeTimeoutMs,
       settings: { maxHeaderListSize: cfg.gateway.maxHeaderBytes },
+      ...clientCertTlsOptions(auth.clientCerts),
     },
     // Idle connections: Node destroys an HTTP/2 session or HTTP/1.1 socket with no traffic for connectionTimeout
     // (server.setTimeout); Fastify's http2SessionTimeout closes idle sessions gracefully at the same time.
@@ -65,8 +70,6 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
 
-  // Before Redis: a configuration error (issuers, local areas, allow-list) must stop start-up with nothing open.
-  const auth = buildGatewayAuth(cfg);
   const redis: Redis = connectRedis(deps.redisUrl, 'client');
   const subscriber: Redis = connectRedis(deps.redisUrl, 'worker');
   const runQueue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(deps.redisUrl, 'client') as ConnectionOptions, prefix: cfg.redis.prefix });

@@ -1,0 +1,82 @@
+/**
+ * Grid-style client certificates for mutual-TLS tests, made with the openssl command: a trusted CA (in a hashed CA
+ * directory like /etc/grid-security/certificates), a second CA nobody trusts, end-entity certificates with DC=…
+ * subjects (one valid, one expired, one unmapped, one from the untrusted CA) and an RFC 3820 proxy of the valid one.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, readFileSync, copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface GridCert {
+  /** Subject DN, /K=V form. */
+  dn: string;
+  cert: string;
+  key: string;
+  /** The certificate followed by the rest of the chain the client sends (a proxy: proxy + end-entity). */
+  chain: string;
+}
+
+export interface GridCerts {
+  /** Hashed CA directory holding the trusted CA only. */
+  caDir: string;
+  caFile: string;
+  alice: GridCert;
+  bob: GridCert;
+  expired: GridCert;
+  rogue: GridCert;
+  aliceProxy: GridCert;
+}
+
+const BASE = '/DC=org/DC=cargoport-test';
+
+export function makeGridCerts(dir: string): GridCerts {
+  mkdirSync(dir, { recursive: true });
+  const ossl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = (n: string) => join(dir, n);
+  writeFileSync(p('eec.ext'), '[eec]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+  writeFileSync(p('proxy.ext'), '[proxy]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nproxyCertInfo=critical,language:id-ppl-inheritAll\n');
+  const ca = (name: string, cn: string) => ossl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p(`${name}.key`), '-out', p(`${name}.pem`), '-days', '30',
+    '-subj', `${BASE}/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  ca('ca', 'Cargoport Test Grid CA');
+  ca('rogue-ca', 'Rogue CA');
+  const csr = (name: string, dn: string) => ossl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', dn]);
+  const sign = (name: string, issuer: string, ext: string, extra: string[] = ['-days', '10']) =>
+    ossl(['x509', '-req', '-in', p(`${name}.csr`), '-CA', p(`${issuer}.pem`), '-CAkey', p(`${issuer}.key`), '-set_serial', String(Math.floor(Math.random() * 1e9) + 1),
+      '-extfile', p(`${ext}.ext`), '-extensions', ext, '-out', p(`${name}.pem`), ...extra]);
+  const eec = (name: string, cn: string, issuer: string): GridCert => {
+    const dn = `${BASE}/O=People/CN=${cn}`;
+    csr(name, dn);
+    sign(name, issuer, 'eec');
+    return { dn, cert: p(`${name}.pem`), key: p(`${name}.key`), chain: p(`${name}.pem`) };
+  };
+  const alice = eec('alice', 'Alice Example', 'ca');
+  const bob = eec('bob', 'Bob Unmapped', 'ca');
+  const rogue = eec('mallory', 'Alice Example', 'rogue-ca');
+  // Expired: `openssl ca` is the only 3.0 command that sets both dates.
+  mkdirSync(p('newcerts'), { recursive: true });
+  writeFileSync(p('index.txt'), '');
+  writeFileSync(p('serial'), '1000\n');
+  writeFileSync(p('ca.cnf'), [
+    '[ca]', 'default_ca = d', '[d]', `database = ${p('index.txt')}`, `new_certs_dir = ${p('newcerts')}`, `serial = ${p('serial')}`,
+    'default_md = sha256', 'policy = any', 'unique_subject = no', 'email_in_dn = no', '[any]', 'commonName = supplied', '',
+  ].join('\n'));
+  const expiredDn = `${BASE}/O=People/CN=Old Timer`;
+  csr('expired', expiredDn);
+  ossl(['ca', '-batch', '-config', p('ca.cnf'), '-cert', p('ca.pem'), '-keyfile', p('ca.key'), '-in', p('expired.csr'), '-out', p('expired.pem'),
+    '-startdate', '20200101000000Z', '-enddate', '20200201000000Z', '-notext', '-preserveDN', '-extfile', p('eec.ext'), '-extensions', 'eec']);
+  const expired = { dn: expiredDn, cert: p('expired.pem'), key: p('expired.key'), chain: p('expired.pem') };
+  // RFC 3820 proxy of alice: subject = alice's + CN=<serial>, signed by alice's key, proxyCertInfo extension.
+  const serial = String(Math.floor(Math.random() * 1e9) + 1);
+  csr('alice-proxy', `${alice.dn}/CN=${serial}`);
+  ossl(['x509', '-req', '-in', p('alice-proxy.csr'), '-CA', alice.cert, '-CAkey', alice.key, '-set_serial', serial, '-days', '1',
+    '-extfile', p('proxy.ext'), '-extensions', 'proxy', '-out', p('alice-proxy.pem')]);
+  writeFileSync(p('alice-proxy-chain.pem'), readFileSync(p('alice-proxy.pem'), 'utf8') + readFileSync(alice.cert, 'utf8'));
+  // The usual X509_USER_PROXY file: proxy certificate, its key, then the end-entity certificate.
+  writeFileSync(p('x509up'), readFileSync(p('alice-proxy.pem'), 'utf8') + readFileSync(p('alice-proxy.key'), 'utf8') + readFileSync(alice.cert, 'utf8'), { mode: 0o600 });
+  const aliceProxy = { dn: `${alice.dn}/CN=${serial}`, cert: p('alice-proxy.pem'), key: p('alice-proxy.key'), chain: p('alice-proxy-chain.pem') };
+  const caDir = p('certificates');
+  mkdirSync(caDir, { recursive: true });
+  copyFileSync(p('ca.pem'), join(caDir, 'cargoport-test-ca.pem'));
+  execFileSync('openssl', ['rehash', caDir], { stdio: 'ignore' });
+  return { caDir, caFile: p('ca.pem'), alice, bob, expired, rogue, aliceProxy };
+}
