@@ -9,8 +9,10 @@
  *   the token the port forwards (none: XRootD refuses, the copy fails).
  * - Scitags: the port's outgoing COPY to XRootD carries `TransferHeaderSciTag`; XRootD 5.5 passes it on as `SciTag`
  *   on its request to the passive party (the port), whose storage endpoint then announces the flow: a firefly with
- *   the tag's experiment and activity reaches the collector. XRootD 5.5 itself neither logs the tag nor sends
- *   fireflies or marks packets for HTTP (its packet marking, xrd.pmark, is for the xroot protocol only).
+ *   the tag's experiment and activity reaches the collector. XRootD 5.5's own marking (`xrootd.pmark`, fireflies)
+ *   keys on the `scitag.flow` CGI only; `http.header2cgi SciTag scitag.flow` makes it honour the `SciTag` header of
+ *   requests it serves, so a `SciTag: 144` COPY to the port pulling from XRootD yields XRootD's own fireflies for
+ *   ATLAS / activity 16. XRootD's TPC client marks nothing of its own (a COPY with only `SciTag` yields no firefly).
  *
  * scitokens-cpp 0.7 fetches issuer keys with libcurl against the system CA store only; the test issuer's CA is a
  * test one, so the issuer's JWKS is put into scitokens-cpp's own key cache (SQLite under $XDG_CACHE_HOME of the
@@ -23,6 +25,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { freePort } from '../support/free-port.js';
 import { hasTool, runTool } from '../support/external-tools.js';
@@ -38,6 +41,8 @@ const PLUGIN = '/usr/lib/x86_64-linux-gnu/libXrdAccSciTokens-5.so';
 let iss: TestIssuer;
 let h: Harness;
 let collector: FireflyCollector;
+/** Where XRootD's own fireflies (xrootd.pmark ffdest) go. */
+let xrdCollector: FireflyCollector;
 let dir = '';
 let xrdPort = 0;
 let xrdPid = 0;
@@ -78,6 +83,7 @@ before(async () => {
   cargoAud = `https://localhost:${gwPort}`;
   iss = await startTestIssuer(cargoAud);
   collector = await startFireflyCollector('udp4', '127.0.0.1');
+  xrdCollector = await startFireflyCollector('udp4', '127.0.0.1');
   h = await startHarness({
     gateway: { host: '127.0.0.1', port: gwPort, http1Port: 0 },
     auth: {
@@ -103,6 +109,7 @@ before(async () => {
   const entry = JSON.stringify({ jwks, next_update: now + 3600, expires: now + 86400 }).replace(/'/g, "''");
   execFileSync('sqlite3', [join(dir, 'cache', 'scitokens', 'scitokens_cpp.sqllite'),
     `CREATE TABLE IF NOT EXISTS keycache (issuer text UNIQUE PRIMARY KEY NOT NULL,keys text NOT NULL); INSERT INTO keycache VALUES ('${iss.issuer}', '${entry}');`]);
+  copyFileSync(fileURLToPath(new URL('../../services/marking/scitags-registry.json', import.meta.url)), join(dir, 'scitags.json'));
   writeFileSync(join(dir, 'scitokens.cfg'), ['[Global]', `audience = ${xrdAud}`, '', '[Issuer cargoport-test]', `issuer = ${iss.issuer}`, 'base_path = /', ''].join('\n'));
   const rootPort = await freePort();
   writeFileSync(join(dir, 'xrd.cfg'), [
@@ -120,6 +127,9 @@ before(async () => {
     'xrootd.chksum adler32',
     'ofs.authorize 1',
     `ofs.authlib ${plugin} config=${dir}/scitokens.cfg`,
+    // XRootD's own scitags marking: fireflies for flows whose request has scitag.flow, which the SciTag header becomes.
+    `xrootd.pmark defsfile ${dir}/scitags.json ffdest 127.0.0.1:${xrdCollector.port} domain any use firefly`,
+    'http.header2cgi SciTag scitag.flow',
     'scitokens.trace all',
     'http.trace all',
     'tpc.trace all',
@@ -152,6 +162,7 @@ after(async () => {
   await h?.close();
   await iss?.close();
   await collector?.close();
+  await xrdCollector?.close();
   if (h) rmSync(h.cfg.dataDir, { recursive: true, force: true });
   if (dir && !process.env.KEEP_XRD) rmSync(dir, { recursive: true, force: true });
 });
@@ -260,4 +271,24 @@ test('the port\'s own TPC client: COPY to XRootD with outbound tokens and a scit
   for (const b of mine) assert.deepEqual([b['context']?.['experiment-id'], b['context']?.['activity-id']], [2, 16], 'ATLAS (2), activity 16 = flow 144');
   const end = mine.find((b) => b['flow-lifecycle']?.state === 'end');
   assert.ok(end && end['usage']?.sent >= body.length, 'the end firefly counts the bytes served to XRootD');
+});
+
+test('a SciTag: 144 COPY to the port pulling from XRootD: XRootD sends its own fireflies for ATLAS / activity 16', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  xrdCollector.received.length = 0;
+  collector.received.length = 0;
+  const r = await curl(['--http2', '-X', 'COPY', '-H', 'SciTag: 144', '-H', `Authorization: ${bearer(cargoToken('storage.create:/vo/tag-pull.bin'))}`,
+    '-H', `Source: ${xrd('/hello.bin')}`, '-H', `TransferHeaderAuthorization: ${bearer(xrdToken('storage.read:/hello.bin'))}`, cargo('/vo/tag-pull.bin')]);
+  assert.match(r.stdout, /success: Created/, r.stdout + r.stderr);
+  const fromXrd = () => xrdCollector.received.map((f) => f.body).filter((b) => b['flow-id']?.['src-port'] === xrdPort);
+  for (let i = 0; i < 100 && !fromXrd().some((b) => b['flow-lifecycle']?.state === 'end'); i++) await new Promise((res) => setTimeout(res, 50));
+  const mine = fromXrd();
+  assert.ok(mine.some((b) => b['flow-lifecycle']?.state === 'start') && mine.some((b) => b['flow-lifecycle']?.state === 'end'),
+    `XRootD's fireflies: ${JSON.stringify(xrdCollector.received.map((f) => f.body)).slice(0, 1000)}`);
+  for (const b of mine) assert.deepEqual([b['context']?.['experiment-id'], b['context']?.['activity-id']], [2, 16]);
+  assert.match(xrdCollector.received[0]!.header, /^<134>1 \S+ \S+ xrootd - firefly-json - /, 'RFC 5424 header, app xrootd');
+  // The port marks its side too (the data connection it opened to XRootD; dst-port = XRootD's).
+  for (let i = 0; i < 100 && !collector.received.some((f) => f.body['flow-id']?.['dst-port'] === xrdPort); i++) await new Promise((res) => setTimeout(res, 50));
+  const ours = collector.received.map((f) => f.body).filter((b) => b['flow-id']?.['dst-port'] === xrdPort);
+  assert.ok(ours.length > 0 && ours.every((b) => b['context']?.['experiment-id'] === 2 && b['context']?.['activity-id'] === 16));
 });

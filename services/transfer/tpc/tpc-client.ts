@@ -14,6 +14,7 @@ import { parseEndpoint } from '../endpoint.js';
 import { PerfMarkerParser, type PerfMarker } from './perf-marker-parser.js';
 import { StallWatchdog, type StallPolicy } from '../stall-watchdog.js';
 import { TransferError, abortedError, classifyError, errorForHttpStatus } from '../transfer-errors.js';
+import { canonicalHeaders } from '../http/http1-upload.js';
 
 export const TPC_FAILED = 'CARGO_ERR_TPC_FAILED';
 export const TPC_UNSUPPORTED = 'CARGO_ERR_TPC_UNSUPPORTED';
@@ -79,26 +80,6 @@ export function tpcRequestHeaders(req: TpcCopyRequest): Record<string, string> {
   return h;
 }
 
-const WIRE_NAMES: Record<string, string> = {
-  source: 'Source', destination: 'Destination', credential: 'Credential', overwrite: 'Overwrite', scitag: 'SciTag',
-  'x-number-of-streams': 'X-Number-Of-Streams', requirechecksumverification: 'RequireChecksumVerification', authorization: 'Authorization',
-};
-
-/**
- * The COPY's header names as XRootD 5.5 expects them on HTTP/1.1: its TPC handler looks up `Source`, `Destination`,
- * `Credential` and the `TransferHeader` prefix case-sensitively (lower-case `source:` is answered 400 "no source or
- * destination specified"; test/interop/xrootd-tokens.test.ts). HTTP/2 lower-cases them on the wire anyway.
- */
-export function wireCase(h: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) {
-    const l = k.toLowerCase();
-    const name = l.startsWith('transferheader') ? `TransferHeader${WIRE_NAMES[l.slice(14)] ?? l.slice(14)}` : WIRE_NAMES[l] ?? k;
-    out[name] = v;
-  }
-  return out;
-}
-
 export async function tpcCopy(req: TpcCopyRequest, ctl: TpcControl): Promise<TpcResult> {
   const active = parseEndpoint(req.mode === 'pull' ? req.destination : req.source, req.mode === 'pull' ? 'destination' : 'source');
   const side = req.mode === 'pull' ? 'destination' : 'source';
@@ -130,7 +111,9 @@ export async function tpcCopy(req: TpcCopyRequest, ctl: TpcControl): Promise<Tpc
   watchdog.start();
   try {
     const res = await lent.pooled.client.request({
-      method: 'COPY', path: active.path, headers: wireCase(tpcRequestHeaders(req)), signal: abort.signal,
+      method: 'COPY', path: active.path, // Header names as XRootD 5.5 expects them (`Source`, `Credential`, `TransferHeader…`: it compares exactly; a
+      // lower-case `source:` is answered 400 "no source or destination specified"). HTTP/2 lower-cases them anyway.
+      headers: canonicalHeaders(tpcRequestHeaders(req)), signal: abort.signal,
     });
     if (res.statusCode >= 300) {
       res.body.resume();
