@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { freePort } from '../support/free-port.js';
-import { hasTool, runTool } from '../support/external-tools.js';
+import { hasTool, runTool, testCaDir } from '../support/external-tools.js';
 import { startFireflyCollector, type FireflyCollector } from '../support/firefly-collector.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
 import { startTestIssuer, type TestIssuer } from '../support/test-issuer.js';
@@ -38,6 +38,7 @@ import { parseOutboundTokens } from '../../services/auth/outbound-tokens.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
 
 const PLUGIN = '/usr/lib/x86_64-linux-gnu/libXrdAccSciTokens-5.so';
+const ANY_AUD = 'https://wlcg.cern.ch/jwt/v1/any';
 let iss: TestIssuer;
 let h: Harness;
 let collector: FireflyCollector;
@@ -87,7 +88,8 @@ before(async () => {
   h = await startHarness({
     gateway: { host: '127.0.0.1', port: gwPort, http1Port: 0 },
     auth: {
-      insecureOpen: false, allowAddresses: ['loopback'], issuerCaFile: testTls().certPath, audiences: [cargoAud],
+      // The WLCG "any" audience too: gfal-copy sends one token to both sides.
+      insecureOpen: false, allowAddresses: ['loopback'], issuerCaFile: testTls().certPath, audiences: [cargoAud, ANY_AUD],
       issuers: [{ issuer: iss.issuer, name: 'vo', basePath: '/' }],
     },
     marking: { collectors: [`127.0.0.1:${collector.port}`], firefliesToPeer: false, ongoingIntervalMs: 0 },
@@ -291,4 +293,40 @@ test('a SciTag: 144 COPY to the port pulling from XRootD: XRootD sends its own f
   for (let i = 0; i < 100 && !collector.received.some((f) => f.body['flow-id']?.['dst-port'] === xrdPort); i++) await new Promise((res) => setTimeout(res, 50));
   const ours = collector.received.map((f) => f.body).filter((b) => b['flow-id']?.['dst-port'] === xrdPort);
   assert.ok(ours.length > 0 && ours.every((b) => b['context']?.['experiment-id'] === 2 && b['context']?.['activity-id'] === 16));
+});
+
+test('gfal-copy with BEARER_TOKEN (one token, audience any): pull and push between the port and XRootD, both active', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  if (!hasTool('gfal-copy')) return t.skip('gfal2-util-scripts not installed');
+  testCaDir();
+  const body = randomBytes(500_000);
+  await putToCargo('/vo/gfal-src.bin', body);
+  const hello = readFileSync(join(dir, 'data', 'hello.bin'));
+  const port = new URL(h.gateway.url).port;
+  const cargoDavs = (p: string) => `davs://localhost:${port}/data${p}`;
+  const cargoH1Davs = (p: string) => `davs://localhost:${h.gateway.http1Port}/data${p}`;
+  const xrdDavs = (p: string) => `davs://localhost:${xrdPort}${p}`;
+  const gfal = (token: string | undefined, mode: string, src: string, dst: string) => runTool('gfal-copy', ['-v', '--copy-mode', mode, src, dst], {
+    env: { ...(token ? { BEARER_TOKEN: token } : {}), BEARER_TOKEN_FILE: join(dir, 'no-token'), XDG_RUNTIME_DIR: dir }, timeoutMs: 90_000,
+  });
+  const token = iss.mint({ aud: ANY_AUD, sub: 'gfal-user', scope: 'storage.read:/ storage.modify:/' });
+  // The port pulls from XRootD (the port active; XRootD checks the forwarded token).
+  let r = await gfal(token, 'pull', xrdDavs('/hello.bin'), cargoDavs('/vo/gfal-pulled.bin'));
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /3rd pull/);
+  assert.ok(readFileSync(stored('vo/gfal-pulled.bin')).equals(hello));
+  // XRootD pulls from the port (XRootD active; the port checks the forwarded token).
+  r = await gfal(token, 'pull', cargoDavs('/vo/gfal-src.bin'), xrdDavs('/gfal-from-port.bin'));
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.ok(readFileSync(join(dir, 'data', 'gfal-from-port.bin')).equals(body));
+  // The port pushes to XRootD.
+  r = await gfal(token, 'push', cargoDavs('/vo/gfal-src.bin'), xrdDavs('/gfal-pushed-by-port.bin'));
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /3rd push/);
+  assert.ok(readFileSync(join(dir, 'data', 'gfal-pushed-by-port.bin')).equals(body));
+  // XRootD pushes into the port (its HTTP/1.1 listener).
+  r = await gfal(token, 'push', xrdDavs('/hello.bin'), cargoH1Davs('/vo/gfal-pushed-by-xrd.bin'));
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.ok(readFileSync(stored('vo/gfal-pushed-by-xrd.bin')).equals(hello));
+  // Refusals (no token, read-only, wrong audience) are covered with curl above; each gfal-copy run costs ~10 s here.
 });
