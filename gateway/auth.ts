@@ -140,7 +140,7 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
   /** Without a token: the client certificate's identity (cached per connection), else anonymous (or open). */
   const withoutToken = (request: FastifyRequest): Principal => {
     if (certMapper) {
-      const raw = request.raw as unknown as { stream?: { session?: object }; socket: TLSSocket };
+      const raw = request.raw as unknown as { stream?: { session?: object }; socket?: TLSSocket };
       const o = certMapper.outcome(raw.stream?.session ?? raw.socket, raw.socket);
       if (o.kind === 'identified') return o.principal;
       if (o.kind === 'refused') throw new UnauthenticatedError(`client certificate refused: ${o.reason}`);

@@ -178,7 +178,9 @@ export class ClientCertMapper {
   constructor(private readonly s: ClientCertSettings) {}
 
   /** `conn`: the cache key (one per connection: the HTTP/2 session or the HTTP/1.1 socket). */
-  outcome(conn: object, socket: TLSSocket): CertOutcome {
+  outcome(conn: object | undefined, socket: TLSSocket | undefined): CertOutcome {
+    // A request whose stream or socket is already gone (client reset) has no certificate to look at.
+    if (!conn || !socket) return { kind: 'none' };
     let o = this.byConnection.get(conn);
     if (!o) {
       o = this.evaluate(socket);
