@@ -46,6 +46,7 @@ before(async () => {
       clientCerts: [
         { dn: certs.alice.dn, name: 'alice', groups: ['/vo/prod'] },
         { dnPattern: '/DC=org/DC=cargoport-test/O=Robots/CN=.*', groups: ['/vo/robots'] },
+        { dn: '/DC=org/DC=cargoport-test/O=People/CN=Revoked Rita', name: 'rita', groups: ['/vo/prod'] },
       ],
       clientCertGroups: [
         { group: '/vo/prod', path: '/vo', rights: ['read', 'create'] },
@@ -97,12 +98,13 @@ test('a mapped client certificate reads and writes by its groups\' rights over H
   assert.equal((await call(alice, 'POST', '/api/v1/admin/pause', '{}', { 'content-type': 'application/json' })).status, 403, 'not an admin');
 });
 
-test('401 without a credential, with an untrusted CA, an expired certificate, or an unmapped DN; nothing written', async (t) => {
+test('401 without a credential, with an untrusted CA, an expired or revoked (CA directory CRL) certificate, or an unmapped DN; nothing written', async (t) => {
   if (skipReason) return t.skip(skipReason);
   const cases: Array<[string, GridCert | undefined, RegExp]> = [
     ['no certificate', undefined, /needs a bearer token/],
     ['untrusted CA', certs.rogue, /client certificate refused: UNABLE_TO_VERIFY_LEAF_SIGNATURE/],
     ['expired', certs.expired, /client certificate refused: CERT_HAS_EXPIRED/],
+    ['revoked', certs.revoked, /client certificate refused: CERT_REVOKED/],
     ['unmapped DN', certs.bob, /needs a bearer token/],
   ];
   for (const [what, c, why] of cases) {

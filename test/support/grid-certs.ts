@@ -25,6 +25,8 @@ export interface GridCerts {
   expired: GridCert;
   rogue: GridCert;
   aliceProxy: GridCert;
+  /** Valid dates, but revoked in the CA's CRL (`<hash>.r0` in caDir). */
+  revoked: GridCert;
 }
 
 const BASE = '/DC=org/DC=cargoport-test';
@@ -58,7 +60,7 @@ export function makeGridCerts(dir: string): GridCerts {
   writeFileSync(p('serial'), '1000\n');
   writeFileSync(p('ca.cnf'), [
     '[ca]', 'default_ca = d', '[d]', `database = ${p('index.txt')}`, `new_certs_dir = ${p('newcerts')}`, `serial = ${p('serial')}`,
-    'default_md = sha256', 'policy = any', 'unique_subject = no', 'email_in_dn = no', '[any]', 'commonName = supplied', '',
+    'default_md = sha256', 'policy = any', 'unique_subject = no', 'email_in_dn = no', 'default_crl_days = 7', '[any]', 'commonName = supplied', '',
   ].join('\n'));
   const expiredDn = `${BASE}/O=People/CN=Old Timer`;
   csr('expired', expiredDn);
@@ -74,9 +76,21 @@ export function makeGridCerts(dir: string): GridCerts {
   // The usual X509_USER_PROXY file: proxy certificate, its key, then the end-entity certificate.
   writeFileSync(p('x509up'), readFileSync(p('alice-proxy.pem'), 'utf8') + readFileSync(p('alice-proxy.key'), 'utf8') + readFileSync(alice.cert, 'utf8'), { mode: 0o600 });
   const aliceProxy = { dn: `${alice.dn}/CN=${serial}`, cert: p('alice-proxy.pem'), key: p('alice-proxy.key'), chain: p('alice-proxy-chain.pem') };
+  const revokedDn = `${BASE}/O=People/CN=Revoked Rita`;
+  csr('revoked', revokedDn);
+  const now = new Date();
+  const stamp = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
+  ossl(['ca', '-batch', '-config', p('ca.cnf'), '-cert', p('ca.pem'), '-keyfile', p('ca.key'), '-in', p('revoked.csr'), '-out', p('revoked.pem'),
+    '-startdate', stamp(new Date(now.getTime() - 86400_000)), '-enddate', stamp(new Date(now.getTime() + 10 * 86400_000)), '-notext', '-preserveDN', '-extfile', p('eec.ext'), '-extensions', 'eec']);
+  ossl(['ca', '-batch', '-config', p('ca.cnf'), '-cert', p('ca.pem'), '-keyfile', p('ca.key'), '-revoke', p('revoked.pem')]);
+  ossl(['ca', '-batch', '-config', p('ca.cnf'), '-cert', p('ca.pem'), '-keyfile', p('ca.key'), '-gencrl', '-out', p('ca-crl.pem')]);
+  const revoked = { dn: revokedDn, cert: p('revoked.pem'), key: p('revoked.key'), chain: p('revoked.pem') };
   const caDir = p('certificates');
   mkdirSync(caDir, { recursive: true });
   copyFileSync(p('ca.pem'), join(caDir, 'cargoport-test-ca.pem'));
   execFileSync('openssl', ['rehash', caDir], { stdio: 'ignore' });
-  return { caDir, caFile: p('ca.pem'), alice, bob, expired, rogue, aliceProxy };
+  // The CRL as fetch-crl installs it: <subject hash>.r0 beside <subject hash>.0.
+  const hash = execFileSync('openssl', ['x509', '-noout', '-subject_hash', '-in', p('ca.pem')]).toString().trim();
+  copyFileSync(p('ca-crl.pem'), join(caDir, `${hash}.r0`));
+  return { caDir, caFile: p('ca.pem'), alice, bob, expired, rogue, aliceProxy, revoked };
 }
