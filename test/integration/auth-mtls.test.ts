@@ -45,7 +45,7 @@ before(async () => {
       clientCaDir: certs.caDir,
       clientCerts: [
         { dn: certs.alice.dn, name: 'alice', groups: ['/vo/prod'] },
-        { dnPattern: '/DC=org/DC=cargoport-test/O=Robots/CN=.*', groups: ['/vo/robots'] },
+        { dnPattern: '/DC=org/DC=cargoport-test/O=Robots/CN=transfer-[0-9]+', groups: ['/vo/robots'], admin: true },
         { dn: '/DC=org/DC=cargoport-test/O=People/CN=Revoked Rita', name: 'rita', groups: ['/vo/prod'] },
       ],
       clientCertGroups: [
@@ -150,6 +150,18 @@ test('jobs: the owner is the mapped identity; users see their own jobs only', as
   assert.equal((await call(client(), 'GET', `/api/v1/jobs/${jobId}`, undefined, { authorization: `Bearer ${other}` })).status, 403);
   const mine = JSON.parse((await call(alice, 'GET', '/api/v1/jobs')).text) as { jobs: Array<{ jobId: string }> };
   assert.deepEqual(mine.jobs.map((j) => j.jobId), [jobId]);
+});
+
+test('a dnPattern rule: its group rights, admin rights, owner x509:<DN>', async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  const robot = client(certs.robot);
+  assert.equal((await call(robot, 'PUT', '/data/vo/robot.bin', 'x')).status, 403, '/vo/robots has no rule in clientCertGroups');
+  const pause = await call(robot, 'POST', '/api/v1/admin/pause', '{}', { 'content-type': 'application/json' });
+  assert.ok(pause.status < 300, `admin: ${pause.status} ${pause.text}`);
+  const resume = await call(robot, 'POST', '/api/v1/admin/resume', '{}', { 'content-type': 'application/json' });
+  assert.ok(resume.status < 300, `admin: ${resume.status} ${resume.text}`);
+  const jobs = await call(robot, 'GET', '/api/v1/jobs');
+  assert.equal(jobs.status, 200, 'an admin lists every job');
 });
 
 test('an RFC 3820 proxy certificate maps to its end-entity DN', async (t) => {

@@ -24,6 +24,8 @@ export interface GridCerts {
   bob: GridCert;
   expired: GridCert;
   rogue: GridCert;
+  /** /O=Robots/CN=transfer-01: matched by a dnPattern rule in the tests. */
+  robot: GridCert;
   aliceProxy: GridCert;
   /** Valid dates, but revoked in the CA's CRL (`<hash>.r0` in caDir). */
   revoked: GridCert;
@@ -45,8 +47,8 @@ export function makeGridCerts(dir: string): GridCerts {
   const sign = (name: string, issuer: string, ext: string, extra: string[] = ['-days', '10']) =>
     ossl(['x509', '-req', '-in', p(`${name}.csr`), '-CA', p(`${issuer}.pem`), '-CAkey', p(`${issuer}.key`), '-set_serial', String(Math.floor(Math.random() * 1e9) + 1),
       '-extfile', p(`${ext}.ext`), '-extensions', ext, '-out', p(`${name}.pem`), ...extra]);
-  const eec = (name: string, cn: string, issuer: string): GridCert => {
-    const dn = `${BASE}/O=People/CN=${cn}`;
+  const eec = (name: string, cn: string, issuer: string, org = 'People'): GridCert => {
+    const dn = `${BASE}/O=${org}/CN=${cn}`;
     csr(name, dn);
     sign(name, issuer, 'eec');
     return { dn, cert: p(`${name}.pem`), key: p(`${name}.key`), chain: p(`${name}.pem`) };
@@ -54,6 +56,7 @@ export function makeGridCerts(dir: string): GridCerts {
   const alice = eec('alice', 'Alice Example', 'ca');
   const bob = eec('bob', 'Bob Unmapped', 'ca');
   const rogue = eec('mallory', 'Alice Example', 'rogue-ca');
+  const robot = eec('robot', 'transfer-01', 'ca', 'Robots');
   // Expired: `openssl ca` is the only 3.0 command that sets both dates.
   mkdirSync(p('newcerts'), { recursive: true });
   writeFileSync(p('index.txt'), '');
@@ -92,5 +95,5 @@ export function makeGridCerts(dir: string): GridCerts {
   // The CRL as fetch-crl installs it: <subject hash>.r0 beside <subject hash>.0.
   const hash = execFileSync('openssl', ['x509', '-noout', '-subject_hash', '-in', p('ca.pem')]).toString().trim();
   copyFileSync(p('ca-crl.pem'), join(caDir, `${hash}.r0`));
-  return { caDir, caFile: p('ca.pem'), alice, bob, expired, rogue, aliceProxy, revoked };
+  return { caDir, caFile: p('ca.pem'), alice, bob, expired, rogue, robot, aliceProxy, revoked };
 }
