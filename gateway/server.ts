@@ -25,6 +25,7 @@ import { healthRoutes } from './routes/health-routes.js';
 import { jobsRoutes } from './routes/jobs-routes.js';
 import { metricsRoute } from './routes/metrics-route.js';
 import { shareRoutes } from './share-links.js';
+import { SubmissionExchanges } from './token-exchange-submission.js';
 import { ShareLinks } from '../services/auth/share-links.js';
 import { ShareStore } from '../services/auth/share-store.js';
 import { uiRoute } from './routes/ui-route.js';
@@ -92,6 +93,11 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     auth,
     submissions: new SubmissionAuthoriser(auth),
   };
+  const exchanges = SubmissionExchanges.fromConfig(cfg, redis);
+  if (exchanges) {
+    ctx.exchanges = exchanges;
+    app.addHook('onClose', async () => exchanges.close());
+  }
 
   if (auth.shareKey) auth.shares = new ShareLinks(new ShareStore(redis, cfg.redis.prefix), auth.shareKey, cfg.auth.shareMaxValiditySec);
 
