@@ -21,7 +21,7 @@ import type { Redis } from 'ioredis';
 import { fetch as undiciFetch } from 'undici';
 import { CargoError } from '../../errors/cargo-error.js';
 import type { IssuerHttp } from './issuer-keys.js';
-import type { TokenRequest, TokenSource } from './outbound-tokens.js';
+import type { TokenRequest, TokenSource } from './token-source.js';
 import type { TokenSealer } from './token-seal.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
