@@ -218,7 +218,7 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
       const raw = request.raw.url ?? '';
       const q = raw.indexOf('?');
       const asDirectory = request.method === 'MKCOL' || action === 'list' || (q === -1 ? raw : raw.slice(0, q)).endsWith('/');
-      if (p.kind === 'token' && p.share) return admitShare(request, p.share, p.expiresAt, action, path, asDirectory);
+      if (p.kind === 'token' && p.share) return admitShare(request, p.share, p.expiresAt, action, path);
       if (mayAccess(p, action, path, publicPrefixes, asDirectory)) return true;
       if (p.kind === 'anonymous') throw new UnauthenticatedError(`${action} on ${path} needs a bearer token`);
       return false;
@@ -227,12 +227,12 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
   };
 
   /** A share link reads (downloads only if it allows them), stats and lists below its path; every use is checked. */
-  async function admitShare(request: FastifyRequest, share: ShareGrant, expiresAt: number, action: StorageAction, path: string, asDirectory: boolean): Promise<boolean> {
+  async function admitShare(request: FastifyRequest, share: ShareGrant, expiresAt: number, action: StorageAction, path: string): Promise<boolean> {
     if (action !== 'read' && action !== 'stat' && action !== 'list') return false;
+    // Outside its path a link is anonymous: public prefixes stay readable.
+    if (!covers(share.path, path)) return mayAccess(ANONYMOUS, action, path, publicPrefixes);
     if (action === 'read' && !share.download) return false;
-    if (!covers(share.path, path)) return false;
     if (!auth.shares) throw new InvalidTokenError('share links are off here');
-    void asDirectory;
     // A download is a GET of a file from its first byte (a client fetching ranges in parallel counts once).
     const range = request.headers.range;
     const counted = action === 'read' && request.method === 'GET' && (range === undefined || /^bytes=0-/.test(String(range)));

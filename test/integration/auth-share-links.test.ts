@@ -16,7 +16,7 @@ import { Agent, request } from 'undici';
 import { startHarness, type Harness } from '../support/port-harness.js';
 import { startTestIssuer, type TestIssuer } from '../support/test-issuer.js';
 import { testTls } from '../support/tls.js';
-import { hasTool, runTool } from '../support/external-tools.js';
+import { hasTool, runTool, testCaDir } from '../support/external-tools.js';
 import { rateSlope, type RateSample } from '../support/rate-slope.js';
 import { parseShareRequest } from '../../services/auth/share-links.js';
 import { queryToken, redactUrl } from '../../gateway/auth.js';
@@ -259,7 +259,7 @@ test('rate cap: a link\'s downloads are paced at its byte rate (measured as a sl
   }
 });
 
-test('cargoport share / shares list / shares revoke end to end; gfal-copy downloads with the link', async () => {
+test('cargoport share / shares list / shares revoke end to end; gfal-copy and davix-get download with the link', async () => {
   const work = mkdtempSync(join(tmpdir(), 'cp-share-cli-'));
   try {
     const configFile = join(work, 'config.yaml');
@@ -278,6 +278,12 @@ test('cargoport share / shares list / shares revoke end to end; gfal-copy downlo
       const dest = join(work, 'got.txt');
       const g = await runTool('gfal-copy', ['-f', url.replace(/^https:/, 'davs:'), `file://${dest}`], { timeoutMs: 60_000 });
       assert.equal(g.code, 0, g.stderr);
+      assert.equal(readFileSync(dest, 'utf8'), 'one\n');
+    }
+    if (hasTool('davix-get')) {
+      const dest = join(work, 'davix.txt');
+      const d = await runTool('davix-get', ['--capath', testCaDir(), url, dest], { timeoutMs: 60_000 });
+      assert.equal(d.code, 0, d.stderr);
       assert.equal(readFileSync(dest, 'utf8'), 'one\n');
     }
     const list = await run('shares', 'list');
