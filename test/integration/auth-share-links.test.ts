@@ -118,6 +118,12 @@ test('path escape refused: a link for /a reads /a/… only, never /ab, /b or /a/
   assert.equal(listing.status, 200);
   assert.ok(listing.body.entries.some((e) => e.name === 'one.txt'));
   assert.equal((await h.api('PROPFIND', '/data/a/', undefined, { ...bearer(t), depth: '1' })).status, 207);
+  // Opened in a browser with ?authz=, the listing's links carry the link on, and open.
+  const html = await curl([r.body.uri.targetWithMacaroon]);
+  assert.equal(html.status, 200);
+  const href = /href="([^"]*one\.txt[^"]*)"/.exec(html.body)?.[1];
+  assert.equal(href, `/data/a/one.txt?authz=${t}`);
+  assert.deepEqual(await curl([`${h.gateway.url}${href}`]), { code: 0, status: 200, body: 'one\n' });
   for (const p of ['/data/ab/x.txt', '/data/b/secret.txt', '/data/ab', '/data/']) {
     assert.equal((await h.api('GET', p, undefined, bearer(t))).status, 403, p);
   }
