@@ -256,7 +256,7 @@ async function transferFile(e: EngineState, req: TransferRequest, ctl: TransferC
     ...(req.flow ? { tag: req.flow, scitag: flowIdOf(req.flow) } : {}),
     ...(source.kind === 'http' ? { sourceOrigin: source.origin } : {}),
     ...(destination.kind === 'http' ? { destinationOrigin: destination.origin } : {}),
-  });
+  }, ctl.onConnection ? (info) => ctl.onConnection!({ ip: info.remoteIp!, port: info.remotePort, localPort: info.localPort }) : undefined);
   const attempt: EngineAttempt = {
     e, pool, req, ctl, signal: attemptAbort.signal, watchdog,
     alg: req.checksum?.alg ?? 'adler32',

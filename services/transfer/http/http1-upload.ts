@@ -74,8 +74,9 @@ export function http1Put(
       headers,
     } satisfies RequestOptions);
     req.on('socket', (s: Socket) => {
-      if (s.remoteAddress) info.remoteIp = s.remoteAddress;
-      else s.once('connect', () => { info.remoteIp = s.remoteAddress; });
+      const note = (): void => { info.remoteIp = s.remoteAddress; info.remotePort = s.remotePort; info.localPort = s.localPort; };
+      if (s.remoteAddress) note();
+      else s.once('connect', note);
     });
     req.setTimeout(opts.headersTimeoutMs, () => fail(Object.assign(new Error(`no response within ${opts.headersTimeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
     req.on('error', fail);
