@@ -31,6 +31,7 @@ class CommitQueue {
   private inFlight: { id: number; batch: Waiting[] } | undefined;
   private scheduled = false;
   private nextId = 1;
+  readonly stats = { batches: 0, files: 0 };
 
   commit(item: CommitItem): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -73,6 +74,8 @@ class CommitQueue {
     const batch = this.waiting.splice(0, COMMIT_BATCH_MAX);
     const msg: CommitBatch = { id: this.nextId++, items: batch.map((b) => b.item) };
     this.inFlight = { id: msg.id, batch };
+    this.stats.batches++;
+    this.stats.files += batch.length;
     const w = this.thread();
     // Held referenced while files wait on it, so the process does not exit under a batch.
     w.ref();
@@ -98,4 +101,9 @@ let queue: CommitQueue | undefined;
 /** Makes a closed part file durable at its final name with the files that finish close to it. */
 export function groupCommit(item: CommitItem): Promise<void> {
   return (queue ??= new CommitQueue()).commit(item);
+}
+
+/** Batches and files committed so far by this process (the group-commit ratio is files / batches). */
+export function groupCommitStats(): { batches: number; files: number } {
+  return { ...(queue ??= new CommitQueue()).stats };
 }
