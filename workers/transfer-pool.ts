@@ -15,7 +15,7 @@ import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE, transferJobOptions } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import { ScopeGates } from '../services/jobs/scope-gates.js';
-import { BUNDLE_PARALLEL, runFiles, type RunnerDeps } from '../services/jobs/transfer-runner.js';
+import { runFiles, type RunnerDeps } from '../services/jobs/transfer-runner.js';
 import { EndBatcher } from '../services/jobs/end-batcher.js';
 import { linkEndpoints, type JobParams } from '../services/jobs/model.js';
 import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
@@ -165,9 +165,9 @@ export class TransferPool {
       }
       await this.enqueue(members.map((member) => ({ member, delayMs: REQUEUE_DELAY_MS })));
     } else {
-      // A bundle is claimed with one START and its files overlap; a file whose turn comes after the worker stopped
+      // A bundle is claimed with one START and its files run at once (each holds its link slot since the feed); a file whose turn comes after the worker stopped
       // taking work goes back to the queue (runFiles).
-      await runFiles(members, this.runnerDeps, { canStart: () => this.takingWork() && !this.closed, parallel: BUNDLE_PARALLEL });
+      await runFiles(members, this.runnerDeps, { canStart: () => this.takingWork() && !this.closed, parallel: this.cfg.scheduler.bundleFiles });
     }
     this.kickFeeder();
   }

@@ -104,9 +104,6 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   await runFiles([member], deps);
 }
 
-/** Files of one bundle moved at once (claimed together, each with its own transfer). */
-export const BUNDLE_PARALLEL = 4;
-
 /**
  * Runs a bundle of queued files: one START for all of them (group claim), then their transfers, `parallel` at a time
  * so the small-file pulls of one slot overlap their round trips; each run is closed through `deps.ends` (group
