@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const overrides = process.env['CP_DEFAULTS'] ? { logLevel: 'error' } : { logLevel: 'error', workers: { concurrency: Number(process.env['CP_CONCURRENCY'] ?? 64) }, scheduler: { linkMaxActive: Number(process.env['CP_LINK_MAX'] ?? 256), endpointMaxActive: Number(process.env['CP_EP_MAX'] ?? 256), bundleMaxBytes: Number(process.env['CP_BUNDLE'] ?? 1048576) }, transfer: { connections: Number(process.env['CP_CONN'] ?? 4), streams: Number(process.env['CP_STREAMS'] ?? 4) } };
   const h = await startHarness(overrides as Parameters<typeof startHarness>[0], { workers: workerProcs > 0 ? 0 : 1 });
   // CP_DST_DIR: where every client writes (default: tmpfs beside the source); a disk directory makes fsync real.
-  const dstRoot = process.env['CP_DST_DIR'] ? `${process.env['CP_DST_DIR']}/cargoport-smallq-${process.pid}` : base;
+  const dstRoot = process.env['CP_DST_DIR'] ? `${process.env['CP_DST_DIR']}/cargoport-smallq-${process.pid}` : `${base}/dst`;
   mkdirSync(dstRoot, { recursive: true });
   const workerChildren = await startWorkerProcesses(h.cfg, workerProcs, base);
   const nginxPids = childPids(Number(readFileSync(`${base}/nginx.pid`, 'utf8').trim()));
