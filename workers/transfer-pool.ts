@@ -175,7 +175,7 @@ export class TransferPool {
   private get runnerDeps(): RunnerDeps {
     return this.deps ??= {
       store: this.store,
-      ends: new EndBatcher(this.store),
+      ends: new EndBatcher(this.store, () => this.kickFeeder()),
       transfer: this.opts.transfer,
       ...(this.opts.inspectDestination ? { inspectDestination: this.opts.inspectDestination } : {}),
       workerId: this.id,

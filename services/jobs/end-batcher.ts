@@ -21,7 +21,11 @@ export class EndBatcher {
   private flushing = false;
   private scheduled = false;
 
-  constructor(private readonly store: Pick<JobStore, 'endMany'>, private readonly maxBatch = END_BATCH_MAX) {}
+  /**
+   * `afterBatch`: called once a batch is closed (the worker kicks its feeder: the slots those runs held are free now,
+   * not only when their whole bundle is done).
+   */
+  constructor(private readonly store: Pick<JobStore, 'endMany'>, private readonly afterBatch?: () => void, private readonly maxBatch = END_BATCH_MAX) {}
 
   /** Closes one run, with the others that end close to it. */
   end(e: AttemptEnd): Promise<EndResult> {
@@ -49,6 +53,7 @@ export class EndBatcher {
         try {
           const results = await this.store.endMany(batch.map((p) => p.e));
           for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
+          this.afterBatch?.();
         } catch (err) {
           for (const p of batch) p.reject(err);
         }
