@@ -153,7 +153,7 @@ export const schema = {
     linkMaxActive: int('Most transfers active at once on one link (source host → destination host).', 1, 100000),
     endpointMaxActive: int('Most transfers active at once touching one endpoint (host), as source or destination.', 1, 100000),
     feedBatch: int('Files the scheduler moves from the fair queues into the run queue per round.', 1, 10000),
-    bundleMaxBytes: int('Files whose declared size is at most this many bytes are run in bundles (one run-queue entry, one worker slot, one after another), like FTS session reuse. 0 disables bundling.', 0, 1024 ** 3),
+    bundleMaxBytes: int('Files whose declared size is at most this many bytes are run in bundles (one run-queue entry in one worker slot, claimed by one START, their transfers at once and their ENDs group-committed), like FTS session reuse. 0 disables bundling.', 0, 1024 ** 3),
     bundleFiles: int('Most small files in one bundle.', 1, 1000),
     feedAheadFactor: num('Run-queue depth kept ahead of the workers, as a multiple of the total worker concurrency.', 1, 100),
     endpointBreakerFailures: int('Circuit breaker: attempts in a row that cannot reach an endpoint at all (refused, unroutable, connect timeout) before no new transfer touching it starts for a cool-down; its files wait in their lanes without spending retries.', 1, 10000),

@@ -15,7 +15,8 @@ import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE, transferJobOptions } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import { ScopeGates } from '../services/jobs/scope-gates.js';
-import { runFile, type RunnerDeps } from '../services/jobs/transfer-runner.js';
+import { runFiles, type RunnerDeps } from '../services/jobs/transfer-runner.js';
+import { EndBatcher } from '../services/jobs/end-batcher.js';
 import { linkEndpoints, type JobParams } from '../services/jobs/model.js';
 import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
 import { RateLimitStore } from '../services/jobs/rate-limits.js';
@@ -161,19 +162,18 @@ export class TransferPool {
 
   private async process(job: Job, token?: string): Promise<void> {
     const members = (job.data as { m?: string[] }).m ?? [job.id!];
-    for (let i = 0; i < members.length; i++) {
-      if (!this.takingWork() || this.closed) {
-        // Paused, drained or stopped in the meantime: start nothing more. A single file goes back to the
-        // queue (delayed); the rest of a bundle is re-queued file by file. Nothing waits here, so
-        // nothing holds up a shutdown.
-        if (members.length === 1) {
-          await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
-          throw new DelayedError();
-        }
-        await this.enqueue(members.slice(i).map((member) => ({ member, delayMs: REQUEUE_DELAY_MS })));
-        break;
+    if (!this.takingWork() || this.closed) {
+      // Paused, drained or stopped: start nothing. A single file goes back to the queue (delayed); a bundle is
+      // re-queued file by file. Nothing waits here, so nothing holds up a shutdown.
+      if (members.length === 1) {
+        await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
+        throw new DelayedError();
       }
-      await runFile(members[i]!, this.runnerDeps);
+      await this.enqueue(members.map((member) => ({ member, delayMs: REQUEUE_DELAY_MS })));
+    } else {
+      // A bundle is claimed with one START and its files run at once (each holds its link slot since the feed); a file whose turn comes after the worker stopped
+      // taking work goes back to the queue (runFiles).
+      await runFiles(members, this.runnerDeps, { canStart: () => this.takingWork() && !this.closed, parallel: this.cfg.scheduler.bundleFiles });
     }
     this.kickFeeder();
   }
@@ -181,6 +181,7 @@ export class TransferPool {
   private get runnerDeps(): RunnerDeps {
     return this.deps ??= {
       store: this.store,
+      ends: new EndBatcher(this.store, () => this.kickFeeder()),
       transfer: this.opts.transfer,
       ...(this.opts.inspectDestination ? { inspectDestination: this.opts.inspectDestination } : {}),
       workerId: this.id,

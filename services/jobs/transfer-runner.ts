@@ -17,7 +17,8 @@ import { TransferError, TransferErrorCode, unreachableSide } from '../transfer/t
 import type { ResumeState, TransferFn, TransferRequest, TransferResult, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
 import { parseMember } from './file-record.js';
-import type { AttemptEnd, EndReport, JobStore } from './job-store.js';
+import type { AttemptEnd, EndReport, EndResult, JobStore, StartResult } from './job-store.js';
+import type { EndBatcher } from './end-batcher.js';
 import { linkEndpoints, type ExistingPolicy, type FileSpec, type JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
 import { marking } from '../marking/marking-service.js';
@@ -35,6 +36,8 @@ function urlPath(u: string): string {
 
 export interface RunnerDeps {
   store: JobStore;
+  /** Group commit of END (end-batcher.ts); without it each run is closed by its own END call. */
+  ends?: EndBatcher;
   transfer: TransferFn;
   workerId: string;
   gates: ScopeGates;
@@ -98,13 +101,47 @@ interface Closing {
 }
 
 export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
+  await runFiles([member], deps);
+}
+
+/**
+ * Runs a bundle of queued files: one START for all of them (group claim), then their transfers, `parallel` at a time
+ * so the small-file pulls of one slot overlap their round trips; each run is closed through `deps.ends` (group
+ * commit of END) when given. A file claimed but not yet begun when the worker stops taking work (`canStart` false:
+ * paused, drained, stopped, shutting down) is closed as requeued without moving a byte.
+ */
+export async function runFiles(members: readonly string[], deps: RunnerDeps, opts: { canStart?(): boolean; parallel?: number } = {}): Promise<void> {
+  const claims = await deps.store.startMany(members, deps.workerId);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < members.length) {
+      const i = next++;
+      await runClaimed(members[i]!, claims[i]!, deps, opts.canStart);
+    }
+  };
+  const lanes: Promise<void>[] = [];
+  for (let k = 0; k < Math.min(members.length, Math.max(1, opts.parallel ?? 1)); k++) lanes.push(lane());
+  const settled = await Promise.allSettled(lanes);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+}
+
+async function runClaimed(member: string, claim: StartResult, deps: RunnerDeps, canStart?: () => boolean): Promise<void> {
   const { store } = deps;
   const { jobId, idx } = parseMember(member);
-  const claim = await store.start(member, deps.workerId);
   // A file canceled while the worker running it was dead: closed by START; what that run left on disk goes too.
   if (claim.kind === 'skip' && claim.lostRun) await removePartFiles(jobId, idx, claim.lostRun.spec, claim.lostRun.run + 1);
   if (claim.kind !== 'run') return;
   const { spec, params, run, state } = claim;
+  const close = (e: AttemptEnd): Promise<EndResult> => (deps.ends ? deps.ends.end(e) : store.end(e));
+  if (canStart && !canStart()) {
+    // Claimed with its bundle, but the worker stopped taking work before its turn: back to the queue, no try spent.
+    const end = await close({
+      jobId, idx, run, link: spec.link, outcome: 'requeue', retryable: false, unreportedBytes: 0,
+      report: { bytes: 0, errorCode: 'CARGO_ERR_ABORTED', errorMessage: 'the worker stopped taking work before this file began; requeued', resume: state.rs },
+    });
+    if (end.kind === 'queued') await deps.enqueue([{ member: end.member, delayMs: end.delayMs }]);
+    return;
+  }
 
   const controller = new AbortController();
   const t: ActiveTransfer = { jobId, idx, run, link: spec.link, controller, bytes: 0, reportedBytes: 0, startedAt: Date.now() };
@@ -268,7 +305,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     return volume !== undefined && size > volume ? largerThanVolumeError(path, size, volume, err) : undefined;
   }
 
-  const end = await store.end({
+  const end = await close({
     jobId, idx, run, link: spec.link, outcome: closing.outcome, report: closing.report, retryable: closing.retryable,
     retryDelayMs: retryDelayMs(params.retryDelaySec, state.t + 1), unreportedBytes: closing.moved - t.reportedBytes,
     ...(closing.unreachableEndpoint ? { unreachableEndpoint: closing.unreachableEndpoint } : {}),
