@@ -1,0 +1,34 @@
+/**
+ * The one way a job enters the port, for POST /api/v1/jobs and for export runs alike: the owner's queue bound,
+ * normalisation (services/jobs/submission.ts), the per-file rights and address checks of the principal
+ * (job-authorisation.ts), then the store.
+ */
+import { CargoError } from '../errors/cargo-error.js';
+import type { Principal } from '../services/auth/principal.js';
+import { normaliseSubmission } from '../services/jobs/submission.js';
+import type { RawSubmission } from '../services/jobs/submission-schema.js';
+import type { GatewayContext } from './context.js';
+
+export async function submitJob(ctx: Pick<GatewayContext, 'cfg' | 'queries' | 'store' | 'submissions'>, principal: Principal, body: RawSubmission): Promise<{ jobId: string; files: number }> {
+  const { cfg, queries, store } = ctx;
+  // The owner is the principal's (one lookup, gateway/auth.ts); the bound counts its unfinished files.
+  const owner = principal.owner;
+  const maxQueued = cfg.jobs.maxQueuedFilesPerOwner;
+  if (maxQueued > 0) {
+    // Checked, not reserved: two submissions racing may together pass the bound by one submission's files.
+    const queued = await queries.unfinishedFilesOf(owner);
+    if (queued + body.files.length > maxQueued) {
+      throw new CargoError(
+        'CARGO_ERR_OWNER_QUEUE_FULL',
+        `owner ${owner} has ${queued} files not yet finished; ${body.files.length} more would exceed jobs.maxQueuedFilesPerOwner (${maxQueued})`,
+        { field: 'files', limit: { key: 'jobs.maxQueuedFilesPerOwner', max: maxQueued } },
+      );
+    }
+  }
+  const job = normaliseSubmission(body, owner, {
+    priority: cfg.jobs.defaultPriority, retries: cfg.jobs.defaultRetries, retryDelaySec: cfg.jobs.defaultRetryDelaySec, maxFilesPerJob: cfg.jobs.maxFilesPerJob,
+  });
+  await ctx.submissions.check(principal, job);
+  const { jobId } = await store.createJob(job, { fileSec: cfg.jobs.fileRetentionSec, jobSec: cfg.jobs.retentionSec });
+  return { jobId, files: job.files.length };
+}
