@@ -35,6 +35,8 @@ export interface ExportServiceDeps {
   pollMs?: number;
   historyRuns?: number;
   concurrency?: number;
+  /** Longest a worker idles before looking for ticks again (BullMQ drainDelay; a tick it added itself may wait this long). */
+  drainDelaySec?: number;
   onError?(err: unknown): void;
 }
 
@@ -69,7 +71,7 @@ export class ExportService {
     };
     if (deps.runWorker) {
       this.worker = new Worker(EXPORTS_QUEUE, (job) => this.process(job as Job<TickData>), {
-        connection: deps.connection, prefix: deps.prefix, settings, concurrency: deps.concurrency ?? 16,
+        connection: deps.connection, prefix: deps.prefix, settings, concurrency: deps.concurrency ?? 16, drainDelay: deps.drainDelaySec ?? 1,
         // A run waiting for its jobs when the port stops is taken up again after a restart, however often that happens.
         maxStalledCount: 1000,
       });
@@ -135,7 +137,7 @@ export class ExportService {
   async runNow(name: string): Promise<{ runId: string }> {
     await this.store.get(name);
     const runId = newRunId();
-    await this.queue.add('run-now', { export: name, manual: true, runId } satisfies TickData, { jobId: `manual:${runId}`, removeOnComplete: true, removeOnFail: 1000 });
+    await this.queue.add('run-now', { export: name, manual: true, runId } satisfies TickData, { jobId: `manual-${runId}`, removeOnComplete: true, removeOnFail: 1000 });
     return { runId };
   }
 
@@ -164,6 +166,19 @@ export class ExportService {
     return out;
   }
 
+  /** Ticks after `from` up to `to` (virtual ms), at most `max`. */
+  static ticksBetween(def: ExportDefinition, from: number, to: number, max: number): number[] {
+    const out: number[] = [];
+    let t = from;
+    while (out.length < max) {
+      const [n] = ExportService.nextTicks(def, t, 1);
+      if (n === undefined || n > to) break;
+      out.push(n);
+      t = n;
+    }
+    return out;
+  }
+
   private async process(job: Job<TickData>): Promise<RunReport | undefined> {
     const name = job.data.export;
     if (job.data.manual) {
@@ -176,7 +191,7 @@ export class ExportService {
     if (!rec) return undefined;
     // Ticks that came due while no port ran: the one pending tick runs once, as the catch-up of all of them.
     const now = this.clock.now();
-    const after = ExportService.nextTicks(rec.definition, scheduledFor, 1000).filter((t) => t <= now);
+    const after = ExportService.ticksBetween(rec.definition, scheduledFor, now, 1000);
     return runExport(this.runDeps, {
       name, runId: job.id!.replace(/[^A-Za-z0-9_.:-]/g, '_'), trigger: after.length > 0 ? 'catch-up' : 'schedule', scheduledFor,
       ...(after.length > 0 ? { missedTicks: after.length } : {}),
