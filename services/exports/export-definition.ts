@@ -119,11 +119,13 @@ export function checkDefinition(d: ExportDefinition): void {
     } catch {
       throw new InvalidExportError(`schedule.timezone: unknown time zone ${JSON.stringify(tz)}`, 'schedule.timezone');
     }
+    let next: number | undefined;
     try {
-      if (getNextMillis(Date.now(), { pattern: s.cron, tz }) === undefined) throw new Error('the expression never fires');
+      next = getNextMillis(Date.now(), { pattern: s.cron, tz });
     } catch (e) {
       throw new InvalidExportError(`schedule.cron: ${(e as Error).message}`, 'schedule.cron');
     }
+    if (next === undefined) throw new InvalidExportError('schedule.cron: the expression never fires', 'schedule.cron');
   }
   const sel = d.selection;
   const roots = [sel.path, sel.dir, sel.manifestUrl].filter((x) => x !== undefined).length;
