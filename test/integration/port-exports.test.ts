@@ -11,6 +11,11 @@ import { after, before, describe, test } from 'node:test';
 import type { RunReport } from '../../services/exports/export-store.js';
 import { makeRandomFiles, sameContent, sleep, tempDir } from '../support/fixtures.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
+import { testTls } from '../support/tls.js';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const cli = join(fileURLToPath(import.meta.url), '../../../../bin/cargoport.js');
 
 describe('port: nightly exports', () => {
   let h: Harness;
@@ -154,5 +159,50 @@ describe('port: nightly exports', () => {
     assert.equal(bad.body.field, 'schedule.cron');
     assert.equal((await h.api('DELETE', '/api/v1/exports/to-c')).status, 204);
     assert.equal((await h.api('GET', '/api/v1/exports/to-c')).status, 404);
+  });
+
+  test('the CLI creates an export from a YAML file, runs it now, shows it and its history', async () => {
+    const dir = join(root, 'buffer3');
+    makeRandomFiles(join(dir, 'a'), 2, 500, 900);
+    const cfgFile = join(root, 'cli.yaml');
+    writeFileSync(cfgFile, `dataDir: ${root}\ngateway:\n  tlsCert: ${testTls().certPath}\n  tlsKey: ${testTls().keyPath}\n`);
+    const defFile = join(root, 'nightly.yaml');
+    writeFileSync(defFile, [
+      'name: cli-nightly',
+      'schedule: { cron: "30 2 * * *", timezone: Europe/Paris }',
+      `selection: { dir: ${dir}, glob: "a/*" }`,
+      'destinations:',
+      `  - file://${root}/site-d/{date}`,
+      'params: { deadline: "06:00" }',
+      '',
+    ].join('\n'));
+    const run = (...args: string[]) => new Promise<{ code: number; out: string; err: string }>((done) => {
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CARGOPORT_') && !k.startsWith('BEARER_TOKEN'))) as Record<string, string>;
+      execFile(process.execPath, [cli, '--config', cfgFile, ...args, '--url', h.gateway.url], { env: { ...env, XDG_RUNTIME_DIR: root } },
+        (e, out, err) => done({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err }));
+    });
+    const c = await run('exports', 'create', defFile);
+    assert.equal(c.code, 0, c.err);
+    assert.match(c.out, /created cli-nightly .* cron "30 2 \* \* \*" Europe\/Paris/);
+    const r = await run('exports', 'run-now', 'cli-nightly', '--json');
+    assert.equal(r.code, 0, r.err);
+    const runId = (JSON.parse(r.out) as { runId: string }).runId;
+    const end = Date.now() + 60_000;
+    while ((await h.api<RunReport>('GET', `/api/v1/exports/cli-nightly/runs/${runId}`)).body.state !== 'succeeded') {
+      if (Date.now() > end) throw new Error('CLI-started run did not succeed');
+      await sleep(100);
+    }
+    const hist = await run('exports', 'history', 'cli-nightly');
+    assert.equal(hist.code, 0, hist.err);
+    assert.match(hist.out, /manual\s+succeeded 2\/2 files \(2 selected, 0 already exported, 0 failed\)/);
+    const show = await run('exports', 'show', 'cli-nightly');
+    assert.match(show.out, /destination: file:\/\/.*site-d\/\{date\}/);
+    assert.match(show.out, /job [0-9a-f-]{36} FINISHED 2 files/);
+    const list = await run('exports', 'list');
+    assert.match(list.out, /cli-nightly/);
+    assert.equal((await run('exports', 'pause', 'cli-nightly')).code, 0);
+    const bad = await run('exports', 'show', 'nope');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /CARGO_ERR_EXPORT_NOT_FOUND|no export named/);
   });
 });
