@@ -22,7 +22,7 @@ export interface ExportSelection {
   dir?: string;
   /** Sub-directory template below path/dir, e.g. `{yesterday}` (the directory named after yesterday's date). */
   subdir?: string;
-  /** Glob on the relative path (minimatch; default every file). */
+  /** Glob on the path relative to path/dir, or to subdir when given (minimatch; default every file). */
   glob?: string;
   /** `since-last-success` (default): only files modified since the last successful run began selecting; `all`. */
   window?: 'all' | 'since-last-success';
@@ -84,7 +84,7 @@ export const exportDefinitionSchema = {
         path: { ...str(4096), description: 'namespace path inside a local area (auth.localAreas)' },
         dir: { ...str(4096), description: 'host directory inside a local area' },
         subdir: { ...str(256), description: 'template below path/dir: {date} or {yesterday} with an optional :YYYY-MM-DD format' },
-        glob: { ...str(512), description: 'glob on the relative path (default **)' },
+        glob: { ...str(512), description: 'glob on the path below path/dir, or below subdir when given (default **)' },
         window: { type: 'string', enum: ['all', 'since-last-success'] },
         manifestUrl: { ...str(8192), description: 'https URL of a manifest: JSON {files: [{source, path, size?, checksum?}]} or lines "SOURCE_URL RELATIVE_PATH"' },
       },

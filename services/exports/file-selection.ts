@@ -97,7 +97,8 @@ export async function selectFiles(sel: ExportSelection, root: string | undefined
   const since = (sel.window ?? 'since-last-success') === 'since-last-success' ? ctx.since : undefined;
   const files: SelectedFile[] = [];
   for (const f of found) {
-    if (!minimatch(f.rel, glob, { dot: false })) continue;
+    // The glob is relative to the dated sub-directory when there is one (its name changes every night).
+    if (!minimatch(prefix ? f.rel.slice(prefix.length + 1) : f.rel, glob, { dot: false })) continue;
     const st = await stat(f.abs).catch(() => undefined);
     if (!st?.isFile()) continue;
     if (since !== undefined && st.mtimeMs < since) continue;
