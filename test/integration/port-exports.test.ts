@@ -13,8 +13,13 @@ import { makeRandomFiles, sameContent, sleep, tempDir } from '../support/fixture
 import { startHarness, type Harness } from '../support/port-harness.js';
 import { testTls } from '../support/tls.js';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chromium } from 'playwright-core';
 import { fileURLToPath } from 'node:url';
 
+const CHROMIUM = process.env['CARGOPORT_CHROMIUM'] ?? '/usr/bin/chromium';
+const noBrowser = existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}`;
+declare const document: { querySelector(s: string): { textContent: string | null } | null };
 const cli = join(fileURLToPath(import.meta.url), '../../../../bin/cargoport.js');
 
 describe('port: nightly exports', () => {
@@ -142,6 +147,32 @@ describe('port: nightly exports', () => {
     for (const f of files) assert.ok(sameContent(join(dir, f.name), join(blocked, 'in', f.name)));
     const metrics = await h.api<string>('GET', '/metrics');
     assert.match(metrics.body, /cargoport_export_runs_total\{state="failed"\} 1/);
+  });
+
+  test('the dashboard\'s exports panel shows the last report; its pause button (confirmed) pauses the export', { skip: noBrowser, timeout: 120_000 }, async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    try {
+      const page = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+      const dialogs: string[] = [];
+      page.on('dialog', (d) => {
+        dialogs.push(d.message());
+        void d.accept();
+      });
+      await page.goto(`${h.gateway.url}/ui`);
+      await page.waitForSelector('#exports tr[data-export="to-c"]');
+      const row = await page.evaluate(() => document.querySelector('#exports tr[data-export="lsst-nightly"]')?.textContent ?? '');
+      assert.match(row, /0 1 \* \* \* \(America\/Santiago\)/);
+      assert.match(row, /succeeded \(manual\)/);
+      await page.click('#exports tr[data-export="to-c"] button:text("pause")');
+      await page.waitForFunction(() => /paused/.test(document.querySelector('#exports tr[data-export="to-c"]')?.textContent ?? ''));
+      assert.deepEqual(dialogs, ['pause export to-c?']);
+      assert.equal((await h.api<{ paused: boolean }>('GET', '/api/v1/exports/to-c')).body.paused, true);
+      await page.click('#exports tr[data-export="lsst-nightly"] td.clickable');
+      await page.waitForSelector('#export-runs table tbody tr');
+    } finally {
+      await browser.close();
+    }
+    assert.equal((await h.api('POST', '/api/v1/exports/to-c/resume')).status, 200);
   });
 
   test('pause removes the schedule, resume puts it back; delete forgets the export', async () => {
