@@ -178,4 +178,44 @@ describe('exports: schedules on BullMQ job schedulers (fast clock)', () => {
     await s.close();
     svc = undefined;
   });
+
+  test('a run still going at its deadline is announced on the events channel when the deadline passes, and counted', async () => {
+    // Virtual 02:00 Zurich; the deadline 06:00 comes 400 real ms later (or a day later on a slow start) while the run
+    // waits on a paused port.
+    clock = fastClock(Date.parse('2026-06-10T00:00:00Z'), SPEED);
+    const s = startTicks();
+    const src = join(root, 'late-src');
+    makeRandomFiles(src, 1, 1000, 2000);
+    const events: Array<Record<string, unknown>> = [];
+    const sub = new Redis(TEST_REDIS_URL);
+    await sub.subscribe(`${h.cfg.redis.prefix}:events`);
+    sub.on('message', (_c, m) => {
+      const e = JSON.parse(m) as Record<string, unknown>;
+      if (String(e['type']).startsWith('export')) events.push(e);
+    });
+    try {
+      assert.equal((await h.api('POST', '/api/v1/exports', {
+        name: 'late', schedule: { cron: '0 5 * * *', timezone: 'Europe/Zurich' }, selection: { dir: src }, destinations: [`file://${root}/late-out`],
+        params: { deadline: '06:00' },
+      })).status, 201);
+      assert.equal((await h.api('POST', '/api/v1/admin/pause', { scope: 'port' })).status, 200);
+      const runId = (await h.api<{ runId: string }>('POST', '/api/v1/exports/late/run')).body.runId;
+      const missed = await until(async () => events.find((e) => e['type'] === 'export-deadline-missed' && e['runId'] === runId), 'the deadline event');
+      assert.equal(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Zurich', hour: '2-digit', minute: '2-digit' }).format(new Date(String(missed['deadline']))), '06:00');
+      const during = (await h.api<RunReport>('GET', `/api/v1/exports/late/runs/${runId}`)).body;
+      assert.equal(during.state, 'running', 'announced before the run ends');
+      assert.equal(during.deadlineMissed, true);
+      const metrics = await h.api<string>('GET', '/metrics');
+      assert.match(metrics.body, /cargoport_export_deadline_missed_total\{export="late"\} 1/);
+      assert.equal((await h.api('POST', '/api/v1/admin/resume', { scope: 'port' })).status, 200);
+      const end = await until(async () => events.find((e) => e['type'] === 'export-run' && e['runId'] === runId), 'the run\'s end event');
+      assert.equal(end['state'], 'succeeded');
+      assert.equal(end['deadlineMissed'], true);
+    } finally {
+      await h.api('POST', '/api/v1/admin/resume', { scope: 'port' });
+      sub.disconnect();
+      await s.close();
+      svc = undefined;
+    }
+  });
 });
