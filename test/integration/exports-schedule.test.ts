@@ -5,7 +5,7 @@
  * ticks run in an ExportService built here exactly as the gateway builds its own, so the test can stop it.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ConnectionOptions } from 'bullmq';
@@ -73,6 +73,7 @@ describe('exports: schedules on BullMQ job schedulers (fast clock)', () => {
     await svc?.close();
     redis.disconnect();
     await h.close();
+    rmSync(root, { recursive: true, force: true });
   });
 
   test('next ticks of a cron in Europe/Zurich keep 01:00 local across both DST changes (BullMQ\'s parser)', () => {
