@@ -8,6 +8,7 @@ import { isCargoError } from '../errors/cargo-error.js';
 import { ApiError } from './api-client.js';
 import { adminCommand } from './commands/admin.js';
 import { filesCommand, retryCommand } from './commands/files.js';
+import { exportsCommand } from './commands/exports.js';
 import { cancelCommand, jobsCommand } from './commands/jobs.js';
 import { gatewayCommand, serveCommand, workerCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
@@ -19,7 +20,7 @@ import type { Command, CommandContext, OptionSpecs } from './command.js';
 import { UsageError } from './usage-error.js';
 
 export const commands: readonly Command[] = [
-  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, scitagsCommand, tokenCommand, shareCommand, sharesCommand,
+  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, exportsCommand, scitagsCommand, tokenCommand, shareCommand, sharesCommand,
 ];
 
 const globalOptions: OptionSpecs = {

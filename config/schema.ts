@@ -241,6 +241,11 @@ export const schema = {
     flowdPipe: str('Named pipe of a flowd / flowd-go daemon to write `start tcp …` / `end tcp …` lines to (e.g. /var/run/flowd); it must exist. Empty: off.'),
     ebpfDevices: strList('Network devices (e.g. eth0, lo) on which the eBPF tc egress marker labels the packets of ACCEPTED tagged IPv6 connections (storage endpoint downloads, TPC passive side, uploads into it); needs root or CAP_BPF + CAP_NET_ADMIN, bpftool, tc and the object native/build.mjs builds with clang. Empty: off.'),
   },
+  exports: {
+    runTicks: bool('Whether this gateway process runs the ticks of recurring exports (BullMQ job schedulers on the `exports` queue). With several gateway replicas any number may; two runs of one export never overlap.'),
+    historyRuns: int('Run reports kept per export (newest first; each also expires after 90 days).', 1, 100000),
+    pollMs: int('How often a running export checks whether its jobs have ended.', 50, 60000),
+  },
   shutdown: {
     drainTimeoutSec: int('On SIGTERM: let in-flight transfers finish for at most this long, then abort and requeue them.', 0, 86400),
   },

@@ -59,3 +59,25 @@ export const healthSchema = obj({ status: str });
 /** RFC 7807 problem details, as every error answer carries them (problem.ts). */
 export const problemSchema = obj({ type: str, title: str, status: int, detail: str, code: str, field: str });
 export { anyObject };
+
+/** An export run's report (services/exports/export-store.ts RunReport). */
+export const exportRunSchema = obj({
+  runId: str, export: str, owner: str,
+  trigger: { type: 'string', enum: ['schedule', 'catch-up', 'manual'] },
+  state: { type: 'string', enum: ['running', 'succeeded', 'failed', 'skipped'] },
+  scheduledFor: { type: 'string', format: 'date-time' }, missedTicks: { type: 'integer', description: 'ticks that came due while no port ran, caught up by this one run' },
+  startedAt: { type: 'string', format: 'date-time' }, finishedAt: { type: 'string', format: 'date-time' }, reason: str, note: str,
+  files: obj({ selected: int, alreadyExported: int, submitted: int, finished: int, failed: int, canceled: int }),
+  bytes: num,
+  jobs: { type: 'array', items: obj({ destination: str, jobId: str, files: int, state: str }) },
+  failures: { type: 'array', items: obj({ destination: str, path: str, code: str, message: str }) },
+  moreFailures: int, durationSec: num, rateBytesPerSec: num,
+  deadline: { type: 'string', format: 'date-time' }, deadlineMissed: { type: 'boolean' },
+}, ['runId', 'export', 'state']);
+
+/** An export as stored, with its next tick and last run. */
+export const exportViewSchema = obj({
+  definition: { ...anyObject, description: 'the definition as submitted (see the request schema of POST /api/v1/exports)' },
+  owner: str, createdAt: { type: 'string', format: 'date-time' }, updatedAt: { type: 'string', format: 'date-time' }, paused: { type: 'boolean' },
+  nextRunAt: { type: 'string', format: 'date-time' }, lastRun: exportRunSchema,
+}, ['definition', 'owner', 'paused']);

@@ -8,6 +8,7 @@ import type { SubmissionExchanges } from './token-exchange-submission.js';
 import type { AdminStateStore } from '../services/jobs/admin-state.js';
 import type { JobQueries } from '../services/jobs/job-queries.js';
 import type { JobStore } from '../services/jobs/job-store.js';
+import type { ExportService } from '../services/exports/export-service.js';
 
 export interface GatewayContext {
   cfg: Config;
@@ -24,6 +25,8 @@ export interface GatewayContext {
   submissions: SubmissionAuthoriser;
   /** Token exchange of the submitter's token at submission (auth.outbound source token-exchange); undefined: none. */
   exchanges?: SubmissionExchanges;
+  /** Recurring exports: definitions, BullMQ job schedulers, runs and reports. */
+  exports: ExportService;
 }
 
 /**

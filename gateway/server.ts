@@ -30,12 +30,19 @@ import { SubmissionExchanges } from './token-exchange-submission.js';
 import { ShareLinks } from '../services/auth/share-links.js';
 import { ShareStore } from '../services/auth/share-store.js';
 import { uiRoute } from './routes/ui-route.js';
+import { exportsRoutes } from './routes/exports-routes.js';
+import { submitJob } from './job-submission.js';
+import { manifestFetcher } from './manifest-fetch.js';
+import { ExportService } from '../services/exports/export-service.js';
+import type { ExportClock } from '../services/exports/export-clock.js';
 
 export interface GatewayDeps {
   redisUrl: string;
   tls: { key: Buffer; cert: Buffer };
   /** Extra plugins mounted on the same server (the storage endpoint, Tape REST). */
   extensions?: Array<(app: FastifyInstance, ctx: GatewayContext) => Promise<void>>;
+  /** The clock export schedules run on (tests: a fast clock; default the wall clock). */
+  exportClock?: ExportClock;
 }
 
 const SESSION_CLOSE_GRACE_MS = 2000;
@@ -86,6 +93,16 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   const subscriber: Redis = connectRedis(deps.redisUrl, 'worker');
   const runQueue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(deps.redisUrl, 'client') as ConnectionOptions, prefix: cfg.redis.prefix });
   const store = new JobStore(redis, cfg.redis.prefix);
+  const submissions = new SubmissionAuthoriser(auth);
+  const exportsService = new ExportService({
+    redis, prefix: cfg.redis.prefix, connection: redisOptionsFromUrl(deps.redisUrl, 'worker') as ConnectionOptions, queries: store.queries,
+    // Runs submit as their owner through the same path as POST /api/v1/jobs.
+    submit: (principal, raw) => submitJob({ cfg, queries: store.queries, store, submissions }, principal, raw),
+    localAreas: auth.localAreas, fetchText: manifestFetcher(cfg, auth.addressPolicy), maxFilesPerJob: cfg.jobs.maxFilesPerJob,
+    runWorker: cfg.exports.runTicks, historyRuns: cfg.exports.historyRuns, pollMs: cfg.exports.pollMs,
+    ...(deps.exportClock ? { clock: deps.exportClock } : {}),
+    onError: (e) => app.log.warn({ err: e }, 'exports scheduler'),
+  });
   const ctx: GatewayContext = {
     cfg,
     redis,
@@ -94,7 +111,8 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     admin: new AdminStateStore(redis, cfg.redis.prefix),
     runQueue,
     auth,
-    submissions: new SubmissionAuthoriser(auth),
+    submissions,
+    exports: exportsService,
   };
   const exchanges = SubmissionExchanges.fromConfig(cfg, redis);
   if (exchanges) {
@@ -130,6 +148,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   await app.register(adminRoutes, { ctx, prefix: '/api/v1' });
   await app.register(eventsRoute, { ctx, subscriber, prefix: '/api/v1' });
   await app.register(shareRoutes, { ctx, prefix: '/api/v1' });
+  await app.register(exportsRoutes, { ctx, prefix: '/api/v1' });
   for (const ext of deps.extensions ?? []) await ext(app, ctx);
   await app.register(docsRoute, { doc });
   await app.register(uiRoute);
@@ -139,6 +158,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     ctx,
     limits,
     async closeConnections() {
+      await exportsService.close();
       await runQueue.close();
       subscriber.disconnect();
       redis.disconnect();
