@@ -31,7 +31,11 @@ export interface JobParams {
   streams?: number;
   connections?: number;
   bandwidthBytesPerSec?: number;
-  processing: string[];
+  /**
+   * The job's processing stages as submitted (validated by services/processing: emission, reception, pack);
+   * absent without any. Jobs stored before processing existed carry `[]`.
+   */
+  processing?: ProcessingParams;
   maxTimeInQueueSec?: number;
   /** Remote → remote: HTTP third-party copy (pull, push, auto = pull → push → streamed) or streamed (default). */
   copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
@@ -39,6 +43,13 @@ export interface JobParams {
   contentEncoding?: 'keep' | 'decode';
   /** The job's owner, copied here by the store so workers can apply per-owner rate limits. */
   owner?: string;
+}
+
+/** `params.processing` as submitted (services/processing/README.md); the library re-validates it where it runs. */
+export interface ProcessingParams {
+  emission?: Array<Record<string, unknown>>;
+  reception?: Array<Record<string, unknown>>;
+  pack?: Record<string, unknown>;
 }
 
 /** One file as submitted, after validation and normalisation. */
@@ -50,6 +61,8 @@ export interface FileSpec {
   scitag?: number;
   activity?: string;
   metadata?: Record<string, unknown>;
+  /** This file's own stages (emission, reception), replacing the job's for it. */
+  processing?: ProcessingParams;
 }
 
 export interface NewJob {
