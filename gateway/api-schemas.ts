@@ -26,6 +26,8 @@ export const jobPageSchema = obj({ jobs: { type: 'array', items: jobSummarySchem
 const attemptSchema = obj({
   start: { type: 'number', description: 'ms since the epoch' }, end: num, bytes: num, rateBytesPerSec: num, remoteIp: str, protocol: str, streams: int,
   worker: str, resumedBytes: num, errorCode: str, errorMessage: str, contentEncoding: str, warnings: { type: 'array', items: str }, note: str,
+  processing: { type: 'array', description: 'what processing stages recorded: {kind: checksum, stage, side, label, bytes, checksums} or {kind: unpack, …}', items: anyObject },
+  publishedAs: { type: 'string', description: 'where a processed file was published when its stages renamed it' },
   outcome: { type: 'string', enum: ['ok', 'error', 'requeued', 'held', 'canceled'] },
 });
 

@@ -32,6 +32,8 @@ export interface WorkerPoolOptions {
   outbound?: OutboundTokens;
   /** This process's worker id (attempts record it); a supervisor names its children so it can tell what they held. */
   workerId?: string;
+  /** Processing stages for files whose job (or operator rules) ask for them; the caller closes it. */
+  processing?: RunnerDeps['processing'];
 }
 
 /**
@@ -177,6 +179,7 @@ export class TransferPool {
       store: this.store,
       transfer: this.opts.transfer,
       ...(this.opts.inspectDestination ? { inspectDestination: this.opts.inspectDestination } : {}),
+      ...(this.opts.processing ? { processing: this.opts.processing } : {}),
       workerId: this.id,
       gates: this.gates,
       active: this.active,

@@ -3,6 +3,7 @@
  * SUBMITTED → QUEUED → (STAGING) → ACTIVE → VERIFYING → FINISHED | FAILED | CANCELED.
  * Every transition is one Lua script in Redis (lua-scripts.ts), so no state is ever half-applied.
  */
+import type { StageRecord } from '../processing/stage-recorder.js';
 import type { ChecksumAlg, ExpectedChecksum, VerifyMode } from '../transfer/types.js';
 
 export const EXISTING_POLICIES = ['fail', 'overwrite', 'skip-identical'] as const;
@@ -89,6 +90,10 @@ export interface AttemptRecord {
   warnings?: string[];
   /** Why an attempt moved nothing and still succeeded: the destination already held the file. */
   note?: string;
+  /** What the processing stages recorded for this attempt (checksum and unpack records). */
+  processing?: StageRecord[];
+  /** Where a processed file was published, when its stages renamed it (`NAME.zst`). */
+  publishedAs?: string;
   /**
    * How the attempt ended: ok, error, requeued (admin stop / shutdown / worker lost), held (the destination was full:
    * the file waits for it without spending a try), canceled, crashed (the worker process running it crashed:
