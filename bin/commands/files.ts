@@ -32,7 +32,14 @@ export function fileLine(f: FileView): string {
   const size = f.size !== undefined ? `${formatBytes(f.bytes)}/${formatBytes(f.size)}` : formatBytes(f.bytes);
   const why = f.error ? `  ${f.error.code}: ${f.error.message.replace(/\s+/g, ' ').slice(0, 300)}` : '';
   const tries = f.attempts.length > 1 ? ` (${f.attempts.length} attempts)` : '';
-  return `${String(f.fileId).padStart(5)} ${f.state.padEnd(9)} ${size.padStart(9)}  ${f.source} -> ${f.destination}${why}${tries}`;
+  const last = f.attempts.at(-1);
+  const dest = last?.publishedAs ?? f.destination;
+  // What processing stages recorded: `[raw sha256=…  final adler32=…]`.
+  const sums = (last?.processing ?? []).map((r) => r.kind === 'checksum'
+    ? `${r.label} ${Object.entries(r.checksums).map(([a, v]) => `${a}=${v}`).join(',')}`
+    : `${r.stage} ${r.published}/${r.members} members`);
+  const recorded = sums.length ? `  [${sums.join('; ')}]` : '';
+  return `${String(f.fileId).padStart(5)} ${f.state.padEnd(9)} ${size.padStart(9)}  ${f.source} -> ${dest}${why}${tries}${recorded}`;
 }
 
 export const filesCommand: Command = {
