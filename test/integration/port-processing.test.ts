@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { decompress } from 'zstd-napi';
+import { compress, decompress } from 'zstd-napi';
 import { adler32 } from '../../services/checksum/adler32.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { sleep, tempDir } from '../support/fixtures.js';
@@ -68,6 +68,9 @@ describe('port: processing stages (zstd, checksums, hooks, rules)', () => {
         rules: [
           { pathPrefix: ruledDir, reception: [{ stage: 'hook', hook: 'reject' }] },
           { pathPrefix: siteDir, reception: [{ stage: 'checksum', algs: ['sha256'], label: 'site' }] },
+          // Uploads into the port's own storage endpoint (paths below storage.urlPrefix).
+          { endpoint: 'storage', pathPrefix: '/ingest', reception: [{ stage: 'hook', hook: 'reject' }] },
+          { endpoint: 'storage', pathPrefix: '/zst', reception: [{ stage: 'unzstd' }] },
         ],
       },
     });
@@ -222,5 +225,22 @@ describe('port: processing stages (zstd, checksums, hooks, rules)', () => {
       src.faults.bytesPerSec = 0;
       await admin('resume');
     }
+  });
+
+  test('the storage endpoint runs the operator\'s reception rules on uploads: a refusing hook → 422, nothing published; unzstd rewrites', async () => {
+    const prefix = h.cfg.storage.urlPrefix;
+    const data = compressible(300_000);
+    let r = await h.api<Record<string, unknown>>('PUT', `${prefix}/ingest/a.fits`, data, { 'content-type': 'application/octet-stream' });
+    assert.equal(r.status, 422, JSON.stringify(r.body));
+    assert.match(String(r.body['detail']), /bad FITS header at card 7/);
+    assert.equal((await h.api('GET', `${prefix}/ingest/a.fits`)).status, 404, 'nothing published');
+    r = await h.api<Record<string, unknown>>('PUT', `${prefix}/zst/b.fits`, compress(data), { 'content-type': 'application/octet-stream' });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const got = await h.api<string>('GET', `${prefix}/zst/b.fits`);
+    assert.equal(got.status, 200);
+    assert.equal(sha256(Buffer.from(got.body)), sha256(data));
+    // Paths no rule names are stored as sent.
+    r = await h.api<Record<string, unknown>>('PUT', `${prefix}/other/c.bin`, data, { 'content-type': 'application/octet-stream' });
+    assert.equal(r.status, 201);
   });
 });
