@@ -53,7 +53,8 @@ async function portRun(h: Harness, url: string, dst: string, staged: boolean): P
   const t0 = Date.now();
   const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
     files: [{ source: url, destination: `file://${dst}`, size: BYTES }],
-    params: { retries: 0, ...(staged ? { processing: STAGES } : {}) },
+    // One connection, one stream for both: a staged transfer is one stream, and nginx's limit_rate is per response.
+    params: { retries: 0, connections: 1, streams: 1, ...(staged ? { processing: STAGES } : {}) },
   });
   if (r.status !== 201) throw new Error(JSON.stringify(r.body));
   let job: Record<string, unknown>;
