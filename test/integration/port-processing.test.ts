@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { compress, decompress } from 'zstd-napi';
 import { adler32 } from '../../services/checksum/adler32.js';
+import { fileLine } from '../../bin/commands/files.js';
 import { startH2FileServer, type H2FileServer } from '../support/h2-file-server.js';
 import { sleep, tempDir } from '../support/fixtures.js';
 import { startHarness, type Harness } from '../support/port-harness.js';
@@ -64,6 +65,7 @@ describe('port: processing stages (zstd, checksums, hooks, rules)', () => {
           hang: { command: sh('hang', 'exec sleep 600'), timeoutSec: 1, graceSec: 1 },
           garbage: { command: sh('garbage', 'cat >/dev/null\nhead -c 4096 /dev/urandom'), sides: ['emission'] },
           upper: { command: ['/usr/bin/tr', 'a-z', 'A-Z'] },
+          tempfail: { command: sh('tempfail', 'cat >/dev/null\necho "archive busy, try later" >&2\nexit 75') },
         },
         rules: [
           { pathPrefix: ruledDir, reception: [{ stage: 'hook', hook: 'reject' }] },
@@ -113,6 +115,9 @@ describe('port: processing stages (zstd, checksums, hooks, rules)', () => {
     // The listing (GET /jobs/:id/files) carries the records too.
     const page = (await h.api<{ files: FileView[] }>('GET', `/api/v1/jobs/${jobId}/files`)).body;
     assert.equal(record(page.files[0]!, 'final')?.checksums['sha256'], sha256(data));
+    // `cargoport files` shows the records.
+    const line = fileLine(page.files[0] as unknown as Parameters<typeof fileLine>[0]);
+    assert.match(line, new RegExp(`final sha256=${sha256(data)},adler32=${adler(data)}`));
   });
 
   test('zstd suffix naming: an https source published as NAME.zst; unzstd stripSuffix publishes NAME back', async () => {
@@ -167,6 +172,17 @@ describe('port: processing stages (zstd, checksums, hooks, rules)', () => {
       assert.match(f.error!.message, reason, name);
       assert.deepEqual(readdirSync(dst), [], `${name}: nothing published, no part file left`);
     }
+  });
+
+  test('a hook exiting 75 (EX_TEMPFAIL) is retried: the file spends its retries, then fails with the reason', async () => {
+    writeFileSync(join(srcDir, 't.txt'), 'x\n');
+    const dst = tempDir('proc-tempfail');
+    const jobId = await submit([{ source: `file://${srcDir}/t.txt`, destination: `file://${dst}/t.txt` }], { reception: [{ stage: 'hook', hook: 'tempfail' }] }, { retries: 1, retryDelaySec: 0 });
+    assert.equal((await h.waitJob(jobId))['state'], 'FAILED');
+    const f = await fileView(jobId);
+    assert.equal(f.attempts.length, 2, 'retried once');
+    assert.match(f.error!.message, /archive busy/);
+    assert.deepEqual(readdirSync(dst), []);
   });
 
   test('the operator\'s rules apply to every job towards their paths and cannot be bypassed', async () => {
