@@ -98,13 +98,15 @@ async function main(): Promise<void> {
   try {
     // Touch the destination's worth of tmpfs pages once (the first writer would otherwise pay for them).
     await run('sh', ['-c', `head -c ${BYTES} /dev/zero > ${base}/warm.bin && rm ${base}/warm.bin`]);
-    for (const data of ['text', 'random']) {
+    // DATA=text|random, ONLY=staged: a subset (for profiling).
+    for (const data of ['text', 'random'].filter((d) => !process.env['DATA'] || d === process.env['DATA'])) {
       const url = `https://127.0.0.1:${PORT}/${data}.bin`;
       const r = (results[data] = { plain: [] as Sample[], staged: [] as Sample[], peer: [] as Sample[] });
       for (let i = 1; i <= RUNS; i++) {
         // Alternate who goes first.
-        const order = i % 2 === 1 ? [false, true] : [true, false];
+        const order = process.env['ONLY'] === 'staged' ? [true, true] : i % 2 === 1 ? [false, true] : [true, false];
         for (const staged of order) (staged ? r.staged : r.plain).push(await portRun(h, url, `${base}/dst/${data}-${staged ? 's' : 'p'}.bin`, staged));
+        if (process.env['ONLY'] === 'staged') r.plain.push(r.staged.pop()!);
         r.peer.push(await peerRun(url, `${base}/dst/${data}-peer.bin`));
         const f = (s: Sample) => `${s.rate.toFixed(0)} MB/s ${s.cpuPerGiB.toFixed(2)} cpu-s/GiB`;
         console.log(`${data} run ${i}: plain ${f(r.plain.at(-1)!)} | staged ${f(r.staged.at(-1)!)} (${(r.staged.at(-1)!.rate / r.plain.at(-1)!.rate).toFixed(2)}) | curl|zstd|zstd -d ${f(r.peer.at(-1)!)}`);
