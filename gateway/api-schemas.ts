@@ -34,6 +34,7 @@ const attemptSchema = obj({
 export const fileViewSchema = obj({
   fileId: int, jobId: str, state: { type: 'string', enum: [...FILE_STATES] }, source: str, destination: str, size: num, bytes: num,
   checksum: obj({ alg: str, value: str }), checksumValue: str, scitag: int, activity: str, metadata: anyObject,
+  processing: { ...anyObject, description: 'the file\'s own processing stages, when it was submitted with them' },
   attempts: { type: 'array', items: attemptSchema },
   error: obj({ code: str, message: str }, ['code', 'message']),
   warnings: { type: 'array', items: str },

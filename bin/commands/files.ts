@@ -72,6 +72,8 @@ export function retrySubmission(job: JobSummary, failed: readonly FileView[]): {
   }
   // `existing` decides when present; `overwrite` is its older spelling and may not contradict it.
   if (params['existing'] !== undefined) delete params['overwrite'];
+  // Jobs stored before processing stages existed carry `processing: []`, which is not a submittable value.
+  if (Array.isArray(params['processing'])) delete params['processing'];
   const files = failed.map((f) => {
     const spec: Record<string, unknown> = { source: f.source, destination: f.destination };
     if (f.size !== undefined) spec['size'] = f.size;
@@ -79,6 +81,7 @@ export function retrySubmission(job: JobSummary, failed: readonly FileView[]): {
     if (f.scitag !== undefined) spec['scitag'] = f.scitag;
     if (f.activity !== undefined) spec['activity'] = f.activity;
     if (f.metadata !== undefined) spec['metadata'] = f.metadata;
+    if (f.processing !== undefined) spec['processing'] = f.processing;
     return spec;
   });
   return { files, params };

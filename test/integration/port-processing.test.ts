@@ -152,6 +152,8 @@ describe('port: processing stages (zstd, checksums, hooks, rules)', () => {
     assert.equal((await h.waitJob(jobId))['state'], 'FINISHED');
     assert.equal(readFileSync(join(dst, 'lower.txt'), 'utf8'), 'HELLO PROCESSING\n');
     assert.equal(readFileSync(join(dst, 'plain.txt'), 'utf8'), 'left alone\n');
+    const own = (await h.api<{ processing?: unknown }>('GET', `/api/v1/jobs/${jobId}/files/0`)).body;
+    assert.deepEqual(own.processing, { reception: [{ stage: 'hook', hook: 'upper' }] }, 'the file shows its own stages');
   });
 
   test('hooks that exit 1, hang past their limit or write garbage fail the file with the reason; nothing is published', async () => {
