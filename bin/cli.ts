@@ -14,11 +14,12 @@ import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
 import { scitagsCommand } from './commands/scitags.js';
 import { tokenCommand } from './commands/token.js';
+import { shareCommand, sharesCommand } from './commands/share.js';
 import type { Command, CommandContext, OptionSpecs } from './command.js';
 import { UsageError } from './usage-error.js';
 
 export const commands: readonly Command[] = [
-  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, scitagsCommand, tokenCommand,
+  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, scitagsCommand, tokenCommand, shareCommand, sharesCommand,
 ];
 
 const globalOptions: OptionSpecs = {

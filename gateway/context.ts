@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { GatewayAuth } from './auth.js';
 import type { SubmissionAuthoriser } from './job-authorisation.js';
+import type { SubmissionExchanges } from './token-exchange-submission.js';
 import type { AdminStateStore } from '../services/jobs/admin-state.js';
 import type { JobQueries } from '../services/jobs/job-queries.js';
 import type { JobStore } from '../services/jobs/job-store.js';
@@ -24,6 +25,8 @@ export interface GatewayContext {
   submissions: SubmissionAuthoriser;
   /** Processing stages, site hooks and the operator's rules: validates a job's params.processing. */
   processing: Processing;
+  /** Token exchange of the submitter's token at submission (auth.outbound source token-exchange); undefined: none. */
+  exchanges?: SubmissionExchanges;
 }
 
 /**

@@ -12,7 +12,7 @@ import { AdminStateStore } from '../services/jobs/admin-state.js';
 import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
-import { buildGatewayAuth, installAuthHook } from './auth.js';
+import { buildGatewayAuth, installAuthHook, redactUrl } from './auth.js';
 import { ClientLimits, clientErrorHandler, installRequestLimits } from './client-limits.js';
 import type { GatewayContext } from './context.js';
 import { createProcessing } from '../services/processing/processing-service.js';
@@ -25,6 +25,10 @@ import { eventsRoute } from './routes/events-route.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { jobsRoutes } from './routes/jobs-routes.js';
 import { metricsRoute } from './routes/metrics-route.js';
+import { shareRoutes } from './share-links.js';
+import { SubmissionExchanges } from './token-exchange-submission.js';
+import { ShareLinks } from '../services/auth/share-links.js';
+import { ShareStore } from '../services/auth/share-store.js';
 import { uiRoute } from './routes/ui-route.js';
 
 export interface GatewayDeps {
@@ -60,7 +64,15 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     http2SessionTimeout: idleMs,
     clientErrorHandler: clientErrorHandler(limits),
     bodyLimit: cfg.gateway.bodyLimitBytes,
-    logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
+    // Request lines without the token of a share link opened as ?authz=… (gateway/auth.ts queryToken).
+    logger: cfg.logLevel === 'silent' ? false : {
+      level: cfg.logLevel,
+      serializers: {
+        req: (r: { method: string; url: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+          method: r.method, url: redactUrl(r.url), hostname: r.hostname, remoteAddress: r.ip, remotePort: r.socket?.remotePort,
+        }),
+      },
+    },
     return503OnClosing: true,
     // Unknown fields are errors, types are never coerced: a client learns exactly what is wrong.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
@@ -85,6 +97,13 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     submissions: new SubmissionAuthoriser(auth),
     processing,
   };
+  const exchanges = SubmissionExchanges.fromConfig(cfg, redis);
+  if (exchanges) {
+    ctx.exchanges = exchanges;
+    app.addHook('onClose', async () => exchanges.close());
+  }
+
+  if (auth.shareKey) auth.shares = new ShareLinks(new ShareStore(redis, cfg.redis.prefix), auth.shareKey, cfg.auth.shareMaxValiditySec);
 
   closeHttp2SessionsOnShutdown(app, SESSION_CLOSE_GRACE_MS);
   // The HTTP/1.1 fallback of the HTTP/2 server reads its header limit from the server object (Node's default is 16 KiB).
@@ -111,6 +130,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   await app.register(jobsRoutes, { ctx, prefix: '/api/v1' });
   await app.register(adminRoutes, { ctx, prefix: '/api/v1' });
   await app.register(eventsRoute, { ctx, subscriber, prefix: '/api/v1' });
+  await app.register(shareRoutes, { ctx, prefix: '/api/v1' });
   for (const ext of deps.extensions ?? []) await ext(app, ctx);
   await app.register(docsRoute, { doc });
   await app.register(uiRoute);

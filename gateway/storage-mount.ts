@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import { createPortStorage } from '../services/storage/port-storage.js';
 import type { TransferEngine } from '../services/transfer/engine.js';
 import type { GatewayAuth } from './auth.js';
+import { shareRequestHandler } from './share-links.js';
 import { registerTapeRest, storagePlugin } from './storage/storage-plugin.js';
 import type { Processing } from '../services/processing/processing-service.js';
 import { processingReceptionStage } from './storage/processing-reception.js';
@@ -42,6 +43,9 @@ export async function mountStorage(app: FastifyInstance, cfg: Config, engine: Tr
     authorize: auth.storageAuthorize,
     tpc: { engine, addressPolicy: auth.addressPolicy },
     uploadIdleTimeoutMs: cfg.storage.uploadIdleTimeoutSec * 1000,
+    shareRequest: shareRequestHandler(auth),
+    downloadLimiter: auth.downloadLimiter,
+    ...(cfg.gateway.publicUrl ? { publicUrl: cfg.gateway.publicUrl } : {}),
   });
   await registerTapeRest(app, {
     storage,

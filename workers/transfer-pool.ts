@@ -21,6 +21,8 @@ import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
 import { RateLimitStore } from '../services/jobs/rate-limits.js';
 import type { ResumeState, TransferFn } from '../services/transfer/types.js';
 import { outboundTokensFromConfig, type OutboundTokens } from '../services/auth/outbound-tokens.js';
+import { GrantStore } from '../services/auth/token-exchange.js';
+import { TokenSealer } from '../services/auth/token-seal.js';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -115,6 +117,10 @@ export class TransferPool {
     this.queue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(opts.redisUrl, 'worker') as ConnectionOptions, prefix: cfg.redis.prefix });
     this.aliveConcurrency = cfg.workers.concurrency;
     this.outbound = opts.outbound ?? outboundTokensFromConfig(cfg.auth);
+    // Token exchange: the grants the gateway sealed at submission are opened here (services/auth/token-exchange.ts).
+    if (this.outbound && this.outbound.exchangeEntries.length > 0) {
+      this.outbound.attachGrants(new GrantStore(this.redis, cfg.redis.prefix, TokenSealer.fromConfig(cfg.auth, cfg.dataDir)));
+    }
   }
 
   private log(msg: string): void {

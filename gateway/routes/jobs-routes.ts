@@ -1,4 +1,5 @@
 /** REST: submit, list, inspect and cancel jobs and files (`/api/v1/jobs…`). */
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../../services/auth/auth-errors.js';
 import { CargoError } from '../../errors/cargo-error.js';
@@ -56,7 +57,11 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
       processing: ctx.processing,
     });
     await ctx.submissions.check(principal, job);
-    const { jobId } = await store.createJob(job, { fileSec: cfg.jobs.fileRetentionSec, jobSec: cfg.jobs.retentionSec });
+    // Token exchange (if an outbound entry asks for it): sealed grants stored before the job exists.
+    const storeGrants = await ctx.exchanges?.prepare(req, job);
+    const newId = randomUUID();
+    await storeGrants?.(newId, cfg.jobs.retentionSec);
+    const { jobId } = await store.createJob(job, { fileSec: cfg.jobs.fileRetentionSec, jobSec: cfg.jobs.retentionSec }, newId);
     return reply.code(201).header('location', `/api/v1/jobs/${jobId}`).send({ jobId, files: job.files.length, state: 'ACTIVE' });
   });
 

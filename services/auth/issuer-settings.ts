@@ -31,6 +31,10 @@ export interface IssuerSettings {
   adminSubjects: string[];
   /** Keys known in advance (the built-in development issuer): no discovery, no JWKS fetch. */
   staticKeys?: VerificationKey[];
+  /** The port's own share-link issuer (services/auth/share-issuer.ts): its tokens become share principals. */
+  shares?: boolean;
+  /** Longest accepted lifetime of this issuer's tokens, instead of auth.maxTokenLifetimeSec. */
+  maxLifetimeSec?: number;
 }
 
 const bad = (field: string, msg: string) => new CargoError('CARGO_ERR_CONFIG', `${field}: ${msg}`, { httpStatus: 500, field });

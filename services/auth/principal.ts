@@ -33,6 +33,17 @@ export interface TokenPrincipal {
   admin: boolean;
   /** Seconds since the epoch after which the token is no longer accepted. */
   expiresAt: number;
+  /** A share link (services/auth/share-issuer.ts): read-only, checked against the share store on every use. */
+  share?: ShareGrant;
+}
+
+export interface ShareGrant {
+  /** The share's id (the token's jti). */
+  id: string;
+  /** Canonical namespace path the link is for. */
+  path: string;
+  /** Files may be downloaded (activity DOWNLOAD); otherwise stat and list only. */
+  download: boolean;
 }
 
 export type Principal = AnonymousPrincipal | OpenPrincipal | TokenPrincipal;

@@ -112,8 +112,8 @@ export class JobStore {
    * Writes a job and all its files, then registers it atomically. Large jobs are written in pipelined
    * chunks under a safety TTL; only the final REGISTER script makes them visible and permanent.
    */
-  async createJob(job: NewJob, retention?: JobRetention): Promise<{ jobId: string }> {
-    const jobId = randomUUID();
+  /** `jobId`: an id chosen by the caller (a random UUID it made, so it can store what the job needs first). */
+  async createJob(job: NewJob, retention?: JobRetention, jobId: string = randomUUID()): Promise<{ jobId: string }> {
     const specKey = this.keys.jobPart(jobId, 'spec');
     const submittedKey = this.keys.jobPart(jobId, 'byState', 'SUBMITTED');
     const linksKey = this.keys.jobPart(jobId, 'links');

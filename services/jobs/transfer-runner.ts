@@ -172,7 +172,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   let built: BuiltChain | undefined;
   const lim = deps.limitersFor?.(jobId, params, spec.link);
   // Narrowest scopes per request (read on the source, create or modify on the destination, per the overwrite policy).
-  const creds = deps.outbound?.forTransfer({ source: req.source, destination: req.destination, overwrite: req.overwrite });
+  const creds = deps.outbound?.forTransfer({ source: req.source, destination: req.destination, overwrite: req.overwrite, jobId });
   let lastResume: ResumeState | undefined = state.rs;
   let total: number | undefined;
   let closing: Closing;
