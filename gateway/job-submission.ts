@@ -16,7 +16,7 @@ import type { GatewayContext } from './context.js';
  * exchange configured in auth.outbound swaps its bearer token for sealed grants stored before the job exists.
  */
 export async function submitJob(
-  ctx: Pick<GatewayContext, 'cfg' | 'queries' | 'store' | 'submissions' | 'exchanges'>,
+  ctx: Pick<GatewayContext, 'cfg' | 'queries' | 'store' | 'submissions'> & Partial<Pick<GatewayContext, 'exchanges' | 'processing'>>,
   principal: Principal,
   body: RawSubmission,
   request?: FastifyRequest,
@@ -38,6 +38,7 @@ export async function submitJob(
   }
   const job = normaliseSubmission(body, owner, {
     priority: cfg.jobs.defaultPriority, retries: cfg.jobs.defaultRetries, retryDelaySec: cfg.jobs.defaultRetryDelaySec, maxFilesPerJob: cfg.jobs.maxFilesPerJob,
+    ...(ctx.processing ? { processing: ctx.processing } : {}),
   });
   await ctx.submissions.check(principal, job);
   const storeGrants = request ? await ctx.exchanges?.prepare(request, job) : undefined;

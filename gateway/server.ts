@@ -15,6 +15,7 @@ import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connec
 import { buildGatewayAuth, installAuthHook, redactUrl } from './auth.js';
 import { ClientLimits, clientErrorHandler, installRequestLimits } from './client-limits.js';
 import type { GatewayContext } from './context.js';
+import { createProcessing } from '../services/processing/processing-service.js';
 import { SubmissionAuthoriser } from './job-authorisation.js';
 import { closeHttp2SessionsOnShutdown } from './http2-session-shutdown.js';
 import { clientCertTlsOptions } from '../services/auth/client-certs.js';
@@ -89,6 +90,8 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
 
+  // Hooks and rules are checked here too: a bad processing config stops start-up (zstd threads start on first use).
+  const processing = await createProcessing(cfg);
   const redis: Redis = connectRedis(deps.redisUrl, 'client');
   const subscriber: Redis = connectRedis(deps.redisUrl, 'worker');
   const runQueue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(deps.redisUrl, 'client') as ConnectionOptions, prefix: cfg.redis.prefix });
@@ -97,7 +100,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   const exportsService = new ExportService({
     redis, prefix: cfg.redis.prefix, connection: redisOptionsFromUrl(deps.redisUrl, 'worker') as ConnectionOptions, queries: store.queries,
     // Runs submit as their owner through the same path as POST /api/v1/jobs.
-    submit: (principal, raw) => submitJob({ cfg, queries: store.queries, store, submissions }, principal, raw),
+    submit: (principal, raw) => submitJob({ cfg, queries: store.queries, store, submissions, processing }, principal, raw),
     localAreas: auth.localAreas, fetchText: manifestFetcher(cfg, auth.addressPolicy), maxFilesPerJob: cfg.jobs.maxFilesPerJob,
     runWorker: cfg.exports.runTicks, historyRuns: cfg.exports.historyRuns, pollMs: cfg.exports.pollMs,
     ...(deps.exportClock ? { clock: deps.exportClock } : {}),
@@ -113,6 +116,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     auth,
     submissions,
     exports: exportsService,
+    processing,
   };
   const exchanges = SubmissionExchanges.fromConfig(cfg, redis);
   if (exchanges) {
@@ -162,6 +166,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
       await runQueue.close();
       subscriber.disconnect();
       redis.disconnect();
+      await processing.close();
     },
   };
 }

@@ -35,6 +35,8 @@ export interface WorkerPoolOptions {
   outbound?: OutboundTokens;
   /** This process's worker id (attempts record it); a supervisor names its children so it can tell what they held. */
   workerId?: string;
+  /** Processing stages for files whose job (or operator rules) ask for them; the caller closes it. */
+  processing?: RunnerDeps['processing'];
 }
 
 /**
@@ -184,6 +186,7 @@ export class TransferPool {
       ends: new EndBatcher(this.store, () => this.kickFeeder()),
       transfer: this.opts.transfer,
       ...(this.opts.inspectDestination ? { inspectDestination: this.opts.inspectDestination } : {}),
+      ...(this.opts.processing ? { processing: this.opts.processing } : {}),
       workerId: this.id,
       gates: this.gates,
       active: this.active,

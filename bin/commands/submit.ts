@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { applyOptions, filesFromPairs, intOption, parseManifest, parseVerify, parseCopyMode, parseExisting } from '../manifest.js';
 import { clientOptionHelp, clientOptions, printJson, withApi, type Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
+import { processingFromOptions, processingOptionHelp, processingOptions } from '../processing-options.js';
 
 interface Created {
   jobId: string;
@@ -34,6 +35,7 @@ export const submitCommand: Command = {
     streams: { type: 'string' },
     'copy-mode': { type: 'string' },
     checksum: { type: 'string' },
+    ...processingOptions,
   },
   optionHelp: [
     '--manifest FILE  JSON {files:[…], params:{…}} or text lines "SRC DST [ALG:VALUE]" (- = stdin)',
@@ -46,6 +48,7 @@ export const submitCommand: Command = {
     '--streams N      HTTP/2 streams per connection',
     '--copy-mode M    remote → remote: streamed (default) | pull | push | auto (HTTP third-party copy, gfal2-style fallback)',
     '--checksum A:V   expected checksum of a single-file job, e.g. adler32:0a1b2c3d',
+    ...processingOptionHelp,
     ...clientOptionHelp,
   ],
   async run(ctx) {
@@ -67,6 +70,8 @@ export const submitCommand: Command = {
       copyMode: parseCopyMode(v['copy-mode'] as string | undefined),
       checksum: v.checksum as string | undefined,
     });
+    const processing = processingFromOptions(v, body.params?.processing);
+    if (processing) body.params = { ...body.params, processing };
     const created = await withApi(ctx, (api) => api.post<Created>('/jobs', body));
     if (v.json) printJson(ctx, created);
     else ctx.out.write(`${created.jobId}\n`);
