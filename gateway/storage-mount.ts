@@ -38,6 +38,7 @@ export async function mountStorage(app: FastifyInstance, cfg: Config, engine: Tr
     authorize: auth.storageAuthorize,
     tpc: { engine, addressPolicy: auth.addressPolicy },
     uploadIdleTimeoutMs: cfg.storage.uploadIdleTimeoutSec * 1000,
+    packed: { maxMembers: cfg.processing.tarMaxMembers, maxMemberBytes: cfg.processing.tarMaxMemberBytes, maxNameBytes: cfg.processing.tarMaxNameBytes },
   });
   await registerTapeRest(app, {
     storage,

@@ -65,6 +65,8 @@ export interface StorageEndpointOptions {
   uploadIdleTimeoutMs?: number;
   /** Largest body a single PUT may carry when no Content-Length is given (default: unlimited, quota applies). */
   maxPutBytes?: number;
+  /** Bounds of a packed upload (PUT of a tar to a collection, packed-put.ts); default processing.tar* defaults. */
+  packed?: { maxMembers?: number; maxMemberBytes?: number; maxNameBytes?: number };
 }
 
 export interface TapeRestOptions {

@@ -29,6 +29,11 @@ export interface PackMember {
   readonly name: string;
   /** What a directory listing said it is; absent = look (lstat) before opening. */
   readonly type?: 'file' | 'directory';
+  /**
+   * The checksum the file must have (a job's submitted checksum): a file whose bytes have another is left out of
+   * the archive and reported to `onSkipped`, so nothing unproven reaches the receiver.
+   */
+  readonly expected?: { readonly alg: ChecksumAlg; readonly value: string };
 }
 
 export interface PackedMember {
@@ -48,6 +53,8 @@ export interface TarPackOptions {
   readonly signal?: AbortSignal;
   /** Called as each member is handed to the archive (the packer's per-member record). */
   onMember?(m: PackedMember): void;
+  /** A member left out because its bytes do not have its `expected` checksum. */
+  onSkipped?(name: string, reason: string): void;
 }
 
 type TarHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
@@ -112,6 +119,7 @@ const wholeSeconds = (mtimeNs: bigint) => new Date(Number(mtimeNs / 1_000_000_00
 
 type Prepared =
   | { kind: 'entry'; header: TarHeader; body?: Buffer; record: PackedMember }
+  | { kind: 'skip'; name: string; reason: string }
   | { kind: 'large'; m: PackMember; fh: FileHandle; size: number; mode: number; mtimeNs: bigint };
 
 /** Opens and reads (small files) or opens (large ones) one member, ahead of its turn. */
@@ -150,9 +158,11 @@ async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): 
       at += bytesRead;
     }
     await fh.close();
-    const sums = new MultiChecksummer(opts.checksums);
+    const sums = new MultiChecksummer(algsFor(m, opts));
     sums.update(body);
     const checksums = sums.digests();
+    const mismatch = expectedMismatch(m, checksums);
+    if (mismatch) return { kind: 'skip', name: m.name, reason: mismatch };
     return {
       kind: 'entry', body, record: { name: m.name, type: 'file', size, checksums },
       header: {
@@ -166,13 +176,27 @@ async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): 
   }
 }
 
+/** The checksums computed for a member: the archive's, plus the algorithm of its expected checksum. */
+function algsFor(m: PackMember, opts: TarPackOptions): readonly ChecksumAlg[] {
+  return m.expected && !opts.checksums.includes(m.expected.alg) ? [...opts.checksums, m.expected.alg] : opts.checksums;
+}
+
+/** Why a member's bytes are not what its expected checksum says, or undefined. */
+function expectedMismatch(m: PackMember, checksums: Partial<Record<ChecksumAlg, string>>): string | undefined {
+  if (!m.expected) return undefined;
+  const actual = checksums[m.expected.alg];
+  return actual === m.expected.value.toLowerCase() ? undefined : `${m.expected.alg} mismatch at the source: expected ${m.expected.value}, the file has ${actual}`;
+}
+
 /** A large member: summed in a first pass, then streamed; a file changed meanwhile fails the pack. */
-async function packLarge(pack: tar.Pack, p: Extract<Prepared, { kind: 'large' }>, opts: TarPackOptions): Promise<PackedMember> {
+async function packLarge(pack: tar.Pack, p: Extract<Prepared, { kind: 'large' }>, opts: TarPackOptions): Promise<PackedMember | { skip: string }> {
   const { m, fh, size } = p;
   try {
-    const sums = new MultiChecksummer(opts.checksums);
+    const sums = new MultiChecksummer(algsFor(m, opts));
     for await (const chunk of createReadStream('', { fd: fh, autoClose: false, start: 0, end: size - 1, signal: opts.signal })) sums.update(chunk as Buffer);
     const checksums = sums.digests();
+    const mismatch = expectedMismatch(m, checksums);
+    if (mismatch) return { skip: mismatch };
     const header: TarHeader = {
       name: m.name, type: 'file', size, mode: p.mode, mtime: wholeSeconds(p.mtimeNs),
       uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(p.mtimeNs) },
@@ -234,9 +258,12 @@ export function createTarPack(members: Iterable<PackMember> | AsyncIterable<Pack
         if (!head) break;
         if (opts.signal?.aborted || out.destroyed) return;
         const prepared = await head;
-        if (prepared.kind === 'large') {
+        if (prepared.kind === 'skip') {
+          opts.onSkipped?.(prepared.name, prepared.reason);
+        } else if (prepared.kind === 'large') {
           const packed = await packLarge(pack, prepared, opts); // outside onMember?.(), which would skip it
-          opts.onMember?.(packed);
+          if ('skip' in packed) opts.onSkipped?.(prepared.m.name, packed.skip);
+          else opts.onMember?.(packed);
         } else {
           await entry(pack, prepared.header, prepared.body);
           opts.onMember?.(prepared.record);

@@ -1,0 +1,221 @@
+/**
+ * A packed upload to the storage endpoint: one tar stream (members named relative to a collection) unpacked into
+ * the port's namespace, each member published atomically through the same path as a PUT (buffer temp file,
+ * quota, reception stages, fsync, adopt at its final name), so a packed job of many small files pays one request
+ * instead of one per file.
+ *
+ * The archive is untrusted (services/processing/archive-entry-policy.ts): names are relative without `..`, only
+ * regular files and directories are accepted (links, devices and FIFOs refuse the archive), a member's size is
+ * bounded before any of its bytes are read, and the end-of-archive marker is required. A refused archive stops at
+ * the refusing header: nothing of it or after it is written (members before it, which were checked and complete,
+ * stay published and are reported so).
+ *
+ * A member fails alone, the others go on: a path the caller may not create (`authorize`, per member, the same
+ * decision a PUT asks), an existing file without overwrite, a member without the checksums the receiver requires,
+ * or bytes that do not match the checksums the member's PAX records carry (the packer's per-file checksums).
+ * Publishes (fsync + link) run up to `concurrency` at once behind the parser, so a member is summed and written
+ * while earlier ones are made durable.
+ */
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import type { ChecksumAlg } from '../checksum/checksum-types.js';
+import { MultiChecksummer } from '../checksum/checksummer.js';
+import { isCargoError, type ErrorCode } from '../../errors/cargo-error.js';
+import { memberKind, memberSegments } from '../processing/archive-entry-policy.js';
+import { checksumsFromRecords } from '../processing/tar-member-checksums.js';
+import { unsafeArchive } from '../processing/processing-errors.js';
+import type { PortStorage, Upload } from './port-storage.js';
+import { isWithin, parseDecodedPath } from './safe-path.js';
+
+export interface PackedUploadOptions {
+  /** The collection (logical path) members are named relative to. */
+  readonly dir: string;
+  readonly overwrite: boolean;
+  readonly maxMembers: number;
+  readonly maxMemberBytes: number;
+  readonly maxNameBytes: number;
+  /** Every file member must carry a checksum record (default true: cargoport packers always write them). */
+  readonly requireChecksums?: boolean;
+  /** Publishes in flight at once (default 16). */
+  readonly concurrency?: number;
+  /** May the caller do `action` on `path`? (the endpoint's access decision, without throwing). */
+  authorize(action: 'create' | 'modify', path: string): Promise<boolean>;
+}
+
+export interface PackedMemberResult {
+  /** The member's name in the archive. */
+  readonly name: string;
+  readonly path: string;
+  readonly state: 'published' | 'failed';
+  readonly size: number;
+  readonly checksums: Partial<Record<ChecksumAlg, string>>;
+  readonly code?: ErrorCode;
+  readonly reason?: string;
+}
+
+export interface PackedUploadResult {
+  readonly members: PackedMemberResult[];
+  /** Why the archive was refused (CARGO_ERR_UNSAFE_ARCHIVE …): members not listed were not written. */
+  readonly refused?: { code: ErrorCode; message: string };
+}
+
+const pad512 = (n: number) => Math.ceil(n / 512) * 512;
+
+export async function receivePackedUpload(storage: PortStorage, body: Readable, o: PackedUploadOptions): Promise<PackedUploadResult> {
+  const members: PackedMemberResult[] = [];
+  const requireChecksums = o.requireChecksums ?? true;
+  const concurrency = o.concurrency ?? 16;
+  const inflight = new Set<Promise<void>>();
+  const names = new Set<string>();
+  const extract = tar.extract();
+  let totalIn = 0;
+  let endOfLastEntry = 0;
+  let count = 0;
+  let refused: PackedUploadResult['refused'];
+  const counting = (async function* () {
+    for await (const chunk of body) {
+      totalIn += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
+  })();
+  // Errors of the body (a client gone) reach the extractor, whose iteration then throws.
+  const feeding = (async () => {
+    try {
+      for await (const chunk of counting) {
+        if (!extract.write(chunk)) await new Promise<void>((r) => extract.once('drain', () => r()));
+      }
+      (extract as unknown as { end(): void }).end();
+    } catch (e) {
+      extract.destroy(e as Error);
+    }
+  })();
+
+  const failed = (name: string, path: string, size: number, code: ErrorCode, reason: string, checksums: Partial<Record<ChecksumAlg, string>> = {}) =>
+    members.push({ name, path, state: 'failed', size, checksums, code, reason });
+
+  try {
+    for await (const entry of extract) {
+      const header = entry.header;
+      const dataStart = (header as tar.Header & { byteOffset?: number }).byteOffset ?? 0;
+      const isFile = header.type === 'file' || header.type === 'contiguous-file';
+      endOfLastEntry = dataStart + pad512(isFile ? header.size ?? 0 : 0);
+      // Everything decided from the header alone, before any byte of the member is read.
+      if (++count > o.maxMembers) throw unsafeArchive(`more than ${o.maxMembers} members`);
+      const segs = memberSegments(header.name, o.maxNameBytes);
+      const kind = memberKind(header.type, header.name);
+      if (kind === 'symlink' || kind === 'link') throw unsafeArchive('links are not accepted by a packed upload', header.name);
+      const size = header.size ?? 0;
+      if (isFile && size > o.maxMemberBytes) throw unsafeArchive(`declares ${size} bytes, more than ${o.maxMemberBytes}`, header.name);
+      if (segs.length === 0) {
+        entry.resume();
+        continue;
+      }
+      let path: string;
+      try {
+        path = parseDecodedPath(`${o.dir}/${segs.join('/')}`).path;
+      } catch (e) {
+        throw unsafeArchive(`not a valid storage path: ${(e as Error).message}`, header.name);
+      }
+      if (!isWithin(o.dir, path) || path === o.dir) throw unsafeArchive('leaves the target collection', header.name);
+      if (names.has(path)) throw unsafeArchive('duplicate member name', header.name);
+      names.add(path);
+
+      if (kind === 'directory') {
+        entry.resume();
+        if (!(await o.authorize('create', path))) {
+          failed(header.name, path, 0, 'CARGO_ERR_FORBIDDEN', `create not allowed on ${path}`);
+          continue;
+        }
+        try {
+          await storage.mkdir(path, { parents: true });
+        } catch (e) {
+          if (!(isCargoError(e) && e.code === 'CARGO_ERR_EXISTS')) failed(header.name, path, 0, isCargoError(e) ? e.code : 'CARGO_ERR_INTERNAL', (e as Error).message);
+        }
+        continue;
+      }
+
+      const expected = checksumsFromRecords(header.pax as Record<string, string> | undefined, header.name);
+      const algs = Object.keys(expected) as ChecksumAlg[];
+      const refuse = async (code: ErrorCode, reason: string) => {
+        await drain(entry as unknown as AsyncIterable<Buffer>);
+        failed(header.name, path, size, code, reason, expected);
+      };
+      if (requireChecksums && algs.length === 0) {
+        await refuse('CARGO_ERR_CHECKSUM_MISMATCH', 'the member carries no checksum record');
+        continue;
+      }
+      if (!(await o.authorize('create', path))) {
+        await refuse('CARGO_ERR_FORBIDDEN', `create not allowed on ${path}`);
+        continue;
+      }
+      let upload: Upload;
+      try {
+        const exists = await storage.stat(path).then(() => true, () => false);
+        if (exists && o.overwrite && !(await o.authorize('modify', path))) {
+          await refuse('CARGO_ERR_FORBIDDEN', `modify not allowed on ${path}`);
+          continue;
+        }
+        upload = await storage.beginUpload(path, { overwrite: o.overwrite, expectedSize: size });
+      } catch (e) {
+        await refuse(isCargoError(e) ? e.code : 'CARGO_ERR_INTERNAL', (e as Error).message);
+        continue;
+      }
+      let published = false;
+      try {
+        const sums = new MultiChecksummer(algs);
+        let at = 0;
+        for await (const chunk of entry as AsyncIterable<Buffer>) {
+          await upload.handle.write(chunk, 0, chunk.length, at);
+          at += chunk.length;
+          upload.account(at);
+          sums.update(chunk);
+        }
+        if (at !== size) throw unsafeArchive(`truncated: ${at} of ${size} bytes`, header.name);
+        const actual = sums.digests();
+        const wrong = algs.find((a) => actual[a] !== expected[a]);
+        if (wrong) {
+          failed(header.name, path, size, 'CARGO_ERR_CHECKSUM_MISMATCH', `${wrong} mismatch: the archive says ${expected[wrong]}, the member's bytes have ${actual[wrong]}`, expected);
+          continue;
+        }
+        await upload.handle.chmod((header.mode ?? 0o644) & 0o777);
+        const mtime = paxMtime(header);
+        await upload.handle.utimes(mtime, mtime);
+        // fsync + adopt behind the parser, up to `concurrency` at once.
+        while (inflight.size >= concurrency) await Promise.race(inflight);
+        published = true;
+        const p: Promise<void> = upload.commit().then(
+          () => void members.push({ name: header.name, path, state: 'published', size, checksums: expected }),
+          (e: unknown) => void failed(header.name, path, size, isCargoError(e) ? e.code : 'CARGO_ERR_INTERNAL', (e as Error).message, expected),
+        ).finally(() => inflight.delete(p));
+        inflight.add(p);
+      } finally {
+        if (!published) await upload.abort();
+      }
+    }
+    // tar-stream accepts an archive that stops exactly between two members; a sender always ends it with two zero
+    // blocks, so their absence means the stream was cut.
+    if (totalIn - endOfLastEntry < 1024) throw unsafeArchive('truncated: the archive has no end-of-archive marker');
+  } catch (e) {
+    refused = isCargoError(e)
+      ? { code: e.code, message: e.message }
+      : /tar|header|Unexpected end|Invalid|Header exceeds|checksum/i.test((e as Error)?.message ?? '')
+        ? { code: 'CARGO_ERR_UNSAFE_ARCHIVE', message: `not a valid tar archive: ${(e as Error).message}` }
+        : { code: 'CARGO_ERR_SHORT_BODY', message: `the archive stopped: ${(e as Error)?.message ?? String(e)}` };
+    extract.destroy();
+    body.resume();
+  }
+  await Promise.allSettled([...inflight]);
+  await feeding;
+  return { members, ...(refused ? { refused } : {}) };
+}
+
+/** The member's mtime, exact when a PAX `mtime` record gives the fraction. */
+function paxMtime(header: tar.Header): Date {
+  const rec = (header.pax as Record<string, string> | undefined)?.['mtime'];
+  if (rec !== undefined && /^\d+(\.\d+)?$/.test(rec)) return new Date(Number(rec) * 1000);
+  return header.mtime ?? new Date();
+}
+
+async function drain(entry: AsyncIterable<Buffer>): Promise<void> {
+  for await (const _ of entry) { /* discarded */ }
+}
