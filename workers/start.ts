@@ -37,6 +37,18 @@ export async function startWorkerPool(
     redisUrl: ctx.redisUrl, transfer: ctx.wrapTransfer ? ctx.wrapTransfer(engine.transfer) : engine.transfer, log: ctx.log,
     ...(ctx.workerId !== undefined ? { workerId: ctx.workerId } : {}),
     inspectDestination: (q, signal) => engine.inspectDestination(q, signal),
+    // A packed archive's PUT to a cargoport collection, on an upload connection of the engine's pool.
+    putPacked: async ({ url, body, headers, signal }) => {
+      const u = new URL(url);
+      const lent = engine.pool.lendUploadClient(u.origin);
+      try {
+        const r = await lent.pooled.client.request({ origin: u.origin, path: u.pathname, method: 'PUT', headers, body, signal });
+        const text = await r.body.text();
+        return { status: r.statusCode, body: text, ...lent.pooled.info };
+      } finally {
+        lent.release();
+      }
+    },
   });
   await pool.start();
   return {

@@ -31,7 +31,11 @@ export interface JobParams {
   streams?: number;
   connections?: number;
   bandwidthBytesPerSec?: number;
-  processing: string[];
+  /**
+   * Processing: `[]` (none; the older list form), or `{pack}`: ship the job's small files as tar archives
+   * (services/jobs/packed-runner.ts).
+   */
+  processing: string[] | { pack?: { maxMembers: number; maxBytes: number; zstdLevel: number; checksums: ChecksumAlg[] } };
   maxTimeInQueueSec?: number;
   /** Remote → remote: HTTP third-party copy (pull, push, auto = pull → push → streamed) or streamed (default). */
   copyMode?: 'auto' | 'pull' | 'push' | 'streamed';

@@ -3,6 +3,8 @@
  * anything else; `normaliseSubmission` then does the checks a schema cannot express (URL syntax, supported
  * schemes, checksum syntax) and fills defaults. Unknown fields are rejected, never silently dropped.
  */
+import { processingJsonSchema } from '../processing/processing-spec.js';
+
 export const SUPPORTED_SCHEMES = ['https:', 'http:', 'file:'] as const;
 
 const fileSchema = {
@@ -33,7 +35,12 @@ export const paramsSchema = {
     streams: { type: 'integer', minimum: 1, maximum: 256 },
     connections: { type: 'integer', minimum: 1, maximum: 64 },
     bandwidthBytesPerSec: { type: 'integer', minimum: 1 },
-    processing: { type: 'array', maxItems: 16, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.:-]{0,63}$' } },
+    processing: {
+      anyOf: [
+        { type: 'array', maxItems: 16, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.:-]{0,63}$' } },
+        processingJsonSchema,
+      ],
+    },
     maxTimeInQueueSec: { type: 'integer', minimum: 1 },
     copyMode: { type: 'string', enum: ['auto', 'pull', 'push', 'streamed'] },
     contentEncoding: { type: 'string', enum: ['keep', 'decode'] },
@@ -71,7 +78,7 @@ export interface RawSubmission {
     streams?: number;
     connections?: number;
     bandwidthBytesPerSec?: number;
-    processing?: string[];
+    processing?: string[] | { emission?: unknown[]; reception?: unknown[]; pack?: Record<string, unknown> };
     maxTimeInQueueSec?: number;
     copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
     contentEncoding?: 'keep' | 'decode';

@@ -17,7 +17,7 @@ import { TransferError, TransferErrorCode, unreachableSide } from '../transfer/t
 import type { ResumeState, TransferFn, TransferRequest, TransferResult, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
 import { parseMember } from './file-record.js';
-import type { AttemptEnd, EndReport, JobStore } from './job-store.js';
+import type { AttemptEnd, EndReport, JobStore, StartResult } from './job-store.js';
 import { linkEndpoints, type ExistingPolicy, type FileSpec, type JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
 import { marking } from '../marking/marking-service.js';
@@ -104,6 +104,13 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
   // A file canceled while the worker running it was dead: closed by START; what that run left on disk goes too.
   if (claim.kind === 'skip' && claim.lostRun) await removePartFiles(jobId, idx, claim.lostRun.spec, claim.lostRun.run + 1);
   if (claim.kind !== 'run') return;
+  await runClaimed(member, claim, deps);
+}
+
+/** Runs a file START has already claimed (runFile, or a packed bundle handing back a file it does not pack). */
+export async function runClaimed(member: string, claim: Extract<StartResult, { kind: 'run' }>, deps: RunnerDeps): Promise<void> {
+  const { store } = deps;
+  const { jobId, idx } = parseMember(member);
   const { spec, params, run, state } = claim;
 
   const controller = new AbortController();
