@@ -160,7 +160,7 @@ export class TransferPool {
   private async process(job: Job, token?: string): Promise<void> {
     const members = (job.data as { m?: string[] }).m ?? [job.id!];
     // A bundle of a packed job's files goes as archives (one claim and one close per file all the same).
-    if (members.length > 1 && this.opts.putPacked && this.takingWork() && !this.closed && await this.isPackedJob(members[0]!)) {
+    if (this.opts.putPacked && this.takingWork() && !this.closed && await this.isPackedJob(members[0]!)) {
       await runPackedBundle(members, this.runnerDeps, {
         putPacked: this.opts.putPacked,
         unpackLimits: { maxMemberBytes: this.cfg.processing.tarMaxMemberBytes, maxNameBytes: this.cfg.processing.tarMaxNameBytes, maxMembers: this.cfg.processing.tarMaxMembers },

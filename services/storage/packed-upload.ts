@@ -72,6 +72,7 @@ export async function receivePackedUpload(storage: PortStorage, body: Readable, 
   let endOfLastEntry = 0;
   let count = 0;
   let refused: PackedUploadResult['refused'];
+  let bodyError: Error | undefined;
   const counting = (async function* () {
     for await (const chunk of body) {
       totalIn += (chunk as Buffer).length;
@@ -86,6 +87,7 @@ export async function receivePackedUpload(storage: PortStorage, body: Readable, 
       }
       (extract as unknown as { end(): void }).end();
     } catch (e) {
+      bodyError = e as Error;
       extract.destroy(e as Error);
     }
   })();
@@ -196,11 +198,12 @@ export async function receivePackedUpload(storage: PortStorage, body: Readable, 
     // blocks, so their absence means the stream was cut.
     if (totalIn - endOfLastEntry < 1024) throw unsafeArchive('truncated: the archive has no end-of-archive marker');
   } catch (e) {
+    // The body's own failure (a client gone) is a short body; anything else the parser says is the archive's fault.
     refused = isCargoError(e)
       ? { code: e.code, message: e.message }
-      : /tar|header|Unexpected end|Invalid|Header exceeds|checksum/i.test((e as Error)?.message ?? '')
-        ? { code: 'CARGO_ERR_UNSAFE_ARCHIVE', message: `not a valid tar archive: ${(e as Error).message}` }
-        : { code: 'CARGO_ERR_SHORT_BODY', message: `the archive stopped: ${(e as Error)?.message ?? String(e)}` };
+      : bodyError
+        ? { code: 'CARGO_ERR_SHORT_BODY', message: `the archive stopped: ${bodyError.message}` }
+        : { code: 'CARGO_ERR_UNSAFE_ARCHIVE', message: `not a valid tar archive: ${(e as Error)?.message ?? String(e)}` };
     extract.destroy();
     body.resume();
   }
