@@ -8,7 +8,9 @@
  * Every destination is a port's storage endpoint (HTTP/2 + TLS, durable publish: fsync + link per file).
  *
  * Run: npm run build && node dist/bench/packed-small-files.js [files] [KiB] [rounds]
- * Knobs (environment): PACK (members per archive, default 250), CP_CONCURRENCY (worker slots, 64).
+ * Knobs (environment): PACK (members per archive, default 250), CP_CONCURRENCY (worker slots, 64), CP_LINK_MAX (the
+ * packed port's active-file slots per link and endpoint, 8192: slots count files, and an archive holds PACK of them),
+ * PHASES=packed,file,rclone (a subset, for experiments: no ratio then).
  * Targets: packed ≥ 5× file by file, ≥ 2× rclone --transfers 16.
  */
 import { randomBytes } from 'node:crypto';
@@ -40,7 +42,9 @@ async function main(): Promise<void> {
   mkdirSync(`${base}/port-a`);
   mkdirSync(`${base}/port-b`);
   // Port A runs packed jobs (bundles as large as an archive); port B the same job file by file (default bundles).
-  const a = await startHarness({ ...common, scheduler: { ...common.scheduler, bundleFiles: Math.min(1000, PACK), bundleMaxBytes: 1048576 } });
+  // Active-file slots are counted per file: a packed port needs room for every member of the archives in flight.
+  const slots = Number(process.env['CP_LINK_MAX'] ?? 8192);
+  const a = await startHarness({ ...common, scheduler: { linkMaxActive: slots, endpointMaxActive: slots, bundleFiles: Math.min(1000, PACK), bundleMaxBytes: 1048576 } });
   const b = await startHarness({ ...common, dataDir: `${base}/port-b` });
   const results: Record<string, number[]> = { packed: [], 'file by file': [], 'rclone copy --transfers 16': [] };
   const storageDir = (h: Harness) => join(h.cfg.dataDir, 'storage');
@@ -75,7 +79,9 @@ async function main(): Promise<void> {
         }],
       ];
       if (round % 2 === 1) phases.reverse();
+      const only = process.env['PHASES']?.split(',');
       for (const [name, fn] of phases) {
+        if (only && !only.some((o) => name.startsWith(o))) continue;
         process.stderr.write(`round ${round + 1}: ${name} …\n`);
         results[name]!.push(await fn());
       }
@@ -84,7 +90,7 @@ async function main(): Promise<void> {
     console.log(`files: ${N} × ${KIB} KiB, tmpfs → a port's storage endpoint (HTTP/2, TLS, durable publish); ${ROUNDS} round(s), alternating; archives of ${PACK} members`);
     console.log('| way | files/s (each round) | median |');
     console.log('|---|---|---|');
-    for (const [name, xs] of Object.entries(results)) console.log(`| ${name} | ${xs.map((x) => x.toFixed(0)).join(', ')} | ${median(xs).toFixed(0)} |`);
+    for (const [name, xs] of Object.entries(results)) if (xs.length) console.log(`| ${name} | ${xs.map((x) => x.toFixed(0)).join(', ')} | ${median(xs).toFixed(0)} |`);
     const p = median(results['packed']!);
     console.log(`RATIO packed/file-by-file: ${(p / median(results['file by file']!)).toFixed(2)} [target ≥ 5]; packed/rclone --transfers 16: ${(p / median(results['rclone copy --transfers 16']!)).toFixed(2)} [target ≥ 2]`);
   } finally {

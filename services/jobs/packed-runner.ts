@@ -88,8 +88,13 @@ function destGroupKey(url: string): string {
   return url.startsWith('file:') ? 'file:' : new URL(url).origin;
 }
 
+const DEBUG = process.env['CARGOPORT_PACK_DEBUG'] === '1';
+const dbg = (m: string) => { if (DEBUG) process.stderr.write(`[pack ${Date.now() % 100000}] ${m}\n`); };
+
 export async function runPackedBundle(members: string[], deps: RunnerDeps, packed: PackedDeps): Promise<void> {
+  dbg(`bundle of ${members.length}`);
   const claims = await Promise.all(members.map(async (member) => ({ member, claim: await deps.store.start(member, deps.workerId) })));
+  dbg(`claimed ${claims.filter((c) => c.claim.kind === 'run').length}`);
   const alone: Array<{ member: string; claim: Claimed }> = [];
   const groups = new Map<string, Array<{ member: string; claim: Claimed }>>();
   for (const { member, claim } of claims) {
@@ -176,6 +181,7 @@ async function runGroup(group: Array<{ member: string; claim: Claimed }>, deps: 
             url, body, signal: controller.signal,
             headers: { 'content-type': 'application/x-tar', 'x-cargoport-unpack': '1', overwrite: overwrite ? 'T' : 'F', ...auth },
           });
+          dbg(`PUT ${archive.length} → ${res.status}`);
           remote = { ...(res.remoteIp ? { ip: res.remoteIp } : {}), ...(res.protocol ? { protocol: res.protocol } : {}) };
           let parsed: { members?: Array<{ name: string; state: string; code?: ErrorCode; reason?: string; checksums?: Partial<Record<ChecksumAlg, string>> }>; code?: ErrorCode; detail?: string } = {};
           try {
@@ -236,6 +242,7 @@ async function runGroup(group: Array<{ member: string; claim: Claimed }>, deps: 
     });
     if (end.kind === 'queued') queued.push({ member: end.member, delayMs: end.delayMs });
   }));
+  dbg(`closed ${items.length}`);
   if (queued.length) await deps.enqueue(queued);
   for (const it of perFile) await runClaimed(it.member, it.claim, deps);
 }

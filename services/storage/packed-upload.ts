@@ -13,8 +13,9 @@
  * A member fails alone, the others go on: a path the caller may not create (`authorize`, per member, the same
  * decision a PUT asks), an existing file without overwrite, a member without the checksums the receiver requires,
  * or bytes that do not match the checksums the member's PAX records carry (the packer's per-file checksums).
- * Publishes (fsync + link) run up to `concurrency` at once behind the parser, so a member is summed and written
- * while earlier ones are made durable.
+ * Members up to 1 MiB are read and verified by the parser, then written and published (fsync + link) up to
+ * `concurrency` at once behind it, so the file-system calls of many members overlap; larger ones stream to their
+ * temp file in turn and are published behind the parser the same way.
  */
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -60,6 +61,8 @@ export interface PackedUploadResult {
 }
 
 const pad512 = (n: number) => Math.ceil(n / 512) * 512;
+/** Members up to this size are read into memory and published concurrently. */
+const INLINE_MAX_BYTES = 1024 * 1024;
 
 export async function receivePackedUpload(storage: PortStorage, body: Readable, o: PackedUploadOptions): Promise<PackedUploadResult> {
   const members: PackedMemberResult[] = [];
@@ -146,14 +149,53 @@ export async function receivePackedUpload(storage: PortStorage, body: Readable, 
         await refuse('CARGO_ERR_CHECKSUM_MISMATCH', 'the member carries no checksum record');
         continue;
       }
+      if (size <= INLINE_MAX_BYTES) {
+        // A small member: read and verified here (no file-system call), then written and published behind the
+        // parser, up to `concurrency` at once, so the file-system calls of many members overlap.
+        const bytes = await readMember(entry as unknown as AsyncIterable<Buffer>, size, header.name);
+        const sums = new MultiChecksummer(algs);
+        sums.update(bytes);
+        const actual = sums.digests();
+        const wrong = algs.find((a) => actual[a] !== expected[a]);
+        if (wrong) {
+          failed(header.name, path, size, 'CARGO_ERR_CHECKSUM_MISMATCH', `${wrong} mismatch: the archive says ${expected[wrong]}, the member's bytes have ${actual[wrong]}`, expected);
+          continue;
+        }
+        while (inflight.size >= concurrency) await Promise.race(inflight);
+        const name = header.name;
+        const mode = (header.mode ?? 0o644) & 0o777;
+        const mtime = paxMtime(header);
+        const p: Promise<void> = (async () => {
+          if (!(await o.authorize('create', path))) return void failed(name, path, size, 'CARGO_ERR_FORBIDDEN', `create not allowed on ${path}`, expected);
+          if (o.overwrite && await storage.stat(path).then(() => true, () => false) && !(await o.authorize('modify', path))) {
+            return void failed(name, path, size, 'CARGO_ERR_FORBIDDEN', `modify not allowed on ${path}`, expected);
+          }
+          const upload = await storage.beginUpload(path, { overwrite: o.overwrite, expectedSize: size });
+          let committing = false;
+          try {
+            upload.account(size);
+            if (size > 0) await upload.handle.write(bytes, 0, size, 0);
+            await upload.handle.chmod(mode);
+            await upload.handle.utimes(mtime, mtime);
+            committing = true;
+            await upload.commit();
+          } finally {
+            if (!committing) await upload.abort();
+          }
+          members.push({ name, path, state: 'published', size, checksums: expected });
+        })().catch((e: unknown) => void failed(name, path, size, isCargoError(e) ? e.code : 'CARGO_ERR_INTERNAL', (e as Error).message, expected))
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+        continue;
+      }
       if (!(await o.authorize('create', path))) {
         await refuse('CARGO_ERR_FORBIDDEN', `create not allowed on ${path}`);
         continue;
       }
       let upload: Upload;
       try {
-        const exists = await storage.stat(path).then(() => true, () => false);
-        if (exists && o.overwrite && !(await o.authorize('modify', path))) {
+        const exists = o.overwrite && await storage.stat(path).then(() => true, () => false);
+        if (exists && !(await o.authorize('modify', path))) {
           await refuse('CARGO_ERR_FORBIDDEN', `modify not allowed on ${path}`);
           continue;
         }
@@ -217,6 +259,19 @@ function paxMtime(header: tar.Header): Date {
   const rec = (header.pax as Record<string, string> | undefined)?.['mtime'];
   if (rec !== undefined && /^\d+(\.\d+)?$/.test(rec)) return new Date(Number(rec) * 1000);
   return header.mtime ?? new Date();
+}
+
+/** A small member's bytes; fewer than its header declared is a truncation. */
+async function readMember(entry: AsyncIterable<Buffer>, size: number, name: string): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for await (const chunk of entry) {
+    if (at + chunk.length > size) throw unsafeArchive('more bytes than its header declares', name);
+    chunk.copy(out, at);
+    at += chunk.length;
+  }
+  if (at !== size) throw unsafeArchive(`truncated: ${at} of ${size} bytes`, name);
+  return out;
 }
 
 async function drain(entry: AsyncIterable<Buffer>): Promise<void> {
