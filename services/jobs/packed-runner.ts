@@ -88,13 +88,8 @@ function destGroupKey(url: string): string {
   return url.startsWith('file:') ? 'file:' : new URL(url).origin;
 }
 
-const DEBUG = process.env['CARGOPORT_PACK_DEBUG'] === '1';
-const dbg = (m: string) => { if (DEBUG) process.stderr.write(`[pack ${Date.now() % 100000}] ${m}\n`); };
-
 export async function runPackedBundle(members: string[], deps: RunnerDeps, packed: PackedDeps): Promise<void> {
-  dbg(`bundle of ${members.length}`);
   const claims = await Promise.all(members.map(async (member) => ({ member, claim: await deps.store.start(member, deps.workerId) })));
-  dbg(`claimed ${claims.filter((c) => c.claim.kind === 'run').length}`);
   const alone: Array<{ member: string; claim: Claimed }> = [];
   const groups = new Map<string, Array<{ member: string; claim: Claimed }>>();
   for (const { member, claim } of claims) {
@@ -126,16 +121,18 @@ async function runGroup(group: Array<{ member: string; claim: Claimed }>, deps: 
   const controller = new AbortController();
   const items: Item[] = [];
   const outcomes = new Map<Item, Outcome>();
-  const lstatResults = await Promise.all(group.map((g) => lstat(fileURLToPath(g.claim.spec.source)).then((st) => st, (e: NodeJS.ErrnoException) => e)));
+  // Sizes as declared (the CLI declares them; a bundle only holds files of declared size), else asked here.
+  const sizes = await Promise.all(group.map((g) => g.claim.spec.size ?? lstat(fileURLToPath(g.claim.spec.source)).then((st) => st, (e: NodeJS.ErrnoException) => e)));
   for (let i = 0; i < group.length; i++) {
     const { member, claim } = group[i]!;
     const { jobId, idx } = parseMember(member);
     const t: ActiveTransfer = { jobId, idx, run: claim.run, link: claim.spec.link, controller, bytes: 0, reportedBytes: 0, startedAt: Date.now() };
     deps.active.add(t);
-    const st = lstatResults[i]!;
+    const st = sizes[i]!;
     const item: Item = { member, claim, jobId, idx, name: segs[i]!.slice(common.length).join('/'), size: 0, t };
     items.push(item);
-    if (st instanceof Error) {
+    if (typeof st === 'number') item.size = st;
+    else if (st instanceof Error) {
       outcomes.set(item, { kind: 'error', code: st.code === 'ENOENT' ? 'CARGO_ERR_SOURCE_NOT_FOUND' : 'CARGO_ERR_INTERNAL', message: `source ${claim.spec.source}: ${st.message}`, retryable: st.code !== 'ENOENT' });
     } else if (!st.isFile()) {
       outcomes.set(item, { kind: 'error', code: 'CARGO_ERR_SOURCE_NOT_FOUND', message: `source ${claim.spec.source} is not a regular file`, retryable: false });
@@ -163,7 +160,9 @@ async function runGroup(group: Array<{ member: string; claim: Claimed }>, deps: 
       for (const { it } of archive) if (it.claim.spec.checksum) algs.add(it.claim.spec.checksum.alg);
       const body = createTarPack(packMembers, {
         checksums: [...algs], maxMembers: pack.maxMembers, signal: controller.signal,
-        onSkipped: (name, reason) => outcomes.set(byName.get(name)!, { kind: 'error', code: 'CARGO_ERR_CHECKSUM_MISMATCH', message: reason, retryable: false }),
+        onSkipped: (name, reason, why) => outcomes.set(byName.get(name)!, {
+          kind: 'error', code: why === 'missing' ? 'CARGO_ERR_SOURCE_NOT_FOUND' : 'CARGO_ERR_CHECKSUM_MISMATCH', message: reason, retryable: false,
+        }),
       });
       const overwrite = existingPolicy(first.params) === 'overwrite';
       try {
@@ -181,7 +180,6 @@ async function runGroup(group: Array<{ member: string; claim: Claimed }>, deps: 
             url, body, signal: controller.signal,
             headers: { 'content-type': 'application/x-tar', 'x-cargoport-unpack': '1', overwrite: overwrite ? 'T' : 'F', ...auth },
           });
-          dbg(`PUT ${archive.length} → ${res.status}`);
           remote = { ...(res.remoteIp ? { ip: res.remoteIp } : {}), ...(res.protocol ? { protocol: res.protocol } : {}) };
           let parsed: { members?: Array<{ name: string; state: string; code?: ErrorCode; reason?: string; checksums?: Partial<Record<ChecksumAlg, string>> }>; code?: ErrorCode; detail?: string } = {};
           try {
@@ -242,7 +240,6 @@ async function runGroup(group: Array<{ member: string; claim: Claimed }>, deps: 
     });
     if (end.kind === 'queued') queued.push({ member: end.member, delayMs: end.delayMs });
   }));
-  dbg(`closed ${items.length}`);
   if (queued.length) await deps.enqueue(queued);
   for (const it of perFile) await runClaimed(it.member, it.claim, deps);
 }

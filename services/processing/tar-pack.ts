@@ -53,8 +53,11 @@ export interface TarPackOptions {
   readonly signal?: AbortSignal;
   /** Called as each member is handed to the archive (the packer's per-member record). */
   onMember?(m: PackedMember): void;
-  /** A member left out because its bytes do not have its `expected` checksum. */
-  onSkipped?(name: string, reason: string): void;
+  /**
+   * A member left out: its bytes do not have its `expected` checksum (`mismatch`), or, when this callback is given,
+   * its file does not exist (`missing`) — without it a missing file fails the pack.
+   */
+  onSkipped?(name: string, reason: string, why: 'mismatch' | 'missing'): void;
 }
 
 type TarHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
@@ -119,7 +122,7 @@ const wholeSeconds = (mtimeNs: bigint) => new Date(Number(mtimeNs / 1_000_000_00
 
 type Prepared =
   | { kind: 'entry'; header: TarHeader; body?: Buffer; record: PackedMember }
-  | { kind: 'skip'; name: string; reason: string }
+  | { kind: 'skip'; name: string; reason: string; why: 'mismatch' | 'missing' }
   | { kind: 'large'; m: PackMember; fh: FileHandle; size: number; mode: number; mtimeNs: bigint };
 
 /** Opens and reads (small files) or opens (large ones) one member, ahead of its turn. */
@@ -141,9 +144,14 @@ async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): 
     if (!st.isFile()) throw packError(st.isSymbolicLink() ? 'is a symbolic link (not packed)' : 'is not a regular file or directory', m.name);
   }
   // O_NOFOLLOW: a file swapped for a symlink since it was listed is refused, not followed.
-  const fh = await open(m.source, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
-    throw packError(e.code === 'ELOOP' ? 'is a symbolic link (not packed)' : e.message, m.name);
-  });
+  let fh: FileHandle;
+  try {
+    fh = await open(m.source, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && opts.onSkipped) return { kind: 'skip', name: m.name, reason: `${m.source} does not exist`, why: 'missing' };
+    throw packError(code === 'ELOOP' ? 'is a symbolic link (not packed)' : (e as Error).message, m.name);
+  }
   try {
     const st = await fh.stat({ bigint: true });
     if (!st.isFile()) throw packError('is not a regular file', m.name);
@@ -162,7 +170,7 @@ async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): 
     sums.update(body);
     const checksums = sums.digests();
     const mismatch = expectedMismatch(m, checksums);
-    if (mismatch) return { kind: 'skip', name: m.name, reason: mismatch };
+    if (mismatch) return { kind: 'skip', name: m.name, reason: mismatch, why: 'mismatch' };
     return {
       kind: 'entry', body, record: { name: m.name, type: 'file', size, checksums },
       header: {
@@ -259,10 +267,10 @@ export function createTarPack(members: Iterable<PackMember> | AsyncIterable<Pack
         if (opts.signal?.aborted || out.destroyed) return;
         const prepared = await head;
         if (prepared.kind === 'skip') {
-          opts.onSkipped?.(prepared.name, prepared.reason);
+          opts.onSkipped?.(prepared.name, prepared.reason, prepared.why);
         } else if (prepared.kind === 'large') {
           const packed = await packLarge(pack, prepared, opts); // outside onMember?.(), which would skip it
-          if ('skip' in packed) opts.onSkipped?.(prepared.m.name, packed.skip);
+          if ('skip' in packed) opts.onSkipped?.(prepared.m.name, packed.skip, 'mismatch');
           else opts.onMember?.(packed);
         } else {
           await entry(pack, prepared.header, prepared.body);

@@ -2,7 +2,7 @@
  * Packed small-file jobs through the queue (`params.processing.pack`, services/jobs/packed-runner.ts): a real port
  * (gateway + worker) ships local files as tar archives to a cargoport storage endpoint and to a local directory.
  * Names, sizes, modes, mtimes and bytes arrive; every file has its own state and attempt; a file whose bytes miss
- * its submitted checksum fails alone; a member the destination refuses once is retried alone (the others are sent
+ * its submitted checksum, or whose source is missing, fails alone; a member the destination refuses once is retried alone (the others are sent
  * once).
  */
 import assert from 'node:assert/strict';
@@ -58,12 +58,12 @@ describe('port: packed small-file jobs', () => {
   const files = async (jobId: string) => (await h.api<{ files: FileRow[] }>('GET', `/api/v1/jobs/${jobId}/files?limit=100`)).body.files;
   const sum = (p: string) => adler32(readFileSync(p)).toString(16).padStart(8, '0');
 
-  const submit = async (dest: (n: string) => string, wrongChecksum?: string) => {
+  const submit = async (dest: (n: string) => string, wrongChecksum?: string, missing?: string) => {
     const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
-      files: names.map((n) => ({
+      files: [...names.map((n) => ({
         source: `file://${join(src, n)}`, destination: dest(n), size: statSync(join(src, n)).size,
         checksum: n === wrongChecksum ? 'adler32:00000001' : `adler32:${sum(join(src, n))}`,
-      })),
+      })), ...(missing ? [{ source: `file://${join(src, missing)}`, destination: dest(missing), size: 10 }] : [])],
       params: { retries: 2, retryDelaySec: 0, processing: { pack: { maxMembers: 8 } } },
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -83,11 +83,11 @@ describe('port: packed small-file jobs', () => {
   };
 
   test('to a cargoport endpoint: the tree arrives, a wrong checksum fails alone, a refused member is resent alone', async () => {
-    const jobId = await submit((n) => `${s.base}/packed/${n}`, 'f25.dat');
+    const jobId = await submit((n) => `${s.base}/packed/${n}`, 'f25.dat', 'b/missing.dat');
     const job = await h.waitJob(jobId, 60_000);
     const rows = await files(jobId);
     const failed = rows.filter((f) => f.state !== 'FINISHED');
-    assert.deepEqual(failed.map((f) => [f.destination.split('/').pop(), f.error?.code]), [['f25.dat', 'CARGO_ERR_CHECKSUM_MISMATCH']], JSON.stringify(job));
+    assert.deepEqual(failed.map((f) => [f.destination.split('/').pop(), f.error?.code]), [['f25.dat', 'CARGO_ERR_CHECKSUM_MISMATCH'], ['missing.dat', 'CARGO_ERR_SOURCE_NOT_FOUND']], JSON.stringify(job));
     assert.equal(job['state'], 'FINISHED_DIRTY');
     assertSame(join(s.permanentDir, 'packed'), ['f25.dat']);
     assert.ok(rows.filter((f) => f.state === 'FINISHED').every((f) => f.attempts.at(-1)?.note === 'sent packed (tar)'));
