@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { createTransferEngine, engineSettingsFromConfig, type TransferEngine } from '../services/transfer/engine.js';
 import type { TransferFn } from '../services/transfer/types.js';
 import { TransferPool } from './transfer-pool.js';
+import { CargoError } from '../errors/cargo-error.js';
 import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
 
 export interface RunningWorkers {
@@ -48,6 +49,24 @@ export async function startWorkerPool(
       } finally {
         lent.release();
       }
+    },
+    // A small remote source of a packed job, into memory, on the engine's pooled (HTTP/2) connections.
+    fetchSource: async ({ url, headers, signal, maxBytes }) => {
+      const u = new URL(url);
+      await engine.pool.protocolKnown(u.origin);
+      const r = await engine.pool.pick(u.origin).client.request({ origin: u.origin, path: u.pathname + u.search, method: 'GET', headers, signal });
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for await (const c of r.body) {
+        n += (c as Buffer).length;
+        if (n > maxBytes) {
+          r.body.destroy();
+          throw new CargoError('CARGO_ERR_SOURCE_CHANGED', `source ${u.origin}${u.pathname} sent more than ${maxBytes} bytes`);
+        }
+        chunks.push(c as Buffer);
+      }
+      const lm = r.headers['last-modified'];
+      return { status: r.statusCode, body: Buffer.concat(chunks, n), ...(typeof lm === 'string' ? { lastModified: lm } : {}) };
     },
   });
   await pool.start();

@@ -35,6 +35,8 @@ export interface WorkerPoolOptions {
   workerId?: string;
   /** Packed uploads (services/jobs/packed-runner.ts): without it, packed jobs' files run one by one. */
   putPacked?: PackedDeps['putPacked'];
+  /** Small remote sources of packed jobs fetched into memory; without it they run one by one. */
+  fetchSource?: PackedDeps['fetchSource'];
 }
 
 /**
@@ -163,6 +165,7 @@ export class TransferPool {
     if (this.opts.putPacked && this.takingWork() && !this.closed && await this.isPackedJob(members[0]!)) {
       await runPackedBundle(members, this.runnerDeps, {
         putPacked: this.opts.putPacked,
+        ...(this.opts.fetchSource ? { fetchSource: this.opts.fetchSource } : {}),
         unpackLimits: { maxMemberBytes: this.cfg.processing.tarMaxMemberBytes, maxNameBytes: this.cfg.processing.tarMaxNameBytes, maxMembers: this.cfg.processing.tarMaxMembers },
       });
       this.kickFeeder();

@@ -39,7 +39,17 @@ export interface PackedDeps {
   putPacked(req: { url: string; body: Readable; headers: Record<string, string>; signal: AbortSignal }): Promise<{ status: number; body: string; remoteIp?: string; protocol?: string }>;
   /** Bounds of an archive unpacked by this worker (processing.tar*). */
   unpackLimits: { maxMemberBytes: number; maxNameBytes: number; maxMembers: number };
+  /**
+   * One GET of a small remote source into memory (at most `maxBytes`; more is an error), on the engine's pooled
+   * HTTP/2 connections. Without it, files with remote sources run one by one.
+   */
+  fetchSource?(req: { url: string; headers: Record<string, string>; signal: AbortSignal; maxBytes: number }): Promise<{ status: number; body: Buffer; lastModified?: string }>;
 }
+
+/** Remote sources up to this size are fetched into memory and packed; larger ones travel alone. */
+export const PACKED_REMOTE_MAX_BYTES = 1024 * 1024;
+/** Remote members fetched at once (HTTP/2 streams in flight) while an archive is packed. */
+const FETCH_AHEAD = 32;
 
 const DEFAULT_PACK: PackOptions = { maxMembers: 1000, maxBytes: 256 * 1024 * 1024, zstdLevel: 0, checksums: ['adler32'] };
 
@@ -73,9 +83,14 @@ interface Outcome {
   checksums?: Partial<Record<ChecksumAlg, string>>;
 }
 
-/** Whether a claimed file can travel packed: local source, cargoport (http/https) or local destination. */
-function packable(c: Claimed): boolean {
-  return c.spec.source.startsWith('file:') && /^(https?|file):/.test(c.spec.destination);
+/**
+ * Whether a claimed file can travel packed: a local source, or a remote one of declared size up to
+ * PACKED_REMOTE_MAX_BYTES when the worker can fetch; to a cargoport (http/https) or local destination.
+ */
+function packable(c: Claimed, packed: PackedDeps): boolean {
+  const remote = /^https?:/.test(c.spec.source);
+  if (!c.spec.source.startsWith('file:') && !(remote && packed.fetchSource && c.spec.size !== undefined && c.spec.size <= PACKED_REMOTE_MAX_BYTES)) return false;
+  return /^(https?|file):/.test(c.spec.destination);
 }
 
 /** Decoded path segments of a destination URL. */
@@ -94,7 +109,7 @@ export async function runPackedBundle(members: string[], deps: RunnerDeps, packe
   const groups = new Map<string, Array<{ member: string; claim: Claimed }>>();
   for (const { member, claim } of claims) {
     if (claim.kind !== 'run') continue;
-    if (!packOf(claim.params) || !packable(claim)) {
+    if (!packOf(claim.params) || !packable(claim, packed)) {
       alone.push({ member, claim });
       continue;
     }
@@ -152,10 +167,7 @@ async function runGroup(group: Array<{ member: string; claim: Claimed }>, deps: 
     for (const archive of plan.archives) {
       if (controller.signal.aborted) break;
       const byName = new Map(archive.map((a) => [a.it.name, a.it]));
-      const packMembers: PackMember[] = archive.map(({ it }) => ({
-        source: fileURLToPath(it.claim.spec.source), name: it.name, type: 'file',
-        ...(it.claim.spec.checksum?.value ? { expected: { alg: it.claim.spec.checksum.alg, value: it.claim.spec.checksum.value } } : {}),
-      }));
+      const packMembers = membersOf(archive.map((a) => a.it), deps, packed, controller.signal, (it, o) => outcomes.set(it, o));
       const algs = new Set<ChecksumAlg>(pack.checksums);
       for (const { it } of archive) if (it.claim.spec.checksum) algs.add(it.claim.spec.checksum.alg);
       const body = createTarPack(packMembers, {
@@ -242,6 +254,51 @@ async function runGroup(group: Array<{ member: string; claim: Claimed }>, deps: 
   }));
   if (queued.length) await deps.enqueue(queued);
   for (const it of perFile) await runClaimed(it.member, it.claim, deps);
+}
+
+/**
+ * The archive's members in order: local files by path; remote ones fetched FETCH_AHEAD at a time (HTTP/2 streams in
+ * flight on the engine's connections) and given as bytes, with the source's Last-Modified as mtime. A source that
+ * cannot be fetched fails alone (404: not found, not retried; anything else retried) and is left out.
+ */
+async function* membersOf(items: Item[], deps: RunnerDeps, packed: PackedDeps, signal: AbortSignal, fail: (it: Item, o: Outcome) => void): AsyncGenerator<PackMember> {
+  const expected = (it: Item) => (it.claim.spec.checksum?.value ? { expected: { alg: it.claim.spec.checksum.alg, value: it.claim.spec.checksum.value } } : {});
+  const fetchOne = async (it: Item): Promise<PackMember | undefined> => {
+    const { source, destination } = it.claim.spec;
+    try {
+      const creds = deps.outbound?.forTransfer({ source, destination, overwrite: false });
+      const auth = creds ? await creds.provider({ url: source, role: 'source', method: 'GET' }) : {};
+      const r = await packed.fetchSource!({ url: source, headers: auth, signal, maxBytes: PACKED_REMOTE_MAX_BYTES });
+      if (r.status !== 200) {
+        fail(it, {
+          kind: 'error', code: r.status === 404 ? 'CARGO_ERR_SOURCE_NOT_FOUND' : r.status === 401 || r.status === 403 ? 'CARGO_ERR_FORBIDDEN' : r.status >= 500 ? 'CARGO_ERR_HTTP_5XX' : 'CARGO_ERR_HTTP_4XX',
+          message: `source ${source} answered HTTP ${r.status}`, retryable: r.status >= 500 || r.status === 429 || r.status === 408,
+        });
+        return undefined;
+      }
+      it.size = r.body.length;
+      const modified = r.lastModified ? Date.parse(r.lastModified) : NaN;
+      return { source, name: it.name, type: 'file', data: r.body, ...(Number.isFinite(modified) ? { mtimeMs: modified } : {}), ...expected(it) };
+    } catch (e) {
+      if (!signal.aborted) fail(it, { kind: 'error', code: isCargoError(e) ? e.code : 'CARGO_ERR_INTERNAL', message: `fetching ${source}: ${(e as Error).message}`, retryable: true });
+      return undefined;
+    }
+  };
+  const ahead: Array<Promise<PackMember | undefined>> = [];
+  let next = 0;
+  const fill = () => {
+    while (ahead.length < FETCH_AHEAD && next < items.length) {
+      const it = items[next++]!;
+      if (it.claim.spec.source.startsWith('file:')) ahead.push(Promise.resolve({ source: fileURLToPath(it.claim.spec.source), name: it.name, type: 'file', ...expected(it) }));
+      else ahead.push(fetchOne(it));
+    }
+  };
+  fill();
+  while (ahead.length > 0) {
+    const m = await ahead.shift()!;
+    fill();
+    if (m) yield m;
+  }
 }
 
 /** A member's result at the receiver as its file's outcome. An existing file under skip-identical is compared per file. */

@@ -34,6 +34,11 @@ export interface PackMember {
    * the archive and reported to `onSkipped`, so nothing unproven reaches the receiver.
    */
   readonly expected?: { readonly alg: ChecksumAlg; readonly value: string };
+  /** The member's bytes, already fetched (a remote source): `source` is then only its name in errors. */
+  readonly data?: Buffer;
+  /** With `data`: its mtime (ms since the epoch; default now) and permission bits (default 0644). */
+  readonly mtimeMs?: number;
+  readonly mode?: number;
 }
 
 export interface PackedMember {
@@ -127,6 +132,7 @@ type Prepared =
 
 /** Opens and reads (small files) or opens (large ones) one member, ahead of its turn. */
 async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): Promise<Prepared> {
+  if (m.data) return prepareData(m, m.data, opts);
   if (m.type !== 'file') {
     // Not known to be a regular file: look first, so a device or FIFO is never opened.
     const st = await lstat(m.source, { bigint: true }).catch((e: Error) => {
@@ -194,6 +200,23 @@ function expectedMismatch(m: PackMember, checksums: Partial<Record<ChecksumAlg, 
   if (!m.expected) return undefined;
   const actual = checksums[m.expected.alg];
   return actual === m.expected.value.toLowerCase() ? undefined : `${m.expected.alg} mismatch at the source: expected ${m.expected.value}, the file has ${actual}`;
+}
+
+/** A member whose bytes are given (fetched from a remote source). */
+function prepareData(m: PackMember, body: Buffer, opts: TarPackOptions): Prepared {
+  const sums = new MultiChecksummer(algsFor(m, opts));
+  sums.update(body);
+  const checksums = sums.digests();
+  const mismatch = expectedMismatch(m, checksums);
+  if (mismatch) return { kind: 'skip', name: m.name, reason: mismatch, why: 'mismatch' };
+  const mtimeNs = BigInt(Math.round(m.mtimeMs ?? Date.now())) * 1_000_000n;
+  return {
+    kind: 'entry', body, record: { name: m.name, type: 'file', size: body.length, checksums },
+    header: {
+      name: m.name, type: 'file', size: body.length, mode: (m.mode ?? 0o644) & 0o7777, mtime: wholeSeconds(mtimeNs),
+      uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(mtimeNs) },
+    },
+  };
 }
 
 /** A large member: summed in a first pass, then streamed; a file changed meanwhile fails the pack. */

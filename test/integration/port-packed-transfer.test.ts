@@ -101,6 +101,30 @@ describe('port: packed small-file jobs', () => {
     assert.deepEqual(f07.attempts.map((a) => a.errorCode ?? 'ok'), ['CARGO_ERR_CHECKSUM_MISMATCH', 'ok']);
   });
 
+  test('from an HTTP/2 source (the endpoint of the first test) to a local directory and back to a cargoport endpoint', async () => {
+    const there = names.filter((n) => n !== 'f25.dat');
+    const dst = tempDir('packed-http-dst');
+    const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+      files: [...there.map((n) => ({ source: `${s.base}/packed/${n}`, destination: `file://${join(dst, n)}`, size: statSync(join(src, n)).size, checksum: `adler32:${sum(join(src, n))}` })),
+        { source: `${s.base}/packed/nope.dat`, destination: `file://${join(dst, 'nope.dat')}`, size: 10 }],
+      params: { retries: 1, retryDelaySec: 0, processing: { pack: { maxMembers: 8 } } },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    await h.waitJob(r.body.jobId, 60_000);
+    const rows = await files(r.body.jobId);
+    assert.deepEqual(rows.filter((f) => f.state !== 'FINISHED').map((f) => [f.destination.split('/').pop(), f.error?.code]), [['nope.dat', 'CARGO_ERR_SOURCE_NOT_FOUND']]);
+    assert.ok(rows.filter((f) => f.state === 'FINISHED').every((f) => f.attempts.at(-1)?.note === 'sent packed (tar)'));
+    for (const n of there) assert.deepEqual(readFileSync(join(dst, n)), readFileSync(join(src, n)), n);
+
+    const r2 = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
+      files: there.map((n) => ({ source: `${s.base}/packed/${n}`, destination: `${s.base}/again/${n}`, size: statSync(join(src, n)).size })),
+      params: { processing: { pack: { maxMembers: 8 } } },
+    });
+    const job2 = await h.waitJob(r2.body.jobId, 60_000);
+    assert.equal(job2['state'], 'FINISHED', JSON.stringify(await files(r2.body.jobId)));
+    for (const n of there) assert.deepEqual(readFileSync(join(s.permanentDir, 'again', n)), readFileSync(join(src, n)), n);
+  });
+
   test('to a local directory: the worker unpacks, each member published durably', async () => {
     const dst = tempDir('packed-dst');
     const jobId = await submit((n) => `file://${join(dst, n)}`);
