@@ -11,7 +11,7 @@
  * same `members` list of what was published before the refusing header (nothing from it on).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { receivePackedUpload } from '../../services/storage/packed-upload.js';
+import { receivePackedUpload } from './packed-upload.js';
 import { StorageError, badPath } from '../../services/storage/storage-errors.js';
 import { problemFor, writeProblem } from '../problem.js';
 import { overwriteHeader } from './put-handler.js';

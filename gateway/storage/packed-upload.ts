@@ -1,5 +1,6 @@
 /**
- * A packed upload to the storage endpoint: one tar stream (members named relative to a collection) unpacked into
+ * A packed upload to the storage endpoint (here, beside its handler packed-put.ts, because it joins two services of
+ * one layer — storage's atomic publish and processing's archive checks — which may not import each other): one tar stream (members named relative to a collection) unpacked into
  * the port's namespace, each member published atomically through the same path as a PUT (buffer temp file,
  * quota, reception stages, fsync, adopt at its final name), so a packed job of many small files pays one request
  * instead of one per file.
@@ -19,14 +20,14 @@
  */
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import type { ChecksumAlg } from '../checksum/checksum-types.js';
-import { MultiChecksummer } from '../checksum/checksummer.js';
+import type { ChecksumAlg } from '../../services/checksum/checksum-types.js';
+import { MultiChecksummer } from '../../services/checksum/checksummer.js';
 import { isCargoError, type ErrorCode } from '../../errors/cargo-error.js';
-import { memberKind, memberSegments } from '../processing/archive-entry-policy.js';
-import { checksumsFromRecords } from '../processing/tar-member-checksums.js';
-import { unsafeArchive } from '../processing/processing-errors.js';
-import type { PortStorage, Upload } from './port-storage.js';
-import { isWithin, parseDecodedPath } from './safe-path.js';
+import { memberKind, memberSegments } from '../../services/processing/archive-entry-policy.js';
+import { checksumsFromRecords } from '../../services/processing/tar-member-checksums.js';
+import { unsafeArchive } from '../../services/processing/processing-errors.js';
+import type { PortStorage, Upload } from '../../services/storage/port-storage.js';
+import { isWithin, parseDecodedPath } from '../../services/storage/safe-path.js';
 
 export interface PackedUploadOptions {
   /** The collection (logical path) members are named relative to. */
