@@ -16,7 +16,6 @@ import { FileRangeStream } from '../../services/storage/file-range-stream.js';
 import { algsToCompute, suppliedDigests } from './digest-negotiation.js';
 import { parseContentRange } from './range-header.js';
 import { hrefOf, requestPath, type StorageContext } from './storage-context.js';
-import { handlePackedPut, isPackedUpload } from './packed-put.js';
 
 export function checksumMismatch(alg: ChecksumAlg, expected: string, actual: string): StorageError {
   return new StorageError(
@@ -72,7 +71,6 @@ function verify(supplied: DigestValues, computed: Map<ChecksumAlg, string>): voi
 }
 
 export async function handlePut(ctx: StorageContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (isPackedUpload(request)) return handlePackedPut(ctx, request, reply);
   const lp = requestPath(ctx, request);
   if (lp.path === '/' || lp.trailingSlash) throw badPath('PUT needs a file path, not a collection');
   const overwrite = overwriteHeader(request);
