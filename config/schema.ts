@@ -208,7 +208,7 @@ export const schema = {
   },
   processing: {
     hooks: structured('Site hooks by name, which jobs reference as {stage: hook, hook: NAME}: {command: [/abs/program, args…], io: stream or files, timeoutSec, graceSec, params: {NAME: regex}, env: {…}} or {module: /abs/stage.mjs, options: {…}}; see services/processing/README.md.', 'mapping'),
-    rules: structured('Stages the operator adds per endpoint or path prefix: [{endpoint: https://host:port or local, pathPrefix: /path, emission: [stages], reception: [stages]}]; the most specific rule of each side applies (services/processing/README.md).', 'list'),
+    rules: structured('Stages the operator adds per endpoint or path prefix, to every job and to uploads into the storage endpoint: [{endpoint: https://host:port, local or storage, pathPrefix: /path, emission: [stages], reception: [stages]}]; the most specific rule of each side applies (services/processing/README.md).', 'list'),
     workDir: str('Directory of temporary files of processing stages (hooks working on files). Empty: <dataDir>/processing.'),
     threads: int('Worker threads that run zstd off the event loop. 0: one per CPU less one, at least one.', 0, 64),
     zstdMaxLevel: int('Highest zstd compression level a job may ask for.', 1, 22),

@@ -26,12 +26,15 @@ export const jobPageSchema = obj({ jobs: { type: 'array', items: jobSummarySchem
 const attemptSchema = obj({
   start: { type: 'number', description: 'ms since the epoch' }, end: num, bytes: num, rateBytesPerSec: num, remoteIp: str, protocol: str, streams: int,
   worker: str, resumedBytes: num, errorCode: str, errorMessage: str, contentEncoding: str, warnings: { type: 'array', items: str }, note: str,
+  processing: { type: 'array', description: 'what processing stages recorded: {kind: checksum, stage, side, label, bytes, checksums} or {kind: unpack, …}', items: anyObject },
+  publishedAs: { type: 'string', description: 'where a processed file was published when its stages renamed it' },
   outcome: { type: 'string', enum: ['ok', 'error', 'requeued', 'held', 'canceled'] },
 });
 
 export const fileViewSchema = obj({
   fileId: int, jobId: str, state: { type: 'string', enum: [...FILE_STATES] }, source: str, destination: str, size: num, bytes: num,
   checksum: obj({ alg: str, value: str }), checksumValue: str, scitag: int, activity: str, metadata: anyObject,
+  processing: { ...anyObject, description: 'the file\'s own processing stages, when it was submitted with them' },
   attempts: { type: 'array', items: attemptSchema },
   error: obj({ code: str, message: str }, ['code', 'message']),
   warnings: { type: 'array', items: str },

@@ -7,6 +7,7 @@ import type { SubmissionAuthoriser } from './job-authorisation.js';
 import type { AdminStateStore } from '../services/jobs/admin-state.js';
 import type { JobQueries } from '../services/jobs/job-queries.js';
 import type { JobStore } from '../services/jobs/job-store.js';
+import type { Processing } from '../services/processing/processing-service.js';
 
 export interface GatewayContext {
   cfg: Config;
@@ -21,6 +22,8 @@ export interface GatewayContext {
   auth: GatewayAuth;
   /** Per-file rights and outbound address checks of a submission. */
   submissions: SubmissionAuthoriser;
+  /** Processing stages, site hooks and the operator's rules: validates a job's params.processing. */
+  processing: Processing;
 }
 
 /**

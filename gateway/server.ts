@@ -15,6 +15,7 @@ import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connec
 import { buildGatewayAuth, installAuthHook } from './auth.js';
 import { ClientLimits, clientErrorHandler, installRequestLimits } from './client-limits.js';
 import type { GatewayContext } from './context.js';
+import { createProcessing } from '../services/processing/processing-service.js';
 import { SubmissionAuthoriser } from './job-authorisation.js';
 import { closeHttp2SessionsOnShutdown } from './http2-session-shutdown.js';
 import { pathOf, replyProblem, sendProblem } from './problem.js';
@@ -67,6 +68,8 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
 
   // Before Redis: a configuration error (issuers, local areas, allow-list) must stop start-up with nothing open.
   const auth = buildGatewayAuth(cfg);
+  // Hooks and rules are checked here too: a bad processing config stops start-up (zstd threads start on first use).
+  const processing = await createProcessing(cfg);
   const redis: Redis = connectRedis(deps.redisUrl, 'client');
   const subscriber: Redis = connectRedis(deps.redisUrl, 'worker');
   const runQueue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(deps.redisUrl, 'client') as ConnectionOptions, prefix: cfg.redis.prefix });
@@ -80,6 +83,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
     runQueue,
     auth,
     submissions: new SubmissionAuthoriser(auth),
+    processing,
   };
 
   closeHttp2SessionsOnShutdown(app, SESSION_CLOSE_GRACE_MS);
@@ -119,6 +123,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
       await runQueue.close();
       subscriber.disconnect();
       redis.disconnect();
+      await processing.close();
     },
   };
 }

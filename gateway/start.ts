@@ -31,7 +31,7 @@ export async function startGateway(cfg: Config, ctx: GatewayDeps & { engine?: Tr
   try {
     built = await buildGateway(cfg, {
       ...deps,
-      extensions: [...(deps.extensions ?? []), (a, c) => mountStorage(a, cfg, engine, c.auth)],
+      extensions: [...(deps.extensions ?? []), (a, c) => mountStorage(a, cfg, engine, c.auth, c.processing)],
     });
   } catch (e) {
     await closeOwnEngine();

@@ -5,6 +5,7 @@ import type { TransferFn } from '../services/transfer/types.js';
 import { TransferPool } from './transfer-pool.js';
 import { CargoError } from '../errors/cargo-error.js';
 import { configureMarking, markingSettingsOf } from '../services/marking/marking-service.js';
+import { createProcessing } from '../services/processing/processing-service.js';
 
 export interface RunningWorkers {
   pool: TransferPool;
@@ -30,14 +31,18 @@ export async function startWorkerPool(
   const settings = ctx.engine ? undefined : engineSettingsFromConfig(cfg);
   const marked = await configureMarking(markingSettingsOf(cfg.marking));
   if (marked.warning) ctx.log?.(`marking: ${marked.warning}`);
+  // Stages, site hooks and the operator's rules: a bad processing config stops the start too.
+  const processing = await createProcessing(cfg);
   const engine = ctx.engine ?? createTransferEngine(settings);
   const closeOwnEngine = async (): Promise<void> => {
+    await processing.close();
     if (!ctx.engine) await engine.close();
   };
   const pool = new TransferPool(cfg, {
     redisUrl: ctx.redisUrl, transfer: ctx.wrapTransfer ? ctx.wrapTransfer(engine.transfer) : engine.transfer, log: ctx.log,
     ...(ctx.workerId !== undefined ? { workerId: ctx.workerId } : {}),
     inspectDestination: (q, signal) => engine.inspectDestination(q, signal),
+    processing,
     // A packed archive's PUT to a cargoport collection, on an upload connection of the engine's pool.
     putPacked: async ({ url, body, headers, signal }) => {
       const u = new URL(url);

@@ -37,6 +37,8 @@ export interface WorkerPoolOptions {
   putPacked?: PackedDeps['putPacked'];
   /** Small remote sources of packed jobs fetched into memory; without it they run one by one. */
   fetchSource?: PackedDeps['fetchSource'];
+  /** Processing stages for files whose job (or operator rules) ask for them; the caller closes it. */
+  processing?: RunnerDeps['processing'];
 }
 
 /**
@@ -206,6 +208,7 @@ export class TransferPool {
       store: this.store,
       transfer: this.opts.transfer,
       ...(this.opts.inspectDestination ? { inspectDestination: this.opts.inspectDestination } : {}),
+      ...(this.opts.processing ? { processing: this.opts.processing } : {}),
       workerId: this.id,
       gates: this.gates,
       active: this.active,

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { applyOptions, filesFromPairs, intOption, parseManifest, parseVerify, parseCopyMode, parseExisting } from '../manifest.js';
 import { clientOptionHelp, clientOptions, printJson, withApi, type Command } from '../command.js';
 import { UsageError } from '../usage-error.js';
+import { processingFromOptions, processingOptionHelp, processingOptions } from '../processing-options.js';
 
 interface Created {
   jobId: string;
@@ -35,6 +36,7 @@ export const submitCommand: Command = {
     streams: { type: 'string' },
     'copy-mode': { type: 'string' },
     checksum: { type: 'string' },
+    ...processingOptions,
     pack: { type: 'boolean' },
     'pack-members': { type: 'string' },
     'pack-bytes': { type: 'string' },
@@ -51,10 +53,11 @@ export const submitCommand: Command = {
     '--streams N      HTTP/2 streams per connection',
     '--copy-mode M    remote → remote: streamed (default) | pull | push | auto (HTTP third-party copy, gfal2-style fallback)',
     '--checksum A:V   expected checksum of a single-file job, e.g. adler32:0a1b2c3d',
-    '--pack           ship small files as tar archives (local sources; to a cargoport endpoint or a local directory)',
+    ...processingOptionHelp,
+    '--pack           ship small files as tar archives (to a cargoport endpoint or a local directory)',
     '--pack-members N most files per archive (default 1000)',
     '--pack-bytes B   most bytes per archive (default 268435456); larger files travel alone',
-    '--pack-zstd L    zstd level of the archives (0: plain tar, the only level this version runs)',
+    '--pack-zstd L    zstd level of the archives (0: plain tar, the only level packed transfers run)',
     ...clientOptionHelp,
   ],
   async run(ctx) {
@@ -76,6 +79,8 @@ export const submitCommand: Command = {
       copyMode: parseCopyMode(v['copy-mode'] as string | undefined),
       checksum: v.checksum as string | undefined,
     });
+    const processing = processingFromOptions(v, body.params?.processing);
+    if (processing) body.params = { ...body.params, processing };
     const packOpts = {
       maxMembers: intOption(v['pack-members'] as string | undefined, '--pack-members', 1, 100_000),
       maxBytes: intOption(v['pack-bytes'] as string | undefined, '--pack-bytes', 1, Number.MAX_SAFE_INTEGER),
@@ -102,7 +107,7 @@ interface PackableBody {
 function withPack(body: PackableBody, o: { maxMembers?: number; maxBytes?: number; zstdLevel?: number }): void {
   const pack: Record<string, number> = {};
   for (const [k, val] of Object.entries(o)) if (val !== undefined) pack[k] = val;
-  body.params = { ...body.params, processing: { pack } };
+  body.params = { ...body.params, processing: { ...(body.params?.['processing'] as object | undefined), pack } };
   for (const f of body.files) {
     if (f.size !== undefined || !f.source.startsWith('file:')) continue;
     try {

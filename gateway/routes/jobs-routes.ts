@@ -53,6 +53,7 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
     }
     const job = normaliseSubmission(req.body, owner, {
       priority: cfg.jobs.defaultPriority, retries: cfg.jobs.defaultRetries, retryDelaySec: cfg.jobs.defaultRetryDelaySec, maxFilesPerJob: cfg.jobs.maxFilesPerJob,
+      processing: ctx.processing,
     });
     await ctx.submissions.check(principal, job);
     const { jobId } = await store.createJob(job, { fileSec: cfg.jobs.fileRetentionSec, jobSec: cfg.jobs.retentionSec });

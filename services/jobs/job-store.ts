@@ -2,6 +2,7 @@
  * The state-change side of the job store: jobs and files in Redis, every transition through one Lua script (lua/,
  * loaded by lua-scripts.ts); key names in redis-keys.ts. Reads are in job-queries.ts (`store.queries`).
  */
+import type { StageRecord } from '../processing/stage-recorder.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { DEFAULT_ENDPOINT_BREAKER, type EndpointBreakerSettings } from './endpoint-breaker.js';
@@ -48,6 +49,10 @@ export interface EndReport {
   resume?: ResumeState;
   /** Said of an attempt that moved nothing because the destination already held the file. */
   note?: string;
+  /** What the processing stages recorded (checksums of raw and processed bytes, unpacked members). */
+  processing?: StageRecord[];
+  /** Where a processed file was published, when its stages renamed it (`NAME.zst`). */
+  publishedAs?: string;
 }
 
 /** How one run of a file ended, as the worker closes it (END). */

@@ -31,6 +31,7 @@ import type { ActiveTransfer, AbortReason } from './active-transfers.js';
 import type { EndReport, StartResult } from './job-store.js';
 import type { JobParams } from './model.js';
 import { parseMember } from './file-record.js';
+import { chainOf, planOf } from './file-processing.js';
 import { existingPolicy, retryDelayMs, runClaimed, type RunnerDeps } from './transfer-runner.js';
 
 /** What a packed run needs beyond the per-file runner. */
@@ -56,6 +57,7 @@ const DEFAULT_PACK: PackOptions = { maxMembers: 1000, maxBytes: 256 * 1024 * 102
 /** The job's pack options, when it asked for packing (`params.processing.pack`). */
 export function packOf(params: Pick<JobParams, 'processing'>): PackOptions | undefined {
   const p = params.processing as unknown;
+  // (zstdLevel is not applied: archives travel as plain tar; README "Packed small-file transfers".)
   if (p === null || typeof p !== 'object' || Array.isArray(p)) return undefined;
   const pack = (p as { pack?: Partial<PackOptions> }).pack;
   if (pack === undefined || pack === null || typeof pack !== 'object') return undefined;
@@ -87,10 +89,27 @@ interface Outcome {
  * Whether a claimed file can travel packed: a local source, or a remote one of declared size up to
  * PACKED_REMOTE_MAX_BYTES when the worker can fetch; to a cargoport (http/https) or local destination.
  */
-function packable(c: Claimed, packed: PackedDeps): boolean {
+function packable(c: Claimed, packed: PackedDeps, deps: RunnerDeps): boolean {
+  if (!withoutStages(c, deps)) return false;
   const remote = /^https?:/.test(c.spec.source);
   if (!c.spec.source.startsWith('file:') && !(remote && packed.fetchSource && c.spec.size !== undefined && c.spec.size <= PACKED_REMOTE_MAX_BYTES)) return false;
   return /^(https?|file):/.test(c.spec.destination);
+}
+
+/**
+ * A packed file runs no stages: its job's emission/reception and the operator's rules for its endpoints must give
+ * none (an archive would bypass them), and it has no processing of its own. Otherwise it runs on its own.
+ */
+function withoutStages(c: Claimed, deps: RunnerDeps): boolean {
+  if (c.spec.processing !== undefined) return false;
+  const raw = c.params.processing;
+  if (raw !== undefined && !Array.isArray(raw) && ((raw.emission?.length ?? 0) > 0 || (raw.reception?.length ?? 0) > 0)) return false;
+  if (!deps.processing) return true;
+  try {
+    return chainOf(deps.processing, planOf(deps.processing, c.params, c.spec), c.spec.source, c.spec.destination).empty;
+  } catch {
+    return false; // the per-file path reports what is wrong with the file's processing
+  }
 }
 
 /** Decoded path segments of a destination URL. */
@@ -109,7 +128,7 @@ export async function runPackedBundle(members: string[], deps: RunnerDeps, packe
   const groups = new Map<string, Array<{ member: string; claim: Claimed }>>();
   for (const { member, claim } of claims) {
     if (claim.kind !== 'run') continue;
-    if (!packOf(claim.params) || !packable(claim, packed)) {
+    if (!packOf(claim.params) || !packable(claim, packed, deps)) {
       alone.push({ member, claim });
       continue;
     }

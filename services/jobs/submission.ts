@@ -6,17 +6,20 @@
 import { parseChecksumSpec } from '../checksum/checksum-spec.js';
 import { CargoError } from '../../errors/cargo-error.js';
 import { InvalidSubmissionError } from './job-errors.js';
-import type { ChecksumAlg, FileSpec, JobParams, NewJob } from './model.js';
+import type { FileSpec, JobParams, NewJob } from './model.js';
 import { SUPPORTED_SCHEMES, type RawSubmission } from './submission-schema.js';
 import { marking } from '../marking/marking-service.js';
 import { tagFromNames } from '../marking/flow-resolution.js';
 import { flowIdOf } from '../marking/flow-id.js';
+import { chainOf, noProcessing, type FileProcessing } from './file-processing.js';
 
 export interface SubmissionDefaults {
   priority: number;
   retries: number;
   retryDelaySec: number;
   maxFilesPerJob: number;
+  /** The port's processing library (stages, hooks, operator rules); without it any processing is refused. */
+  processing?: FileProcessing;
 }
 
 const DOT_SEGMENT = /(^|\/)(\.|%2e){2}(\/|$)/i;
@@ -66,7 +69,16 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     );
   }
   const p = raw.params ?? {};
-  const processing = packedProcessing(p.processing);
+  const wantsProcessing = !noProcessing(p.processing) || raw.files.some((f) => !noProcessing(f.processing));
+  if (wantsProcessing && !defaults.processing) {
+    throw new InvalidSubmissionError(
+      'CARGO_ERR_UNSUPPORTED_PROCESSING',
+      'processing stages are not available here; submit without params.processing',
+      noProcessing(p.processing) ? 'files[].processing' : 'params.processing',
+    );
+  }
+  // The library checks every stage's options and names the field (CARGO_ERR_BAD_PROCESSING / UNKNOWN_STAGE).
+  const jobPlan = defaults.processing && !noProcessing(p.processing) ? defaults.processing.parseJobSpec(p.processing, 'params.processing') : undefined;
   // A destination that exists: `existing` says what to do; `overwrite: true` is the older spelling of 'overwrite'.
   // Default skip-identical: a resubmitted job finds its files already there and ends clean, nothing is replaced.
   if (p.overwrite === true && p.existing !== undefined && p.existing !== 'overwrite') {
@@ -85,7 +97,7 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     streams: p.streams,
     connections: p.connections,
     bandwidthBytesPerSec: p.bandwidthBytesPerSec,
-    processing,
+    ...(!noProcessing(p.processing) ? { processing: p.processing } : {}),
     maxTimeInQueueSec: p.maxTimeInQueueSec,
     ...(p.copyMode !== undefined ? { copyMode: p.copyMode } : {}),
     ...(p.contentEncoding !== undefined ? { contentEncoding: p.contentEncoding } : {}),
@@ -125,46 +137,23 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     }
     if (f.activity !== undefined) spec.activity = f.activity;
     if (f.metadata !== undefined) spec.metadata = f.metadata;
+    if (defaults.processing && (jobPlan || !noProcessing(f.processing))) {
+      const own = !noProcessing(f.processing);
+      const field = own ? `files[${i}].processing` : 'params.processing';
+      const plan = own ? defaults.processing.parseJobSpec(f.processing, field) : jobPlan!;
+      if (own) spec.processing = f.processing;
+      // Resolving refuses what cannot run for this file (untar towards a remote destination), with the operator's
+      // rules for its endpoints added as the worker will add them.
+      if (plan.emission.length > 0 || plan.reception.length > 0) {
+        try {
+          chainOf(defaults.processing, plan, source, destination);
+        } catch (e) {
+          if (e instanceof CargoError) throw new InvalidSubmissionError(e.code, `files[${i}]: ${e.message}`, e.field ?? field);
+          throw e;
+        }
+      }
+    }
     files[i] = spec;
   }
   return { owner, params, files };
 }
-
-/**
- * `params.processing` as this version runs it: `{pack: {...}}` (packed small-file transfers, services/jobs/
- * packed-runner.ts) with its options checked; emission and reception stages are refused until they are wired.
- */
-function packedProcessing(raw: RawProcessing | undefined): JobParams['processing'] {
-  if (raw === undefined || (Array.isArray(raw) && raw.length === 0)) return [];
-  if (Array.isArray(raw) || (raw.emission?.length ?? 0) > 0 || (raw.reception?.length ?? 0) > 0) {
-    throw new InvalidSubmissionError(
-      'CARGO_ERR_UNSUPPORTED_PROCESSING',
-      'processing stages (zstd, tar, hooks) are not available in this version; params.processing takes {pack: {...}} only',
-      'params.processing',
-    );
-  }
-  if (raw.pack === undefined) return [];
-  const pack = raw.pack as { maxMembers?: unknown; maxBytes?: unknown; zstdLevel?: unknown; checksums?: unknown };
-  const int = (v: unknown, name: string, min: number, max: number, dflt: number): number => {
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      throw new InvalidSubmissionError('CARGO_ERR_BAD_PROCESSING', `params.processing.pack.${name}: must be an integer from ${min} to ${max}`, `params.processing.pack.${name}`);
-    }
-    return v;
-  };
-  const zstdLevel = int(pack.zstdLevel, 'zstdLevel', 0, 0, 0);
-  const checksums = pack.checksums ?? ['adler32'];
-  if (!Array.isArray(checksums) || checksums.some((c) => !(CHECKSUM_ALGS as readonly unknown[]).includes(c))) {
-    throw new InvalidSubmissionError('CARGO_ERR_BAD_PROCESSING', `params.processing.pack.checksums: a list of ${CHECKSUM_ALGS.join(', ')}`, 'params.processing.pack.checksums');
-  }
-  return {
-    pack: {
-      maxMembers: int(pack.maxMembers, 'maxMembers', 1, 100_000, 1000),
-      maxBytes: int(pack.maxBytes, 'maxBytes', 1, Number.MAX_SAFE_INTEGER, 256 * 1024 * 1024),
-      zstdLevel, checksums: checksums as ChecksumAlg[],
-    },
-  };
-}
-
-type RawProcessing = NonNullable<NonNullable<RawSubmission['params']>['processing']>;
-const CHECKSUM_ALGS = ['adler32', 'crc32c', 'md5', 'sha256'] as const;

@@ -23,6 +23,10 @@ import type { ScopeGates } from './scope-gates.js';
 import { marking } from '../marking/marking-service.js';
 import { flowIdOf } from '../marking/flow-id.js';
 import type { OutboundTokens } from '../auth/outbound-tokens.js';
+import type { FileChain } from '../processing/chain-resolver.js';
+import type { BuiltChain } from '../processing/chain-resolver.js';
+import { chainOf, noProcessing, planOf, withPath, type FileProcessing } from './file-processing.js';
+import { InvalidSubmissionError } from './job-errors.js';
 
 /** The path of a source / destination URL, for the marking path defaults ('' when it does not parse). */
 function urlPath(u: string): string {
@@ -57,6 +61,22 @@ export interface RunnerDeps {
    * so a token that expires during a long transfer is replaced by the next range, retry or continuation.
    */
   outbound?: OutboundTokens;
+  /**
+   * The processing library (stages, site hooks, operator rules). A file with stages (its job's, its own or the
+   * operator's) runs them through the engine (TransferControl.stages) and is published at the chain's
+   * destination path; without it, a file that asks for stages fails.
+   */
+  processing?: FileProcessing;
+}
+
+/** The file's chain of stages, or undefined for a plain transfer; throws what makes the chain unusable. */
+function fileChain(deps: RunnerDeps, params: JobParams, spec: FileSpec): FileChain | undefined {
+  if (!deps.processing) {
+    if (noProcessing(params.processing) && spec.processing === undefined) return undefined;
+    throw new InvalidSubmissionError('CARGO_ERR_UNSUPPORTED_PROCESSING', 'this worker runs no processing stages', 'params.processing');
+  }
+  const chain = chainOf(deps.processing, planOf(deps.processing, params, spec), spec.source, spec.destination);
+  return chain.empty ? undefined : chain;
 }
 
 const MAX_RETRY_DELAY_MS = 3600_000;
@@ -146,6 +166,17 @@ export async function runClaimed(member: string, claim: Extract<StartResult, { k
     req.sourceHeaders = { SciTag: String(spec.scitag) };
     req.destinationHeaders = { SciTag: String(spec.scitag) };
   }
+  // Stages: the job's (or the file's own) and the operator's rules. A chain that no longer resolves (a hook removed
+  // from the config since submission) fails the file in attempt().
+  let chain: FileChain | undefined;
+  let chainError: unknown;
+  try {
+    chain = fileChain(deps, params, spec);
+    if (chain) req.destination = withPath(spec.destination, chain.destinationPath);
+  } catch (e) {
+    chainError = e;
+  }
+  let built: BuiltChain | undefined;
   const lim = deps.limitersFor?.(jobId, params, spec.link);
   // Narrowest scopes per request (read on the source, create or modify on the destination, per the overwrite policy).
   const creds = deps.outbound?.forTransfer({ source: req.source, destination: req.destination, overwrite: req.overwrite });
@@ -177,6 +208,7 @@ export async function runClaimed(member: string, claim: Extract<StartResult, { k
       }
     };
     try {
+      if (chainError !== undefined) throw chainError;
       if (earlier !== undefined && policy !== 'overwrite') {
         const found = await inspect();
         if (found?.kind === 'identical') return alreadyThere(found, 'an earlier attempt of this file had published it');
@@ -184,14 +216,19 @@ export async function runClaimed(member: string, claim: Extract<StartResult, { k
         // result, unverifiable, so it is written again rather than failed as somebody else's file.
         if (found?.kind === 'unknown' && found.modifiedAt !== undefined && found.modifiedAt >= earlier - MODIFIED_SLACK_MS) req.overwrite = true;
       }
+      const gate = deps.gates.forTransfer(spec.link);
+      // The chain's first stage holds the bytes while the gate is closed (admin pause), and its stages are torn
+      // down (hooks killed, zstd sessions closed) when the attempt is aborted.
+      built = chain?.build({ signal: controller.signal, gate });
       const res = await deps.transfer(req, {
         signal: controller.signal,
         // Connections are shared only within one flow (tag, credentials identity); socket events name the file.
         // (The SciTag itself comes with req.flow, as marking resolved it.)
         flow: { jobId, fileId: String(idx), ...(creds ? { credentialsId: creds.id } : {}) },
         ...(creds ? { credentials: creds.provider } : {}),
-        gate: deps.gates.forTransfer(spec.link),
+        gate,
         limiters: lim?.limiters ?? [],
+        ...(built ? { stages: built.stages } : {}),
         onProgress: (p) => {
           t.bytes = p.bytes;
           if (p.total !== undefined) total = p.total;
@@ -222,7 +259,19 @@ export async function runClaimed(member: string, claim: Extract<StartResult, { k
         checksumValue: res.checksum?.value,
         ...(res.contentEncoding !== undefined ? { contentEncoding: res.contentEncoding } : {}),
         ...(res.warnings?.length ? { warnings: res.warnings } : {}),
+        ...processingReport(true),
       },
+    };
+  }
+
+  /** What the stages recorded (checksums of raw and processed bytes, unpack counts) and where the file went. */
+  // (Never an empty list: Redis's cjson would store it as an object.)
+  function processingReport(ok = false): Pick<EndReport, 'processing' | 'publishedAs'> {
+    if (!chain) return {};
+    const records = built?.recorder.records() ?? [];
+    return {
+      ...(records.length > 0 ? { processing: records } : {}),
+      ...(ok && req.destination !== spec.destination ? { publishedAs: req.destination } : {}),
     };
   }
 
@@ -243,6 +292,7 @@ export async function runClaimed(member: string, claim: Extract<StartResult, { k
       errorCode: isCargoError(err) ? err.code : 'CARGO_ERR_INTERNAL',
       errorMessage: err instanceof Error ? err.message : String(err),
       resume: lastResume,
+      ...processingReport(),
     };
     if (reason === 'cancel') return { outcome: 'cancel', report, retryable: false, moved: t.bytes };
     if (reason === 'stop' || reason === 'shutdown') {

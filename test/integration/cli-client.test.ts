@@ -128,6 +128,33 @@ test('submit --checksum on a single file, and the WLCG token file is discovered'
   }
 });
 
+test('submit processing options: --zstd-level, --unzstd, --emit/--receive stages over a --processing file', async () => {
+  handler = () => ({ status: 201, body: { jobId: 'job-45', files: 1, state: 'ACTIVE' } });
+  seen.length = 0;
+  let r = await run(['submit', 'https://s/a', 'file:///d/a', '--zstd']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(seen[0]!.body, { files: [{ source: 'https://s/a', destination: 'file:///d/a' }], params: { processing: { emission: [{ stage: 'zstd', level: 1, suffix: true }] } } });
+  const file = join(workDir, 'processing.json');
+  writeFileSync(file, JSON.stringify({ reception: [{ stage: 'checksum', label: 'final' }], pack: { maxMembers: 10 } }));
+  seen.length = 0;
+  r = await run(['submit', 'https://s/a', 'file:///d/a', '--processing', file, '--zstd-level', '3', '--unzstd',
+    '--emit', '{"stage":"checksum","algs":["sha256"],"label":"raw"}', '--receive', '{"stage":"hook","hook":"fits-verify"}']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual((seen[0]!.body as { params: unknown }).params, { processing: {
+    emission: [{ stage: 'checksum', algs: ['sha256'], label: 'raw' }, { stage: 'zstd', level: 3, suffix: true }],
+    reception: [{ stage: 'unzstd', stripSuffix: true }, { stage: 'hook', hook: 'fits-verify' }, { stage: 'checksum', label: 'final' }],
+    pack: { maxMembers: 10 },
+  } });
+  seen.length = 0;
+  r = await run(['submit', 'https://s/a', 'file:///d/a', '--emit', 'zstd']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--emit must be a JSON stage object/);
+  r = await run(['submit', 'https://s/a', 'file:///d/a', '--zstd-level', '0']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--zstd-level must be an integer from 1 to 22/);
+  assert.equal(seen.length, 0);
+});
+
 test('submit --manifest: text lines and JSON, with command-line options over the manifest params', async () => {
   handler = () => ({ status: 201, body: { jobId: 'job-44', files: 3, state: 'ACTIVE' } });
   const text = join(workDir, 'list.txt');

@@ -6,7 +6,7 @@ import { jobScriptSources } from '../../services/jobs/lua-scripts.js';
 import type { NewJob } from '../../services/jobs/model.js';
 import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 
-const params = { priority: 3, retries: 1, retryDelaySec: 0, verifyChecksum: 'none' as const, overwrite: false, processing: [] };
+const params = { priority: 3, retries: 1, retryDelaySec: 0, verifyChecksum: 'none' as const, overwrite: false };
 
 function job(owner: string, n: number, host = 'a.example', prio = 3): NewJob {
   return {
