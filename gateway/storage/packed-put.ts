@@ -44,6 +44,7 @@ export async function handlePackedPut(ctx: StorageContext, request: FastifyReque
     maxMembers: limits.maxMembers ?? 1_000_000,
     maxMemberBytes: limits.maxMemberBytes ?? 1024 ** 4,
     maxNameBytes: limits.maxNameBytes ?? 4096,
+    ...(ctx.opts.uploadIdleTimeoutMs ? { idleMs: ctx.opts.uploadIdleTimeoutMs } : {}),
     authorize: (action, path) => ctx.access.check(request, action, path).then(() => true, () => false),
   });
   if (result.refused) {

@@ -28,6 +28,7 @@ import { checksumsFromRecords } from '../../services/processing/tar-member-check
 import { unsafeArchive } from '../../services/processing/processing-errors.js';
 import type { PortStorage, Upload } from '../../services/storage/port-storage.js';
 import { isWithin, parseDecodedPath } from '../../services/storage/safe-path.js';
+import { StorageError } from '../../services/storage/storage-errors.js';
 
 export interface PackedUploadOptions {
   /** The collection (logical path) members are named relative to. */
@@ -40,6 +41,8 @@ export interface PackedUploadOptions {
   readonly requireChecksums?: boolean;
   /** Publishes in flight at once (default 16). */
   readonly concurrency?: number;
+  /** A body that sends nothing for this long fails the upload (CARGO_ERR_UPLOAD_STALLED); default no limit. */
+  readonly idleMs?: number;
   /** May the caller do `action` on `path`? (the endpoint's access decision, without throwing). */
   authorize(action: 'create' | 'modify', path: string): Promise<boolean>;
 }
@@ -77,8 +80,24 @@ export async function receivePackedUpload(storage: PortStorage, body: Readable, 
   let count = 0;
   let refused: PackedUploadResult['refused'];
   let bodyError: Error | undefined;
+  // A client that goes away (an HTTP/2 stream reset) or stops sending must end the iteration below, which would
+  // otherwise wait for ever for a body that never ends.
+  const gone = () => {
+    if (!body.readableEnded && !body.destroyed) body.destroy(new StorageError('CARGO_ERR_SHORT_BODY', 'the client went away before the end of the archive', 400));
+  };
+  body.once('aborted', gone);
+  body.once('close', gone);
+  let idle: NodeJS.Timeout | undefined;
+  const armIdle = () => {
+    if (!o.idleMs) return;
+    clearTimeout(idle);
+    idle = setTimeout(() => body.destroy(new StorageError('CARGO_ERR_UPLOAD_STALLED', `the archive sent nothing for ${o.idleMs} ms`, 408)), o.idleMs);
+    idle.unref();
+  };
+  armIdle();
   const counting = (async function* () {
     for await (const chunk of body) {
+      armIdle();
       totalIn += (chunk as Buffer).length;
       yield chunk as Buffer;
     }
@@ -245,11 +264,12 @@ export async function receivePackedUpload(storage: PortStorage, body: Readable, 
     refused = isCargoError(e)
       ? { code: e.code, message: e.message }
       : bodyError
-        ? { code: 'CARGO_ERR_SHORT_BODY', message: `the archive stopped: ${bodyError.message}` }
+        ? { code: isCargoError(bodyError) ? bodyError.code : 'CARGO_ERR_SHORT_BODY', message: `the archive stopped: ${bodyError.message}` }
         : { code: 'CARGO_ERR_UNSAFE_ARCHIVE', message: `not a valid tar archive: ${(e as Error)?.message ?? String(e)}` };
     extract.destroy();
     body.resume();
   }
+  clearTimeout(idle);
   await Promise.allSettled([...inflight]);
   await feeding;
   return { members, ...(refused ? { refused } : {}) };
