@@ -83,7 +83,9 @@ async function main(): Promise<void> {
       for (const [name, fn] of phases) {
         if (only && !only.some((o) => name.startsWith(o))) continue;
         process.stderr.write(`round ${round + 1}: ${name} …\n`);
-        results[name]!.push(await fn());
+        const rate = await fn();
+        results[name]!.push(rate);
+        process.stderr.write(`round ${round + 1}: ${name}: ${rate.toFixed(0)} files/s\n`);
       }
     }
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
