@@ -46,6 +46,7 @@ export async function mountStorage(app: FastifyInstance, cfg: Config, engine: Tr
     shareRequest: shareRequestHandler(auth),
     downloadLimiter: auth.downloadLimiter,
     ...(cfg.gateway.publicUrl ? { publicUrl: cfg.gateway.publicUrl } : {}),
+    packed: { maxMembers: cfg.processing.tarMaxMembers, maxMemberBytes: cfg.processing.tarMaxMemberBytes, maxNameBytes: cfg.processing.tarMaxNameBytes },
   });
   await registerTapeRest(app, {
     storage,

@@ -17,6 +17,7 @@ import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connec
 import { ScopeGates } from '../services/jobs/scope-gates.js';
 import { runFiles, type RunnerDeps } from '../services/jobs/transfer-runner.js';
 import { EndBatcher } from '../services/jobs/end-batcher.js';
+import { packOf, runPackedBundle, type PackedDeps } from '../services/jobs/packed-runner.js';
 import { linkEndpoints, type JobParams } from '../services/jobs/model.js';
 import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
 import { RateLimitStore } from '../services/jobs/rate-limits.js';
@@ -35,6 +36,10 @@ export interface WorkerPoolOptions {
   outbound?: OutboundTokens;
   /** This process's worker id (attempts record it); a supervisor names its children so it can tell what they held. */
   workerId?: string;
+  /** Packed uploads (services/jobs/packed-runner.ts): without it, packed jobs' files run one by one. */
+  putPacked?: PackedDeps['putPacked'];
+  /** Small remote sources of packed jobs fetched into memory; without it they run one by one. */
+  fetchSource?: PackedDeps['fetchSource'];
   /** Processing stages for files whose job (or operator rules) ask for them; the caller closes it. */
   processing?: RunnerDeps['processing'];
 }
@@ -101,6 +106,7 @@ export class TransferPool {
   private readonly limits = new ScopedRateLimits();
   private readonly limitStore: RateLimitStore;
   private deps: RunnerDeps | undefined;
+  private readonly packedJobs = new Map<string, boolean>();
   private readonly outbound: OutboundTokens | undefined;
 
   constructor(private readonly cfg: Config, private readonly opts: WorkerPoolOptions) {
@@ -164,6 +170,16 @@ export class TransferPool {
 
   private async process(job: Job, token?: string): Promise<void> {
     const members = (job.data as { m?: string[] }).m ?? [job.id!];
+    // A bundle of a packed job's files goes as archives (one claim and one close per file all the same).
+    if (this.opts.putPacked && this.takingWork() && !this.closed && await this.isPackedJob(members[0]!)) {
+      await runPackedBundle(members, this.runnerDeps, {
+        putPacked: this.opts.putPacked,
+        ...(this.opts.fetchSource ? { fetchSource: this.opts.fetchSource } : {}),
+        unpackLimits: { maxMemberBytes: this.cfg.processing.tarMaxMemberBytes, maxNameBytes: this.cfg.processing.tarMaxNameBytes, maxMembers: this.cfg.processing.tarMaxMembers },
+      });
+      this.kickFeeder();
+      return;
+    }
     if (!this.takingWork() || this.closed) {
       // Paused, drained or stopped: start nothing. A single file goes back to the queue (delayed); a bundle is
       // re-queued file by file. Nothing waits here, so nothing holds up a shutdown.
@@ -178,6 +194,19 @@ export class TransferPool {
       await runFiles(members, this.runnerDeps, { canStart: () => this.takingWork() && !this.closed, parallel: this.cfg.scheduler.bundleFiles });
     }
     this.kickFeeder();
+  }
+
+  /** Whether a member's job asked for packing (its params read once per job and kept). */
+  private async isPackedJob(member: string): Promise<boolean> {
+    const jobId = member.slice(0, member.lastIndexOf('_', member.lastIndexOf('_') - 1));
+    let known = this.packedJobs.get(jobId);
+    if (known === undefined) {
+      const raw = await this.redis.hget(this.store.keys.job(jobId), 'params');
+      known = raw ? packOf(JSON.parse(raw) as JobParams) !== undefined : false;
+      if (this.packedJobs.size >= 1000) this.packedJobs.clear();
+      this.packedJobs.set(jobId, known);
+    }
+    return known;
   }
 
   private get runnerDeps(): RunnerDeps {

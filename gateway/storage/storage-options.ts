@@ -76,6 +76,8 @@ export interface StorageEndpointOptions {
   downloadLimiter?(request: FastifyRequest): RateLimiter | undefined;
   /** Largest body a single PUT may carry when no Content-Length is given (default: unlimited, quota applies). */
   maxPutBytes?: number;
+  /** Bounds of a packed upload (PUT of a tar to a collection, packed-put.ts); default processing.tar* defaults. */
+  packed?: { maxMembers?: number; maxMemberBytes?: number; maxNameBytes?: number };
 }
 
 export interface TapeRestOptions {

@@ -18,6 +18,7 @@ import { DAV_METHODS, handleDelete, handleMkcol, handleMove, handleOptions } fro
 import { handleGet } from './get-handler.js';
 import { handlePropfind } from './propfind.js';
 import { handlePut } from './put-handler.js';
+import { handlePackedPut, isPackedUpload } from './packed-put.js';
 import { handleCopy } from './tpc-copy.js';
 import { handlePost } from './share-request.js';
 import type { StorageContext } from './storage-context.js';
@@ -115,7 +116,8 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
   const handlers: Record<string, Handler> = {
     GET: handleGet,
     HEAD: handleGet,
-    PUT: handlePut,
+    // A PUT carrying X-Cargoport-Unpack is a packed upload (a tar unpacked into a collection).
+    PUT: (ctx, req, reply) => (isPackedUpload(req) ? handlePackedPut(ctx, req, reply) : handlePut(ctx, req, reply)),
     DELETE: handleDelete,
     MKCOL: handleMkcol,
     MOVE: handleMove,

@@ -136,7 +136,7 @@ export async function runFiles(members: readonly string[], deps: RunnerDeps, opt
   const lane = async (): Promise<void> => {
     while (next < members.length) {
       const i = next++;
-      await runClaimed(members[i]!, claims[i]!, deps, opts.canStart);
+      await runStarted(members[i]!, claims[i]!, deps, opts.canStart);
     }
   };
   const lanes: Promise<void>[] = [];
@@ -145,12 +145,18 @@ export async function runFiles(members: readonly string[], deps: RunnerDeps, opt
   for (const r of settled) if (r.status === 'rejected') throw r.reason;
 }
 
-async function runClaimed(member: string, claim: StartResult, deps: RunnerDeps, canStart?: () => boolean): Promise<void> {
-  const { store } = deps;
+async function runStarted(member: string, claim: StartResult, deps: RunnerDeps, canStart?: () => boolean): Promise<void> {
   const { jobId, idx } = parseMember(member);
   // A file canceled while the worker running it was dead: closed by START; what that run left on disk goes too.
   if (claim.kind === 'skip' && claim.lostRun) await removePartFiles(jobId, idx, claim.lostRun.spec, claim.lostRun.run + 1);
   if (claim.kind !== 'run') return;
+  await runClaimed(member, claim, deps, canStart);
+}
+
+/** Runs a file START has already claimed (runFiles, or a packed bundle handing back a file it does not pack). */
+export async function runClaimed(member: string, claim: Extract<StartResult, { kind: 'run' }>, deps: RunnerDeps, canStart?: () => boolean): Promise<void> {
+  const { store } = deps;
+  const { jobId, idx } = parseMember(member);
   const { spec, params, run, state } = claim;
   const close = (e: AttemptEnd): Promise<EndResult> => (deps.ends ? deps.ends.end(e) : store.end(e));
   if (canStart && !canStart()) {

@@ -97,6 +97,23 @@ test('submit SRC DST pairs with options: one POST over HTTP/2 with the right bod
   });
 });
 
+test('submit --pack: params.processing.pack with the given bounds, and the size of each local source declared', async () => {
+  seen.length = 0;
+  handler = () => ({ status: 201, body: { jobId: 'job-44', files: 2, state: 'ACTIVE' } });
+  const local = join(workDir, 'small.dat');
+  writeFileSync(local, Buffer.alloc(1234));
+  const r = await run(['submit', `file://${local}`, 'https://b.example/d/small.dat', 'https://a.example/y', 'https://b.example/d/y',
+    '--pack', '--pack-members', '500', '--pack-bytes', '1000000']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(seen[0]!.body, {
+    files: [{ source: `file://${local}`, destination: 'https://b.example/d/small.dat', size: 1234 }, { source: 'https://a.example/y', destination: 'https://b.example/d/y' }],
+    params: { processing: { pack: { maxMembers: 500, maxBytes: 1000000 } } },
+  });
+  const bad = await run(['submit', 'https://a.example/x', 'file:///buf/x', '--pack-members', '5']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--pack/);
+});
+
 test('submit --checksum on a single file, and the WLCG token file is discovered', async () => {
   seen.length = 0;
   handler = () => ({ status: 201, body: { jobId: 'job-43', files: 1, state: 'ACTIVE' } });
