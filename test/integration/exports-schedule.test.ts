@@ -123,11 +123,13 @@ describe('exports: schedules on BullMQ job schedulers (fast clock)', () => {
       name: 'hourly', schedule: { everyMinutes: 240 }, selection: { dir: src }, destinations: [`file://${root}/cu-out`],
     })).status, 201);
     await until(async () => ((await runs('hourly')).filter((r) => r.state === 'succeeded').length >= 2 ? true : undefined), 'two hourly runs');
-    // The port goes down for more than three ticks (each 400 ms).
+    // The port goes down for more than three ticks.
     await s.close();
     const downAt = clock.now();
     const before = (await runs('hourly')).length;
-    await sleep(1500);
+    // Down for 5.5 ticks of the virtual clock (not a fixed real sleep: under load the close itself eats ticks).
+    const TICK_MS = 240 * 60_000;
+    while (clock.now() - downAt < 5.5 * TICK_MS) await sleep(50);
     const upAt = clock.now();
     s = startTicks();
     await until(async () => ((await runs('hourly')).length >= before + 3 ? true : undefined), 'runs after the restart').catch(async (e) => {
