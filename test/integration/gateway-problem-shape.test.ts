@@ -41,8 +41,15 @@ test('API, storage endpoint and Tape REST errors have one problem+json shape wit
   assert.equal(noRoute['title'], 'Not Found');
   assert.equal(noRoute['instance'], '/no/such/route');
 
-  const missing = assertProblem('storage GET', await h.api('GET', '/data/public/no-such-file.bin?authz=secret-token'));
-  assert.equal(missing['instance'], '/data/public/no-such-file.bin', 'the query (a token) is not echoed');
+  // ?authz= is a bearer token on storage URLs (share links): a bad one is 401, and neither echoed nor kept.
+  const badAuthz = assertProblem('storage GET, bad ?authz=', await h.api('GET', '/data/public/no-such-file.bin?authz=secret-token'));
+  assert.equal(badAuthz['instance'], '/data/public/no-such-file.bin', 'the query (a token) is not echoed');
+  assert.ok(!JSON.stringify(badAuthz).includes('secret-token'), 'the token is not echoed');
+  assert.equal(badAuthz['code'], 'CARGO_ERR_INVALID_TOKEN');
+  assert.equal(badAuthz['status'], 401);
+
+  const missing = assertProblem('storage GET', await h.api('GET', '/data/public/no-such-file.bin?x=secret-token'));
+  assert.equal(missing['instance'], '/data/public/no-such-file.bin', 'the query is not echoed');
   assert.equal(missing['code'], 'CARGO_ERR_NOT_FOUND');
   assert.equal(missing['status'], 404);
 
