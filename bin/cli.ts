@@ -10,6 +10,7 @@ import { adminCommand } from './commands/admin.js';
 import { filesCommand, retryCommand } from './commands/files.js';
 import { cancelCommand, jobsCommand } from './commands/jobs.js';
 import { gatewayCommand, serveCommand, workerCommand } from './commands/serve.js';
+import { probeCommand } from './commands/probe.js';
 import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
 import { scitagsCommand } from './commands/scitags.js';
@@ -18,7 +19,7 @@ import type { Command, CommandContext, OptionSpecs } from './command.js';
 import { UsageError } from './usage-error.js';
 
 export const commands: readonly Command[] = [
-  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, scitagsCommand, tokenCommand,
+  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, probeCommand, scitagsCommand, tokenCommand,
 ];
 
 const globalOptions: OptionSpecs = {

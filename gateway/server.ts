@@ -24,6 +24,7 @@ import { eventsRoute } from './routes/events-route.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { jobsRoutes } from './routes/jobs-routes.js';
 import { metricsRoute } from './routes/metrics-route.js';
+import { probeRoutes } from './routes/probe-routes.js';
 import { uiRoute } from './routes/ui-route.js';
 
 export interface GatewayDeps {
@@ -107,6 +108,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   await app.register(jobsRoutes, { ctx, prefix: '/api/v1' });
   await app.register(adminRoutes, { ctx, prefix: '/api/v1' });
   await app.register(eventsRoute, { ctx, subscriber, prefix: '/api/v1' });
+  await app.register(probeRoutes, { ctx });
   for (const ext of deps.extensions ?? []) await ext(app, ctx);
   await app.register(docsRoute, { doc });
   await app.register(uiRoute);
