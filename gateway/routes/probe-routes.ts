@@ -86,8 +86,9 @@ export async function probeRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayC
       const onData = (c: Buffer): void => {
         n += c.length;
         if (n > max) {
+          // Still flowing without a listener: the rest is dropped, and the stream can end once it is closed (a
+          // paused one with unread data would hold the stream, and the client's request count, for ever).
           body.off('data', onData);
-          body.pause();
           resolve(tooLarge(max, 'sent'));
         }
       };
