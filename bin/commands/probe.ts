@@ -13,7 +13,7 @@ import { formatBytes, formatRate } from '../progress-view.js';
 import { generatedCertPath } from '../self-signed-cert.js';
 import { UsageError } from '../usage-error.js';
 import { createTransferEngine, engineSettingsFromConfig } from '../../services/transfer/engine.js';
-import { LinkProbe, type LinkProbeReport } from '../../services/probe/link-probe.js';
+import { LinkProbe, sharedSecureContext, withSecureContext, type LinkProbeReport } from '../../services/probe/link-probe.js';
 import type { Distribution } from '../../services/probe/probe-stats.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12, ki: 1024, mi: 1024 ** 2, gi: 1024 ** 3, ti: 1024 ** 4 };
@@ -65,7 +65,7 @@ export function probeTable(r: LinkProbeReport): string {
   for (const t of r.throughput) {
     rows.push([
       `${t.direction === 'download' ? 'download from' : 'upload to'} peer (${t.connections} conn × ${t.streamsPerConnection} streams, ${formatBytes(t.bytes)})`,
-      `${formatRate(t.bytesPerSec)}  (${(t.bytesPerSec * 8 / 1e9).toFixed(2)} Gbit/s, ${t.seconds.toFixed(2)} s)`,
+      `${formatRate(t.bytesPerSec)}  (${(t.bytesPerSec * 8 / 1e9).toFixed(2)} Gbit/s, ${t.seconds.toFixed(2)} s${t.retries ? `, ${t.retries} request(s) asked again after a reset` : ''})`,
     ]);
   }
   const width = Math.max(...rows.map(([k]) => k.length));
@@ -134,6 +134,8 @@ export const probeCommand: Command = {
     // the operator names the peer here, as with curl.
     const { lookup: _policy, ...settings } = engineSettingsFromConfig(cfg);
     const engine = createTransferEngine({ ...settings, connections, streams, rejectUnauthorized: !insecure, ...(ca ? { ca } : {}) });
+    // The trust list parsed once, not per connection (hundreds of system CAs).
+    engine.setCreateSocket(withSecureContext(sharedSecureContext(ca)));
     const interrupted = new AbortController();
     const onSigint = (): void => interrupted.abort(new Error('interrupted'));
     process.once('SIGINT', onSigint);

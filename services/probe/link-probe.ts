@@ -16,18 +16,15 @@ import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { CargoError } from '../../errors/cargo-error.js';
 import { Connector, defaultCreateSocket, type CreateSocket } from '../transfer/connect/connector.js';
 import type { ClientPool } from '../transfer/connect/client-pool.js';
 import type { RecyclingReadable } from '../transfer/h2-bulk/bulk-session.js';
 import { putRequest, rangedGet, type HttpEndpoint } from '../transfer/http/http-requests.js';
-import { TransferError } from '../transfer/transfer-errors.js';
+import { TransferError, isConnectFailure } from '../transfer/transfer-errors.js';
 import { generatedBytes } from './probe-bytes.js';
 
-async function* generatedUpload(total: number): AsyncGenerator<Uint8Array> {
-  yield* generatedBytes(total);
-}
 import { distribution, type Distribution } from './probe-stats.js';
 
 export interface LinkProbeOptions {
@@ -67,6 +64,7 @@ export interface HandshakeReport {
 
 export interface ThroughputReport {
   direction: 'download' | 'upload';
+  /** Bytes that moved (the asked bytes, plus what requests cut short and asked again had moved). */
   bytes: number;
   seconds: number;
   bytesPerSec: number;
@@ -74,6 +72,8 @@ export interface ThroughputReport {
   connections: number;
   streamsPerConnection: number;
   requests: number;
+  /** Requests asked again after a reset stream or dropped connection (as the engine's range lanes do). */
+  retries: number;
   protocol?: string;
 }
 
@@ -103,8 +103,25 @@ function explain(e: unknown, what: string): unknown {
   return e;
 }
 
-/** Reads a body to its end without keeping anything: bulk-path chunks go straight back to their pool. */
-function drain(body: Readable): Promise<number> {
+/** One secure context for a trust list (undefined: Node's default roots, which Node keeps in one context itself). */
+export function sharedSecureContext(ca: string | Buffer | Array<string | Buffer> | undefined): SecureContext | undefined {
+  return ca === undefined ? undefined : createSecureContext({ ca });
+}
+
+/**
+ * A socket hook (engine.setCreateSocket) giving every connection `context` instead of its `ca` list, so the list
+ * is not parsed again per connection.
+ */
+export function withSecureContext(context: SecureContext | undefined): CreateSocket | undefined {
+  if (!context) return undefined;
+  return (options, flow) => {
+    const { ca: _ca, ...rest } = options;
+    return defaultCreateSocket({ ...rest, secureContext: context }, flow);
+  };
+}
+
+/** Reads a body to its end without keeping anything (bulk-path chunks go straight back to their pool), counting into `moved`. */
+function drain(body: Readable, moved: { bytes: number }): Promise<number> {
   return new Promise((resolve, reject) => {
     if (body.errored) {
       reject(body.errored);
@@ -115,6 +132,7 @@ function drain(body: Readable): Promise<number> {
     let n = 0;
     body.on('data', (c: Buffer) => {
       n += c.length;
+      moved.bytes += c.length;
       if (recycling) {
         one[0] = c;
         recycling.recycle(one);
@@ -126,6 +144,14 @@ function drain(body: Readable): Promise<number> {
       if (!body.readableEnded) reject(body.errored ?? probeFailed('download', 'the response body was cut short'));
     });
   });
+}
+
+/** Requests of the throughput measurement asked again after a transport failure, as the engine's range lanes do. */
+const REQUEST_RETRIES = 3;
+
+/** A reset or dropped stream, a cut body: what the engine's range lanes retry at once (multi-stream.ts). */
+function retryable(e: unknown): boolean {
+  return e instanceof CargoError && (e.code === 'CARGO_ERR_NETWORK' || e.code === 'CARGO_ERR_SIZE_MISMATCH') && !isConnectFailure(e);
 }
 
 export class LinkProbe {
@@ -181,9 +207,13 @@ export class LinkProbe {
   async handshakes(n: number): Promise<HandshakeReport> {
     const times = { created: 0, tcp: 0 };
     // Timed from the socket's creation (after the connector's pacing turn): TCP connect and TLS done, as curl counts.
+    // The trust anchors are parsed once into one secure context: given as `ca`, tls.connect would parse them all
+    // (the system bundle: ~150 certificates, tens of ms) for every connection, and the probe would time that.
+    const context = sharedSecureContext(this.tls.ca);
     const timed: CreateSocket = (options, flow) => {
+      const { ca: _ca, ...rest } = options;
       times.created = performance.now();
-      const s: Socket = defaultCreateSocket(options, flow);
+      const s: Socket = defaultCreateSocket(context ? { ...rest, secureContext: context } : options, flow);
       s.once('connect', () => { times.tcp = performance.now() - times.created; });
       return s;
     };
@@ -223,12 +253,25 @@ export class LinkProbe {
   }
 
   /** GET /probe/bytes?size=`size` on connection slot `slot`, the body read and dropped; resolves with its length. */
-  private async get(size: number, slot: number): Promise<number> {
+  private async get(size: number, slot: number, moved = { bytes: 0 }): Promise<number> {
     const via = this.pool.clientsFor(this.origin, Math.max(this.o.connections, slot + 1))[slot]!;
     const res = await rangedGet(this.pool, this.endpoint(`/probe/bytes?size=${size}`), { offset: 0, headers: this.headers, signal: this.signal, via });
-    const got = await drain(res.body);
+    const got = await drain(res.body, moved);
     if (res.status !== 200 || got !== size) throw probeFailed('download', `asked for ${size} bytes, got HTTP ${res.status} with ${got}`);
     return got;
+  }
+
+  /** `fn` again after a transport failure (at most REQUEST_RETRIES times); counts the retries. */
+  private async withRetries(fn: () => Promise<unknown>, counts: { retries: number }): Promise<void> {
+    for (let tries = 0; ; tries++) {
+      try {
+        await fn();
+        return;
+      } catch (e) {
+        if (this.signal.aborted || tries >= REQUEST_RETRIES || !retryable(e)) throw e;
+        counts.retries++;
+      }
+    }
   }
 
   async roundTrip(n: number): Promise<NonNullable<LinkProbeReport['roundTrip']>> {
@@ -266,15 +309,22 @@ export class LinkProbe {
     const { connections: n, streams: m } = this.o;
     // Every connection slot opened before the clock starts (their handshakes are measured above).
     await Promise.all(Array.from({ length: n }, (_, slot) => this.get(0, slot)));
-    const { seconds, requests } = await this.spread(n * m, (lane, size) => this.get(size, lane % n).then(() => undefined));
+    const moved = { bytes: 0, retries: 0 };
+    const { seconds, requests } = await this.spread(n * m, (lane, size) => this.withRetries(() => this.get(size, lane % n, moved), moved));
     return {
-      direction: 'download', bytes: this.o.bytes, seconds, bytesPerSec: this.o.bytes / seconds,
-      connections: n, streamsPerConnection: m, requests, protocol: this.pool.clientsFor(this.origin, n)[0]!.info.protocol ?? 'h2',
+      direction: 'download', bytes: moved.bytes, seconds, bytesPerSec: moved.bytes / seconds,
+      connections: n, streamsPerConnection: m, requests, retries: moved.retries, protocol: this.pool.clientsFor(this.origin, n)[0]!.info.protocol ?? 'h2',
     };
   }
 
-  private async put(size: number): Promise<string | undefined> {
-    const res = await putRequest(this.pool, this.endpoint('/probe/sink'), { body: generatedUpload(size), size, headers: this.headers, signal: this.signal });
+  private async put(size: number, moved = { bytes: 0 }): Promise<string | undefined> {
+    const body = async function* (): AsyncGenerator<Uint8Array> {
+      for (const c of generatedBytes(size)) {
+        yield c;
+        moved.bytes += c.length;
+      }
+    };
+    const res = await putRequest(this.pool, this.endpoint('/probe/sink'), { body: body(), size, headers: this.headers, signal: this.signal });
     const got = Number(res.headers['cargo-probe-bytes']);
     if (got !== size) throw probeFailed('upload', `sent ${size} bytes, the peer read ${Number.isNaN(got) ? 'an unknown number' : got}`);
     return res.info.protocol;
@@ -286,12 +336,13 @@ export class LinkProbe {
     // Each lane's connection opened before the clock starts (one byte: undici 7 never ends an HTTP/2 PUT whose
     // iterable body is empty).
     await Promise.all(Array.from({ length: lanes }, () => this.put(1)));
-    const { seconds, requests } = await this.spread(lanes, async (_lane, size) => {
-      protocol = await this.put(size);
-    });
+    const moved = { bytes: 0, retries: 0 };
+    const { seconds, requests } = await this.spread(lanes, (_lane, size) => this.withRetries(async () => {
+      protocol = await this.put(size, moved);
+    }, moved));
     return {
-      direction: 'upload', bytes: this.o.bytes, seconds, bytesPerSec: this.o.bytes / seconds,
-      connections: lanes, streamsPerConnection: 1, requests, ...(protocol ? { protocol } : {}),
+      direction: 'upload', bytes: moved.bytes, seconds, bytesPerSec: moved.bytes / seconds,
+      connections: lanes, streamsPerConnection: 1, requests, retries: moved.retries, ...(protocol ? { protocol } : {}),
     };
   }
 }

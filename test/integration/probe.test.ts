@@ -109,9 +109,9 @@ test('cargoport probe --json: handshakes, round trip and both directions with N 
   dist(rep.roundTrip.rttMs, 10);
   assert.deepEqual(rep.throughput.map((t: { direction: string }) => t.direction), ['download', 'upload']);
   const [down, up] = rep.throughput;
-  assert.deepEqual({ ...down, seconds: 0, bytesPerSec: 0 }, { direction: 'download', bytes, seconds: 0, bytesPerSec: 0, connections: 2, streamsPerConnection: 3, requests: 6, protocol: 'h2' });
+  assert.deepEqual({ ...down, seconds: 0, bytesPerSec: 0 }, { direction: 'download', bytes, seconds: 0, bytesPerSec: 0, connections: 2, streamsPerConnection: 3, requests: 6, retries: 0, protocol: 'h2' });
   // Uploads: one connection per lane (undici sends a stream-bodied request only on an idle connection).
-  assert.deepEqual({ ...up, seconds: 0, bytesPerSec: 0 }, { direction: 'upload', bytes, seconds: 0, bytesPerSec: 0, connections: 6, streamsPerConnection: 1, requests: 6, protocol: 'h2' });
+  assert.deepEqual({ ...up, seconds: 0, bytesPerSec: 0 }, { direction: 'upload', bytes, seconds: 0, bytesPerSec: 0, connections: 6, streamsPerConnection: 1, requests: 6, retries: 0, protocol: 'h2' });
   for (const t of rep.throughput) assert.ok(t.seconds > 0 && Math.abs(t.bytesPerSec - t.bytes / t.seconds) < 1);
 });
 
