@@ -83,6 +83,7 @@ async function main(): Promise<void> {
       ['probe', async () => {
         const rep = await probeJson(configFile, [peer.gateway.url, '--direction', 'download', '--bytes', String(BYTES), '--request-bytes', String(BYTES),
           '--handshakes', '0', '--requests', '0', '--connections', String(CONNECTIONS), '--streams', String(STREAMS)]);
+        if (rep['throughput'][0].retries) console.log(`  (probe: ${rep['throughput'][0].retries} request(s) asked again after a reset)`);
         return rep['throughput'][0].bytesPerSec / MB;
       }],
     ];

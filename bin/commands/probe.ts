@@ -137,7 +137,7 @@ export const probeCommand: Command = {
     // The trust list parsed once, not per connection (hundreds of system CAs).
     engine.setCreateSocket(withSecureContext(sharedSecureContext(ca)));
     const interrupted = new AbortController();
-    const onSigint = (): void => interrupted.abort(new Error('interrupted'));
+    const onSigint = (): void => interrupted.abort();
     process.once('SIGINT', onSigint);
     try {
       const o = engine.pool.optionsFor(url);
