@@ -10,8 +10,9 @@
  * - handshakes: the probe's TLS-done times (fresh connections: TCP connect + full TLS 1.3 handshake) next to
  *   `curl -w '%{time_connect} %{time_appconnect}'` for the same peer, one curl process per connection, batches
  *   alternating.
- * Everything of the ports (two gateways, the local worker, the probe command itself) runs in this one process, as
- * in port-loopback; curl and nginx are processes of their own.
+ * For the throughput, everything of the ports (two gateways, the local worker, the probe command itself) runs in
+ * this one process, as in port-loopback, so the pull and the probe share one event loop with the peer alike; nginx
+ * is a process of its own. For the handshakes, the probe command runs in a child process, as each curl does.
  *
  * Run: npm run build && node dist/bench/probe.js [size_mib=1024] [runs=3] [connections=1] [streams=4] [handshakes=20]
  */
@@ -33,6 +34,7 @@ const BYTES = SIZE_MIB * 1024 * 1024;
 const run = promisify(execFile);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const MB = 1e6;
+const cliPath = new URL('../../bin/cargoport.js', import.meta.url).pathname;
 
 async function probeJson(configFile: string, args: string[]): Promise<Record<string, any>> {
   let out = '';
@@ -115,7 +117,9 @@ async function main(): Promise<void> {
     for (let batch = 0; batch < 2; batch++) {
       const half = Math.ceil(HANDSHAKES / 2);
       const doProbe = async () => {
-        const rep = await probeJson(configFile, [peer.gateway.url, '--bytes', '0', '--requests', '0', '--handshakes', String(half)]);
+        // The CLI in a process of its own, as curl is (in this process it would share the event loop with the peer).
+        const { stdout } = await run(process.execPath, [cliPath, '--config', configFile, 'probe', peer.gateway.url, '--json', '--bytes', '0', '--requests', '0', '--handshakes', String(half)]);
+        const rep = JSON.parse(stdout);
         probeTcp.push(rep['handshakes'].tcpConnectMs.median);
         probeTls.push(rep['handshakes'].tlsDoneMs.median);
         probeInfo = `${rep['handshakes'].tlsVersion} ${rep['handshakes'].cipher} ${rep['handshakes'].protocol}`;
