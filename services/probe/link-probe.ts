@@ -57,7 +57,7 @@ export interface HandshakeReport {
   tcpConnectMs: Distribution;
   /** Socket creation → TLS handshake done (full handshakes), ms: comparable to curl's time_appconnect. */
   tlsDoneMs: Distribution;
-  /** The same with the previous connection's session offered; `resumed` of them were resumed by the peer. */
+  /** The same with the previous connection's session ticket offered; `resumed` of them were resumed by the peer. */
   resumedTlsDoneMs?: Distribution;
   resumed: number;
 }
@@ -146,6 +146,9 @@ function drain(body: Readable, moved: { bytes: number }): Promise<number> {
   });
 }
 
+/** Longest wait for a peer's session ticket before the next connection is opened without one. */
+const TICKET_WAIT_MS = 1000;
+
 /** Requests of the throughput measurement asked again after a transport failure, as the engine's range lanes do. */
 const REQUEST_RETRIES = 3;
 
@@ -205,7 +208,7 @@ export class LinkProbe {
   }
 
   async handshakes(n: number): Promise<HandshakeReport> {
-    const times = { created: 0, tcp: 0 };
+    const times: { created: number; tcp: number; ticket: Promise<unknown> } = { created: 0, tcp: 0, ticket: Promise.resolve() };
     // Timed from the socket's creation (after the connector's pacing turn): TCP connect and TLS done, as curl counts.
     // The trust anchors are parsed once into one secure context: given as `ca`, tls.connect would parse them all
     // (the system bundle: ~150 certificates, tens of ms) for every connection, and the probe would time that.
@@ -215,6 +218,9 @@ export class LinkProbe {
       times.created = performance.now();
       const s: Socket = defaultCreateSocket(context ? { ...rest, secureContext: context } : options, flow);
       s.once('connect', () => { times.tcp = performance.now() - times.created; });
+      // The peer's session ticket (TLS 1.3: after the handshake), waited for before the connection is closed so the
+      // next one can offer it; listened for from the start, as it may come with the handshake's last flight.
+      times.ticket = new Promise((resolve) => s.once('session', resolve));
       return s;
     };
     const pacing = { maxPending: 1, perSecond: 1_000_000 };
@@ -234,15 +240,15 @@ export class LinkProbe {
     const shared = new Connector({ pacing, createSocket: timed });
     const resumedTimes: number[] = [];
     let resumed = 0;
+    const ticket = (): Promise<unknown> => Promise.race([times.ticket, new Promise((r) => setTimeout(r, TICKET_WAIT_MS))]);
     const first = await this.handshakeOnce(shared, times);
-    // A TLS 1.3 ticket arrives after the handshake, with the first bytes from the server.
-    await new Promise((r) => setTimeout(r, 20));
+    await ticket();
     first.socket.destroy();
     for (let i = 0; i < n; i++) {
       const { socket, tls } = await this.handshakeOnce(shared, times);
       resumedTimes.push(tls);
       if (socket.isSessionReused()) resumed++;
-      await new Promise((r) => setImmediate(r));
+      await ticket();
       socket.destroy();
     }
     return {
