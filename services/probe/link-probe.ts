@@ -120,16 +120,25 @@ export function withSecureContext(context: SecureContext | undefined): CreateSoc
   };
 }
 
-/** Reads a body to its end without keeping anything (bulk-path chunks go straight back to their pool), counting into `moved`. */
-function drain(body: Readable, moved: { bytes: number }): Promise<number> {
+/**
+ * Reads a body to its end without keeping anything (bulk-path chunks go straight back to their pool), counting into
+ * `moved`. A body that has all its `expected` bytes and is then cut before its end of stream counts as complete, as
+ * for the engine's transfers: a Node server sometimes ends a finished response with RST_STREAM NO_ERROR instead of
+ * END_STREAM.
+ */
+function drain(body: Readable, moved: { bytes: number }, expected: number): Promise<number> {
   return new Promise((resolve, reject) => {
+    let n = 0;
+    const fail = (e: unknown): void => {
+      if (n === expected) resolve(n);
+      else reject(e);
+    };
     if (body.errored) {
-      reject(body.errored);
+      fail(body.errored);
       return;
     }
     const recycling = typeof (body as RecyclingReadable).recycle === 'function' ? (body as RecyclingReadable) : undefined;
     const one: Buffer[] = [];
-    let n = 0;
     body.on('data', (c: Buffer) => {
       n += c.length;
       moved.bytes += c.length;
@@ -139,9 +148,9 @@ function drain(body: Readable, moved: { bytes: number }): Promise<number> {
       }
     });
     body.once('end', () => resolve(n));
-    body.once('error', reject);
+    body.once('error', fail);
     body.once('close', () => {
-      if (!body.readableEnded) reject(body.errored ?? probeFailed('download', 'the response body was cut short'));
+      if (!body.readableEnded) fail(body.errored ?? probeFailed('download', 'the response body was cut short'));
     });
   });
 }
@@ -262,7 +271,7 @@ export class LinkProbe {
   private async get(size: number, slot: number, moved = { bytes: 0 }): Promise<number> {
     const via = this.pool.clientsFor(this.origin, Math.max(this.o.connections, slot + 1))[slot]!;
     const res = await rangedGet(this.pool, this.endpoint(`/probe/bytes?size=${size}`), { offset: 0, headers: this.headers, signal: this.signal, via });
-    const got = await drain(res.body, moved);
+    const got = await drain(res.body, moved, size);
     if (res.status !== 200 || got !== size) throw probeFailed('download', `asked for ${size} bytes, got HTTP ${res.status} with ${got}`);
     return got;
   }
