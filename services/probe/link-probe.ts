@@ -97,6 +97,9 @@ function explain(e: unknown, what: string): unknown {
   if (e instanceof TransferError && e.remoteStatus === 404) {
     return probeFailed(what, 'the peer has no /probe endpoint (not a cargoport, or its probe.maxBytes is 0)', e);
   }
+  if (e instanceof TransferError && e.remoteStatus === 429) {
+    return probeFailed(what, 'the peer refused a request (HTTP 429): its gateway.maxRequestsPerClient is below --connections × --streams (plus what else this address has in flight there)', e);
+  }
   if (e instanceof TransferError && e.remoteStatus === 413) {
     return probeFailed(what, 'the peer refused the request size (its probe.maxBytes is smaller: lower --request-bytes)', e);
   }
@@ -169,6 +172,7 @@ function retryable(e: unknown): boolean {
 export class LinkProbe {
   private readonly origin: string;
   private readonly headers: Record<string, string>;
+  private readonly signal: AbortSignal;
 
   /** `pool`: a view of the engine's client pool; `tls`: the connection options the pool uses (for handshakes). */
   constructor(
@@ -188,8 +192,6 @@ export class LinkProbe {
   private endpoint(path: string): HttpEndpoint {
     return { kind: 'http', origin: this.origin, path, url: `${this.origin}${path}` };
   }
-
-  private readonly signal: AbortSignal;
 
   async run(): Promise<LinkProbeReport> {
     const startedAt = new Date().toISOString();
