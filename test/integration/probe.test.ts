@@ -225,6 +225,11 @@ test('bounds: probe requests count in gateway.maxRequestsPerClient', async () =>
   } finally {
     s.destroy();
   }
+  // More lanes than the peer lets one address have in flight: the CLI names the bound.
+  const r = await runCli(['probe', peer.gateway.url, '--direction', 'download', '--connections', '1', '--streams', String(MAX_REQUESTS + 2),
+    '--bytes', String(MAX), '--request-bytes', '1MiB', '--handshakes', '0', '--requests', '0'], { BEARER_TOKEN: admin });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /HTTP 429\): its gateway\.maxRequestsPerClient is below --connections × --streams/);
 });
 
 test('probe.maxBytes 0: no /probe endpoint', async () => {
