@@ -12,7 +12,9 @@
  * Run: npm run build && node dist/bench/queue-small-files.js [files] [KiB]
  * Knobs for experiments (environment): CP_CONN, CP_STREAMS (per origin), CP_BUNDLE (bytes), CP_CONCURRENCY (worker
  * slots), CP_LINK_MAX / CP_EP_MAX (active-transfer slots), CP_WORKER_PROCS=N (gateway here, N `cargoport worker`
- * processes), CP_ONLY=1 (the port's phase alone, with the worker's mean number of transfers in flight).
+ * processes), CP_ONLY=1 (the port's phase alone, with the worker's mean number of transfers in flight), CP_PAIRS=n
+ * (n alternating pairs against rclone --transfers 16, nothing else), CP_DEFAULTS=1 (config/default.yaml's settings,
+ * no overrides), CP_DST_DIR (where every client writes; default tmpfs).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -54,7 +56,12 @@ async function main(): Promise<void> {
   // CP_WORKER_PROCS=N: the scale-out deployment instead of one process: this process is the gateway, N
   // `cargoport worker` processes (the CLI role, same Redis and prefix) move the files.
   const workerProcs = Number(process.env['CP_WORKER_PROCS'] ?? 0);
-  const h = await startHarness({ logLevel: 'error', workers: { concurrency: Number(process.env['CP_CONCURRENCY'] ?? 64) }, scheduler: { linkMaxActive: Number(process.env['CP_LINK_MAX'] ?? 256), endpointMaxActive: Number(process.env['CP_EP_MAX'] ?? 256), bundleMaxBytes: Number(process.env['CP_BUNDLE'] ?? 1048576) }, transfer: { connections: Number(process.env['CP_CONN'] ?? 4), streams: Number(process.env['CP_STREAMS'] ?? 4) } }, { workers: workerProcs > 0 ? 0 : 1 });
+  // CP_DEFAULTS=1: the port's default settings (config/default.yaml, as `cargoport serve` runs), no overrides.
+  const overrides = process.env['CP_DEFAULTS'] ? { logLevel: 'error' } : { logLevel: 'error', workers: { concurrency: Number(process.env['CP_CONCURRENCY'] ?? 64) }, scheduler: { linkMaxActive: Number(process.env['CP_LINK_MAX'] ?? 256), endpointMaxActive: Number(process.env['CP_EP_MAX'] ?? 256), bundleMaxBytes: Number(process.env['CP_BUNDLE'] ?? 1048576) }, transfer: { connections: Number(process.env['CP_CONN'] ?? 4), streams: Number(process.env['CP_STREAMS'] ?? 4) } };
+  const h = await startHarness(overrides as Parameters<typeof startHarness>[0], { workers: workerProcs > 0 ? 0 : 1 });
+  // CP_DST_DIR: where every client writes (default: tmpfs beside the source); a disk directory makes fsync real.
+  const dstRoot = process.env['CP_DST_DIR'] ? `${process.env['CP_DST_DIR']}/cargoport-smallq-${process.pid}` : `${base}/dst`;
+  mkdirSync(dstRoot, { recursive: true });
   const workerChildren = await startWorkerProcesses(h.cfg, workerProcs, base);
   const nginxPids = childPids(Number(readFileSync(`${base}/nginx.pid`, 'utf8').trim()));
   const redisPid = Number(/process_id:(\d+)/.exec(await h.redis.info('server'))?.[1]);
@@ -83,14 +90,14 @@ async function main(): Promise<void> {
       if (got !== N) throw new Error(`${who} wrote ${got} of ${N} files`);
     };
     const rclone = (transfers: number) => phase(`rclone copy --transfers ${transfers}`, async () => {
-      const dst = `${base}/rclone-${transfers}`;
+      const dst = `${dstRoot}/rclone-${transfers}-${phases.length}`;
       const r = await timedChild('rclone', ['copy', '--http-url', `${origin}/`, ':http:', dst,
         '--ca-cert', tls.certPath, '--transfers', String(transfers), '--retries', '1']);
       counted(dst, 'rclone');
       return r;
     });
     const cargoport = () => phase('cargoport through the queue', async () => {
-      const dst = `${base}/cargoport`;
+      const dst = `${dstRoot}/cargoport-${phases.length}`;
       const t = process.hrtime.bigint();
       const r = await h.api<{ jobId: string }>('POST', '/api/v1/jobs', {
         files: names.map((n) => ({ source: `${origin}/${n}`, destination: `file://${dst}/${n}`, size: KIB * 1024 })),
@@ -138,6 +145,20 @@ async function main(): Promise<void> {
       console.log(JSON.stringify({ ...phases[0], meanActive: Number(mean.toFixed(1)) }));
       return;
     }
+    const pairs = Number(process.env['CP_PAIRS'] ?? 0);
+    if (pairs > 0) {
+      // Alternating pairs against rclone --transfers 16 (the loaded machine drifts: pairs, not one run each).
+      for (let i = 0; i < pairs; i++) {
+        if (i % 2 === 0) { await rclone(16); await cargoport(); } else { await cargoport(); await rclone(16); }
+        const last = phases.slice(-2);
+        const rcl = last.find((p) => p.name.startsWith('rclone'))!;
+        const cp = last.find((p) => p.name.startsWith('cargoport'))!;
+        console.log(`pair ${i + 1}: rclone --transfers 16 ${rcl.filesPerSec.toFixed(0)} files/s (${rcl.clientMs.toFixed(3)} ms CPU/file), cargoport ${cp.filesPerSec.toFixed(0)} files/s (${cp.clientMs.toFixed(3)} ms CPU/file, redis ${cp.redisMs?.toFixed(3)}), ratio ${(cp.filesPerSec / rcl.filesPerSec).toFixed(2)}`);
+        rmSync(dstRoot, { recursive: true, force: true });
+        mkdirSync(dstRoot, { recursive: true });
+      }
+      return;
+    }
     await rclone(4);
     await cargoport();
     await rclone(64);
@@ -159,6 +180,7 @@ async function main(): Promise<void> {
     await h.close();
     await nginx.stop();
     rmSync(base, { recursive: true, force: true });
+    rmSync(dstRoot, { recursive: true, force: true });
   }
 }
 

@@ -55,6 +55,8 @@ export interface ApiClient {
   post<T>(path: string, body: unknown): Promise<T>;
   put<T>(path: string, body: unknown): Promise<T>;
   delete<T>(path: string): Promise<T>;
+  /** POST to a path of the port outside /api/v1 (the storage endpoint's share-link request) with its own body type. */
+  postRaw<T>(absolutePath: string, body: string, contentType: string): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -108,15 +110,15 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     connect: ca ? { secureContext: createSecureContext({ ca }) } : { rejectUnauthorized: false },
   });
 
-  async function call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
-    const url = new URL(base + '/api/v1' + path);
+  async function call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, query?: Record<string, string | number | undefined>, raw?: { contentType: string }): Promise<T> {
+    const url = new URL(base + (raw ? '' : '/api/v1') + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (body !== undefined) headers['content-type'] = raw?.contentType ?? 'application/json';
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     let res;
     try {
-      res = await request(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), dispatcher: agent });
+      res = await request(url, { method, headers, body: body === undefined ? undefined : raw ? String(body) : JSON.stringify(body), dispatcher: agent });
     } catch (e) {
       throw explainConnectError(base, e);
     }
@@ -143,6 +145,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     post: (path, body) => call('POST', path, body),
     put: (path, body) => call('PUT', path, body),
     delete: (path) => call('DELETE', path),
+    postRaw: (path, body, contentType) => call('POST', path, body, undefined, { contentType }),
     close: () => agent.close(),
   };
 }

@@ -8,6 +8,7 @@ import { isCargoError } from '../errors/cargo-error.js';
 import { ApiError } from './api-client.js';
 import { adminCommand } from './commands/admin.js';
 import { filesCommand, retryCommand } from './commands/files.js';
+import { exportsCommand } from './commands/exports.js';
 import { cancelCommand, jobsCommand } from './commands/jobs.js';
 import { gatewayCommand, serveCommand, workerCommand } from './commands/serve.js';
 import { probeCommand } from './commands/probe.js';
@@ -15,11 +16,12 @@ import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
 import { scitagsCommand } from './commands/scitags.js';
 import { tokenCommand } from './commands/token.js';
+import { shareCommand, sharesCommand } from './commands/share.js';
 import type { Command, CommandContext, OptionSpecs } from './command.js';
 import { UsageError } from './usage-error.js';
 
 export const commands: readonly Command[] = [
-  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, probeCommand, scitagsCommand, tokenCommand,
+  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, exportsCommand, probeCommand, scitagsCommand, tokenCommand, shareCommand, sharesCommand,
 ];
 
 const globalOptions: OptionSpecs = {

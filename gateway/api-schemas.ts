@@ -26,12 +26,15 @@ export const jobPageSchema = obj({ jobs: { type: 'array', items: jobSummarySchem
 const attemptSchema = obj({
   start: { type: 'number', description: 'ms since the epoch' }, end: num, bytes: num, rateBytesPerSec: num, remoteIp: str, protocol: str, streams: int,
   worker: str, resumedBytes: num, errorCode: str, errorMessage: str, contentEncoding: str, warnings: { type: 'array', items: str }, note: str,
+  processing: { type: 'array', description: 'what processing stages recorded: {kind: checksum, stage, side, label, bytes, checksums} or {kind: unpack, …}', items: anyObject },
+  publishedAs: { type: 'string', description: 'where a processed file was published when its stages renamed it' },
   outcome: { type: 'string', enum: ['ok', 'error', 'requeued', 'held', 'canceled'] },
 });
 
 export const fileViewSchema = obj({
   fileId: int, jobId: str, state: { type: 'string', enum: [...FILE_STATES] }, source: str, destination: str, size: num, bytes: num,
   checksum: obj({ alg: str, value: str }), checksumValue: str, scitag: int, activity: str, metadata: anyObject,
+  processing: { ...anyObject, description: 'the file\'s own processing stages, when it was submitted with them' },
   attempts: { type: 'array', items: attemptSchema },
   error: obj({ code: str, message: str }, ['code', 'message']),
   warnings: { type: 'array', items: str },
@@ -59,3 +62,25 @@ export const healthSchema = obj({ status: str });
 /** RFC 7807 problem details, as every error answer carries them (problem.ts). */
 export const problemSchema = obj({ type: str, title: str, status: int, detail: str, code: str, field: str });
 export { anyObject };
+
+/** An export run's report (services/exports/export-store.ts RunReport). */
+export const exportRunSchema = obj({
+  runId: str, export: str, owner: str,
+  trigger: { type: 'string', enum: ['schedule', 'catch-up', 'manual'] },
+  state: { type: 'string', enum: ['running', 'succeeded', 'failed', 'skipped'] },
+  scheduledFor: { type: 'string', format: 'date-time' }, missedTicks: { type: 'integer', description: 'ticks that came due while no port ran, caught up by this one run' },
+  startedAt: { type: 'string', format: 'date-time' }, finishedAt: { type: 'string', format: 'date-time' }, reason: str, note: str,
+  files: obj({ selected: int, alreadyExported: int, submitted: int, finished: int, failed: int, canceled: int }),
+  bytes: num,
+  jobs: { type: 'array', items: obj({ destination: str, jobId: str, files: int, state: str }) },
+  failures: { type: 'array', items: obj({ destination: str, path: str, code: str, message: str }) },
+  moreFailures: int, durationSec: num, rateBytesPerSec: num,
+  deadline: { type: 'string', format: 'date-time' }, deadlineMissed: { type: 'boolean' },
+}, ['runId', 'export', 'state']);
+
+/** An export as stored, with its next tick and last run. */
+export const exportViewSchema = obj({
+  definition: { ...anyObject, description: 'the definition as submitted (see the request schema of POST /api/v1/exports)' },
+  owner: str, createdAt: { type: 'string', format: 'date-time' }, updatedAt: { type: 'string', format: 'date-time' }, paused: { type: 'boolean' },
+  nextRunAt: { type: 'string', format: 'date-time' }, lastRun: exportRunSchema,
+}, ['definition', 'owner', 'paused']);

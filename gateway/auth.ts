@@ -1,7 +1,9 @@
 /**
  * The gateway's one authentication and authorisation decision point (issue 13). Every request passes the
  * `onRequest` hook installed here: a Bearer token is verified (services/auth/token-verifier.ts) and becomes
- * `request.principal`; no token is the anonymous principal; a bad token is 401 with
+ * `request.principal`; without a token, a client certificate mapped to an identity (mutual TLS,
+ * services/auth/client-certs.ts) is the principal — a token, when sent, wins over the certificate; neither is the
+ * anonymous principal; a bad token is 401 with
  * `WWW-Authenticate: Bearer error="invalid_token"` before any route runs. Routes then ask this module:
  * `requireIdentity`, `requireAdmin`, `storageAuthorize` (the storage endpoint's and Tape REST's AuthorizeFn),
  * and the submission checks (gateway/job-authorisation.ts).
@@ -11,13 +13,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { isCargoError } from '../errors/cargo-error.js';
+import type { TLSSocket } from 'node:tls';
 import { AddressPolicy } from '../services/auth/address-policy.js';
+import { ClientCertMapper, clientCertSettings, type ClientCertSettings } from '../services/auth/client-certs.js';
 import { ForbiddenError, InvalidTokenError, UnauthenticatedError } from '../services/auth/auth-errors.js';
 import { DEV_ISSUER, devIssuerSettings } from '../services/auth/dev-issuer.js';
 import { outboundTokensFromConfig } from '../services/auth/outbound-tokens.js';
 import { canonicalNamespacePath, parseIssuerSettings, type IssuerSettings } from '../services/auth/issuer-settings.js';
-import { ANONYMOUS, canonicalPrefixes, describe, mayAccess, type Principal } from '../services/auth/principal.js';
+import { ANONYMOUS, canonicalPrefixes, describe, mayAccess, type Principal, type ShareGrant } from '../services/auth/principal.js';
+import { covers, type StorageAction } from '../services/auth/scopes.js';
 import { TokenVerifier } from '../services/auth/token-verifier.js';
+import { shareIssuerKey, shareIssuerSettings, type ShareIssuerKey } from '../services/auth/share-issuer.js';
+import type { ShareLinks } from '../services/auth/share-links.js';
+import type { RateLimiter } from '../services/throttle/rate-limiter.js';
 import type { AuthorizeFn } from './storage/storage-options.js';
 
 declare module 'fastify' {
@@ -43,6 +51,14 @@ export interface GatewayAuth {
   localAreas: LocalArea[];
   addressPolicy: AddressPolicy;
   issuers: IssuerSettings[];
+  /** Mutual TLS settings (trusted client CAs, DN rules), when configured. */
+  clientCerts?: ClientCertSettings;
+  /** The share issuer's signing key (undefined: auth.shareMaxValiditySec is 0, share links off). */
+  shareKey?: ShareIssuerKey;
+  /** Share links' service, set by the gateway once Redis is connected. */
+  shares?: ShareLinks;
+  /** The byte-rate limiter of a share link's download admitted for `request`, if the link has a cap. */
+  downloadLimiter(request: FastifyRequest): RateLimiter | undefined;
   /** The principal, or a promise of it when a token must be verified (the common cases need no promise). */
   authenticate(request: FastifyRequest): Principal | Promise<Principal>;
   requireIdentity(request: FastifyRequest): Principal;
@@ -83,6 +99,39 @@ function parseLocalAreas(raw: unknown[]): LocalArea[] {
   });
 }
 
+/**
+ * A token in the query of a storage URL (`?authz=…` as dCache and XRootD links carry it, `?access_token=…` as RFC
+ * 6750 §2.3), for links opened in a browser; XRootD's `authz=Bearer%20…` form too. Elsewhere (the API) tokens go
+ * in the Authorization header only. Request logs drop the query (gateway/server.ts) so the token is not logged.
+ */
+export function queryToken(url: string, storagePrefix: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q === -1) return undefined;
+  if (!(url.startsWith(storagePrefix + '/') || url.startsWith(storagePrefix + '?'))) return undefined;
+  for (const part of url.slice(q + 1).split('&')) {
+    const eq = part.indexOf('=');
+    const name = eq === -1 ? part : part.slice(0, eq);
+    if (name !== 'authz' && name !== 'access_token') continue;
+    let v: string;
+    try {
+      v = decodeURIComponent(part.slice(eq + 1).replace(/\+/g, ' ')).trim();
+    } catch {
+      throw new InvalidTokenError(`the ${name} query parameter is not valid percent-encoding`);
+    }
+    if (/^bearer\s/i.test(v)) v = v.slice(7).trim();
+    if (v === '') throw new InvalidTokenError(`the ${name} query parameter is empty`);
+    return v;
+  }
+  return undefined;
+}
+
+/** `url` with the values of its token query parameters (authz, access_token) replaced by `REDACTED`, for logs. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  return url.slice(0, q + 1) + url.slice(q + 1).replace(/(^|&)(authz|access_token)=[^&]*/g, '$1$2=REDACTED');
+}
+
 /** `error_description` must be a quoted-string without quotes or backslashes (RFC 6750 §3). */
 function challenge(err: unknown): string {
   if (isCargoError(err) && err.code === 'CARGO_ERR_INVALID_TOKEN') {
@@ -104,6 +153,8 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
     if (issuers.some((i) => i.issuer === DEV_ISSUER)) throw new ConfigError(`auth.issuers lists ${DEV_ISSUER}, the built-in development issuer`, 'auth.issuers');
     issuers.push(devIssuerSettings(cfg.dataDir, [DEV_AUDIENCE, ...audiences]));
   }
+  const shareKey = cfg.auth.shareMaxValiditySec > 0 ? shareIssuerKey(cfg.dataDir) : undefined;
+  if (shareKey) issuers.push(shareIssuerSettings(shareKey, cfg.auth.shareMaxValiditySec));
   // auth.outbound is used by the workers; checked here too so that a bad entry stops `serve` at start, not its
   // worker children one after the other.
   void outboundTokensFromConfig(cfg.auth)?.close();
@@ -129,6 +180,20 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
   const open = cfg.auth.insecureOpen;
   const publicPrefixes = canonicalPrefixes(cfg.storage.publicPrefixes);
   const openPrincipal: Principal = { kind: 'open', owner: 'anonymous', admin: true };
+  const certs = clientCertSettings(cfg.auth);
+  const certMapper = certs ? new ClientCertMapper(certs) : undefined;
+  /** Without a token: the client certificate's identity (cached per connection), else anonymous (or open). */
+  const withoutToken = (request: FastifyRequest): Principal => {
+    if (certMapper) {
+      const raw = request.raw as unknown as { stream?: { session?: object }; socket?: TLSSocket };
+      const o = certMapper.outcome(raw.stream?.session ?? raw.socket, raw.socket);
+      if (o.kind === 'identified') return o.principal;
+      if (o.kind === 'refused') throw new UnauthenticatedError(`client certificate refused: ${o.reason}`);
+    }
+    return open ? openPrincipal : ANONYMOUS;
+  };
+  const storagePrefix = cfg.storage.urlPrefix;
+  const limiters = new WeakMap<FastifyRequest, RateLimiter>();
 
   const auth: GatewayAuth = {
     open,
@@ -136,9 +201,18 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
     localAreas: parseLocalAreas(cfg.auth.localAreas),
     addressPolicy,
     issuers,
+    ...(certs ? { clientCerts: certs } : {}),
+    ...(shareKey ? { shareKey } : {}),
+    downloadLimiter: (request) => limiters.get(request),
     authenticate(request) {
       const h = request.headers.authorization;
-      if (h === undefined) return open ? openPrincipal : ANONYMOUS;
+      if (h === undefined) {
+        // A token in ?authz= (share links) is a token: it wins over a client certificate like the header does.
+        const q = queryToken(request.raw.url ?? '', storagePrefix);
+        if (q === undefined) return withoutToken(request);
+        if (!verifier) throw new InvalidTokenError('no token issuer is trusted here (auth.issuers is empty)');
+        return verifier.cached(q) ?? verifier.verify(q);
+      }
       // No regular expression on the hot path: the token's characters are checked by decodeJws on a cache miss.
       const v = Array.isArray(h) ? h.join(',') : h;
       if (v.length < 8 || v.charCodeAt(6) !== 32 || v.slice(0, 6).toLowerCase() !== 'bearer') {
@@ -150,7 +224,8 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
     },
     requireIdentity(request) {
       const p = request.principal;
-      if (p.kind === 'anonymous') throw new UnauthenticatedError('this needs a bearer token');
+      if (p.kind === 'anonymous') throw new UnauthenticatedError('this needs a bearer token (or a mapped client certificate)');
+      if (p.kind === 'token' && p.share) throw new ForbiddenError('a share link only reads the storage it was made for');
       return p;
     },
     requireAdmin(request) {
@@ -163,12 +238,28 @@ export function buildGatewayAuth(cfg: Config): GatewayAuth {
       const raw = request.raw.url ?? '';
       const q = raw.indexOf('?');
       const asDirectory = request.method === 'MKCOL' || action === 'list' || (q === -1 ? raw : raw.slice(0, q)).endsWith('/');
+      if (p.kind === 'token' && p.share) return admitShare(request, p.share, p.expiresAt, action, path);
       if (mayAccess(p, action, path, publicPrefixes, asDirectory)) return true;
-      if (p.kind === 'anonymous') throw new UnauthenticatedError(`${action} on ${path} needs a bearer token`);
+      if (p.kind === 'anonymous') throw new UnauthenticatedError(`${action} on ${path} needs a bearer token (or a mapped client certificate)`);
       return false;
     },
     close: () => verifier?.close() ?? Promise.resolve(),
   };
+
+  /** A share link reads (downloads only if it allows them), stats and lists below its path; every use is checked. */
+  async function admitShare(request: FastifyRequest, share: ShareGrant, expiresAt: number, action: StorageAction, path: string): Promise<boolean> {
+    if (action !== 'read' && action !== 'stat' && action !== 'list') return false;
+    // Outside its path a link is anonymous: public prefixes stay readable.
+    if (!covers(share.path, path)) return mayAccess(ANONYMOUS, action, path, publicPrefixes);
+    if (action === 'read' && !share.download) return false;
+    if (!auth.shares) throw new InvalidTokenError('share links are off here');
+    // A download is a GET of a file from its first byte (a client fetching ranges in parallel counts once).
+    const range = request.headers.range;
+    const counted = action === 'read' && request.method === 'GET' && (range === undefined || /^bytes=0-/.test(String(range)));
+    const limiter = await auth.shares.admit(share, expiresAt, counted);
+    if (limiter && action === 'read') limiters.set(request, limiter);
+    return true;
+  }
   return auth;
 }
 

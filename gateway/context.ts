@@ -4,9 +4,12 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { GatewayAuth } from './auth.js';
 import type { SubmissionAuthoriser } from './job-authorisation.js';
+import type { SubmissionExchanges } from './token-exchange-submission.js';
 import type { AdminStateStore } from '../services/jobs/admin-state.js';
 import type { JobQueries } from '../services/jobs/job-queries.js';
 import type { JobStore } from '../services/jobs/job-store.js';
+import type { ExportService } from '../services/exports/export-service.js';
+import type { Processing } from '../services/processing/processing-service.js';
 
 export interface GatewayContext {
   cfg: Config;
@@ -21,6 +24,12 @@ export interface GatewayContext {
   auth: GatewayAuth;
   /** Per-file rights and outbound address checks of a submission. */
   submissions: SubmissionAuthoriser;
+  /** Processing stages, site hooks and the operator's rules: validates a job's params.processing. */
+  processing: Processing;
+  /** Token exchange of the submitter's token at submission (auth.outbound source token-exchange); undefined: none. */
+  exchanges?: SubmissionExchanges;
+  /** Recurring exports: definitions, BullMQ job schedulers, runs and reports. */
+  exports: ExportService;
 }
 
 /**

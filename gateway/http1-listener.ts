@@ -25,6 +25,8 @@ export interface Http1ListenerOptions {
   cert: Buffer;
   /** The gateway's per-client bounds, shared with the main listener (connections counted, header limit). */
   limits?: ClientLimits;
+  /** Extra TLS server options (mutual TLS: requestCert, client CAs; services/auth/client-certs.ts). */
+  tls?: { requestCert?: boolean; rejectUnauthorized?: boolean; ca?: string[]; crl?: string[] };
   /** TLS handshake time limit (Node's default: 120 s). */
   handshakeTimeoutMs?: number;
   /** A socket with no traffic for this long is destroyed (0: never). */
@@ -35,7 +37,7 @@ export async function startHttp1Listener(app: FastifyInstance, opts: Http1Listen
   // Fastify's request handler for servers it did not create (documented as `fastify.routing`).
   const route = (app as unknown as { routing: (req: unknown, res: unknown) => void }).routing;
   const server = createServer({
-    key: opts.key, cert: opts.cert, ALPNProtocols: ['http/1.1'],
+    key: opts.key, cert: opts.cert, ALPNProtocols: ['http/1.1'], ...opts.tls,
     ...(opts.handshakeTimeoutMs ? { handshakeTimeout: opts.handshakeTimeoutMs } : {}),
     ...(opts.limits ? { maxHeaderSize: opts.limits.settings.maxHeaderBytes } : {}),
   }, (req, res) => route(req, res));

@@ -5,6 +5,7 @@ import { buildGateway, type GatewayDeps } from './server.js';
 import { mountStorage } from './storage-mount.js';
 import type { ClientLimits } from './client-limits.js';
 import { startHttp1Listener, type Http1Listener } from './http1-listener.js';
+import { clientCertTlsOptions } from '../services/auth/client-certs.js';
 import { createTransferEngine, engineSettingsFromConfig, type TransferEngine } from '../services/transfer/engine.js';
 
 export interface RunningGateway {
@@ -31,7 +32,7 @@ export async function startGateway(cfg: Config, ctx: GatewayDeps & { engine?: Tr
   try {
     built = await buildGateway(cfg, {
       ...deps,
-      extensions: [...(deps.extensions ?? []), (a, c) => mountStorage(a, cfg, engine, c.auth)],
+      extensions: [...(deps.extensions ?? []), (a, c) => mountStorage(a, cfg, engine, c.auth, c.processing)],
     });
   } catch (e) {
     await closeOwnEngine();
@@ -47,7 +48,7 @@ export async function startGateway(cfg: Config, ctx: GatewayDeps & { engine?: Tr
     try {
       http1 = await startHttp1Listener(app, {
         host: cfg.gateway.host === 'localhost' ? '127.0.0.1' : cfg.gateway.host, port: cfg.gateway.http1Port, key: ctx.tls.key, cert: ctx.tls.cert,
-        limits, handshakeTimeoutMs: cfg.gateway.tlsHandshakeTimeoutMs, idleTimeoutMs: cfg.gateway.idleTimeoutSec * 1000,
+        tls: clientCertTlsOptions(built.ctx.auth.clientCerts), limits, handshakeTimeoutMs: cfg.gateway.tlsHandshakeTimeoutMs, idleTimeoutMs: cfg.gateway.idleTimeoutSec * 1000,
       });
       unwatch.push(engine.connections.watchServer(http1.server));
     } catch (e) {

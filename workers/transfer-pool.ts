@@ -15,12 +15,16 @@ import { JobStore } from '../services/jobs/job-store.js';
 import { TRANSFER_QUEUE, transferJobOptions } from '../services/jobs/queues.js';
 import { connectRedis, redisOptionsFromUrl } from '../services/jobs/redis-connection.js';
 import { ScopeGates } from '../services/jobs/scope-gates.js';
-import { runFile, type RunnerDeps } from '../services/jobs/transfer-runner.js';
+import { runFiles, type RunnerDeps } from '../services/jobs/transfer-runner.js';
+import { EndBatcher } from '../services/jobs/end-batcher.js';
+import { packOf, runPackedBundle, type PackedDeps } from '../services/jobs/packed-runner.js';
 import { linkEndpoints, type JobParams } from '../services/jobs/model.js';
 import { ScopedRateLimits } from '../services/throttle/scoped-rate-limits.js';
 import { RateLimitStore } from '../services/jobs/rate-limits.js';
 import type { ResumeState, TransferFn } from '../services/transfer/types.js';
 import { outboundTokensFromConfig, type OutboundTokens } from '../services/auth/outbound-tokens.js';
+import { GrantStore } from '../services/auth/token-exchange.js';
+import { TokenSealer } from '../services/auth/token-seal.js';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -32,6 +36,12 @@ export interface WorkerPoolOptions {
   outbound?: OutboundTokens;
   /** This process's worker id (attempts record it); a supervisor names its children so it can tell what they held. */
   workerId?: string;
+  /** Packed uploads (services/jobs/packed-runner.ts): without it, packed jobs' files run one by one. */
+  putPacked?: PackedDeps['putPacked'];
+  /** Small remote sources of packed jobs fetched into memory; without it they run one by one. */
+  fetchSource?: PackedDeps['fetchSource'];
+  /** Processing stages for files whose job (or operator rules) ask for them; the caller closes it. */
+  processing?: RunnerDeps['processing'];
 }
 
 /**
@@ -96,6 +106,7 @@ export class TransferPool {
   private readonly limits = new ScopedRateLimits();
   private readonly limitStore: RateLimitStore;
   private deps: RunnerDeps | undefined;
+  private readonly packedJobs = new Map<string, boolean>();
   private readonly outbound: OutboundTokens | undefined;
 
   constructor(private readonly cfg: Config, private readonly opts: WorkerPoolOptions) {
@@ -113,6 +124,10 @@ export class TransferPool {
     this.queue = new Queue(TRANSFER_QUEUE, { connection: redisOptionsFromUrl(opts.redisUrl, 'worker') as ConnectionOptions, prefix: cfg.redis.prefix });
     this.aliveConcurrency = cfg.workers.concurrency;
     this.outbound = opts.outbound ?? outboundTokensFromConfig(cfg.auth);
+    // Token exchange: the grants the gateway sealed at submission are opened here (services/auth/token-exchange.ts).
+    if (this.outbound && this.outbound.exchangeEntries.length > 0) {
+      this.outbound.attachGrants(new GrantStore(this.redis, cfg.redis.prefix, TokenSealer.fromConfig(cfg.auth, cfg.dataDir)));
+    }
   }
 
   private log(msg: string): void {
@@ -155,28 +170,52 @@ export class TransferPool {
 
   private async process(job: Job, token?: string): Promise<void> {
     const members = (job.data as { m?: string[] }).m ?? [job.id!];
-    for (let i = 0; i < members.length; i++) {
-      if (!this.takingWork() || this.closed) {
-        // Paused, drained or stopped in the meantime: start nothing more. A single file goes back to the
-        // queue (delayed); the rest of a bundle is re-queued file by file. Nothing waits here, so
-        // nothing holds up a shutdown.
-        if (members.length === 1) {
-          await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
-          throw new DelayedError();
-        }
-        await this.enqueue(members.slice(i).map((member) => ({ member, delayMs: REQUEUE_DELAY_MS })));
-        break;
+    // A bundle of a packed job's files goes as archives (one claim and one close per file all the same).
+    if (this.opts.putPacked && this.takingWork() && !this.closed && await this.isPackedJob(members[0]!)) {
+      await runPackedBundle(members, this.runnerDeps, {
+        putPacked: this.opts.putPacked,
+        ...(this.opts.fetchSource ? { fetchSource: this.opts.fetchSource } : {}),
+        unpackLimits: { maxMemberBytes: this.cfg.processing.tarMaxMemberBytes, maxNameBytes: this.cfg.processing.tarMaxNameBytes, maxMembers: this.cfg.processing.tarMaxMembers },
+      });
+      this.kickFeeder();
+      return;
+    }
+    if (!this.takingWork() || this.closed) {
+      // Paused, drained or stopped: start nothing. A single file goes back to the queue (delayed); a bundle is
+      // re-queued file by file. Nothing waits here, so nothing holds up a shutdown.
+      if (members.length === 1) {
+        await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
+        throw new DelayedError();
       }
-      await runFile(members[i]!, this.runnerDeps);
+      await this.enqueue(members.map((member) => ({ member, delayMs: REQUEUE_DELAY_MS })));
+    } else {
+      // A bundle is claimed with one START and its files run at once (each holds its link slot since the feed); a file whose turn comes after the worker stopped
+      // taking work goes back to the queue (runFiles).
+      await runFiles(members, this.runnerDeps, { canStart: () => this.takingWork() && !this.closed, parallel: this.cfg.scheduler.bundleFiles });
     }
     this.kickFeeder();
+  }
+
+  /** Whether a member's job asked for packing (its params read once per job and kept). */
+  private async isPackedJob(member: string): Promise<boolean> {
+    const jobId = member.slice(0, member.lastIndexOf('_', member.lastIndexOf('_') - 1));
+    let known = this.packedJobs.get(jobId);
+    if (known === undefined) {
+      const raw = await this.redis.hget(this.store.keys.job(jobId), 'params');
+      known = raw ? packOf(JSON.parse(raw) as JobParams) !== undefined : false;
+      if (this.packedJobs.size >= 1000) this.packedJobs.clear();
+      this.packedJobs.set(jobId, known);
+    }
+    return known;
   }
 
   private get runnerDeps(): RunnerDeps {
     return this.deps ??= {
       store: this.store,
+      ends: new EndBatcher(this.store, () => this.kickFeeder()),
       transfer: this.opts.transfer,
       ...(this.opts.inspectDestination ? { inspectDestination: this.opts.inspectDestination } : {}),
+      ...(this.opts.processing ? { processing: this.opts.processing } : {}),
       workerId: this.id,
       gates: this.gates,
       active: this.active,

@@ -32,7 +32,14 @@ export function fileLine(f: FileView): string {
   const size = f.size !== undefined ? `${formatBytes(f.bytes)}/${formatBytes(f.size)}` : formatBytes(f.bytes);
   const why = f.error ? `  ${f.error.code}: ${f.error.message.replace(/\s+/g, ' ').slice(0, 300)}` : '';
   const tries = f.attempts.length > 1 ? ` (${f.attempts.length} attempts)` : '';
-  return `${String(f.fileId).padStart(5)} ${f.state.padEnd(9)} ${size.padStart(9)}  ${f.source} -> ${f.destination}${why}${tries}`;
+  const last = f.attempts.at(-1);
+  const dest = last?.publishedAs ?? f.destination;
+  // What processing stages recorded: `[raw sha256=…  final adler32=…]`.
+  const sums = (last?.processing ?? []).map((r) => r.kind === 'checksum'
+    ? `${r.label} ${Object.entries(r.checksums).map(([a, v]) => `${a}=${v}`).join(',')}`
+    : `${r.stage} ${r.published}/${r.members} members`);
+  const recorded = sums.length ? `  [${sums.join('; ')}]` : '';
+  return `${String(f.fileId).padStart(5)} ${f.state.padEnd(9)} ${size.padStart(9)}  ${f.source} -> ${dest}${why}${tries}${recorded}`;
 }
 
 export const filesCommand: Command = {
@@ -65,6 +72,8 @@ export function retrySubmission(job: JobSummary, failed: readonly FileView[]): {
   }
   // `existing` decides when present; `overwrite` is its older spelling and may not contradict it.
   if (params['existing'] !== undefined) delete params['overwrite'];
+  // Jobs stored before processing stages existed carry `processing: []`, which is not a submittable value.
+  if (Array.isArray(params['processing'])) delete params['processing'];
   const files = failed.map((f) => {
     const spec: Record<string, unknown> = { source: f.source, destination: f.destination };
     if (f.size !== undefined) spec['size'] = f.size;
@@ -72,6 +81,7 @@ export function retrySubmission(job: JobSummary, failed: readonly FileView[]): {
     if (f.scitag !== undefined) spec['scitag'] = f.scitag;
     if (f.activity !== undefined) spec['activity'] = f.activity;
     if (f.metadata !== undefined) spec['metadata'] = f.metadata;
+    if (f.processing !== undefined) spec['processing'] = f.processing;
     return spec;
   });
   return { files, params };

@@ -3,10 +3,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../../services/auth/auth-errors.js';
 import { CargoError } from '../../errors/cargo-error.js';
 import { FILE_STATES, JOB_STATES, type FileState, type JobState } from '../../services/jobs/model.js';
-import { normaliseSubmission } from '../../services/jobs/submission.js';
 import { submissionSchema, type RawSubmission } from '../../services/jobs/submission-schema.js';
 import { fileViewSchema, filePageSchema, jobPageSchema, jobSummarySchema } from '../api-schemas.js';
 import { POLLING_LOG_LEVEL, type GatewayContext } from '../context.js';
+import { submitJob } from '../job-submission.js';
 
 const idParam = { type: 'object', additionalProperties: false, required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f-]{36}$' } } } as const;
 const fileParams = {
@@ -16,7 +16,7 @@ const fileParams = {
 const limitQ = { type: 'string', pattern: '^[0-9]{1,5}$' } as const;
 
 export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayContext }): Promise<void> {
-  const { store, queries, cfg } = ctx;
+  const { store, queries } = ctx;
   // The API speaks JSON only: any other body type is 415, not a string that fails validation later.
   app.removeContentTypeParser(['text/plain']);
 
@@ -36,27 +36,15 @@ export async function jobsRoutes(app: FastifyInstance, { ctx }: { ctx: GatewayCo
     },
   }, async (req, reply) => {
     const principal = ctx.auth.requireIdentity(req);
-    // The owner is the principal's (one lookup, gateway/auth.ts); the bound counts its unfinished files.
-    const owner = principal.owner;
-    const maxQueued = cfg.jobs.maxQueuedFilesPerOwner;
-    if (maxQueued > 0) {
-      // Checked, not reserved: two submissions racing may together pass the bound by one submission's files.
-      const queued = await queries.unfinishedFilesOf(owner);
-      if (queued + req.body.files.length > maxQueued) {
-        reply.header('retry-after', '60');
-        throw new CargoError(
-          'CARGO_ERR_OWNER_QUEUE_FULL',
-          `owner ${owner} has ${queued} files not yet finished; ${req.body.files.length} more would exceed jobs.maxQueuedFilesPerOwner (${maxQueued})`,
-          { field: 'files', limit: { key: 'jobs.maxQueuedFilesPerOwner', max: maxQueued } },
-        );
-      }
+    let jobId: string;
+    let files: number;
+    try {
+      ({ jobId, files } = await submitJob(ctx, principal, req.body, req));
+    } catch (e) {
+      if ((e as CargoError).code === 'CARGO_ERR_OWNER_QUEUE_FULL') reply.header('retry-after', '60');
+      throw e;
     }
-    const job = normaliseSubmission(req.body, owner, {
-      priority: cfg.jobs.defaultPriority, retries: cfg.jobs.defaultRetries, retryDelaySec: cfg.jobs.defaultRetryDelaySec, maxFilesPerJob: cfg.jobs.maxFilesPerJob,
-    });
-    await ctx.submissions.check(principal, job);
-    const { jobId } = await store.createJob(job, { fileSec: cfg.jobs.fileRetentionSec, jobSec: cfg.jobs.retentionSec });
-    return reply.code(201).header('location', `/api/v1/jobs/${jobId}`).send({ jobId, files: job.files.length, state: 'ACTIVE' });
+    return reply.code(201).header('location', `/api/v1/jobs/${jobId}`).send({ jobId, files, state: 'ACTIVE' });
   });
 
   app.get<{ Querystring: { limit?: string; cursor?: string; state?: JobState } }>('/jobs', {

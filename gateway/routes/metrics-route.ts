@@ -25,10 +25,12 @@ export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: Gateway
   const filesFinished = c('cargoport_files_finished_total', 'Files finished, per link', ['link']);
   const filesFailed = c('cargoport_files_failed_total', 'Files failed for good, per error code and link', ['reason', 'link']);
   const attempts = c('cargoport_attempts_total', 'Transfer attempts ended, per outcome (ok, error, requeue, cancel) and link', ['outcome', 'link']);
+  const exportRuns = c('cargoport_export_runs_total', 'Export runs ended, per state (succeeded, failed, skipped)', ['state']);
+  const exportDeadlines = c('cargoport_export_deadline_missed_total', 'Export runs that missed their deadline, per export', ['export']);
 
   async function readCounters(): Promise<void> {
     const raw = await ctx.redis.hgetall(ctx.queries.keys.port('counters'));
-    for (const m of [bytesMoved, filesFinished, filesFailed, attempts]) m.reset();
+    for (const m of [bytesMoved, filesFinished, filesFailed, attempts, exportRuns, exportDeadlines]) m.reset();
     for (const [field, v] of Object.entries(raw)) {
       const n = Number(v);
       const [kind, a, b] = field.split('|');
@@ -36,6 +38,8 @@ export async function metricsRoute(app: FastifyInstance, { ctx }: { ctx: Gateway
       else if (kind === 'finished' && a) filesFinished.inc({ link: a }, n);
       else if (kind === 'failed' && a && b) filesFailed.inc({ reason: a, link: b }, n);
       else if (kind === 'attempts' && a && b) attempts.inc({ outcome: a, link: b }, n);
+      else if (kind === 'exportruns' && a) exportRuns.inc({ state: a }, n);
+      else if (kind === 'exportdeadline' && a) exportDeadlines.inc({ export: a }, n);
     }
   }
 

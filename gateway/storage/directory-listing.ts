@@ -14,12 +14,25 @@ export function wantsJson(request: FastifyRequest): boolean {
   return /application\/(json|problem\+json)/i.test(accept) && !/text\/html/i.test(accept);
 }
 
+/**
+ * The token query parameter a listing was opened with (`authz=…` or `access_token=…`, a share link opened in a
+ * browser), carried on to the listing's links so they open with the same link; '' when none.
+ */
+function tokenSuffix(request: FastifyRequest): string {
+  const url = request.raw.url ?? '';
+  const q = url.indexOf('?');
+  if (q === -1) return '';
+  const part = url.slice(q + 1).split('&').find((p) => p.startsWith('authz=') || p.startsWith('access_token='));
+  return part ? `?${part}` : '';
+}
+
 export function renderListing(
   ctx: StorageContext,
   request: FastifyRequest,
   dir: EntryStat,
   entries: EntryStat[],
 ): { contentType: string; body: string } {
+  const suffix = tokenSuffix(request);
   if (wantsJson(request)) {
     return {
       contentType: 'application/json; charset=utf-8',
@@ -32,21 +45,21 @@ export function renderListing(
           mtime: new Date(e.mtimeMs).toISOString(),
           etag: e.etag,
           ...(e.type === 'file' ? { locality: e.locality } : {}),
-          href: hrefOf(ctx, e.path, e.type === 'dir'),
+          href: hrefOf(ctx, e.path, e.type === 'dir') + suffix,
         })),
       }),
     };
   }
   const rows = entries
     .map((e) => {
-      const href = escapeHtml(hrefOf(ctx, e.path, e.type === 'dir'));
+      const href = escapeHtml(hrefOf(ctx, e.path, e.type === 'dir') + suffix);
       const name = escapeHtml(e.name) + (e.type === 'dir' ? '/' : '');
       const size = e.type === 'dir' ? '-' : String(e.size);
       return `<tr><td><a href="${href}">${name}</a></td><td>${size}</td><td>${new Date(e.mtimeMs).toISOString()}</td></tr>`;
     })
     .join('\n');
   const title = escapeHtml(dir.path);
-  const parent = dir.path === '/' ? '' : `<p><a href="${escapeHtml(hrefOf(ctx, dir.path.slice(0, dir.path.lastIndexOf('/')) || '/', true))}">../</a></p>`;
+  const parent = dir.path === '/' ? '' : `<p><a href="${escapeHtml(hrefOf(ctx, dir.path.slice(0, dir.path.lastIndexOf('/')) || '/', true) + suffix)}">../</a></p>`;
   return {
     contentType: 'text/html; charset=utf-8',
     body: `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1>${parent}<table><thead><tr><th>Name</th><th>Size</th><th>Modified</th></tr></thead><tbody>\n${rows}\n</tbody></table></body></html>\n`,

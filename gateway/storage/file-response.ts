@@ -11,6 +11,7 @@ import { BufferPool } from '../../services/storage/buffer-pool.js';
 import { READ_CHUNK } from '../../services/storage/posix-backend.js';
 import type { ReadHandle } from '../../services/storage/storage-backend.js';
 import { StorageError } from '../../services/storage/storage-errors.js';
+import type { RateLimiter } from '../../services/throttle/rate-limiter.js';
 
 
 
@@ -56,17 +57,18 @@ function drainOrClose(res: Writable): Promise<boolean> {
   });
 }
 
-export function sendFileRange(reply: FastifyReply, handle: ReadHandle, start: number, endInclusive: number): FastifyReply {
+/** `limiter`: paces the body (a share link's byte-rate cap); undefined on the ordinary path. */
+export function sendFileRange(reply: FastifyReply, handle: ReadHandle, start: number, endInclusive: number, limiter?: RateLimiter): FastifyReply {
   const raw = reply.raw as unknown as Writable & { writeHead(status: number, headers: Record<string, unknown>): void };
   const headers: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
   reply.hijack();
   raw.writeHead(reply.statusCode, headers);
-  void pump(raw, handle, start, endInclusive + 1).finally(() => handle.close().catch(() => undefined));
+  void pump(raw, handle, start, endInclusive + 1, limiter).finally(() => handle.close().catch(() => undefined));
   return reply;
 }
 
-async function pump(res: Writable, handle: ReadHandle, start: number, end: number): Promise<void> {
+async function pump(res: Writable, handle: ReadHandle, start: number, end: number, limiter: RateLimiter | undefined): Promise<void> {
   const fd = handle.fd;
   let pos = start;
   let next: Promise<{ buf: Buffer; n: number }> | null = readChunk(fd, pos, Math.min(READ_CHUNK, end - pos));
@@ -81,6 +83,14 @@ async function pump(res: Writable, handle: ReadHandle, start: number, end: numbe
         return;
       }
       if (pos < end) next = readChunk(fd, pos, Math.min(READ_CHUNK, end - pos)); // overlap disk and network
+      if (limiter) {
+        const wait = limiter.take(n);
+        if (wait) await wait;
+        if (res.destroyed) {
+          pool.release(buf);
+          return;
+        }
+      }
       const ok = res.write(n === buf.length ? buf : buf.subarray(0, n), (err) => {
         // Reuse only what the transport confirmed as sent; on error the bytes may still be referenced.
         if (!err) pool.release(buf);

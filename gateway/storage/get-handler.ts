@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ReadHandle } from '../../services/storage/storage-backend.js';
+import type { RateLimiter } from '../../services/throttle/rate-limiter.js';
 import { parseRangeHeader, type ByteRange } from './range-header.js';
 import { evaluatePreconditions, ifRangeAllows } from './conditional-headers.js';
 import { digestResponseHeaders } from './digest-negotiation.js';
@@ -71,7 +72,7 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
       reply.code(200).header('content-type', 'application/octet-stream').header('content-length', String(st.size));
       if (head || st.size === 0) return reply.send();
       handed = true;
-      return sendFileRange(reply, handle, 0, st.size - 1);
+      return sendFileRange(reply, handle, 0, st.size - 1, ctx.opts.downloadLimiter?.(request));
     }
     if (decision.ranges.length === 1) {
       const r = decision.ranges[0];
@@ -82,7 +83,7 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
         .header('content-length', String(r.end - r.start + 1));
       if (head) return reply.send();
       handed = true;
-      return sendFileRange(reply, handle, r.start, r.end);
+      return sendFileRange(reply, handle, r.start, r.end, ctx.opts.downloadLimiter?.(request));
     }
     const boundary = 'cargoport-' + randomBytes(12).toString('hex');
     const parts = decision.ranges.map((r) => ({
@@ -100,17 +101,21 @@ export async function handleGet(ctx: StorageContext, request: FastifyRequest, re
       .header('content-length', String(length));
     if (head) return reply.send();
     handed = true;
-    return sendBody(reply, handle, Readable.from(multipartBody(handle, parts, tail), { objectMode: false }));
+    return sendBody(reply, handle, Readable.from(multipartBody(handle, parts, tail, ctx.opts.downloadLimiter?.(request)), { objectMode: false }));
   } finally {
     if (!handed) await handle.close();
   }
 }
 
-async function* multipartBody(handle: ReadHandle, parts: Array<{ r: ByteRange; head: Buffer }>, tail: Buffer) {
+async function* multipartBody(handle: ReadHandle, parts: Array<{ r: ByteRange; head: Buffer }>, tail: Buffer, limiter?: RateLimiter) {
   const crlf = Buffer.from('\r\n');
   for (const p of parts) {
     yield p.head;
-    for await (const chunk of handle.stream(p.r.start, p.r.end)) yield chunk as Buffer;
+    for await (const chunk of handle.stream(p.r.start, p.r.end)) {
+      const wait = limiter?.take((chunk as Buffer).length);
+      if (wait) await wait;
+      yield chunk as Buffer;
+    }
     yield crlf;
   }
   yield tail;

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { PortStorage } from '../../services/storage/port-storage.js';
 import type { TransferEngine } from '../../services/transfer/engine.js';
 import type { AddressPolicy } from '../../services/auth/address-policy.js';
+import type { RateLimiter } from '../../services/throttle/rate-limiter.js';
 
 /**
  * What a request wants to do to a path. `stat` covers HEAD/PROPFIND Depth 0/checksums, `list` PROPFIND Depth 1
@@ -63,8 +64,20 @@ export interface StorageEndpointOptions {
    * Default: no limit (the gateway sets storage.uploadIdleTimeoutSec).
    */
   uploadIdleTimeoutMs?: number;
+  /**
+   * Share links: decides and mints the link a `POST <path>` with `Content-Type: application/macaroon-request`
+   * asks for (`body`: its parsed JSON). Calls `exists` (which throws 404) once the caller is allowed. Without it,
+   * such a POST is 405.
+   */
+  shareRequest?(request: FastifyRequest, path: string, body: unknown, exists: () => Promise<void>): Promise<{ token: string; id: string; expiresAt: string }>;
+  /** Public base URL of the port (share-link answers); default https://<Host>. */
+  publicUrl?: string;
+  /** Byte-rate limiter a GET's body is paced by (a share link's cap), decided by the authorize hook. */
+  downloadLimiter?(request: FastifyRequest): RateLimiter | undefined;
   /** Largest body a single PUT may carry when no Content-Length is given (default: unlimited, quota applies). */
   maxPutBytes?: number;
+  /** Bounds of a packed upload (PUT of a tar to a collection, packed-put.ts); default processing.tar* defaults. */
+  packed?: { maxMembers?: number; maxMemberBytes?: number; maxNameBytes?: number };
 }
 
 export interface TapeRestOptions {

@@ -18,7 +18,9 @@ import { DAV_METHODS, handleDelete, handleMkcol, handleMove, handleOptions } fro
 import { handleGet } from './get-handler.js';
 import { handlePropfind } from './propfind.js';
 import { handlePut } from './put-handler.js';
+import { handlePackedPut, isPackedUpload } from './packed-put.js';
 import { handleCopy } from './tpc-copy.js';
+import { handlePost } from './share-request.js';
 import type { StorageContext } from './storage-context.js';
 import { pathOf, problemFor, replyProblem, writeProblem } from '../problem.js';
 import type { StorageEndpointOptions } from './storage-options.js';
@@ -55,7 +57,7 @@ function guardUnknownMethods(app: FastifyInstance): void {
 }
 
 /** Methods we answer 405 to explicitly (known to Node, not part of our subset). */
-const REFUSED_METHODS = [UNROUTABLE_STAND_IN, 'POST', 'PATCH', 'PROPPATCH', 'LOCK', 'UNLOCK', 'TRACE', 'SEARCH', 'REPORT', 'MKACTIVITY', 'CHECKOUT', 'MERGE'];
+const REFUSED_METHODS = [UNROUTABLE_STAND_IN, 'PATCH', 'PROPPATCH', 'LOCK', 'UNLOCK', 'TRACE', 'SEARCH', 'REPORT', 'MKACTIVITY', 'CHECKOUT', 'MERGE'];
 
 /** Add HTTP methods Fastify does not route by default, once per instance tree. */
 export function ensureHttpMethods(app: FastifyInstance, methods: readonly string[]): void {
@@ -69,7 +71,7 @@ export function ensureHttpMethods(app: FastifyInstance, methods: readonly string
 type Handler = (ctx: StorageContext, req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
 export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointOptions): Promise<void> {
-  ensureHttpMethods(app, [...DAV_METHODS, ...REFUSED_METHODS]);
+  ensureHttpMethods(app, [...DAV_METHODS, 'POST', ...REFUSED_METHODS]);
   guardUnknownMethods(app);
   const prefix = app.prefix.endsWith('/') ? app.prefix.slice(0, -1) : app.prefix;
   const ranged = new RangedUploads(opts.storage, opts.rangedUploadIdleMs);
@@ -114,13 +116,15 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
   const handlers: Record<string, Handler> = {
     GET: handleGet,
     HEAD: handleGet,
-    PUT: handlePut,
+    // A PUT carrying X-Cargoport-Unpack is a packed upload (a tar unpacked into a collection).
+    PUT: (ctx, req, reply) => (isPackedUpload(req) ? handlePackedPut(ctx, req, reply) : handlePut(ctx, req, reply)),
     DELETE: handleDelete,
     MKCOL: handleMkcol,
     MOVE: handleMove,
     COPY: handleCopy,
     PROPFIND: handlePropfind,
     OPTIONS: handleOptions,
+    POST: handlePost,
   };
   const methodNotAllowed = async (req: FastifyRequest, reply: FastifyReply) => {
     reply.header('allow', DAV_METHODS.join(', '));
@@ -133,7 +137,7 @@ export async function storagePlugin(app: FastifyInstance, opts: StorageEndpointO
     await h(ctx, request, reply);
     return reply;
   };
-  const methods = [...DAV_METHODS, ...REFUSED_METHODS] as HTTPMethods[];
+  const methods = [...DAV_METHODS, 'POST', ...REFUSED_METHODS] as HTTPMethods[];
   for (const url of ['/', '/*']) {
     app.route({ method: methods, url, handler: dispatch, exposeHeadRoute: false });
   }

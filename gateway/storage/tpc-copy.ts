@@ -27,7 +27,7 @@ import type { ClientPool } from '../../services/transfer/connect/client-pool.js'
 import { headRequest } from '../../services/transfer/http/http-requests.js';
 import { parseEndpoint } from '../../services/transfer/endpoint.js';
 import { overwriteHeader } from './put-handler.js';
-import { failureLine, perfMarker, SUCCESS_LINE } from './perf-marker.js';
+import { failureLine, perfMarker, remoteConnection, SUCCESS_LINE } from './perf-marker.js';
 import { requestPath, type StorageContext } from './storage-context.js';
 import { replyProblem } from '../problem.js';
 import { marking } from '../../services/marking/marking-service.js';
@@ -127,6 +127,9 @@ export function forwardedHeaders(request: FastifyRequest): Record<string, string
   }
   return out;
 }
+
+/** A marker lists at most this many connections (a retried transfer may have opened many; the line stays short). */
+const MAX_REMOTE_CONNECTIONS = 64;
 
 /** The strict policy (nothing but public addresses) when the mount gives none. */
 const STRICT = new AddressPolicy([]);
@@ -231,6 +234,10 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
   res.writeHead(202, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
   let bytes = 0;
   let finished = false;
+  // The passive party's connections the engine used, as XRootD lists them (`RemoteConnections`, wlcg.md §3.2).
+  // One entry per connection (keyed by our end), so several connections to one server are listed each.
+  const remotes = new Map<string, string>();
+  const marker = (): string => perfMarker(bytes, Date.now(), remotes.size ? [...remotes.values()].join(',') : undefined);
   const write = (s: string) => {
     if (!res.destroyed && !res.writableEnded) res.write(s);
   };
@@ -238,13 +245,17 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
     if (!finished) abort.abort(new CargoError('CARGO_ERR_ABORTED', 'client closed the COPY request', { retryable: false }));
   });
   write(perfMarker(0));
-  const timer = setInterval(() => write(perfMarker(bytes)), tpc.markerIntervalMs ?? 5000);
+  const timer = setInterval(() => write(marker()), tpc.markerIntervalMs ?? 5000);
   try {
     const result = await engine.transfer(req, {
       signal: abort.signal,
       gate: new PauseGate(),
       onProgress: (p) => {
         bytes = p.bytes;
+      },
+      onConnection: (c) => {
+        if (c.port === undefined || remotes.size >= MAX_REMOTE_CONNECTIONS) return;
+        remotes.set(`${c.ip} ${c.port} ${c.localPort ?? ''}`, remoteConnection(c.ip.replace(/^::ffff:(?=\d+\.)/, ''), c.port));
       },
     });
     bytes = result.bytes;
@@ -254,7 +265,7 @@ export async function handleCopy(ctx: StorageContext, request: FastifyRequest, r
     }
     finished = true;
     clearInterval(timer);
-    write(perfMarker(bytes));
+    write(marker());
     res.end(SUCCESS_LINE);
   } catch (e) {
     finished = true;

@@ -239,6 +239,52 @@ $('limit-form').addEventListener('submit', async (ev) => {
   }
 });
 
+// ---- exports: definitions, their last run's report, run history on click ----
+function scheduleText(d) {
+  return d.schedule.cron ? `${d.schedule.cron} (${d.schedule.timezone ?? 'UTC'})` : `every ${d.schedule.everyMinutes} min`;
+}
+function runCells(r) {
+  if (!r) return [el('td', {}, 'never ran'), el('td', {}), el('td', {}), el('td', {}), el('td', {})];
+  const f = r.files;
+  return [
+    el('td', { class: `state-${r.state}` }, `${r.state} (${r.trigger}) ${new Date(r.scheduledFor).toLocaleString()}`),
+    el('td', {}, `${f.finished}/${f.submitted}${f.failed ? ` (${f.failed} failed)` : ''}, ${f.alreadyExported} already exported`),
+    el('td', {}, bytes(r.bytes)), el('td', {}, r.rateBytesPerSec ? rate(r.rateBytesPerSec) : ''),
+    el('td', { class: r.deadlineMissed ? 'state-FAILED' : '' }, r.deadline ? (r.deadlineMissed ? 'missed' : 'ok') : ''),
+  ];
+}
+async function exportAction(name, op) {
+  if (!confirm(`${op} export ${name}?`)) return;
+  try {
+    await api('POST', `/exports/${encodeURIComponent(name)}/${op}`, {});
+    note(`export ${name}: ${op} done`);
+  } catch (e) {
+    note(`export ${name}: ${e.message}`, true);
+  }
+  refresh();
+}
+async function openExportRuns(name) {
+  const { runs } = await api('GET', `/exports/${encodeURIComponent(name)}/runs?limit=20`);
+  const box = $('export-runs');
+  box.replaceChildren(el('h3', {}, `Runs of ${name}`), el('table', {},
+    el('thead', {}, el('tr', {}, ...['due', 'state', 'files', 'bytes', 'rate', 'deadline', 'failures'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, ...runs.map((r) => el('tr', {},
+      el('td', {}, new Date(r.scheduledFor).toLocaleString()), el('td', { class: `state-${r.state}` }, `${r.state} (${r.trigger})${r.reason ? `: ${r.reason}` : ''}`),
+      el('td', {}, `${r.files.finished}/${r.files.submitted} (${r.files.selected} selected)`), el('td', {}, bytes(r.bytes)),
+      el('td', {}, r.rateBytesPerSec ? rate(r.rateBytesPerSec) : ''), el('td', {}, r.deadline ? (r.deadlineMissed ? 'missed' : 'ok') : ''),
+      el('td', {}, r.failures.slice(0, 5).map((f) => `${f.path ?? ''} ${f.code}: ${f.message}`).join('; ')))))));
+}
+function showExports(list) {
+  if (list.error) return fill('exports', [el('tr', {}, el('td', { colSpan: 10 }, list.error))]);
+  fill('exports', list.exports.length === 0 ? [el('tr', {}, el('td', { colSpan: 10 }, 'no exports'))] : list.exports.map((x) => el('tr', { 'data-export': x.definition.name },
+    el('td', { class: 'clickable', onclick: () => openExportRuns(x.definition.name) }, x.definition.name), el('td', {}, x.owner),
+    el('td', {}, scheduleText(x.definition)), el('td', {}, x.paused ? 'paused' : x.nextRunAt ? new Date(x.nextRunAt).toLocaleString() : ''),
+    ...runCells(x.lastRun),
+    el('td', {},
+      el('button', { type: 'button', onclick: () => exportAction(x.definition.name, 'run') }, 'run now'),
+      el('button', { type: 'button', onclick: () => exportAction(x.definition.name, x.paused ? 'resume' : 'pause') }, x.paused ? 'resume' : 'pause')))));
+}
+
 // ---- refresh loop and events ----
 let busy = false;
 async function refresh() {
@@ -246,11 +292,15 @@ async function refresh() {
   busy = true;
   try {
     // Limits need admin rights: a user who is not an administrator still gets the rest of the page.
-    const [status, page, limits] = await Promise.all([api('GET', '/status'), api('GET', '/jobs?limit=30'), api('GET', '/admin/limits').catch((e) => ({ error: e.message }))]);
+    const [status, page, limits, exportList] = await Promise.all([
+      api('GET', '/status'), api('GET', '/jobs?limit=30'), api('GET', '/admin/limits').catch((e) => ({ error: e.message })),
+      api('GET', '/exports').catch((e) => ({ error: e.message })),
+    ]);
     record(status, true);
     showStatus(status);
     showJobs(page.jobs);
     showLimits(limits);
+    showExports(exportList);
     const active = page.jobs.filter((j) => j.state === 'ACTIVE' && (j.counts.ACTIVE ?? 0) > 0).slice(0, 10);
     const pages = await Promise.all(active.map((j) => api('GET', `/jobs/${j.jobId}/files?state=ACTIVE&limit=50`)));
     showTransfers(pages.flatMap((p) => p.files));

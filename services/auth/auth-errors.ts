@@ -39,3 +39,24 @@ export class AddressRefusedError extends CargoError {
     this.name = 'AddressRefusedError';
   }
 }
+
+export class BadShareRequestError extends CargoError {
+  constructor(message: string, field?: string) {
+    super('CARGO_ERR_BAD_SHARE_REQUEST', message, { httpStatus: 400, field });
+    this.name = 'BadShareRequestError';
+  }
+}
+
+export class ShareExhaustedError extends CargoError {
+  constructor(message: string) {
+    super('CARGO_ERR_SHARE_EXHAUSTED', message, { httpStatus: 403 });
+    this.name = 'ShareExhaustedError';
+  }
+}
+
+export class ShareNotFoundError extends CargoError {
+  constructor(message: string) {
+    super('CARGO_ERR_SHARE_NOT_FOUND', message, { httpStatus: 404 });
+    this.name = 'ShareNotFoundError';
+  }
+}

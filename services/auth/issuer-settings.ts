@@ -31,6 +31,10 @@ export interface IssuerSettings {
   adminSubjects: string[];
   /** Keys known in advance (the built-in development issuer): no discovery, no JWKS fetch. */
   staticKeys?: VerificationKey[];
+  /** The port's own share-link issuer (services/auth/share-issuer.ts): its tokens become share principals. */
+  shares?: boolean;
+  /** Longest accepted lifetime of this issuer's tokens, instead of auth.maxTokenLifetimeSec. */
+  maxLifetimeSec?: number;
 }
 
 const bad = (field: string, msg: string) => new CargoError('CARGO_ERR_CONFIG', `${field}: ${msg}`, { httpStatus: 500, field });
@@ -47,6 +51,25 @@ export function canonicalNamespacePath(raw: unknown, field: string): string {
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** `[{group, path, rights}]` group rules; `path` is relative to `basePath` (errors name `field[j].key`). */
+export function parseGroupRules(raw: unknown, basePath: string, field: string): GroupRule[] {
+  const groups: GroupRule[] = [];
+  const rawGroups = raw ?? [];
+  if (!Array.isArray(rawGroups)) throw bad(field, 'must be a list of {group, path, rights}');
+  rawGroups.forEach((g: unknown, j: number) => {
+    const gf = `${field}[${j}]`;
+    const r = g as Record<string, unknown>;
+    if (!r || typeof r !== 'object' || typeof r['group'] !== 'string' || !/^(\/[A-Za-z0-9][A-Za-z0-9_.-]*)+$/.test(r['group'])) {
+      throw bad(`${gf}.group`, 'must be a WLCG group such as /wlcg/test');
+    }
+    const rel = canonicalComponents(typeof r['path'] === 'string' ? r['path'] : '/', (m) => bad(`${gf}.path`, m));
+    const rights = strings(r['rights'], `${gf}.rights`);
+    for (const x of rights) if (!(STORAGE_CAPABILITIES as readonly string[]).includes(x)) throw bad(`${gf}.rights`, `unknown right "${x}" (${STORAGE_CAPABILITIES.join(', ')})`);
+    groups.push({ group: r['group'], path: joinPath(basePath, rel), rights: rights as StorageCapability[] });
+  });
+  return groups;
+}
 
 /** Parses `auth.issuers`; `defaultAudiences` apply to an entry that names none. */
 export function parseIssuerSettings(raw: unknown[], defaultAudiences: string[]): IssuerSettings[] {
@@ -68,20 +91,7 @@ export function parseIssuerSettings(raw: unknown[], defaultAudiences: string[]):
     const basePath = e['basePath'] === undefined ? '/' : canonicalNamespacePath(e['basePath'], `${f}.basePath`);
     const audiences = e['audiences'] === undefined ? defaultAudiences : strings(e['audiences'], `${f}.audiences`);
     if (audiences.length === 0) throw bad(`${f}.audiences`, 'no audience accepted: set auth.audiences or gateway.publicUrl, or list audiences here');
-    const groups: GroupRule[] = [];
-    const rawGroups = e['groups'] ?? [];
-    if (!Array.isArray(rawGroups)) throw bad(`${f}.groups`, 'must be a list of {group, path, rights}');
-    rawGroups.forEach((g: unknown, j: number) => {
-      const gf = `${f}.groups[${j}]`;
-      const r = g as Record<string, unknown>;
-      if (!r || typeof r !== 'object' || typeof r['group'] !== 'string' || !/^(\/[A-Za-z0-9][A-Za-z0-9_.-]*)+$/.test(r['group'])) {
-        throw bad(`${gf}.group`, 'must be a WLCG group such as /wlcg/test');
-      }
-      const rel = canonicalComponents(typeof r['path'] === 'string' ? r['path'] : '/', (m) => bad(`${gf}.path`, m));
-      const rights = strings(r['rights'], `${gf}.rights`);
-      for (const x of rights) if (!(STORAGE_CAPABILITIES as readonly string[]).includes(x)) throw bad(`${gf}.rights`, `unknown right "${x}" (${STORAGE_CAPABILITIES.join(', ')})`);
-      groups.push({ group: r['group'], path: joinPath(basePath, rel), rights: rights as StorageCapability[] });
-    });
+    const groups = parseGroupRules(e['groups'], basePath, `${f}.groups`);
     out.push({
       issuer, name, basePath, audiences, groups,
       adminGroups: strings(e['adminGroups'], `${f}.adminGroups`),

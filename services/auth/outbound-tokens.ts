@@ -21,21 +21,10 @@ import { fetch as undiciFetch } from 'undici';
 import { CargoError } from '../../errors/cargo-error.js';
 import { IssuerHttp } from './issuer-keys.js';
 import { canonicalComponents, joinPath } from './scopes.js';
+import { TokenExchangeSource, type GrantStore } from './token-exchange.js';
+import type { TokenRequest, TokenSource } from './token-source.js';
 
-/** What a token is asked for: the scope wanted (undefined: the source's own / the issuer's default). */
-export interface TokenRequest {
-  scope?: string;
-}
-
-/** A source of bearer tokens for one endpoint; `token` answers from its cache while the token is fresh. */
-export interface TokenSource {
-  /** Identity of the source (never the token): connections of different identities are never shared. */
-  readonly id: string;
-  /** Whether the source can ask for a scope per request (client credentials); others ignore `scope`. */
-  readonly scoped: boolean;
-  token(req: TokenRequest): Promise<string>;
-  close(): Promise<void>;
-}
+export type { TokenRequest, TokenSource } from './token-source.js';
 
 /** One outbound request, as the transfer engine's credential provider is asked (services/transfer/types.ts). */
 export interface OutboundRequest {
@@ -264,7 +253,7 @@ export class OutboundTokens {
    * The credential provider of one transfer (undefined when no entry covers either side), and the identity of the
    * sources involved (for connection partitioning; never a token).
    */
-  forTransfer(t: { source: string; destination: string; overwrite: boolean }): { provider: OutboundProvider; id: string } | undefined {
+  forTransfer(t: { source: string; destination: string; overwrite: boolean; jobId?: string }): { provider: OutboundProvider; id: string } | undefined {
     const src = this.match(t.source);
     const dst = this.match(t.destination);
     if (!src && !dst) return undefined;
@@ -273,9 +262,21 @@ export class OutboundTokens {
       if (!e) return {};
       let scope: string | undefined;
       if (e.source.scoped) scope = e.scopes === 'narrow' ? narrowScope(req, e.basePath, t.overwrite) : e.scopes.join(' ');
-      return { authorization: `Bearer ${await e.source.token(scope === undefined ? {} : { scope })}` };
+      return { authorization: `Bearer ${await e.source.token({ ...(scope === undefined ? {} : { scope }), ...(t.jobId !== undefined ? { jobId: t.jobId } : {}) })}` };
     };
-    return { provider, id: `${src?.source.id ?? '-'}>${dst?.source.id ?? '-'}` };
+    // A token-exchange source acts for one job's submitter: its connections are that job's.
+    const idOf = (e: OutboundEntry | undefined) => (e ? (e.source instanceof TokenExchangeSource && t.jobId ? `${e.source.id}@${t.jobId}` : e.source.id) : '-');
+    return { provider, id: `${idOf(src)}>${idOf(dst)}` };
+  }
+
+  /** Entries whose source is a token exchange (the gateway exchanges the submitter's token for them). */
+  get exchangeEntries(): Array<OutboundEntry & { source: TokenExchangeSource }> {
+    return this.entries.filter((e): e is OutboundEntry & { source: TokenExchangeSource } => e.source instanceof TokenExchangeSource);
+  }
+
+  /** Gives the token-exchange sources the sealed-grant store (workers). */
+  attachGrants(store: GrantStore): void {
+    for (const e of this.exchangeEntries) e.source.grants = store;
   }
 
   async close(): Promise<void> {
@@ -341,7 +342,8 @@ export function parseOutboundTokens(raw: unknown[], opts: { ca?: string[] } = {}
         source = new FileTokenSource(name, file, refreshBeforeMs);
         break;
       }
-      case 'client-credentials': {
+      case 'client-credentials':
+      case 'token-exchange': {
         const issuer = optString(e, 'issuer', f);
         if (issuer === undefined || !issuer.startsWith('https://')) throw bad(`${f}.issuer`, 'must be the https:// issuer URL');
         const clientId = optString(e, 'clientId', f);
@@ -358,11 +360,12 @@ export function parseOutboundTokens(raw: unknown[], opts: { ca?: string[] } = {}
         }
         http ??= new IssuerHttp(opts.ca);
         const audience = optString(e, 'audience', f);
-        source = new ClientCredentialsSource(name, { issuer, clientId, clientSecret: clientSecret!, refreshBeforeMs, http, ...(audience ? { audience } : {}) });
+        const o = { issuer, clientId, clientSecret: clientSecret!, refreshBeforeMs, http, ...(audience ? { audience } : {}) };
+        source = e['source'] === 'token-exchange' ? new TokenExchangeSource(name, o) : new ClientCredentialsSource(name, o);
         break;
       }
       default:
-        throw bad(`${f}.source`, 'must be static, file or client-credentials');
+        throw bad(`${f}.source`, 'must be static, file, client-credentials or token-exchange');
     }
     entries.push({ prefix: norm, basePath, scopes, source });
   });

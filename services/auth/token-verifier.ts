@@ -16,6 +16,7 @@ import type { IssuerSettings } from './issuer-settings.js';
 import { decodeJws, verifySignature } from './jws.js';
 import type { TokenPrincipal } from './principal.js';
 import { parseScopes, type PathGrant } from './scopes.js';
+import { SHARE_CLAIM } from './share-issuer.js';
 
 export interface VerifierOptions {
   clockSkewSec: number;
@@ -97,8 +98,9 @@ export class TokenVerifier {
     if (nbf !== undefined && (typeof nbf !== 'number' || now + skew < nbf)) throw new InvalidTokenError('the token is not valid yet (nbf)');
     if (iat > now + skew) throw new InvalidTokenError('the token was issued in the future (iat)');
     // Lifetime from iat: nbf is back-dated by issuers to absorb clock skew (profile §4.3.1), not part of it.
-    if (this.opts.maxLifetimeSec > 0 && exp - iat > this.opts.maxLifetimeSec) {
-      throw new InvalidTokenError(`the token's lifetime (${Math.round(exp - iat)} s) exceeds the ${this.opts.maxLifetimeSec} s accepted here`);
+    const maxLife = s.maxLifetimeSec ?? this.opts.maxLifetimeSec;
+    if (maxLife > 0 && exp - iat > maxLife) {
+      throw new InvalidTokenError(`the token's lifetime (${Math.round(exp - iat)} s) exceeds the ${maxLife} s accepted here`);
     }
     const aud = c['aud'];
     const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? (aud as string[]) : undefined;
@@ -117,7 +119,16 @@ export class TokenVerifier {
       }
     }
     const admin = s.adminSubjects.includes(sub) || groups.some((g) => s.adminGroups.includes(g)) || scopes.all.some((x) => s.adminScopes.includes(x));
-    return { kind: 'token', issuer: s.issuer, subject: sub, owner: `${s.name}:${sub}`, grants, groups, admin, expiresAt: exp };
+    const p: TokenPrincipal = { kind: 'token', issuer: s.issuer, subject: sub, owner: `${s.name}:${sub}`, grants, groups, admin, expiresAt: exp };
+    if (s.shares) {
+      // A share token grants exactly one read scope; anything else is not one of ours.
+      const read = grants.length === 1 && grants[0]!.capability === 'read' ? grants[0]! : undefined;
+      const extra = c[SHARE_CLAIM] as { download?: unknown } | undefined;
+      if (!read || typeof c['jti'] !== 'string' || !extra || typeof extra.download !== 'boolean') throw new InvalidTokenError('the share token is malformed');
+      p.share = { id: c['jti'], path: read.path, download: extra.download };
+      p.admin = false;
+    }
+    return p;
   }
 
   close(): Promise<void> {

@@ -5,17 +5,21 @@
  */
 import { CargoError } from '../../errors/cargo-error.js';
 import { formatChecksumSpec, parseChecksumSpec } from '../checksum/checksum-spec.js';
-import { linkOf, type AttemptRecord, type FileSpec, type FileState } from './model.js';
+import { linkOf, type AttemptRecord, type FileSpec, type FileState, type ProcessingParams } from './model.js';
 import type { ResumeState } from '../transfer/types.js';
 
-/** Spec array stored per file: [source, destination, size, checksum, scitag, activity, metadata, link]. */
-type SpecArray = [string, string, number | null, string | null, number | null, string | null, Record<string, unknown> | null, string];
+/**
+ * Spec array stored per file: [source, destination, size, checksum, scitag, activity, metadata, link, processing?]
+ * (the Lua scripts read the link at index 8; a file's own processing, when it has one, is a ninth element).
+ */
+type SpecArray = [string, string, number | null, string | null, number | null, string | null, Record<string, unknown> | null, string, ProcessingParams?];
 
 export function encodeSpec(f: FileSpec): string {
   const arr: SpecArray = [
     f.source, f.destination, f.size ?? null, f.checksum ? formatChecksumSpec(f.checksum) : null,
     f.scitag ?? null, f.activity ?? null, f.metadata ?? null, linkOf(f.source, f.destination),
   ];
+  if (f.processing !== undefined) arr.push(f.processing);
   return JSON.stringify(arr);
 }
 
@@ -27,6 +31,7 @@ export function decodeSpec(json: string): FileSpec & { link: string } {
   if (a[4] !== null) f.scitag = a[4];
   if (a[5] !== null) f.activity = a[5];
   if (a[6] !== null) f.metadata = a[6];
+  if (a[8] !== undefined && a[8] !== null) f.processing = a[8];
   return f;
 }
 

@@ -2,6 +2,7 @@
  * The state-change side of the job store: jobs and files in Redis, every transition through one Lua script (lua/,
  * loaded by lua-scripts.ts); key names in redis-keys.ts. Reads are in job-queries.ts (`store.queries`).
  */
+import type { StageRecord } from '../processing/stage-recorder.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { DEFAULT_ENDPOINT_BREAKER, type EndpointBreakerSettings } from './endpoint-breaker.js';
@@ -48,6 +49,10 @@ export interface EndReport {
   resume?: ResumeState;
   /** Said of an attempt that moved nothing because the destination already held the file. */
   note?: string;
+  /** What the processing stages recorded (checksums of raw and processed bytes, unpacked members). */
+  processing?: StageRecord[];
+  /** Where a processed file was published, when its stages renamed it (`NAME.zst`). */
+  publishedAs?: string;
 }
 
 /** How one run of a file ended, as the worker closes it (END). */
@@ -87,6 +92,21 @@ export interface WorkerCrashRecord {
   closed: Array<{ jobId: string; idx: number; run: number; spec: ReturnType<typeof decodeSpec> }>;
 }
 
+/** One START reply (start.lua, or one row of start-batch.lua) as a StartResult. */
+function startResult(r: string[]): StartResult {
+  if (r[0] === 'run') {
+    return { kind: 'run', spec: decodeSpec(r[1]!), state: decodeFileState(r[2]), params: JSON.parse(r[3]!) as JobParams, run: Number(r[4]) };
+  }
+  if (r[0] === 'deferred') return { kind: 'deferred' };
+  if (r[2] !== undefined) return { kind: 'skip', reason: r[1]!, lostRun: { spec: decodeSpec(r[2]), run: Number(r[3]) } };
+  return { kind: 'skip', reason: r[1] ?? 'unknown' };
+}
+
+/** One END reply (end.lua, or one row of end-batch.lua) as an EndResult. */
+function endResult(r: [string, string?, (number | string)?]): EndResult {
+  return r[0] === 'queued' ? { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) } : { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
+}
+
 export class JobStore {
   readonly redis: ScriptedRedis;
   readonly keys: RedisKeys;
@@ -107,8 +127,8 @@ export class JobStore {
    * Writes a job and all its files, then registers it atomically. Large jobs are written in pipelined
    * chunks under a safety TTL; only the final REGISTER script makes them visible and permanent.
    */
-  async createJob(job: NewJob, retention?: JobRetention): Promise<{ jobId: string }> {
-    const jobId = randomUUID();
+  /** `jobId`: an id chosen by the caller (a random UUID it made, so it can store what the job needs first). */
+  async createJob(job: NewJob, retention?: JobRetention, jobId: string = randomUUID()): Promise<{ jobId: string }> {
     const specKey = this.keys.jobPart(jobId, 'spec');
     const submittedKey = this.keys.jobPart(jobId, 'byState', 'SUBMITTED');
     const linksKey = this.keys.jobPart(jobId, 'links');
@@ -184,13 +204,22 @@ export class JobStore {
 
   async start(member: string, worker: string): Promise<StartResult> {
     const { jobId, idx, q } = parseMember(member);
-    const r = (await this.redis.cpStart(this.route, this.prefix, jobId, idx, q, worker, Date.now())) as string[];
-    if (r[0] === 'run') {
-      return { kind: 'run', spec: decodeSpec(r[1]!), state: decodeFileState(r[2]), params: JSON.parse(r[3]!) as JobParams, run: Number(r[4]) };
+    return startResult((await this.redis.cpStart(this.route, this.prefix, jobId, idx, q, worker, Date.now())) as string[]);
+  }
+
+  /**
+   * Claims a bundle's members in one script call (start-batch.lua: each member as START claims one), in order.
+   * One round trip and one script for the bundle instead of one per file.
+   */
+  async startMany(members: readonly string[], worker: string): Promise<StartResult[]> {
+    if (members.length === 1) return [await this.start(members[0]!, worker)];
+    const args: (string | number)[] = [];
+    for (const m of members) {
+      const { jobId, idx, q } = parseMember(m);
+      args.push(jobId, idx, q);
     }
-    if (r[0] === 'deferred') return { kind: 'deferred' };
-    if (r[2] !== undefined) return { kind: 'skip', reason: r[1]!, lostRun: { spec: decodeSpec(r[2]), run: Number(r[3]) } };
-    return { kind: 'skip', reason: r[1] ?? 'unknown' };
+    const rows = (await this.redis.cpStartBatch(this.route, this.prefix, worker, Date.now(), ...args)) as string[][];
+    return rows.map(startResult);
   }
 
   /**
@@ -216,18 +245,46 @@ export class JobStore {
       b.failures, b.cooldownMs, b.maxCooldownMs, b.giveUpMs, e.fullDestination?.endpoint ?? '', e.fullDestination?.detail.slice(0, 500) ?? '',
       MAX_HOLDS_PER_FILE,
     )) as [string, string?, number?];
-    const result: EndResult = r[0] === 'queued' ? { kind: 'queued', member: r[1]!, delayMs: Number(r[2]) } : { kind: r[0] as 'finished' | 'failed' | 'canceled' | 'stale' };
-    if (result.kind !== 'stale') await this.countEnd(e, result.kind);
+    const result = endResult(r);
+    if (result.kind !== 'stale') await this.countEnds([e], [result]);
     return result;
   }
 
   /**
-   * The /metrics counters of one ended run. Apart from END's script: a count lost to a crash between the two is a
+   * Closes several runs in one script call (end-batch.lua: each as END closes one, in order) and counts them in one
+   * pipeline: the group commit of END (services/jobs/end-batcher.ts gathers the runs that end close together).
+   */
+  async endMany(ends: readonly AttemptEnd[]): Promise<EndResult[]> {
+    if (ends.length === 1) return [await this.end(ends[0]!)];
+    const b = this.breaker;
+    const args: (string | number)[] = [];
+    for (const e of ends) {
+      args.push(e.jobId, e.idx, e.run, e.outcome, JSON.stringify(e.report), e.retryable ? '1' : '0', e.retryDelayMs ?? 0, e.link,
+        Math.max(0, e.unreportedBytes ?? 0), e.unreachableEndpoint ?? '', e.fullDestination?.endpoint ?? '', e.fullDestination?.detail.slice(0, 500) ?? '');
+    }
+    const rows = (await this.redis.cpEndBatch(
+      this.route, this.prefix, Date.now(), rateWindow(), b.failures, b.cooldownMs, b.maxCooldownMs, b.giveUpMs, MAX_HOLDS_PER_FILE, ...args,
+    )) as Array<[string, string?, number?]>;
+    const results = rows.map(endResult);
+    await this.countEnds(ends, results);
+    return results;
+  }
+
+  /**
+   * The /metrics counters of ended runs. Apart from END's script: a count lost to a crash between the two is a
    * smaller harm than a Lua change in the hot path every other state transition shares.
    */
-  private async countEnd(e: AttemptEnd, kind: EndResult['kind']): Promise<void> {
+  private async countEnds(ends: readonly AttemptEnd[], results: readonly EndResult[]): Promise<void> {
     const k = this.keys.port('counters');
     const p = this.redis.pipeline();
+    for (let i = 0; i < ends.length; i++) {
+      const kind = results[i]?.kind;
+      if (kind !== undefined && kind !== 'stale') this.countEnd(p, k, ends[i]!, kind);
+    }
+    if (p.length > 0) await p.exec();
+  }
+
+  private countEnd(p: ReturnType<Redis['pipeline']>, k: string, e: AttemptEnd, kind: EndResult['kind']): void {
     p.hincrby(k, `attempts|${e.outcome}|${e.link}`, 1);
     const unreported = Math.max(0, e.unreportedBytes ?? 0);
     if (unreported > 0) {
@@ -236,7 +293,6 @@ export class JobStore {
     }
     if (kind === 'finished') p.hincrby(k, `finished|${e.link}`, 1);
     else if (kind === 'failed') p.hincrby(k, `failed|${e.report.errorCode ?? 'CARGO_ERR_UNKNOWN'}|${e.link}`, 1);
-    await p.exec();
   }
 
   /**

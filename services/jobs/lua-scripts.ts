@@ -19,7 +19,9 @@ import { luaKeyPreamble } from './redis-keys.js';
 export const JOB_SCRIPTS = {
   cpFeed: 'feed',
   cpStart: 'start',
+  cpStartBatch: 'start-batch',
   cpEnd: 'end',
+  cpEndBatch: 'end-batch',
   cpCancelBatch: 'cancel-batch',
   cpCancelFile: 'cancel-file',
   cpRegister: 'register',

@@ -3,6 +3,7 @@
  * SUBMITTED → QUEUED → (STAGING) → ACTIVE → VERIFYING → FINISHED | FAILED | CANCELED.
  * Every transition is one Lua script in Redis (lua-scripts.ts), so no state is ever half-applied.
  */
+import type { StageRecord } from '../processing/stage-recorder.js';
 import type { ChecksumAlg, ExpectedChecksum, VerifyMode } from '../transfer/types.js';
 
 export const EXISTING_POLICIES = ['fail', 'overwrite', 'skip-identical'] as const;
@@ -31,7 +32,11 @@ export interface JobParams {
   streams?: number;
   connections?: number;
   bandwidthBytesPerSec?: number;
-  processing: string[];
+  /**
+   * The job's processing stages as submitted (validated by services/processing: emission, reception, pack);
+   * absent without any. Jobs stored before processing existed carry `[]`.
+   */
+  processing?: ProcessingParams;
   maxTimeInQueueSec?: number;
   /** Remote → remote: HTTP third-party copy (pull, push, auto = pull → push → streamed) or streamed (default). */
   copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
@@ -39,6 +44,13 @@ export interface JobParams {
   contentEncoding?: 'keep' | 'decode';
   /** The job's owner, copied here by the store so workers can apply per-owner rate limits. */
   owner?: string;
+}
+
+/** `params.processing` as submitted (services/processing/README.md); the library re-validates it where it runs. */
+export interface ProcessingParams {
+  emission?: Array<Record<string, unknown>>;
+  reception?: Array<Record<string, unknown>>;
+  pack?: Record<string, unknown>;
 }
 
 /** One file as submitted, after validation and normalisation. */
@@ -50,6 +62,8 @@ export interface FileSpec {
   scitag?: number;
   activity?: string;
   metadata?: Record<string, unknown>;
+  /** This file's own stages (emission, reception), replacing the job's for it. */
+  processing?: ProcessingParams;
 }
 
 export interface NewJob {
@@ -76,6 +90,10 @@ export interface AttemptRecord {
   warnings?: string[];
   /** Why an attempt moved nothing and still succeeded: the destination already held the file. */
   note?: string;
+  /** What the processing stages recorded for this attempt (checksum and unpack records). */
+  processing?: StageRecord[];
+  /** Where a processed file was published, when its stages renamed it (`NAME.zst`). */
+  publishedAs?: string;
   /**
    * How the attempt ended: ok, error, requeued (admin stop / shutdown / worker lost), held (the destination was full:
    * the file waits for it without spending a try), canceled, crashed (the worker process running it crashed:

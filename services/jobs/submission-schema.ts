@@ -3,7 +3,17 @@
  * anything else; `normaliseSubmission` then does the checks a schema cannot express (URL syntax, supported
  * schemes, checksum syntax) and fills defaults. Unknown fields are rejected, never silently dropped.
  */
+import { processingJsonSchema } from '../processing/processing-spec.js';
+import type { ProcessingParams } from './model.js';
+
 export const SUPPORTED_SCHEMES = ['https:', 'http:', 'file:'] as const;
+
+/** A file's own processing: the job's envelope without `pack` (packing is a job's choice). */
+const fileProcessingSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { emission: processingJsonSchema.properties.emission, reception: processingJsonSchema.properties.reception },
+} as const;
 
 const fileSchema = {
   type: 'object',
@@ -17,6 +27,7 @@ const fileSchema = {
     scitag: { type: 'integer', minimum: 65, maximum: 65535 },
     activity: { type: 'string', maxLength: 128 },
     metadata: { type: 'object', maxProperties: 64 },
+    processing: fileProcessingSchema,
   },
 } as const;
 
@@ -33,7 +44,7 @@ export const paramsSchema = {
     streams: { type: 'integer', minimum: 1, maximum: 256 },
     connections: { type: 'integer', minimum: 1, maximum: 64 },
     bandwidthBytesPerSec: { type: 'integer', minimum: 1 },
-    processing: { type: 'array', maxItems: 16, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.:-]{0,63}$' } },
+    processing: processingJsonSchema,
     maxTimeInQueueSec: { type: 'integer', minimum: 1 },
     copyMode: { type: 'string', enum: ['auto', 'pull', 'push', 'streamed'] },
     contentEncoding: { type: 'string', enum: ['keep', 'decode'] },
@@ -60,6 +71,7 @@ export interface RawSubmission {
     scitag?: number;
     activity?: string;
     metadata?: Record<string, unknown>;
+    processing?: ProcessingParams;
   }>;
   params?: {
     priority?: number;
@@ -71,7 +83,7 @@ export interface RawSubmission {
     streams?: number;
     connections?: number;
     bandwidthBytesPerSec?: number;
-    processing?: string[];
+    processing?: ProcessingParams;
     maxTimeInQueueSec?: number;
     copyMode?: 'auto' | 'pull' | 'push' | 'streamed';
     contentEncoding?: 'keep' | 'decode';

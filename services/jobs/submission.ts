@@ -11,12 +11,15 @@ import { SUPPORTED_SCHEMES, type RawSubmission } from './submission-schema.js';
 import { marking } from '../marking/marking-service.js';
 import { tagFromNames } from '../marking/flow-resolution.js';
 import { flowIdOf } from '../marking/flow-id.js';
+import { chainOf, noProcessing, type FileProcessing } from './file-processing.js';
 
 export interface SubmissionDefaults {
   priority: number;
   retries: number;
   retryDelaySec: number;
   maxFilesPerJob: number;
+  /** The port's processing library (stages, hooks, operator rules); without it any processing is refused. */
+  processing?: FileProcessing;
 }
 
 const DOT_SEGMENT = /(^|\/)(\.|%2e){2}(\/|$)/i;
@@ -66,13 +69,16 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     );
   }
   const p = raw.params ?? {};
-  if (p.processing && p.processing.length > 0) {
+  const wantsProcessing = !noProcessing(p.processing) || raw.files.some((f) => !noProcessing(f.processing));
+  if (wantsProcessing && !defaults.processing) {
     throw new InvalidSubmissionError(
       'CARGO_ERR_UNSUPPORTED_PROCESSING',
-      'processing stages (zstd, tar, hooks) are not available in this version; submit without params.processing',
-      'params.processing',
+      'processing stages are not available here; submit without params.processing',
+      noProcessing(p.processing) ? 'files[].processing' : 'params.processing',
     );
   }
+  // The library checks every stage's options and names the field (CARGO_ERR_BAD_PROCESSING / UNKNOWN_STAGE).
+  const jobPlan = defaults.processing && !noProcessing(p.processing) ? defaults.processing.parseJobSpec(p.processing, 'params.processing') : undefined;
   // A destination that exists: `existing` says what to do; `overwrite: true` is the older spelling of 'overwrite'.
   // Default skip-identical: a resubmitted job finds its files already there and ends clean, nothing is replaced.
   if (p.overwrite === true && p.existing !== undefined && p.existing !== 'overwrite') {
@@ -91,7 +97,7 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     streams: p.streams,
     connections: p.connections,
     bandwidthBytesPerSec: p.bandwidthBytesPerSec,
-    processing: p.processing ?? [],
+    ...(!noProcessing(p.processing) ? { processing: p.processing } : {}),
     maxTimeInQueueSec: p.maxTimeInQueueSec,
     ...(p.copyMode !== undefined ? { copyMode: p.copyMode } : {}),
     ...(p.contentEncoding !== undefined ? { contentEncoding: p.contentEncoding } : {}),
@@ -131,6 +137,22 @@ export function normaliseSubmission(raw: RawSubmission, owner: string, defaults:
     }
     if (f.activity !== undefined) spec.activity = f.activity;
     if (f.metadata !== undefined) spec.metadata = f.metadata;
+    if (defaults.processing && (jobPlan || !noProcessing(f.processing))) {
+      const own = !noProcessing(f.processing);
+      const field = own ? `files[${i}].processing` : 'params.processing';
+      const plan = own ? defaults.processing.parseJobSpec(f.processing, field) : jobPlan!;
+      if (own) spec.processing = f.processing;
+      // Resolving refuses what cannot run for this file (untar towards a remote destination), with the operator's
+      // rules for its endpoints added as the worker will add them.
+      if (plan.emission.length > 0 || plan.reception.length > 0) {
+        try {
+          chainOf(defaults.processing, plan, source, destination);
+        } catch (e) {
+          if (e instanceof CargoError) throw new InvalidSubmissionError(e.code, `files[${i}]: ${e.message}`, e.field ?? field);
+          throw e;
+        }
+      }
+    }
     files[i] = spec;
   }
   return { owner, params, files };

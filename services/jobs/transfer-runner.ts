@@ -17,12 +17,17 @@ import { TransferError, TransferErrorCode, unreachableSide } from '../transfer/t
 import type { ResumeState, TransferFn, TransferRequest, TransferResult, RateLimiter } from '../transfer/types.js';
 import type { ActiveTransfer, ActiveTransfers, AbortReason } from './active-transfers.js';
 import { parseMember } from './file-record.js';
-import type { AttemptEnd, EndReport, JobStore } from './job-store.js';
+import type { AttemptEnd, EndReport, EndResult, JobStore, StartResult } from './job-store.js';
+import type { EndBatcher } from './end-batcher.js';
 import { linkEndpoints, type ExistingPolicy, type FileSpec, type JobParams } from './model.js';
 import type { ScopeGates } from './scope-gates.js';
 import { marking } from '../marking/marking-service.js';
 import { flowIdOf } from '../marking/flow-id.js';
 import type { OutboundTokens } from '../auth/outbound-tokens.js';
+import type { FileChain } from '../processing/chain-resolver.js';
+import type { BuiltChain } from '../processing/chain-resolver.js';
+import { chainOf, noProcessing, planOf, withPath, type FileProcessing } from './file-processing.js';
+import { InvalidSubmissionError } from './job-errors.js';
 
 /** The path of a source / destination URL, for the marking path defaults ('' when it does not parse). */
 function urlPath(u: string): string {
@@ -35,6 +40,8 @@ function urlPath(u: string): string {
 
 export interface RunnerDeps {
   store: JobStore;
+  /** Group commit of END (end-batcher.ts); without it each run is closed by its own END call. */
+  ends?: EndBatcher;
   transfer: TransferFn;
   workerId: string;
   gates: ScopeGates;
@@ -57,6 +64,22 @@ export interface RunnerDeps {
    * so a token that expires during a long transfer is replaced by the next range, retry or continuation.
    */
   outbound?: OutboundTokens;
+  /**
+   * The processing library (stages, site hooks, operator rules). A file with stages (its job's, its own or the
+   * operator's) runs them through the engine (TransferControl.stages) and is published at the chain's
+   * destination path; without it, a file that asks for stages fails.
+   */
+  processing?: FileProcessing;
+}
+
+/** The file's chain of stages, or undefined for a plain transfer; throws what makes the chain unusable. */
+function fileChain(deps: RunnerDeps, params: JobParams, spec: FileSpec): FileChain | undefined {
+  if (!deps.processing) {
+    if (noProcessing(params.processing) && spec.processing === undefined) return undefined;
+    throw new InvalidSubmissionError('CARGO_ERR_UNSUPPORTED_PROCESSING', 'this worker runs no processing stages', 'params.processing');
+  }
+  const chain = chainOf(deps.processing, planOf(deps.processing, params, spec), spec.source, spec.destination);
+  return chain.empty ? undefined : chain;
 }
 
 const MAX_RETRY_DELAY_MS = 3600_000;
@@ -98,13 +121,53 @@ interface Closing {
 }
 
 export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
-  const { store } = deps;
+  await runFiles([member], deps);
+}
+
+/**
+ * Runs a bundle of queued files: one START for all of them (group claim), then their transfers, `parallel` at a time
+ * so the small-file pulls of one slot overlap their round trips; each run is closed through `deps.ends` (group
+ * commit of END) when given. A file claimed but not yet begun when the worker stops taking work (`canStart` false:
+ * paused, drained, stopped, shutting down) is closed as requeued without moving a byte.
+ */
+export async function runFiles(members: readonly string[], deps: RunnerDeps, opts: { canStart?(): boolean; parallel?: number } = {}): Promise<void> {
+  const claims = await deps.store.startMany(members, deps.workerId);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < members.length) {
+      const i = next++;
+      await runStarted(members[i]!, claims[i]!, deps, opts.canStart);
+    }
+  };
+  const lanes: Promise<void>[] = [];
+  for (let k = 0; k < Math.min(members.length, Math.max(1, opts.parallel ?? 1)); k++) lanes.push(lane());
+  const settled = await Promise.allSettled(lanes);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+}
+
+async function runStarted(member: string, claim: StartResult, deps: RunnerDeps, canStart?: () => boolean): Promise<void> {
   const { jobId, idx } = parseMember(member);
-  const claim = await store.start(member, deps.workerId);
   // A file canceled while the worker running it was dead: closed by START; what that run left on disk goes too.
   if (claim.kind === 'skip' && claim.lostRun) await removePartFiles(jobId, idx, claim.lostRun.spec, claim.lostRun.run + 1);
   if (claim.kind !== 'run') return;
+  await runClaimed(member, claim, deps, canStart);
+}
+
+/** Runs a file START has already claimed (runFiles, or a packed bundle handing back a file it does not pack). */
+export async function runClaimed(member: string, claim: Extract<StartResult, { kind: 'run' }>, deps: RunnerDeps, canStart?: () => boolean): Promise<void> {
+  const { store } = deps;
+  const { jobId, idx } = parseMember(member);
   const { spec, params, run, state } = claim;
+  const close = (e: AttemptEnd): Promise<EndResult> => (deps.ends ? deps.ends.end(e) : store.end(e));
+  if (canStart && !canStart()) {
+    // Claimed with its bundle, but the worker stopped taking work before its turn: back to the queue, no try spent.
+    const end = await close({
+      jobId, idx, run, link: spec.link, outcome: 'requeue', retryable: false, unreportedBytes: 0,
+      report: { bytes: 0, errorCode: 'CARGO_ERR_ABORTED', errorMessage: 'the worker stopped taking work before this file began; requeued', resume: state.rs },
+    });
+    if (end.kind === 'queued') await deps.enqueue([{ member: end.member, delayMs: end.delayMs }]);
+    return;
+  }
 
   const controller = new AbortController();
   const t: ActiveTransfer = { jobId, idx, run, link: spec.link, controller, bytes: 0, reportedBytes: 0, startedAt: Date.now() };
@@ -139,9 +202,20 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     req.sourceHeaders = { SciTag: String(spec.scitag) };
     req.destinationHeaders = { SciTag: String(spec.scitag) };
   }
+  // Stages: the job's (or the file's own) and the operator's rules. A chain that no longer resolves (a hook removed
+  // from the config since submission) fails the file in attempt().
+  let chain: FileChain | undefined;
+  let chainError: unknown;
+  try {
+    chain = fileChain(deps, params, spec);
+    if (chain) req.destination = withPath(spec.destination, chain.destinationPath);
+  } catch (e) {
+    chainError = e;
+  }
+  let built: BuiltChain | undefined;
   const lim = deps.limitersFor?.(jobId, params, spec.link);
   // Narrowest scopes per request (read on the source, create or modify on the destination, per the overwrite policy).
-  const creds = deps.outbound?.forTransfer({ source: req.source, destination: req.destination, overwrite: req.overwrite });
+  const creds = deps.outbound?.forTransfer({ source: req.source, destination: req.destination, overwrite: req.overwrite, jobId });
   let lastResume: ResumeState | undefined = state.rs;
   let total: number | undefined;
   let closing: Closing;
@@ -170,6 +244,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
       }
     };
     try {
+      if (chainError !== undefined) throw chainError;
       if (earlier !== undefined && policy !== 'overwrite') {
         const found = await inspect();
         if (found?.kind === 'identical') return alreadyThere(found, 'an earlier attempt of this file had published it');
@@ -177,14 +252,19 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
         // result, unverifiable, so it is written again rather than failed as somebody else's file.
         if (found?.kind === 'unknown' && found.modifiedAt !== undefined && found.modifiedAt >= earlier - MODIFIED_SLACK_MS) req.overwrite = true;
       }
+      const gate = deps.gates.forTransfer(spec.link);
+      // The chain's first stage holds the bytes while the gate is closed (admin pause), and its stages are torn
+      // down (hooks killed, zstd sessions closed) when the attempt is aborted.
+      built = chain?.build({ signal: controller.signal, gate });
       const res = await deps.transfer(req, {
         signal: controller.signal,
         // Connections are shared only within one flow (tag, credentials identity); socket events name the file.
         // (The SciTag itself comes with req.flow, as marking resolved it.)
         flow: { jobId, fileId: String(idx), ...(creds ? { credentialsId: creds.id } : {}) },
         ...(creds ? { credentials: creds.provider } : {}),
-        gate: deps.gates.forTransfer(spec.link),
+        gate,
         limiters: lim?.limiters ?? [],
+        ...(built ? { stages: built.stages } : {}),
         onProgress: (p) => {
           t.bytes = p.bytes;
           if (p.total !== undefined) total = p.total;
@@ -215,7 +295,19 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
         checksumValue: res.checksum?.value,
         ...(res.contentEncoding !== undefined ? { contentEncoding: res.contentEncoding } : {}),
         ...(res.warnings?.length ? { warnings: res.warnings } : {}),
+        ...processingReport(true),
       },
+    };
+  }
+
+  /** What the stages recorded (checksums of raw and processed bytes, unpack counts) and where the file went. */
+  // (Never an empty list: Redis's cjson would store it as an object.)
+  function processingReport(ok = false): Pick<EndReport, 'processing' | 'publishedAs'> {
+    if (!chain) return {};
+    const records = built?.recorder.records() ?? [];
+    return {
+      ...(records.length > 0 ? { processing: records } : {}),
+      ...(ok && req.destination !== spec.destination ? { publishedAs: req.destination } : {}),
     };
   }
 
@@ -236,6 +328,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
       errorCode: isCargoError(err) ? err.code : 'CARGO_ERR_INTERNAL',
       errorMessage: err instanceof Error ? err.message : String(err),
       resume: lastResume,
+      ...processingReport(),
     };
     if (reason === 'cancel') return { outcome: 'cancel', report, retryable: false, moved: t.bytes };
     if (reason === 'stop' || reason === 'shutdown') {
@@ -268,7 +361,7 @@ export async function runFile(member: string, deps: RunnerDeps): Promise<void> {
     return volume !== undefined && size > volume ? largerThanVolumeError(path, size, volume, err) : undefined;
   }
 
-  const end = await store.end({
+  const end = await close({
     jobId, idx, run, link: spec.link, outcome: closing.outcome, report: closing.report, retryable: closing.retryable,
     retryDelayMs: retryDelayMs(params.retryDelaySec, state.t + 1), unreportedBytes: closing.moved - t.reportedBytes,
     ...(closing.unreachableEndpoint ? { unreachableEndpoint: closing.unreachableEndpoint } : {}),

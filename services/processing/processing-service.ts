@@ -54,8 +54,8 @@ function parseRules(raw: readonly unknown[], registry: StageRegistry): Processin
       if (!['endpoint', 'pathPrefix', 'emission', 'reception'].includes(k)) throw new ConfigError(`${field}.${k}: unknown key (endpoint, pathPrefix, emission, reception)`, `${field}.${k}`);
     }
     const endpoint = rule['endpoint'];
-    if (endpoint !== undefined && (typeof endpoint !== 'string' || !(endpoint === 'local' || /^https?:\/\/[^/]+$/.test(endpoint)))) {
-      throw new ConfigError(`${field}.endpoint: must be local or an origin such as https://host:port`, `${field}.endpoint`);
+    if (endpoint !== undefined && (typeof endpoint !== 'string' || !(endpoint === 'local' || endpoint === 'storage' || /^https?:\/\/[^/]+$/.test(endpoint)))) {
+      throw new ConfigError(`${field}.endpoint: must be local, storage (uploads into this port's storage endpoint) or an origin such as https://host:port`, `${field}.endpoint`);
     }
     const pathPrefix = rule['pathPrefix'];
     if (pathPrefix !== undefined && (typeof pathPrefix !== 'string' || !pathPrefix.startsWith('/'))) {

@@ -29,6 +29,16 @@ export interface PackMember {
   readonly name: string;
   /** What a directory listing said it is; absent = look (lstat) before opening. */
   readonly type?: 'file' | 'directory';
+  /**
+   * The checksum the file must have (a job's submitted checksum): a file whose bytes have another is left out of
+   * the archive and reported to `onSkipped`, so nothing unproven reaches the receiver.
+   */
+  readonly expected?: { readonly alg: ChecksumAlg; readonly value: string };
+  /** The member's bytes, already fetched (a remote source): `source` is then only its name in errors. */
+  readonly data?: Buffer;
+  /** With `data`: its mtime (ms since the epoch; default now) and permission bits (default 0644). */
+  readonly mtimeMs?: number;
+  readonly mode?: number;
 }
 
 export interface PackedMember {
@@ -48,6 +58,11 @@ export interface TarPackOptions {
   readonly signal?: AbortSignal;
   /** Called as each member is handed to the archive (the packer's per-member record). */
   onMember?(m: PackedMember): void;
+  /**
+   * A member left out: its bytes do not have its `expected` checksum (`mismatch`), or, when this callback is given,
+   * its file does not exist (`missing`) — without it a missing file fails the pack.
+   */
+  onSkipped?(name: string, reason: string, why: 'mismatch' | 'missing'): void;
 }
 
 type TarHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
@@ -112,10 +127,12 @@ const wholeSeconds = (mtimeNs: bigint) => new Date(Number(mtimeNs / 1_000_000_00
 
 type Prepared =
   | { kind: 'entry'; header: TarHeader; body?: Buffer; record: PackedMember }
+  | { kind: 'skip'; name: string; reason: string; why: 'mismatch' | 'missing' }
   | { kind: 'large'; m: PackMember; fh: FileHandle; size: number; mode: number; mtimeNs: bigint };
 
 /** Opens and reads (small files) or opens (large ones) one member, ahead of its turn. */
 async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): Promise<Prepared> {
+  if (m.data) return prepareData(m, m.data, opts);
   if (m.type !== 'file') {
     // Not known to be a regular file: look first, so a device or FIFO is never opened.
     const st = await lstat(m.source, { bigint: true }).catch((e: Error) => {
@@ -133,9 +150,14 @@ async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): 
     if (!st.isFile()) throw packError(st.isSymbolicLink() ? 'is a symbolic link (not packed)' : 'is not a regular file or directory', m.name);
   }
   // O_NOFOLLOW: a file swapped for a symlink since it was listed is refused, not followed.
-  const fh = await open(m.source, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
-    throw packError(e.code === 'ELOOP' ? 'is a symbolic link (not packed)' : e.message, m.name);
-  });
+  let fh: FileHandle;
+  try {
+    fh = await open(m.source, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && opts.onSkipped) return { kind: 'skip', name: m.name, reason: `${m.source} does not exist`, why: 'missing' };
+    throw packError(code === 'ELOOP' ? 'is a symbolic link (not packed)' : (e as Error).message, m.name);
+  }
   try {
     const st = await fh.stat({ bigint: true });
     if (!st.isFile()) throw packError('is not a regular file', m.name);
@@ -150,9 +172,11 @@ async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): 
       at += bytesRead;
     }
     await fh.close();
-    const sums = new MultiChecksummer(opts.checksums);
+    const sums = new MultiChecksummer(algsFor(m, opts));
     sums.update(body);
     const checksums = sums.digests();
+    const mismatch = expectedMismatch(m, checksums);
+    if (mismatch) return { kind: 'skip', name: m.name, reason: mismatch, why: 'mismatch' };
     return {
       kind: 'entry', body, record: { name: m.name, type: 'file', size, checksums },
       header: {
@@ -166,13 +190,44 @@ async function prepare(m: PackMember, opts: TarPackOptions, inlineMax: number): 
   }
 }
 
+/** The checksums computed for a member: the archive's, plus the algorithm of its expected checksum. */
+function algsFor(m: PackMember, opts: TarPackOptions): readonly ChecksumAlg[] {
+  return m.expected && !opts.checksums.includes(m.expected.alg) ? [...opts.checksums, m.expected.alg] : opts.checksums;
+}
+
+/** Why a member's bytes are not what its expected checksum says, or undefined. */
+function expectedMismatch(m: PackMember, checksums: Partial<Record<ChecksumAlg, string>>): string | undefined {
+  if (!m.expected) return undefined;
+  const actual = checksums[m.expected.alg];
+  return actual === m.expected.value.toLowerCase() ? undefined : `${m.expected.alg} mismatch at the source: expected ${m.expected.value}, the file has ${actual}`;
+}
+
+/** A member whose bytes are given (fetched from a remote source). */
+function prepareData(m: PackMember, body: Buffer, opts: TarPackOptions): Prepared {
+  const sums = new MultiChecksummer(algsFor(m, opts));
+  sums.update(body);
+  const checksums = sums.digests();
+  const mismatch = expectedMismatch(m, checksums);
+  if (mismatch) return { kind: 'skip', name: m.name, reason: mismatch, why: 'mismatch' };
+  const mtimeNs = BigInt(Math.round(m.mtimeMs ?? Date.now())) * 1_000_000n;
+  return {
+    kind: 'entry', body, record: { name: m.name, type: 'file', size: body.length, checksums },
+    header: {
+      name: m.name, type: 'file', size: body.length, mode: (m.mode ?? 0o644) & 0o7777, mtime: wholeSeconds(mtimeNs),
+      uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(mtimeNs) },
+    },
+  };
+}
+
 /** A large member: summed in a first pass, then streamed; a file changed meanwhile fails the pack. */
-async function packLarge(pack: tar.Pack, p: Extract<Prepared, { kind: 'large' }>, opts: TarPackOptions): Promise<PackedMember> {
+async function packLarge(pack: tar.Pack, p: Extract<Prepared, { kind: 'large' }>, opts: TarPackOptions): Promise<PackedMember | { skip: string }> {
   const { m, fh, size } = p;
   try {
-    const sums = new MultiChecksummer(opts.checksums);
+    const sums = new MultiChecksummer(algsFor(m, opts));
     for await (const chunk of createReadStream('', { fd: fh, autoClose: false, start: 0, end: size - 1, signal: opts.signal })) sums.update(chunk as Buffer);
     const checksums = sums.digests();
+    const mismatch = expectedMismatch(m, checksums);
+    if (mismatch) return { skip: mismatch };
     const header: TarHeader = {
       name: m.name, type: 'file', size, mode: p.mode, mtime: wholeSeconds(p.mtimeNs),
       uid: 0, gid: 0, uname: '', gname: '', pax: { ...checksumRecords(checksums), ...mtimeRecord(p.mtimeNs) },
@@ -234,9 +289,12 @@ export function createTarPack(members: Iterable<PackMember> | AsyncIterable<Pack
         if (!head) break;
         if (opts.signal?.aborted || out.destroyed) return;
         const prepared = await head;
-        if (prepared.kind === 'large') {
+        if (prepared.kind === 'skip') {
+          opts.onSkipped?.(prepared.name, prepared.reason, prepared.why);
+        } else if (prepared.kind === 'large') {
           const packed = await packLarge(pack, prepared, opts); // outside onMember?.(), which would skip it
-          opts.onMember?.(packed);
+          if ('skip' in packed) opts.onSkipped?.(prepared.m.name, packed.skip, 'mismatch');
+          else opts.onMember?.(packed);
         } else {
           await entry(pack, prepared.header, prepared.body);
           opts.onMember?.(prepared.record);

@@ -26,6 +26,11 @@ export interface ZstdPoolOptions {
   batchBytes?: number;
   /** Output message size (default 128 KiB: larger fresh buffers cost more in page faults than they save in messages). */
   outputBytes?: number;
+  /**
+   * Credits returned to a session's worker in groups of this many (default 4 of its 8): one message per group
+   * instead of one per output (bench/RESULTS.md, Processing: the per-output credit was most of the thread hops).
+   */
+  creditBatch?: number;
 }
 
 interface Slot {
@@ -40,6 +45,7 @@ export class ZstdThreadPool {
   readonly threads: number;
   readonly batchBytes: number;
   readonly outputBytes: number;
+  readonly creditBatch: number;
   private slots: Slot[] = [];
   private readonly streams = new Map<number, ZstdStream>();
   private nextId = 1;
@@ -49,6 +55,7 @@ export class ZstdThreadPool {
     this.threads = Math.max(1, opts.threads || Math.max(1, availableParallelism() - 1));
     this.batchBytes = opts.batchBytes ?? 512 * 1024;
     this.outputBytes = opts.outputBytes ?? 128 * 1024;
+    this.creditBatch = Math.min(CREDITS, Math.max(1, opts.creditBatch ?? 4));
   }
 
   /** Open sessions (for tests and status: after an abort this returns to 0). */
@@ -170,7 +177,8 @@ class ZstdStream extends Duplex {
   }
 
   override _read(): void {
-    if (this.owed > 0 && !this.destroyed) {
+    // Fewer than creditBatch owed: the worker still holds the rest of its credits and goes on producing.
+    if (this.owed >= this.pool.creditBatch && !this.destroyed) {
       this.pool.post(this.slot, { op: 'credit', id: this.id, n: this.owed });
       this.owed = 0;
     }
@@ -188,8 +196,13 @@ class ZstdStream extends Duplex {
     if (this.destroyed) return;
     switch (msg.op) {
       case 'output':
-        if (this.push(Buffer.from(msg.buf, 0, msg.length))) this.pool.post(this.slot, { op: 'credit', id: this.id, n: 1 });
-        else this.owed++;
+        // Every output is owed back as a credit; they go back in groups (creditBatch) once the reader has room
+        // (here when push says so, else from _read). The worker stops only when all CREDITS are owed, which is a group.
+        this.owed++;
+        if (this.push(Buffer.from(msg.buf, 0, msg.length)) && this.owed >= this.pool.creditBatch) {
+          this.pool.post(this.slot, { op: 'credit', id: this.id, n: this.owed });
+          this.owed = 0;
+        }
         return;
       case 'consumed': {
         this.inflight--;

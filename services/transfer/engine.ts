@@ -27,6 +27,7 @@ import { isSum32Alg } from '../checksum/checksummer.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
 import { header, headRequest, ifRangeValidator, putRequest, rangedGet, removeUnverifiedUpload, type HttpEndpoint, type RangedGetResponse } from './http/http-requests.js';
 import { LocalPartFile, assertDestinationFree } from './local/local-part-file.js';
+import { GROUP_COMMIT_MAX_BYTES } from './local/commit-queue.js';
 import { planFromHead, planPull, pullRanges, sourceDigestBeforeDownload, sourceHeaders, type MultiStreamPolicy, defaultMultiStreamPolicy } from './pull/multi-stream.js';
 import { StallWatchdog, defaultStallPolicy, type StallPolicy } from './stall-watchdog.js';
 import {
@@ -256,7 +257,7 @@ async function transferFile(e: EngineState, req: TransferRequest, ctl: TransferC
     ...(req.flow ? { tag: req.flow, scitag: flowIdOf(req.flow) } : {}),
     ...(source.kind === 'http' ? { sourceOrigin: source.origin } : {}),
     ...(destination.kind === 'http' ? { destinationOrigin: destination.origin } : {}),
-  });
+  }, ctl.onConnection ? (info) => ctl.onConnection!({ ip: info.remoteIp!, port: info.remotePort, localPort: info.localPort }) : undefined);
   const attempt: EngineAttempt = {
     e, pool, req, ctl, signal: attemptAbort.signal, watchdog,
     alg: req.checksum?.alg ?? 'adler32',
@@ -512,7 +513,8 @@ async function toLocalFile(a: EngineAttempt, src: Endpoint, finalPath: string): 
     } else {
       verifyChecksum(a, value, opened.sourceDigest);
     }
-    await part.publish(req.overwrite);
+    // Small files are group-committed: made durable and named with the others that finish close to them.
+    await part.publish(req.overwrite, { grouped: position <= GROUP_COMMIT_MAX_BYTES });
     return {
       bytes: position,
       resumedBytes: opened.start,

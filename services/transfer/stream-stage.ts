@@ -9,8 +9,9 @@
  * - the checksum compared with the user's value and the source's Digest is that of the source bytes (before the
  *   stages); the destination is checked against what was sent (its size, or its Digest of the output bytes);
  * - `bytes` in the result counts the bytes written to the destination;
- * - a stage that fails (corrupt input, say) fails the transfer with CARGO_ERR_STAGE_FAILED, not retried: the
- *   same bytes would fail the same way. A source failing under the stages stays a source failure.
+ * - a stage that fails (corrupt input, say) fails the transfer with CARGO_ERR_STAGE_FAILED, not retried (the
+ *   same bytes would fail the same way) unless the stage's error says it is retryable (a hook's exit 75). A
+ *   source failing under the stages stays a source failure.
  */
 import { pipeline, Transform, type Readable } from 'node:stream';
 import type { Checksummer } from '../checksum/checksummer.js';
@@ -62,8 +63,10 @@ export function applyStreamStages(source: Readable, stages: readonly StreamStage
       const code = (first.err as { code?: unknown } | undefined)?.code;
       if (code === 'ABORT_ERR' || code === 'ERR_STREAM_PREMATURE_CLOSE') return err;
       const why = first.err instanceof Error ? first.err.message : String(first.err);
+      // A stage that says the failure may pass on another try (a site hook's exit 75) keeps that; others are final.
+      const retryable = (first.err as { retryable?: unknown } | undefined)?.retryable === true;
       return new TransferError(TransferErrorCode.stageFailed, `stream stage "${first.from}" failed: ${why}`,
-        { httpStatus: 422, field: 'processing', retryable: false, cause: first.err });
+        { httpStatus: 422, field: 'processing', retryable, cause: first.err });
     },
   };
 }

@@ -119,6 +119,12 @@ export interface TransferControl {
    */
   limiters?: readonly RateLimiter[];
   onProgress?(p: TransferProgress): void;
+  /**
+   * The remote end (address, port) of a connection that answered one of this transfer's requests: called for every
+   * answer, so the same connection repeats; `localPort` tells connections apart (HTTP-TPC performance markers list
+   * them as `RemoteConnections`).
+   */
+  onConnection?(remote: { ip: string; port?: number; localPort?: number }): void;
   onCheckpoint?(state: ResumeState): void;
   /** Transforms between source and destination (processing); see stream-stage.ts for what they imply. */
   stages?: readonly StreamStage[];

@@ -97,6 +97,23 @@ test('submit SRC DST pairs with options: one POST over HTTP/2 with the right bod
   });
 });
 
+test('submit --pack: params.processing.pack with the given bounds, and the size of each local source declared', async () => {
+  seen.length = 0;
+  handler = () => ({ status: 201, body: { jobId: 'job-44', files: 2, state: 'ACTIVE' } });
+  const local = join(workDir, 'small.dat');
+  writeFileSync(local, Buffer.alloc(1234));
+  const r = await run(['submit', `file://${local}`, 'https://b.example/d/small.dat', 'https://a.example/y', 'https://b.example/d/y',
+    '--pack', '--pack-members', '500', '--pack-bytes', '1000000']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(seen[0]!.body, {
+    files: [{ source: `file://${local}`, destination: 'https://b.example/d/small.dat', size: 1234 }, { source: 'https://a.example/y', destination: 'https://b.example/d/y' }],
+    params: { processing: { pack: { maxMembers: 500, maxBytes: 1000000 } } },
+  });
+  const bad = await run(['submit', 'https://a.example/x', 'file:///buf/x', '--pack-members', '5']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--pack/);
+});
+
 test('submit --checksum on a single file, and the WLCG token file is discovered', async () => {
   seen.length = 0;
   handler = () => ({ status: 201, body: { jobId: 'job-43', files: 1, state: 'ACTIVE' } });
@@ -109,6 +126,33 @@ test('submit --checksum on a single file, and the WLCG token file is discovered'
   } finally {
     rmSync(join(workDir, `bt_u${process.getuid!()}`));
   }
+});
+
+test('submit processing options: --zstd-level, --unzstd, --emit/--receive stages over a --processing file', async () => {
+  handler = () => ({ status: 201, body: { jobId: 'job-45', files: 1, state: 'ACTIVE' } });
+  seen.length = 0;
+  let r = await run(['submit', 'https://s/a', 'file:///d/a', '--zstd']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(seen[0]!.body, { files: [{ source: 'https://s/a', destination: 'file:///d/a' }], params: { processing: { emission: [{ stage: 'zstd', level: 1, suffix: true }] } } });
+  const file = join(workDir, 'processing.json');
+  writeFileSync(file, JSON.stringify({ reception: [{ stage: 'checksum', label: 'final' }], pack: { maxMembers: 10 } }));
+  seen.length = 0;
+  r = await run(['submit', 'https://s/a', 'file:///d/a', '--processing', file, '--zstd-level', '3', '--unzstd',
+    '--emit', '{"stage":"checksum","algs":["sha256"],"label":"raw"}', '--receive', '{"stage":"hook","hook":"fits-verify"}']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual((seen[0]!.body as { params: unknown }).params, { processing: {
+    emission: [{ stage: 'checksum', algs: ['sha256'], label: 'raw' }, { stage: 'zstd', level: 3, suffix: true }],
+    reception: [{ stage: 'unzstd', stripSuffix: true }, { stage: 'hook', hook: 'fits-verify' }, { stage: 'checksum', label: 'final' }],
+    pack: { maxMembers: 10 },
+  } });
+  seen.length = 0;
+  r = await run(['submit', 'https://s/a', 'file:///d/a', '--emit', 'zstd']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--emit must be a JSON stage object/);
+  r = await run(['submit', 'https://s/a', 'file:///d/a', '--zstd-level', '0']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--zstd-level must be an integer from 1 to 22/);
+  assert.equal(seen.length, 0);
 });
 
 test('submit --manifest: text lines and JSON, with command-line options over the manifest params', async () => {

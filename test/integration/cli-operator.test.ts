@@ -120,8 +120,9 @@ test('files --state failed lists each failed file with its reason; retry submits
       { source: 'https://src.example:8443/d/f2', destination: 'https://dst.example:443/d/f2', size: 1000, checksum: 'adler32:03da0195' },
       { source: 'https://src.example:8443/d/f3', destination: 'https://dst.example:443/d/f3', scitag: 66 },
     ],
-    // The job's parameters as a submission takes them: no owner (the gateway decides), `existing` over `overwrite`.
-    params: { priority: 4, retries: 2, retryDelaySec: 1, verifyChecksum: 'both', existing: 'fail', processing: [], streams: 4 },
+    // The job's parameters as a submission takes them: no owner (the gateway decides), `existing` over `overwrite`, no
+    // `processing: []` (what jobs stored before processing stages carry; not a submittable value).
+    params: { priority: 4, retries: 2, retryDelaySec: 1, verifyChecksum: 'both', existing: 'fail', streams: 4 },
   });
 });
 

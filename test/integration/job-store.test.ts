@@ -6,7 +6,7 @@ import { jobScriptSources } from '../../services/jobs/lua-scripts.js';
 import type { NewJob } from '../../services/jobs/model.js';
 import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 
-const params = { priority: 3, retries: 1, retryDelaySec: 0, verifyChecksum: 'none' as const, overwrite: false, processing: [] };
+const params = { priority: 3, retries: 1, retryDelaySec: 0, verifyChecksum: 'none' as const, overwrite: false };
 
 function job(owner: string, n: number, host = 'a.example', prio = 3): NewJob {
   return {
@@ -62,6 +62,59 @@ describe('job store (real Redis)', () => {
     assert.equal(f.checksumValue, '00000001');
     // a second delivery of the same queue member is a no-op
     assert.equal((await store.start(members[0]!, 'w2')).kind, 'skip');
+    assert.deepEqual((await store.queries.activeSlots()).links, {});
+    await dropPrefix(redis, prefix);
+  });
+
+  test('group claim and group END: one script call each for a bundle, per-file outcomes as START/END one by one', async () => {
+    prefix = uniquePrefix();
+    store = new JobStore(redis, prefix);
+    const { jobId } = await store.createJob(job('gina', 6));
+    const members = await store.feed(10, 100, 10, 10);
+    assert.equal(members.length, 6);
+    // A stale member (wrong generation) in the bundle is skipped; the others are claimed in order.
+    const stale = members[5]!.replace(/_(\d+)$/, (_m, q: string) => `_${Number(q) + 7}`);
+    const claims = await store.startMany([...members.slice(0, 5), stale], 'wb');
+    assert.deepEqual(claims.map((c) => c.kind), ['run', 'run', 'run', 'run', 'run', 'skip']);
+    const s1 = await store.queries.getJob(jobId);
+    assert.equal(s1.counts.ACTIVE, 5);
+    assert.equal(s1.counts.QUEUED, 1);
+    const runs = claims.slice(0, 5).map((c, i) => {
+      assert.ok(c.kind === 'run');
+      return { jobId, idx: i, run: c.run, link: c.spec.link };
+    });
+    const ends = await store.endMany([
+      { ...runs[0]!, outcome: 'ok', report: { bytes: 10, checksumValue: '0000000a' }, unreportedBytes: 10 },
+      { ...runs[1]!, outcome: 'ok', report: { bytes: 10 }, unreportedBytes: 10 },
+      { ...runs[2]!, outcome: 'error', report: { errorCode: 'CARGO_ERR_NETWORK', errorMessage: 'reset' }, retryable: true, retryDelayMs: 0 },
+      { ...runs[3]!, outcome: 'error', report: { errorCode: 'CARGO_ERR_CHECKSUM_MISMATCH', errorMessage: 'bad' }, retryable: false },
+      { ...runs[4]!, outcome: 'requeue', report: { errorCode: 'CARGO_ERR_ABORTED', errorMessage: 'stopped' } },
+      // The same run closed twice in one batch: the second is stale, as a second END call would be.
+      { ...runs[0]!, outcome: 'ok', report: { bytes: 10 } },
+    ]);
+    assert.deepEqual(ends.map((e) => e.kind), ['finished', 'finished', 'queued', 'failed', 'queued', 'stale']);
+    const f0 = await store.queries.getFile(jobId, 0);
+    assert.equal(f0.state, 'FINISHED');
+    assert.equal(f0.checksumValue, '0000000a');
+    assert.equal((await store.queries.getFile(jobId, 3)).error?.code, 'CARGO_ERR_CHECKSUM_MISMATCH');
+    const s2 = await store.queries.getJob(jobId);
+    assert.equal(s2.counts.FINISHED, 2);
+    assert.equal(s2.counts.FAILED, 1);
+    assert.equal(s2.counts.QUEUED, 3);
+    assert.equal(s2.counts.ACTIVE, 0);
+    assert.equal(s2.bytesDone, 20);
+    // The requeued ones and the one never claimed finish through the same calls; the job then ends.
+    const left = [...ends.flatMap((e) => (e.kind === 'queued' ? [e.member] : [])), members[5]!];
+    const again = await store.startMany(left, 'wb');
+    assert.deepEqual(again.map((c) => c.kind), ['run', 'run', 'run']);
+    const idxs = left.map((m) => Number(m.split('_')[1]));
+    await store.endMany(again.map((c, i) => {
+      assert.ok(c.kind === 'run');
+      return { jobId, idx: idxs[i]!, run: c.run, link: c.spec.link, outcome: 'ok' as const, report: { bytes: 10 } };
+    }));
+    const s3 = await store.queries.getJob(jobId);
+    assert.equal(s3.state, 'FINISHED_DIRTY');
+    assert.equal(s3.counts.FINISHED, 5);
     assert.deepEqual((await store.queries.activeSlots()).links, {});
     await dropPrefix(redis, prefix);
   });

@@ -177,13 +177,39 @@ describe('port: API surface', () => {
     }
   });
 
-  test('processing stages are refused until they exist (400 naming params.processing)', async () => {
-    const r = await h.api<Record<string, unknown>>('POST', '/api/v1/jobs', {
-      files: [{ source: 'https://127.0.0.1:9/x', destination: 'file:///tmp/cargoport-never/x' }],
-      params: { processing: ['zstd'] },
-    });
+  test('params.processing is validated by the processing library, errors naming the field', async () => {
+    const files = [{ source: 'https://127.0.0.1:9/x', destination: 'file:///tmp/cargoport-never/x' }];
+    const post = (processing: unknown, f: unknown[] = files) => h.api<Record<string, unknown>>('POST', '/api/v1/jobs', { files: f, params: { processing } });
+    // The old list-of-names form is no longer the schema.
+    let r = await post(['zstd']);
     assert.equal(r.status, 400);
-    assert.equal(r.body['field'], 'params.processing');
-    assert.equal(r.body['code'], 'CARGO_ERR_UNSUPPORTED_PROCESSING');
+    r = await post({ emission: [{ stage: 'zstd', level: 99 }] });
+    assert.equal(r.status, 400);
+    assert.equal(r.body['code'], 'CARGO_ERR_BAD_PROCESSING');
+    assert.equal(r.body['field'], 'params.processing.emission[0].level');
+    r = await post({ reception: [{ stage: 'nosuch' }] });
+    assert.equal(r.status, 400);
+    assert.equal(r.body['code'], 'CARGO_ERR_UNKNOWN_STAGE');
+    assert.equal(r.body['field'], 'params.processing.reception[0].stage');
+    r = await post({ reception: [{ stage: 'hook', hook: 'not-registered' }] });
+    assert.equal(r.status, 400);
+    assert.equal(r.body['code'], 'CARGO_ERR_UNKNOWN_STAGE');
+    // untar publishes into a local directory: refused towards a remote destination, naming the file.
+    r = await post({ reception: [{ stage: 'untar' }] }, [{ source: 'file:///tmp/cargoport-never/a.tar', destination: 'https://127.0.0.1:9/a.tar' }]);
+    assert.equal(r.status, 400);
+    assert.equal(r.body['code'], 'CARGO_ERR_BAD_PROCESSING');
+    assert.match(String(r.body['detail']), /files\[0\]/);
+    // A file's own processing is checked the same way, and cannot pack.
+    r = await post(undefined, [{ ...files[0], processing: { emission: [{ stage: 'zstd', threads: -1 }] } }]);
+    assert.equal(r.status, 400);
+    assert.equal(r.body['field'], 'files[0].processing.emission[0].threads');
+    r = await post(undefined, [{ ...files[0], processing: { pack: {} } }]);
+    assert.equal(r.status, 400);
+    // A valid chain is accepted and kept as submitted.
+    r = await post({ emission: [{ stage: 'zstd', level: 1, suffix: true }], reception: [{ stage: 'checksum', algs: ['sha256'] }] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const job = await h.api<{ params: { processing?: unknown } }>('GET', `/api/v1/jobs/${String(r.body['jobId'])}`);
+    assert.deepEqual(job.body.params.processing, { emission: [{ stage: 'zstd', level: 1, suffix: true }], reception: [{ stage: 'checksum', algs: ['sha256'] }] });
+    await h.api('DELETE', `/api/v1/jobs/${String(r.body['jobId'])}`);
   });
 });

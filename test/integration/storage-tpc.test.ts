@@ -225,3 +225,38 @@ test('loopback remotes are refused unless allowLocal (403 before any 202)', asyn
     await c.close();
   }
 });
+
+test('pull and push run as ranged multi-connection transfers under the endpoint settings; markers list RemoteConnections per connection', async () => {
+  // Its own engine: small ranges so a few MiB are split, and endpoint settings for A (3 connections × 2 streams).
+  const ranged = createTransferEngine({ ca: testTls().cert, multiStream: { minFileBytes: 1024 * 1024, rangeBytes: 512 * 1024 } });
+  await ranged.configureEndpoint(a.origin, { connections: 3, streams: 2, rangedUpload: true });
+  const c = await startStorageServer({ tpc: { engine: ranged, allowLocal: true, markerIntervalMs: 20 } });
+  const s = h2Connect(c.origin);
+  const remotes = (text: string): string[] => {
+    const lines = [...text.matchAll(/^RemoteConnections: (.+)$/gm)];
+    assert.ok(lines.length >= 1, 'a marker lists RemoteConnections');
+    return lines.at(-1)![1]!.split(',');
+  };
+  try {
+    const body = payload(6 * 1024 * 1024 + 5);
+    assert.equal((await h2Request(sa, 'PUT', '/data/src/multi.bin', {}, body)).status, 201);
+    const pull = await h2Request(s, 'COPY', '/data/dst/multi.bin', { source: `${a.base}/src/multi.bin`, credential: 'none' });
+    const text = pull.body.toString();
+    assert.equal(checkMarkerStream(text), 'success: Created', text);
+    const list = remotes(text);
+    assert.equal(list.length, 3, `one entry per connection of the endpoint's settings: ${list.join(',')}`);
+    for (const r of list) assert.equal(r, `tcp:127.0.0.1:${a.port}`);
+    assert.ok((await h2Request(s, 'GET', '/data/dst/multi.bin')).body.equals(body));
+    // Push: C PUTs its file to A in ranged parts (A is a cargoport peer: rangedUpload), over A's 3 connections.
+    const push = await h2Request(s, 'COPY', '/data/dst/multi.bin', { destination: `${a.base}/back/multi.bin`, credential: 'none' });
+    const ptext = push.body.toString();
+    assert.equal(checkMarkerStream(ptext), 'success: Created', ptext);
+    assert.ok(remotes(ptext).length >= 1);
+    for (const r of remotes(ptext)) assert.equal(r, `tcp:127.0.0.1:${a.port}`);
+    assert.ok((await h2Request(sa, 'GET', '/data/back/multi.bin')).body.equals(body));
+  } finally {
+    s.close();
+    await c.close();
+    await ranged.close();
+  }
+});

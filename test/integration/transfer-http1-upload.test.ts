@@ -95,5 +95,9 @@ describe('transfer engine: HTTP/1.1 uploads', () => {
     assert.equal(canonicalHeaderName('want-digest'), 'Want-Digest');
     assert.equal(canonicalHeaderName('if-none-match'), 'If-None-Match');
     assert.equal(canonicalHeaderName('authorization'), 'Authorization');
+    assert.equal(canonicalHeaderName('scitag'), 'SciTag');
+    assert.equal(canonicalHeaderName('transferheaderscitag'), 'TransferHeaderSciTag');
+    assert.equal(canonicalHeaderName('transferheaderauthorization'), 'TransferHeaderAuthorization');
+    assert.equal(canonicalHeaderName('x-number-of-streams'), 'X-Number-Of-Streams');
   });
 });

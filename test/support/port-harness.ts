@@ -13,6 +13,7 @@ import type { Config } from '../../config/schema.js';
 import { startGateway, type RunningGateway } from '../../gateway/start.js';
 import { startWorkerPool, type RunningWorkers } from '../../workers/start.js';
 import { testTls } from './tls.js';
+import type { ExportClock } from '../../services/exports/export-clock.js';
 import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from './redis.js';
 
 export interface Harness {
@@ -26,7 +27,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(overrides: Record<string, unknown> = {}, opts: { workers?: number } = {}): Promise<Harness> {
+export async function startHarness(overrides: Record<string, unknown> = {}, opts: { workers?: number; exportClock?: ExportClock } = {}): Promise<Harness> {
   const prefix = uniquePrefix();
   const tls = testTls();
   const dataDir = mkdtempSync(join(tmpdir(), 'cargoport-port-'));
@@ -46,7 +47,7 @@ export async function startHarness(overrides: Record<string, unknown> = {}, opts
     return base;
   };
   const cfg = loadConfig({ env: {}, overrides: merge(overrides) });
-  const gateway = await startGateway(cfg, { redisUrl: TEST_REDIS_URL, tls });
+  const gateway = await startGateway(cfg, { redisUrl: TEST_REDIS_URL, tls, ...(opts.exportClock ? { exportClock: opts.exportClock } : {}) });
   const workers: RunningWorkers[] = [];
   const addWorker = async (o: Record<string, unknown> = {}) => {
     const wcfg = loadConfig({ env: {}, overrides: merge({ ...overrides, ...o }) });

@@ -4,7 +4,7 @@
  * tokens with any claims and header (forgeries included). Counts JWKS fetches so tests can see caching.
  */
 import { createServer as createSecureServer } from 'node:https';
-import { generateKeyPairSync, createHmac, randomUUID, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, createHmac, randomUUID, verify as verifySig, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { signJws } from '../../services/auth/dev-issuer.js';
 import { testTls } from './tls.js';
@@ -28,8 +28,15 @@ export interface TestIssuer {
    */
   clients: Record<string, string>;
   tokenLifetimeSec: number;
-  /** Grants answered, in order (scope asked, or undefined). */
-  grants: Array<{ clientId: string; scope: string | undefined }>;
+  /** Grants answered, in order (scope asked, or undefined; `grant`: client_credentials when absent). */
+  grants: Array<{ clientId: string; scope: string | undefined; grant?: 'token-exchange' | 'refresh_token' }>;
+  /**
+   * RFC 8693 token exchanges answered: the subject token must be one of this issuer's (signature, not expired);
+   * the answer is an access token for the subject's `sub` with the asked scope (offline_access dropped) and, when
+   * offline_access was asked, a refresh token. A refresh_token grant may narrow the scope to a subset (else
+   * invalid_scope). `subject`: the subject token's sub.
+   */
+  exchanges: Array<{ clientId: string; subject: string; scope: string | undefined; audience: string | undefined }>;
   close(): Promise<void>;
 }
 
@@ -61,8 +68,12 @@ export async function startTestIssuer(audience: string): Promise<TestIssuer> {
         const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
         if (basic) [id, secret] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':').map(decodeURIComponent) as [string, string];
         res.setHeader('content-type', 'application/json');
-        if (form.get('grant_type') !== 'client_credentials') return res.writeHead(400).end(JSON.stringify({ error: 'unsupported_grant_type' }));
+        const grantType = form.get('grant_type');
+        if (grantType !== 'client_credentials' && grantType !== 'urn:ietf:params:oauth:grant-type:token-exchange' && grantType !== 'refresh_token') {
+          return res.writeHead(400).end(JSON.stringify({ error: 'unsupported_grant_type' }));
+        }
         if (!id || issuer.clients[id] === undefined || issuer.clients[id] !== secret) return res.writeHead(401).end(JSON.stringify({ error: 'invalid_client' }));
+        if (grantType !== 'client_credentials') return answerDelegated(grantType, id, form, res);
         const scope = form.get('scope') ?? undefined;
         issuer.grants.push({ clientId: id, scope });
         const now = Math.floor(Date.now() / 1000);
@@ -73,6 +84,54 @@ export async function startTestIssuer(audience: string): Promise<TestIssuer> {
       res.writeHead(404).end();
     }
   });
+  const refreshTokens = new Map<string, { clientId: string; sub: string; scopes: string[]; audience: string | undefined }>();
+  const verifyOwn = (token: string): Record<string, unknown> | undefined => {
+    const [h, p, sig] = token.split('.');
+    if (!h || !p || !sig) return undefined;
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as { alg?: string };
+    const input = Buffer.from(`${h}.${p}`);
+    const ok = header.alg === 'RS256'
+      ? verifySig('sha256', input, rsaKeys.publicKey, Buffer.from(sig, 'base64url'))
+      : header.alg === 'ES256' && verifySig('sha256', input, { key: ecKeys.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(sig, 'base64url'));
+    if (!ok) return undefined;
+    const c = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>;
+    return typeof c['exp'] === 'number' && c['exp'] * 1000 > Date.now() ? c : undefined;
+  };
+  const answerDelegated = (grantType: string, clientId: string, form: URLSearchParams, res: import('node:http').ServerResponse) => {
+    const now = Math.floor(Date.now() / 1000);
+    const asked = (form.get('scope') ?? '').split(' ').filter(Boolean);
+    let sub: string;
+    let scopes: string[];
+    let audience: string | undefined;
+    let refresh: string | undefined;
+    if (grantType === 'refresh_token') {
+      const rt = refreshTokens.get(form.get('refresh_token') ?? '');
+      if (!rt || rt.clientId !== clientId) return res.writeHead(400).end(JSON.stringify({ error: 'invalid_grant' }));
+      if (asked.some((x) => !rt.scopes.includes(x))) return res.writeHead(400).end(JSON.stringify({ error: 'invalid_scope' }));
+      sub = rt.sub;
+      scopes = asked.length ? asked : rt.scopes;
+      audience = rt.audience;
+    } else {
+      if (form.get('subject_token_type') !== 'urn:ietf:params:oauth:token-type:access_token') return res.writeHead(400).end(JSON.stringify({ error: 'invalid_request' }));
+      const claims = verifyOwn(form.get('subject_token') ?? '');
+      if (!claims) return res.writeHead(400).end(JSON.stringify({ error: 'invalid_grant', error_description: 'subject token not valid' }));
+      sub = String(claims['sub']);
+      scopes = asked.filter((x) => x !== 'offline_access');
+      audience = form.get('audience') ?? undefined;
+      issuer.exchanges.push({ clientId, subject: sub, scope: scopes.join(' ') || undefined, audience });
+      if (asked.includes('offline_access')) {
+        refresh = randomUUID();
+        refreshTokens.set(refresh, { clientId, sub, scopes, audience });
+      }
+    }
+    const scope = scopes.join(' ');
+    issuer.grants.push({ clientId, scope: scope || undefined, grant: grantType === 'refresh_token' ? 'refresh_token' : 'token-exchange' });
+    const token = issuer.mint({ sub, iat: now, nbf: now, exp: now + issuer.tokenLifetimeSec, scope: scope || null, ...(audience ? { aud: audience } : {}) });
+    res.writeHead(200).end(JSON.stringify({
+      access_token: token, token_type: 'Bearer', expires_in: issuer.tokenLifetimeSec, scope,
+      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', ...(refresh ? { refresh_token: refresh } : {}),
+    }));
+  };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `https://localhost:${(server.address() as AddressInfo).port}`;
   const claimsOf = (c: Record<string, unknown>) => {
@@ -112,6 +171,7 @@ export async function startTestIssuer(audience: string): Promise<TestIssuer> {
     clients: {},
     tokenLifetimeSec: 3600,
     grants: [],
+    exchanges: [],
     unsigned(c) {
       return `${enc({ alg: 'none', typ: 'JWT', kid: 'rsa-1' })}.${enc(claimsOf(c))}.`;
     },

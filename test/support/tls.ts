@@ -20,6 +20,14 @@ let cached: TestTls | undefined;
 
 export function testTls(): TestTls {
   if (cached) return cached;
+  // A benchmark's child processes share their parent's material (CARGOPORT_TEST_TLS_DIR, set by the parent).
+  const shared = process.env['CARGOPORT_TEST_TLS_DIR'];
+  if (shared) {
+    const keyPath = join(shared, 'key.pem');
+    const certPath = join(shared, 'cert.pem');
+    cached = { key: readFileSync(keyPath), cert: readFileSync(certPath), certPath, keyPath, dir: shared };
+    return cached;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'cargoport-tls-'));
   const keyPath = join(dir, 'key.pem');
   const certPath = join(dir, 'cert.pem');

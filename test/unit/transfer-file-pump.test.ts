@@ -27,6 +27,31 @@ function sink() {
 const chunks = (count: number, size: number) => Array.from({ length: count }, (_, i) => Buffer.alloc(size, i % 256));
 
 describe('FilePump', () => {
+  it('copies small chunks of a non-recycling source into pooled chunks (the fresh ones die young); bytes and order kept', async () => {
+    const parts = Array.from({ length: 300 }, (_, i) => Buffer.alloc(1000 + (i % 7) * 3000, (i * 13) & 0xff));
+    const big = Buffer.alloc(200 * 1024, 0x5a); // larger than a pooled copy is made for: written as it came
+    const all = [...parts, big];
+    const written: Buffer[] = [];
+    let sawBig = false;
+    const pump = new FilePump({
+      source: Readable.from(all), position: 0,
+      writev: async (bufs) => {
+        for (const b of bufs) {
+          assert.ok(!parts.some((p) => p.buffer === b.buffer), 'a small chunk is written from its pooled copy');
+          if (b === big) sawBig = true;
+          written.push(Buffer.from(b));
+        }
+        await new Promise((r) => setImmediate(r));
+      },
+      signal: new AbortController().signal, gate: new PauseGate(), progress: new ProgressMeter(0, undefined, undefined),
+      flushBytes: 256 * 1024,
+    });
+    const total = all.reduce((t, b) => t + b.length, 0);
+    assert.equal(await pump.run(), total);
+    assert.ok(sawBig, 'a large chunk is not copied');
+    assert.ok(Buffer.concat(written).equals(Buffer.concat(all)), 'every byte, in order');
+  });
+
   it('batches small chunks into few positional writes and ends at the right position', async () => {
     const s = sink();
     const pump = new FilePump({

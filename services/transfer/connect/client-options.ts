@@ -68,6 +68,9 @@ export const defaultClientOptions: TransferClientOptions = {
 
 export interface ConnectionInfo {
   remoteIp?: string;
+  remotePort?: number;
+  /** Our end's port: tells connections to the same remote apart. */
+  localPort?: number;
   protocol?: 'h2' | 'http/1.1';
 }
 

@@ -174,19 +174,22 @@ export class ClientPool {
   private readonly s: PoolState;
   private readonly part: Partition;
   private readonly flow: PoolFlow;
+  private readonly onRemote: ((info: ConnectionInfo) => void) | undefined;
   private released = false;
 
   /**
    * The engine's pool (the default partition, no flow). `events`: where its sockets are announced (one per engine;
    * the gateway's accepted connections are announced on the same emitter).
    */
-  constructor(opts: Partial<TransferClientOptions> = {}, events?: ConnectionEvents, view?: { s: PoolState; part: Partition; flow: PoolFlow }) {
+  constructor(opts: Partial<TransferClientOptions> = {}, events?: ConnectionEvents, view?: { s: PoolState; part: Partition; flow: PoolFlow; onRemote?: (info: ConnectionInfo) => void }) {
     if (view) {
       this.s = view.s;
       this.part = view.part;
       this.flow = view.flow;
+      this.onRemote = view.onRemote;
       return;
     }
+    this.onRemote = undefined;
     this.s = new PoolState({ ...defaultClientOptions, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) }, events);
     this.part = this.s.partition('');
     this.flow = {};
@@ -194,14 +197,20 @@ export class ClientPool {
 
   /**
    * A view of this pool for one attempt's flow: connections of the flow's partition (credentials identity + SciTag),
-   * sockets announced with its context. Call `release()` when the attempt ends.
+   * sockets announced with its context. Call `release()` when the attempt ends. `onRemote` hears the connection
+   * (address, port) of every answer a request of the view got (repeats included).
    */
-  forFlow(flow: PoolFlow): ClientPool {
+  forFlow(flow: PoolFlow, onRemote?: (info: ConnectionInfo) => void): ClientPool {
     const now = Date.now();
     this.s.sweep(now);
     const part = this.s.partition(partitionKey(flow));
     part.users++;
-    return new ClientPool({}, undefined, { s: this.s, part, flow });
+    return new ClientPool({}, undefined, { s: this.s, part, flow, onRemote });
+  }
+
+  /** A request of this view was answered over the connection `info` describes (http-requests.ts). */
+  noteRemote(info: ConnectionInfo): void {
+    if (this.onRemote && info.remoteIp) this.onRemote(info);
   }
 
   /** Ends a view's use of its partition (idempotent). */
@@ -463,6 +472,8 @@ export class ClientPool {
     const connect = (_opts: unknown, callback: (err: Error | null, socket: Socket | null) => void): void => {
       connector.open({ origin, alpn: allowH2 ? ['h2', 'http/1.1'] : ['http/1.1'], ...connectOptions(o), flow }).then((socket) => {
         info.remoteIp = socket.remoteAddress;
+        info.remotePort = socket.remotePort;
+        info.localPort = socket.localPort;
         const alpn = (socket as TLSSocket).alpnProtocol;
         info.protocol = alpn === 'h2' ? 'h2' : 'http/1.1';
         negotiated.set(origin, info.protocol);

@@ -228,6 +228,8 @@ class BulkBody extends Readable implements RecyclingReadable {
 export class H2BulkSession {
   readonly origin: string;
   remoteIp?: string;
+  remotePort?: number;
+  localPort?: number;
   private socket?: TLSSocket;
   private readonly ready: Promise<void>;
   private readonly streams = new Map<number, Stream>();
@@ -377,6 +379,8 @@ export class H2BulkSession {
       }
       this.socket = socket;
       this.remoteIp = socket.remoteAddress;
+      this.remotePort = socket.remotePort;
+      this.localPort = socket.localPort;
       socket.on('error', (e) => {
         this.shutdown(new BulkTransportError(`HTTP/2 connection to ${this.origin} failed: ${e.message}`, false, e), ERR_NO_ERROR);
       });

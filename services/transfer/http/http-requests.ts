@@ -193,6 +193,8 @@ async function bulkGet(
       // stay on this session, and the result reports the bulk connection's address and protocol.
       const via = pool.clientsFor(ep.origin, lane + 1)[lane]!;
       via.info.remoteIp = session.remoteIp;
+      via.info.remotePort = session.remotePort;
+      via.info.localPort = session.localPort;
       via.info.protocol = 'h2';
       return { res, via };
     } catch (e) {
@@ -249,6 +251,8 @@ export async function rangedGet(
         });
         // As for the bulk path, `via` is the pooled connection of the slot, reporting this exchange's address.
         via.info.remoteIp = got.info.remoteIp ?? via.info.remoteIp;
+        via.info.remotePort = got.info.remotePort ?? via.info.remotePort;
+        via.info.localPort = got.info.localPort ?? via.info.localPort;
         via.info.protocol = 'http/1.1';
         res = { statusCode: got.status, headers: got.headers, body: got.body as unknown as Dispatcher.ResponseData['body'] };
       } else {
@@ -263,6 +267,7 @@ export async function rangedGet(
       return rangedGet(pool, ep, { ...opts, via: undefined });
     }
   }
+  pool.noteRemote(via.info);
   const status = res.statusCode;
   if (status === 200) {
     const len = header(res.headers, 'content-length');
@@ -368,6 +373,7 @@ export async function putRequest(
       lent?.release();
     }
   }
+  pool.noteRemote(res.info);
   if (res.status === 412 && opts.headers['if-none-match'] === '*') {
     throw new TransferError(TransferErrorCode.destExists, `destination exists and overwrite is false: ${ep.url}`, {
       httpStatus: 409, field: 'destination', retryable: false,

@@ -108,8 +108,9 @@ function getOnce(agent: Http1Agent, origin: string, path: string, url: string, o
 
     req.on('socket', (s: Socket) => {
       socket = s;
-      if (s.remoteAddress) info.remoteIp = s.remoteAddress;
-      else s.once('connect', () => { info.remoteIp = s.remoteAddress; });
+      const note = (): void => { info.remoteIp = s.remoteAddress; info.remotePort = s.remotePort; info.localPort = s.localPort; };
+      if (s.remoteAddress) note();
+      else s.once('connect', note);
     });
     // The request stays listened to for its whole life: Node reports bytes the server sends after the body (a
     // Content-Length shorter than what was sent, garbage) as an 'error' of the request, even after its response.

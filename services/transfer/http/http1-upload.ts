@@ -74,8 +74,9 @@ export function http1Put(
       headers,
     } satisfies RequestOptions);
     req.on('socket', (s: Socket) => {
-      if (s.remoteAddress) info.remoteIp = s.remoteAddress;
-      else s.once('connect', () => { info.remoteIp = s.remoteAddress; });
+      const note = (): void => { info.remoteIp = s.remoteAddress; info.remotePort = s.remotePort; info.localPort = s.localPort; };
+      if (s.remoteAddress) note();
+      else s.once('connect', note);
     });
     req.setTimeout(opts.headersTimeoutMs, () => fail(Object.assign(new Error(`no response within ${opts.headersTimeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
     req.on('error', fail);
@@ -122,8 +123,17 @@ export function canonicalHeaders(h: Record<string, string>): Record<string, stri
   return out;
 }
 
-/** `content-length` → `Content-Length`, `want-digest` → `Want-Digest`. */
+/** Names whose conventional spelling is not "capitalise each dash-separated word" (XRootD 5.5 matches them exactly). */
+const SPELLED: Record<string, string> = { scitag: 'SciTag', requirechecksumverification: 'RequireChecksumVerification' };
+
+/**
+ * `content-length` → `Content-Length`, `want-digest` → `Want-Digest`, `scitag` → `SciTag` (XRootD's
+ * `http.header2cgi SciTag scitag.flow` sees nothing else), `transferheaderauthorization` →
+ * `TransferHeaderAuthorization` (XRootD's TPC handler looks for the `TransferHeader` prefix).
+ */
 export function canonicalHeaderName(name: string): string {
-  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, sep: string, c: string) => sep + c.toUpperCase());
+  const l = name.toLowerCase();
+  if (l.startsWith('transferheader') && l.length > 14) return `TransferHeader${canonicalHeaderName(l.slice(14))}`;
+  return SPELLED[l] ?? l.replace(/(^|-)([a-z])/g, (_m, sep: string, c: string) => sep + c.toUpperCase());
 }
 

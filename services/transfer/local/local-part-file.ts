@@ -1,7 +1,7 @@
 /**
  * Atomic publish for local destinations: bytes go into a hidden temp file beside the final name
  * (`.<name>.cargoport-part-<random>`, same directory so the rename stays on one file system), are fsynced,
- * and only then appear at the final name. A reader never sees a partial file at the final name; an aborted
+ * and only then appear at the final name (small files together with the others that finish close to them: commit-queue.ts). A reader never sees a partial file at the final name; an aborted
  * attempt leaves the part file for resume.
  */
 import { randomBytes } from 'node:crypto';
@@ -9,6 +9,8 @@ import { constants as fsc } from 'node:fs';
 import { link, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ensureDirectory, syncDirectory } from './directory-sync.js';
+import { groupCommit } from './commit-queue.js';
+import type { CommitFailure } from './commit-protocol.js';
 import type { ResumeState } from '../types.js';
 import { TransferError, TransferErrorCode, classifyError } from '../transfer-errors.js';
 
@@ -181,7 +183,8 @@ export class LocalPartFile {
    * fsync, then make the file appear at its final name in one step. Without overwrite we use link(2), which
    * fails with EEXIST instead of silently replacing a file that appeared meanwhile.
    */
-  async publish(overwrite: boolean): Promise<void> {
+  async publish(overwrite: boolean, opts: { grouped?: boolean } = {}): Promise<void> {
+    if (opts.grouped) return this.publishGrouped(overwrite);
     try {
       await this.syncAndClose();
       if (overwrite) {
@@ -197,6 +200,24 @@ export class LocalPartFile {
       }
       await syncDirectory(dirname(this.finalPath));
     } catch (e) {
+      throw classifyError(e, 'local', this.finalPath);
+    }
+  }
+
+  /**
+   * The same publish as a group commit (commit-queue.ts): the handle is closed here, and the data sync, the name and
+   * the directory sync are done with the files that finish close to this one. Settles when this file is durable at
+   * its final name, or with its own error (EEXIST without overwrite: the destination appeared meanwhile).
+   */
+  private async publishGrouped(overwrite: boolean): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      await this.local(() => this.handle.close());
+    }
+    try {
+      await groupCommit({ tempPath: this.tempPath, finalPath: this.finalPath, overwrite });
+    } catch (e) {
+      if (!overwrite && (e as CommitFailure).code === 'EEXIST' && (e as CommitFailure).syscall === 'link') throw destExistsError(this.finalPath);
       throw classifyError(e, 'local', this.finalPath);
     }
   }

@@ -12,6 +12,16 @@ import type { Readable } from 'node:stream';
 import type { Gate } from '../../throttle/pause-gate.js';
 import type { ProgressMeter, StreamingChecksum } from '../push/byte-pump.js';
 import { abortedError } from '../transfer-errors.js';
+import { CHUNK_BYTES, holdChunkPool, returnChunk, takeChunk } from '../h2-bulk/chunk-pool.js';
+
+/**
+ * Chunks up to this size from a source that does not recycle its buffers (Node's HTTP/1.1 client: one fresh Buffer
+ * per parsed body piece, ≤ 64 KiB) are copied into pooled chunks on arrival. Held in the write batch for several
+ * scavenges, the fresh Buffers would be promoted and their external memory freed only by mark-compacts — which in a
+ * gateway-sized heap cost more than TLS itself (bench/RESULTS.md, HTTP-TPC from XRootD). Copied at once, they die
+ * young. Larger chunks (local file reads) are kept as they are.
+ */
+const COPY_MAX_BYTES = 64 * 1024;
 import type { RateLimiter } from '../types.js';
 
 export interface FilePumpOptions {
@@ -53,6 +63,12 @@ export class FilePump {
   private readonly maxBuffered: number;
   /** When the oldest unwritten chunk arrived. */
   private pendingSince = 0;
+  /** Pooled chunk the current batch copies small source chunks into (see COPY_MAX_BYTES), and its fill. */
+  private chunk: Buffer | undefined;
+  private chunkUsed = 0;
+  /** Pooled chunks holding the current batch's bytes; given back once the batch is written. */
+  private batchChunks: Buffer[] = [];
+  private releasePool: (() => void) | undefined;
 
   constructor(private readonly o: FilePumpOptions) {
     this.position = o.position;
@@ -61,6 +77,34 @@ export class FilePump {
     this.maxBuffered = o.maxBufferedBytes ?? 8 * 1024 * 1024;
     const r = (o.source as Partial<{ recycle(bufs: readonly Buffer[]): void }>).recycle;
     this.recycle = typeof r === 'function' ? r.bind(o.source) : undefined;
+  }
+
+  /** `chunk` itself, or (small chunk, source without recycling) a view of a pooled chunk holding a copy of it. */
+  private keep(chunk: Buffer): Buffer {
+    const n = chunk.byteLength;
+    if (this.recycle !== undefined || n > COPY_MAX_BYTES) return chunk;
+    if (this.chunk === undefined || this.chunkUsed + n > CHUNK_BYTES) {
+      this.releasePool ??= holdChunkPool();
+      this.chunk = takeChunk();
+      this.chunkUsed = 0;
+      this.batchChunks.push(this.chunk);
+    }
+    const at = this.chunkUsed;
+    chunk.copy(this.chunk, at);
+    this.chunkUsed = at + n;
+    return this.chunk.subarray(at, at + n);
+  }
+
+  /** The current batch's pooled chunks, which the next batch no longer appends to. */
+  private takeBatchChunks(): Buffer[] {
+    const chunks = this.batchChunks;
+    if (chunks.length > 0) this.batchChunks = [];
+    this.chunk = undefined;
+    return chunks;
+  }
+
+  private giveBack(chunks: readonly Buffer[]): void {
+    for (const c of chunks) returnChunk(c);
   }
 
   run(): Promise<number> {
@@ -75,8 +119,8 @@ export class FilePump {
       signal.addEventListener('abort', onAbort, { once: true });
       const cleanup = (): void => signal.removeEventListener('abort', onAbort);
       this.settle = {
-        resolve: () => { cleanup(); resolve(this.position); },
-        reject: (e) => { cleanup(); reject(e); },
+        resolve: () => { cleanup(); this.releasePool?.(); resolve(this.position); },
+        reject: (e) => { cleanup(); this.releasePool?.(); reject(e); },
       };
       if (source.destroyed) {
         // Died while nobody listened (e.g. a probe response kept across awaits and its connection reset).
@@ -104,7 +148,7 @@ export class FilePump {
     this.received += n;
     const now = Date.now();
     if (this.pendingBytes === 0) this.pendingSince = now;
-    this.pending.push(chunk);
+    this.pending.push(this.keep(chunk));
     this.pendingBytes += n;
     this.o.onChunk?.(n);
     this.admit(n);
@@ -156,6 +200,7 @@ export class FilePump {
     if (!due && !this.ended && this.pendingBytes < this.flushBytes && Date.now() - this.pendingSince < this.flushAfterMs) return;
     const bufs = this.pending;
     const bytes = this.pendingBytes;
+    const chunks = this.takeBatchChunks();
     this.pending = [];
     this.pendingBytes = 0;
     this.writing = true;
@@ -165,6 +210,7 @@ export class FilePump {
       this.position += bytes;
       // On disk now, and already checksummed on arrival: the source may reuse these buffers.
       this.recycle?.(bufs);
+      this.giveBack(chunks);
       this.o.progress.add(bytes);
       if (this.failed !== undefined) this.drainAfterFailure();
       else this.maybeFlush();
@@ -174,6 +220,8 @@ export class FilePump {
       // The disk refused: what is still pending cannot be written either.
       this.pending = [];
       this.pendingBytes = 0;
+      this.giveBack(chunks);
+      this.giveBack(this.takeBatchChunks());
       this.o.source.destroy();
       this.settle.reject(this.failed);
     });
@@ -203,6 +251,7 @@ export class FilePump {
   private maybeFlushAfterFailure(): void {
     const bufs = this.pending;
     const bytes = this.pendingBytes;
+    const chunks = this.takeBatchChunks();
     this.pending = [];
     this.pendingBytes = 0;
     this.writing = true;
@@ -210,10 +259,12 @@ export class FilePump {
       this.writing = false;
       this.position += bytes;
       this.recycle?.(bufs);
+      this.giveBack(chunks);
       this.o.progress.add(bytes);
       this.settle.reject(this.failed);
     }, () => {
       this.writing = false;
+      this.giveBack(chunks);
       this.settle.reject(this.failed);
     });
   }

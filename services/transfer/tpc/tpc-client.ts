@@ -14,6 +14,7 @@ import { parseEndpoint } from '../endpoint.js';
 import { PerfMarkerParser, type PerfMarker } from './perf-marker-parser.js';
 import { StallWatchdog, type StallPolicy } from '../stall-watchdog.js';
 import { TransferError, abortedError, classifyError, errorForHttpStatus } from '../transfer-errors.js';
+import { canonicalHeaders } from '../http/http1-upload.js';
 
 export const TPC_FAILED = 'CARGO_ERR_TPC_FAILED';
 export const TPC_UNSUPPORTED = 'CARGO_ERR_TPC_UNSUPPORTED';
@@ -110,7 +111,9 @@ export async function tpcCopy(req: TpcCopyRequest, ctl: TpcControl): Promise<Tpc
   watchdog.start();
   try {
     const res = await lent.pooled.client.request({
-      method: 'COPY', path: active.path, headers: tpcRequestHeaders(req), signal: abort.signal,
+      method: 'COPY', path: active.path, // Header names as XRootD 5.5 expects them (`Source`, `Credential`, `TransferHeader…`: it compares exactly; a
+      // lower-case `source:` is answered 400 "no source or destination specified"). HTTP/2 lower-cases them anyway.
+      headers: canonicalHeaders(tpcRequestHeaders(req)), signal: abort.signal,
     });
     if (res.statusCode >= 300) {
       res.body.resume();
