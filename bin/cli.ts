@@ -11,6 +11,7 @@ import { filesCommand, retryCommand } from './commands/files.js';
 import { exportsCommand } from './commands/exports.js';
 import { cancelCommand, jobsCommand } from './commands/jobs.js';
 import { gatewayCommand, serveCommand, workerCommand } from './commands/serve.js';
+import { probeCommand } from './commands/probe.js';
 import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
 import { scitagsCommand } from './commands/scitags.js';
@@ -20,7 +21,7 @@ import type { Command, CommandContext, OptionSpecs } from './command.js';
 import { UsageError } from './usage-error.js';
 
 export const commands: readonly Command[] = [
-  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, exportsCommand, scitagsCommand, tokenCommand, shareCommand, sharesCommand,
+  serveCommand, gatewayCommand, workerCommand, submitCommand, jobsCommand, statusCommand, filesCommand, retryCommand, cancelCommand, adminCommand, exportsCommand, probeCommand, scitagsCommand, tokenCommand, shareCommand, sharesCommand,
 ];
 
 const globalOptions: OptionSpecs = {

@@ -85,6 +85,8 @@ export const errorCatalogue = {
   CARGO_ERR_OWNER_QUEUE_FULL: { status: 429, retryable: true, meaning: 'The owner already has jobs.maxQueuedFilesPerOwner files not yet finished; this submission would exceed it (limit and counts in the problem).' },
   CARGO_ERR_PEER_PROTOCOL: { status: 502, retryable: true, meaning: 'A remote server broke its protocol or flooded the connection (HTTP/2 frames, HTTP-TPC performance markers; the message names how); its stream or connection was closed and nothing it sent was published.' },
   CARGO_ERR_PRECONDITION: { status: 412, retryable: false, meaning: 'A conditional request header (If-Match, If-None-Match …) does not hold.' },
+  CARGO_ERR_PROBE_FAILED: { status: 502, retryable: true, meaning: '`cargoport probe` could not measure the link: the peer answered a probe request wrongly (not a cargoport /probe endpoint, short body, unexpected status) or refused the connection (the message names which measurement and why).' },
+  CARGO_ERR_PROBE_TOO_LARGE: { status: 413, retryable: false, meaning: 'A /probe request asked for or sent more bytes than probe.maxBytes (the problem names the limit and its value).' },
   CARGO_ERR_QUEUE_TIMEOUT: { status: 408, retryable: false, meaning: 'The file waited in the queue longer than the job\'s maxTimeInQueueSec.' },
   CARGO_ERR_RECALL_FAILED: { status: 502, retryable: true, meaning: 'A tape recall of the nearline backend failed.' },
   CARGO_ERR_RECEPTION_REFUSED: { status: 422, retryable: false, meaning: 'A reception stage of the storage endpoint refused the uploaded file.' },

@@ -26,6 +26,7 @@ import { eventsRoute } from './routes/events-route.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { jobsRoutes } from './routes/jobs-routes.js';
 import { metricsRoute } from './routes/metrics-route.js';
+import { probeRoutes } from './routes/probe-routes.js';
 import { shareRoutes } from './share-links.js';
 import { SubmissionExchanges } from './token-exchange-submission.js';
 import { ShareLinks } from '../services/auth/share-links.js';
@@ -151,6 +152,7 @@ export async function buildGateway(cfg: Config, deps: GatewayDeps): Promise<{ ap
   await app.register(jobsRoutes, { ctx, prefix: '/api/v1' });
   await app.register(adminRoutes, { ctx, prefix: '/api/v1' });
   await app.register(eventsRoute, { ctx, subscriber, prefix: '/api/v1' });
+  await app.register(probeRoutes, { ctx });
   await app.register(shareRoutes, { ctx, prefix: '/api/v1' });
   await app.register(exportsRoutes, { ctx, prefix: '/api/v1' });
   for (const ext of deps.extensions ?? []) await ext(app, ctx);

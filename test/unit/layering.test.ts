@@ -23,6 +23,7 @@ const LAYERS: Record<string, number> = {
   'services/processing': 3,
   'services/transfer': 4,
   'services/jobs': 5,
+  'services/probe': 5,
   'services/exports': 6,
   gateway: 7,
   workers: 7,
