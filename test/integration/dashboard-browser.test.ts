@@ -34,7 +34,7 @@ before(async () => {
   const root = tempDir('ui-src');
   dirs.push(root);
   src = await startH2FileServer({ root });
-  src.faults.bytesPerSec = 2 * MiB; // per response: each 12 MiB file takes ~6 s, long enough to watch and pause
+  src.faults.bytesPerSec = 1 * MiB; // per response: each 12 MiB file takes ~12 s, long enough to watch and pause (at 2 MiB/s a quiet machine sometimes finished the job before the pause)
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--ignore-certificate-errors'],
