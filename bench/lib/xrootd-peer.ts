@@ -9,6 +9,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../test/support/free-port.js';
 import { testTls } from '../../test/support/tls.js';
+import { xrootdHttpTpcConfig } from '../../test/support/xrootd-config.js';
 
 export interface XrootdPeer {
   port: number;
@@ -38,20 +39,7 @@ export async function startXrootd(dir: string): Promise<XrootdPeer> {
   chmodSync(join(dir, 'key.pem'), 0o600);
   const port = await freePort();
   const rootPort = await freePort();
-  writeFileSync(join(dir, 'xrd.cfg'), [
-    'all.export /',
-    `oss.localroot ${dir}/data`,
-    `all.adminpath ${dir}/run`,
-    `all.pidpath ${dir}/run`,
-    `xrd.port ${rootPort}`,
-    `xrd.protocol XrdHttp:${port} libXrdHttp.so`,
-    `xrd.tls ${dir}/cert.pem ${dir}/key.pem`,
-    `xrd.tlsca certdir ${dir}/ca`,
-    'http.exthandler xrdtpc libXrdHttpTPC.so',
-    `tpc.cadir ${dir}/ca`,
-    'xrootd.chksum adler32',
-    '',
-  ].join('\n'));
+  writeFileSync(join(dir, 'xrd.cfg'), xrootdHttpTpcConfig(dir, rootPort, port));
   const account = xrootdAccount();
   if (account) execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, dir]);
   const cmd = `exec xrootd -c ${dir}/xrd.cfg -l ${dir}/xrd.log`;

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { startStorageServer, type TestStorageServer } from '../support/storage-server.js';
 import { hasTool, runTool, testCaDir } from '../support/external-tools.js';
 import { testTls } from '../support/tls.js';
+import { xrootdHttpTpcConfig } from '../support/xrootd-config.js';
 import { createTransferEngine } from '../../services/transfer/engine.js';
 
 /** This process's transfer engine (one object, as the shells build it). */
@@ -69,23 +70,7 @@ before(async () => {
   chmodSync(join(dir, 'key.pem'), 0o600);
   xrdPort = await freePort();
   const rootPort = await freePort();
-  writeFileSync(
-    join(dir, 'xrd.cfg'),
-    [
-      'all.export /',
-      `oss.localroot ${dir}/data`,
-      `all.adminpath ${dir}/run`,
-      `all.pidpath ${dir}/run`,
-      `xrd.port ${rootPort}`,
-      `xrd.protocol XrdHttp:${xrdPort} libXrdHttp.so`,
-      `xrd.tls ${dir}/cert.pem ${dir}/key.pem`,
-      `xrd.tlsca certdir ${dir}/ca`,
-      'http.exthandler xrdtpc libXrdHttpTPC.so',
-      `tpc.cadir ${dir}/ca`,
-      'xrootd.chksum adler32',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(join(dir, 'xrd.cfg'), xrootdHttpTpcConfig(dir, rootPort, xrdPort));
   if (account) execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, dir]);
   writeFileSync(join(dir, 'data', 'hello.bin'), randomBytes(200_000));
   if (account) chownSync(join(dir, 'data', 'hello.bin'), account.uid, account.gid);

@@ -33,6 +33,7 @@ import { startFireflyCollector, type FireflyCollector } from '../support/firefly
 import { startHarness, type Harness } from '../support/port-harness.js';
 import { startTestIssuer, type TestIssuer } from '../support/test-issuer.js';
 import { testTls } from '../support/tls.js';
+import { xrootdHttpTpcConfig } from '../support/xrootd-config.js';
 import { createTransferEngine } from '../../services/transfer/engine.js';
 import { parseOutboundTokens } from '../../services/auth/outbound-tokens.js';
 import { PauseGate } from '../../services/throttle/pause-gate.js';
@@ -114,19 +115,8 @@ before(async () => {
   copyFileSync(fileURLToPath(new URL('../../services/marking/scitags-registry.json', import.meta.url)), join(dir, 'scitags.json'));
   writeFileSync(join(dir, 'scitokens.cfg'), ['[Global]', `audience = ${xrdAud}`, '', '[Issuer cargoport-test]', `issuer = ${iss.issuer}`, 'base_path = /', ''].join('\n'));
   const rootPort = await freePort();
-  writeFileSync(join(dir, 'xrd.cfg'), [
-    'all.export /',
-    `oss.localroot ${dir}/data`,
-    `all.adminpath ${dir}/run`,
-    `all.pidpath ${dir}/run`,
-    `xrd.port ${rootPort}`,
-    `xrd.protocol XrdHttp:${xrdPort} libXrdHttp.so`,
-    `xrd.tls ${dir}/cert.pem ${dir}/key.pem`,
-    `xrd.tlsca certdir ${dir}/ca`,
-    'http.exthandler xrdtpc libXrdHttpTPC.so',
-    `tpc.cadir ${dir}/ca`,
+  writeFileSync(join(dir, 'xrd.cfg'), xrootdHttpTpcConfig(dir, rootPort, xrdPort, [
     'http.header2cgi Authorization authz',
-    'xrootd.chksum adler32',
     'ofs.authorize 1',
     `ofs.authlib ${plugin} config=${dir}/scitokens.cfg`,
     // XRootD's own scitags marking: fireflies for flows whose request has scitag.flow, which the SciTag header becomes.
@@ -135,8 +125,7 @@ before(async () => {
     'scitokens.trace all',
     'http.trace all',
     'tpc.trace all',
-    '',
-  ].join('\n'));
+  ]));
   writeFileSync(join(dir, 'data', 'hello.bin'), randomBytes(300_000));
   if (account) execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, dir]);
   const cmd = `XDG_CACHE_HOME=${dir}/cache xrootd -c ${dir}/xrd.cfg -l ${dir}/xrd.log`;
